@@ -1,0 +1,48 @@
+# `make demo` and `make test` are the two commands a fresh clone needs; both set up first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.stamp-dev
+
+.PHONY: setup demo test lint typecheck pytest install-check bench clean
+
+setup: $(STAMP)
+
+# Reinstall only when the project's requirements change.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/planner.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+pytest: $(STAMP)
+	$(PY) -m pytest -q $(if $(filter true,$(CI)),--hypothesis-profile=ci,)
+
+# Both install kinds must import from outside the checkout: editable (the venv) and a plain wheel.
+install-check: $(STAMP)
+	cd / && $(CURDIR)/$(PY) -c "import specroute.engine, specroute.routes, specroute.cache"
+	rm -rf $(VENV)/.install-check
+	$(PY) -m pip install --quiet --no-deps --target $(VENV)/.install-check .
+	@# PYTHONPATH entries process no .pth files, so the editable finder stays out of this import.
+	cd / && PYTHONPATH=$(CURDIR)/$(VENV)/.install-check:$$($(CURDIR)/$(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") \
+		$$($(CURDIR)/$(PY) -c "import sys; print(sys._base_executable)") -c \
+		"import specroute.engine, specroute.cache, specroute.routes as r; assert '.install-check' in r.__file__, r.__file__"
+	rm -rf $(VENV)/.install-check
+
+test: lint typecheck install-check pytest
+
+bench: $(STAMP)
+	$(PY) bench/overhead.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

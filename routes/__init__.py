@@ -1,0 +1,47 @@
+"""Route decisions, speculation policies and the error hierarchy: plain synchronous objects."""
+
+from ._errors import BranchError as BranchError
+from ._errors import CycleError as CycleError
+from ._errors import DuplicateProducerError as DuplicateProducerError
+from ._errors import FlowError as FlowError
+from ._errors import HandoffError as HandoffError
+from ._errors import MissingInputError as MissingInputError
+from ._errors import RunError as RunError
+from ._errors import RunTimeoutError as RunTimeoutError
+from ._errors import SpecrouteError as SpecrouteError
+from ._errors import StepDefinitionError as StepDefinitionError
+from ._errors import StepFailedError as StepFailedError
+from ._errors import StepTimeoutError as StepTimeoutError
+from ._errors import UnknownBranchError as UnknownBranchError
+from ._errors import UnknownRouteError as UnknownRouteError
+from ._route import Route as Route
+from ._speculation import Always as Always
+from ._speculation import Branches as Branches
+from ._speculation import Never as Never
+from ._speculation import RouterView as RouterView
+from ._speculation import SpeculationPlan as SpeculationPlan
+from ._speculation import SpeculationPolicy as SpeculationPolicy
+
+__all__ = [
+    "Always",
+    "BranchError",
+    "Branches",
+    "CycleError",
+    "DuplicateProducerError",
+    "FlowError",
+    "HandoffError",
+    "MissingInputError",
+    "Never",
+    "Route",
+    "RouterView",
+    "RunError",
+    "RunTimeoutError",
+    "SpecrouteError",
+    "SpeculationPlan",
+    "SpeculationPolicy",
+    "StepDefinitionError",
+    "StepFailedError",
+    "StepTimeoutError",
+    "UnknownBranchError",
+    "UnknownRouteError",
+]

@@ -1,0 +1,128 @@
+"""The errors specroute raises, all under one root.
+
+The hierarchy (each class says when it is raised)::
+
+    SpecrouteError                     anything specroute raises on purpose
+    ├── FlowError                      a flow that cannot be built; raised by `Flow(...)`
+    │   ├── CycleError                 steps that wait on each other (the cycle is named)
+    │   ├── MissingInputError          a value read that nothing produces and no input gives
+    │   ├── DuplicateProducerError     two steps could write one value
+    │   ├── BranchError                a router's branches do not fit together
+    │   ├── StepDefinitionError        a step function or option that cannot run
+    │   └── UnknownBranchError         a speculation policy names a router or branch that
+    │                                  does not exist
+    ├── RunError                       a run that started and did not finish
+    │   ├── StepFailedError            a step on the winning path raised; `__cause__` is
+    │   │                              the step's own exception
+    │   ├── UnknownRouteError          a router returned a label with no branch
+    │   ├── HandoffError               a router handed over values its branch does not take
+    │   └── RunTimeoutError            the run's own deadline passed
+    ├── StepTimeoutError               a step's own deadline passed (the cause of a
+    │                                  `StepFailedError`, never raised by `run` itself)
+    └── (cache and LLM errors, defined in their packages)
+
+Build-time errors derive from `FlowError` and are raised before any step runs; run-time
+failures derive from `RunError` and are raised by `Flow.run`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BranchError",
+    "CycleError",
+    "DuplicateProducerError",
+    "FlowError",
+    "HandoffError",
+    "MissingInputError",
+    "RunError",
+    "RunTimeoutError",
+    "SpecrouteError",
+    "StepDefinitionError",
+    "StepFailedError",
+    "StepTimeoutError",
+    "UnknownBranchError",
+    "UnknownRouteError",
+]
+
+
+class SpecrouteError(Exception):
+    """Root of every error specroute raises on purpose."""
+
+
+class FlowError(SpecrouteError):
+    """A flow definition that cannot run; raised when the flow is built or a run is set up.
+
+    Unlike `RunError`, nothing has run when this is raised.
+    """
+
+
+class CycleError(FlowError):
+    """Steps that wait on each other's values; the message names the cycle."""
+
+
+class MissingInputError(FlowError):
+    """A step reads a value that no step produces and no run input provides."""
+
+
+class DuplicateProducerError(FlowError):
+    """Two steps (or a step and a router's branches) could write the same value."""
+
+
+class BranchError(FlowError):
+    """A router's branches do not fit: no branches, or outputs that differ between them."""
+
+
+class StepDefinitionError(FlowError):
+    """A step that cannot be scheduled: not an `async def`, `*args`, a bad option."""
+
+
+class UnknownBranchError(FlowError):
+    """A speculation policy names a router or branch label the flow does not have."""
+
+
+class RunError(SpecrouteError):
+    """A run that started and could not finish; every task has stopped when it is raised."""
+
+
+class StepFailedError(RunError):
+    """A step on the winning path raised.
+
+    The step's own exception is `__cause__`. When several steps fail in the same instant the
+    first one recorded is raised and the others are in `concurrent_failures`; the run is one
+    computation, so its caller gets one error (the others are consequences or coincidences,
+    and all of them are in the trace).
+
+    Attributes:
+        step: The failing step's name.
+        branch: The branch path the step ran in (`""` for the top level).
+        concurrent_failures: Other failures recorded before the run finished stopping.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: str,
+        branch: str,
+        concurrent_failures: tuple[StepFailedError, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.step = step
+        self.branch = branch
+        self.concurrent_failures = concurrent_failures
+
+
+class UnknownRouteError(RunError):
+    """A router returned a label that has no branch; the message lists the known labels."""
+
+
+class HandoffError(RunError):
+    """A router handed over values that differ from the names its branch declared."""
+
+
+class RunTimeoutError(RunError):
+    """The deadline given to `Flow.run(timeout=...)` passed; every task was cancelled."""
+
+
+class StepTimeoutError(SpecrouteError):
+    """A step ran past its own `timeout` option; the cause of a `StepFailedError`."""

@@ -1,0 +1,152 @@
+"""Speculation policies: which branches start beside their router, and how far they may run.
+
+A policy is a plain synchronous object. The engine asks it once per router execution, when the
+router starts, and the answer is a `SpeculationPlan`: branch label -> step limit, where `None`
+lets the whole branch run before the route is known and an integer `k` lets only the branch's
+first `k` steps (in its topological order) start early. Branches missing from the plan start
+only if and when their router picks them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import Protocol, TypeAlias
+
+import attrs
+
+from ._errors import UnknownBranchError
+
+__all__ = [
+    "Always",
+    "Branches",
+    "Never",
+    "RouterView",
+    "SpeculationPlan",
+    "SpeculationPolicy",
+]
+
+#: Branch label -> how many of its steps may start before the route is known (None: all).
+SpeculationPlan: TypeAlias = Mapping[str, int | None]
+
+
+@attrs.frozen(kw_only=True)
+class RouterView:
+    """What a policy may know about a router when it starts.
+
+    Attributes:
+        name: The router step's name.
+        labels: The router's branch labels, in declaration order.
+        branch_sizes: Label -> number of steps (and nested routers) in that branch.
+    """
+
+    name: str
+    labels: tuple[str, ...]
+    branch_sizes: Mapping[str, int]
+
+
+class SpeculationPolicy(Protocol):
+    """Decides, per router execution, which branches to speculate and how far."""
+
+    def check(self, routers: Mapping[str, tuple[str, ...]]) -> None:
+        """Raise `UnknownBranchError` if the policy names a router or label not in `routers`.
+
+        Called before a run starts, with every router of the flow and its labels.
+        """
+
+    def plan(self, router: RouterView) -> SpeculationPlan:
+        """Return the branches to start beside `router`, each with its step limit."""
+
+
+def _check_limit(name: str, limit: int | None) -> None:
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"`{name}` must be None (whole branch) or an int >= 1, got {limit!r}")
+
+
+@attrs.frozen
+class Never:
+    """Speculate nothing: every branch starts after its router returns."""
+
+    def check(self, routers: Mapping[str, tuple[str, ...]]) -> None:
+        """Nothing to check: the policy names no router."""
+
+    def plan(self, router: RouterView) -> SpeculationPlan:
+        """Return an empty plan."""
+        return {}
+
+
+@attrs.frozen(kw_only=True)
+class Always:
+    """Speculate every branch of every router.
+
+    Args:
+        limit: Steps each branch may start before its route is known (None: the whole branch).
+    """
+
+    limit: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        _check_limit("limit", self.limit)
+
+    def check(self, routers: Mapping[str, tuple[str, ...]]) -> None:
+        """Nothing to check: the policy names no router."""
+
+    def plan(self, router: RouterView) -> SpeculationPlan:
+        """Return every label of `router` with this policy's limit."""
+        return dict.fromkeys(router.labels, self.limit)
+
+
+def _normalize(
+    plans: Mapping[str, Mapping[str, int | None] | Iterable[str]],
+) -> Mapping[str, SpeculationPlan]:
+    result: dict[str, SpeculationPlan] = {}
+    for router, plan in plans.items():
+        if isinstance(plan, str):
+            raise TypeError(
+                f"branches for router {router!r} must be a list of labels or a mapping "
+                f"label -> limit, got the string {plan!r} (write [{plan!r}])"
+            )
+        if isinstance(plan, Mapping):
+            normalized = dict(plan)
+        else:
+            normalized = dict.fromkeys(plan)
+        for label, limit in normalized.items():
+            _check_limit(f"{router}.{label}", limit)
+        result[router] = MappingProxyType(normalized)
+    return MappingProxyType(result)
+
+
+@attrs.frozen
+class Branches:
+    """Speculate named branches of named routers; anything not named is not speculated.
+
+    Args:
+        plans: Router name -> the labels to speculate (a list: whole branches) or a mapping
+            label -> step limit (None: whole branch).
+
+    Example:
+        `Branches({"discovery": {"generate": 1}})` starts only the first step of the
+        `generate` branch beside the `discovery` router.
+    """
+
+    plans: Mapping[str, SpeculationPlan] = attrs.field(converter=_normalize)
+
+    def check(self, routers: Mapping[str, tuple[str, ...]]) -> None:
+        """Raise `UnknownBranchError` naming the first unknown router or label."""
+        for router, plan in self.plans.items():
+            if router not in routers:
+                known = ", ".join(sorted(routers)) or "none"
+                raise UnknownBranchError(
+                    f"speculation policy names router {router!r}, which the flow does not "
+                    f"have (routers: {known})"
+                )
+            for label in plan:
+                if label not in routers[router]:
+                    raise UnknownBranchError(
+                        f"speculation policy names branch {label!r} of router {router!r}, "
+                        f"which has only {', '.join(map(repr, routers[router]))}"
+                    )
+
+    def plan(self, router: RouterView) -> SpeculationPlan:
+        """Return the plan named for `router`, or nothing."""
+        return self.plans.get(router.name, {})
