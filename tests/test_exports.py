@@ -7,7 +7,7 @@ import inspect
 
 import pytest
 
-PACKAGES = ["specroute.engine", "specroute.routes", "specroute.cache"]
+PACKAGES = ["specroute.engine", "specroute.engine.llm", "specroute.routes", "specroute.cache"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)
