@@ -1,3 +1,27 @@
 """The scheduler: steps, flows, runs, speculation and cancellation on trio."""
 
-__all__: list[str] = []
+from ._flow import Flow as Flow
+from ._flow import Router as Router
+from ._flow import router as router
+from ._mode import Mode as Mode
+from ._step import Step as Step
+from ._step import StepOptions as StepOptions
+from ._step import step as step
+from ._trace import RouteTaken as RouteTaken
+from ._trace import RunResult as RunResult
+from ._trace import StepStatus as StepStatus
+from ._trace import TraceEntry as TraceEntry
+
+__all__ = [
+    "Flow",
+    "Mode",
+    "RouteTaken",
+    "Router",
+    "RunResult",
+    "Step",
+    "StepOptions",
+    "StepStatus",
+    "TraceEntry",
+    "router",
+    "step",
+]

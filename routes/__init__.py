@@ -13,6 +13,7 @@ from ._errors import StepDefinitionError as StepDefinitionError
 from ._errors import StepFailedError as StepFailedError
 from ._errors import StepTimeoutError as StepTimeoutError
 from ._errors import UnknownBranchError as UnknownBranchError
+from ._errors import UnknownInputError as UnknownInputError
 from ._errors import UnknownRouteError as UnknownRouteError
 from ._route import Route as Route
 from ._speculation import Always as Always
@@ -43,5 +44,6 @@ __all__ = [
     "StepFailedError",
     "StepTimeoutError",
     "UnknownBranchError",
+    "UnknownInputError",
     "UnknownRouteError",
 ]

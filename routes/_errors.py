@@ -9,6 +9,8 @@ The hierarchy (each class says when it is raised)::
     │   ├── DuplicateProducerError     two steps could write one value
     │   ├── BranchError                a router's branches do not fit together
     │   ├── StepDefinitionError        a step function or option that cannot run
+    │   ├── UnknownInputError          a run input that no step reads, or that a step
+    │   │                              already produces
     │   └── UnknownBranchError         a speculation policy names a router or branch that
     │                                  does not exist
     ├── RunError                       a run that started and did not finish
@@ -27,6 +29,8 @@ failures derive from `RunError` and are raised by `Flow.run`.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "BranchError",
     "CycleError",
@@ -41,6 +45,7 @@ __all__ = [
     "StepFailedError",
     "StepTimeoutError",
     "UnknownBranchError",
+    "UnknownInputError",
     "UnknownRouteError",
 ]
 
@@ -76,40 +81,44 @@ class StepDefinitionError(FlowError):
     """A step that cannot be scheduled: not an `async def`, `*args`, a bad option."""
 
 
+class UnknownInputError(FlowError):
+    """A run input that no step reads (a typo?), or that a step of the flow produces itself."""
+
+
 class UnknownBranchError(FlowError):
     """A speculation policy names a router or branch label the flow does not have."""
 
 
 class RunError(SpecrouteError):
-    """A run that started and could not finish; every task has stopped when it is raised."""
+    """A run that started and could not finish; every task has stopped when it is raised.
+
+    Attributes:
+        concurrent_failures: Other failures recorded while the run was stopping (in the
+            same instant as this one, or caused by the same cancellation).
+        trace: What ran before the failure, as `TraceEntry` objects (empty if unknown).
+    """
+
+    concurrent_failures: tuple[RunError, ...] = ()
+    trace: tuple[Any, ...] = ()
 
 
 class StepFailedError(RunError):
     """A step on the winning path raised.
 
     The step's own exception is `__cause__`. When several steps fail in the same instant the
-    first one recorded is raised and the others are in `concurrent_failures`; the run is one
-    computation, so its caller gets one error (the others are consequences or coincidences,
-    and all of them are in the trace).
+    first one recorded is raised and the others are in `concurrent_failures`: a run is one
+    computation, so its caller gets one error, never an `ExceptionGroup` (the others are
+    consequences or coincidences, and all of them are in the trace).
 
     Attributes:
         step: The failing step's name.
         branch: The branch path the step ran in (`""` for the top level).
-        concurrent_failures: Other failures recorded before the run finished stopping.
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        step: str,
-        branch: str,
-        concurrent_failures: tuple[StepFailedError, ...] = (),
-    ) -> None:
+    def __init__(self, message: str, *, step: str, branch: str) -> None:
         super().__init__(message)
         self.step = step
         self.branch = branch
-        self.concurrent_failures = concurrent_failures
 
 
 class UnknownRouteError(RunError):

@@ -1,0 +1,396 @@
+"""Flows and routers: the graph is derived from names, and checked when it is built."""
+
+from __future__ import annotations
+
+import itertools
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import attrs
+from specroute.routes import (
+    Always,
+    BranchError,
+    CycleError,
+    DuplicateProducerError,
+    MissingInputError,
+    SpeculationPolicy,
+    StepDefinitionError,
+)
+
+from ._step import Step
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from ._mode import Mode
+    from ._trace import RunResult
+
+__all__ = ["Flow", "Router", "router"]
+
+Node: TypeAlias = "Step | Router"
+DEFAULT_POLICY = Always()
+
+
+@attrs.frozen(eq=False, repr=False)
+class Router:
+    """A router step and the branches it chooses between. Build one with `router()`.
+
+    Attributes:
+        step: The router step; it returns a `Route`.
+        branches: Label -> the `Flow` that runs when the router picks that label.
+        handoff: Label -> the names of the values the router hands to that branch.
+        outputs: The values every branch produces; they appear in the enclosing flow.
+    """
+
+    step: Step
+    branches: Mapping[str, Flow]
+    handoff: Mapping[str, frozenset[str]]
+    outputs: frozenset[str]
+
+    @property
+    def name(self) -> str:
+        """The router step's name."""
+        return self.step.name
+
+    @property
+    def reads(self) -> frozenset[str]:
+        """Every value the router and its branches read from outside."""
+        reads = set(self.step.params)
+        for label, branch in self.branches.items():
+            reads |= branch.externals - self.handoff[label]
+        return frozenset(reads)
+
+    def __repr__(self) -> str:
+        return f"<Router {self.name!r} branches {list(self.branches)}>"
+
+
+def router(
+    step: Step,
+    branches: Mapping[str, Flow | Sequence[Step | Router]],
+    *,
+    handoff: Mapping[str, Iterable[str]] | None = None,
+) -> Router:
+    """Make a router: `step` returns a `Route` whose label picks one of `branches`.
+
+    Args:
+        step: The router step.
+        branches: Label -> a `Flow` (or a list of steps, made into one).
+        handoff: Label -> names of the values the router's `Route` hands to that branch;
+            a branch may read them like any other value.
+
+    Returns:
+        The `Router`, to put in a `Flow` like a step.
+
+    Raises:
+        BranchError: No branches, a handoff for an unknown label, a handoff name that the
+            branch also produces, or branches whose outputs differ.
+    """
+    if not isinstance(step, Step):
+        raise StepDefinitionError(f"router step must be a Step (use @step), got {step!r}")
+    if not branches:
+        raise BranchError(f"router {step.name!r} has no branches; give it at least one")
+    flows = {
+        label: flow if isinstance(flow, Flow) else Flow(flow, name=label)
+        for label, flow in branches.items()
+    }
+    handoff = dict(handoff or {})
+    for label in handoff:
+        if label not in flows:
+            raise BranchError(
+                f"router {step.name!r}: handoff names label {label!r}, which has no branch "
+                f"(labels: {', '.join(map(repr, flows))})"
+            )
+    frozen_handoff = {label: frozenset(handoff.get(label, ())) for label in flows}
+    outputs: dict[str, frozenset[str]] = {}
+    for label, flow in flows.items():
+        given = frozen_handoff[label]
+        clash = given & flow.deep_produced
+        if clash:
+            raise BranchError(
+                f"router {step.name!r}, branch {label!r}: handoff value(s) "
+                f"{sorted(clash)} are also produced by the branch; rename one of them"
+            )
+        outputs[label] = flow.outputs
+        missing = flow.outputs - flow.produced - given
+        if missing:
+            raise BranchError(
+                f"router {step.name!r}, branch {label!r}: outputs {sorted(missing)} are "
+                f"neither produced by the branch nor handed over by the router"
+            )
+    first_label, first = next(iter(outputs.items()))
+    for label, names in outputs.items():
+        if names != first:
+            raise BranchError(
+                f"router {step.name!r}: branches must produce the same outputs, but "
+                f"{first_label!r} produces {sorted(first)} and {label!r} produces "
+                f"{sorted(names)}; declare `outputs=[...]` on each branch's Flow"
+            )
+    return Router(step, MappingProxyType(flows), MappingProxyType(frozen_handoff), first)
+
+
+def _node_reads(node: Node) -> frozenset[str]:
+    return node.reads if isinstance(node, Router) else frozenset(node.params)
+
+
+def _node_writes(node: Node) -> frozenset[str]:
+    return node.outputs if isinstance(node, Router) else frozenset((node.output,))
+
+
+def _topological(nodes: Sequence[Node], producer: Mapping[str, int], flow: str) -> list[int]:
+    """Kahn's algorithm in declaration order; raises `CycleError` naming the cycle."""
+    deps = [{producer[n] for n in _node_reads(node) if n in producer} for node in nodes]
+    users: list[list[int]] = [[] for _ in nodes]
+    for index, needed in enumerate(deps):
+        for dep in needed:
+            users[dep].append(index)
+    remaining = [len(needed) for needed in deps]
+    order = [index for index, count in enumerate(remaining) if count == 0]
+    for index in order:
+        for user in users[index]:
+            remaining[user] -= 1
+            if remaining[user] == 0:
+                order.append(user)
+    if len(order) == len(nodes):
+        return order
+    # Walk back along unfinished dependencies until a node repeats: that is a cycle.
+    stuck = next(index for index, count in enumerate(remaining) if count)
+    path = [stuck]
+    while True:
+        stuck = next(dep for dep in deps[stuck] if remaining[dep])
+        if stuck in path:
+            cycle = [*path[path.index(stuck) :], stuck]
+            break
+        path.append(stuck)
+    cycle.reverse()
+    links = []
+    for before, after in itertools.pairwise(cycle):
+        value = sorted(_node_writes(nodes[before]) & _node_reads(nodes[after]))[0]
+        links.append(f"{nodes[after].name!r} reads {value!r} from {nodes[before].name!r}")
+    names = " -> ".join(nodes[index].name for index in cycle)
+    raise CycleError(
+        f"flow {flow!r} has a cycle: {names} ({'; '.join(links)}); "
+        f"break it by removing one of these reads"
+    )
+
+
+class Flow:
+    """A set of steps and routers; the graph comes from the names they read and write.
+
+    Args:
+        nodes: Steps and routers, in any order.
+        name: The flow's name, for traces and errors.
+        outputs: The values the flow returns (default: the values no node of the flow
+            reads). A branch's outputs appear in the flow around its router.
+        inputs: The run inputs, if you want them checked now: any value read that no step
+            produces and that is not listed raises `MissingInputError` at once.
+        speculate: The default speculation policy for runs of this flow.
+
+    Raises:
+        FlowError: A subclass naming the step, value or router at fault: `CycleError`,
+            `DuplicateProducerError`, `MissingInputError`, `BranchError`,
+            `StepDefinitionError`, `UnknownBranchError`.
+    """
+
+    def __init__(
+        self,
+        nodes: Iterable[Step | Router],
+        *,
+        name: str = "flow",
+        outputs: Iterable[str] | None = None,
+        inputs: Iterable[str] | None = None,
+        speculate: SpeculationPolicy | None = None,
+    ) -> None:
+        self.name = name
+        given = list(nodes)
+        producer: dict[str, int] = {}
+        seen_names: dict[str, Node] = {}
+        for index, node in enumerate(given):
+            if not isinstance(node, Step | Router):
+                raise StepDefinitionError(
+                    f"flow {name!r}: item {index} is {node!r}; a flow holds steps (made "
+                    f"with @step) and routers (made with router())"
+                )
+            if node.name in seen_names:
+                raise StepDefinitionError(
+                    f"flow {name!r} has two steps named {node.name!r}; give one of them "
+                    f"another name with @step(name=...)"
+                )
+            seen_names[node.name] = node
+            for value in _node_writes(node):
+                if value in producer:
+                    raise DuplicateProducerError(
+                        f"flow {name!r}: value {value!r} would be written by both "
+                        f"{given[producer[value]].name!r} and {node.name!r}; give one an "
+                        f"`output=` of its own and merge them in an explicit step"
+                    )
+                producer[value] = index
+        order = _topological(given, producer, name)
+        self.nodes: tuple[Node, ...] = tuple(given[index] for index in order)
+        self.produced: frozenset[str] = frozenset(producer)
+        deep = set(producer)
+        for node in self.nodes:
+            if isinstance(node, Router):
+                for label, branch in node.branches.items():
+                    inner = (branch.deep_produced | node.handoff[label]) - node.outputs
+                    clash = inner & self.produced
+                    if clash:
+                        value = sorted(clash)[0]
+                        raise DuplicateProducerError(
+                            f"flow {name!r}: value {value!r} is written by "
+                            f"{given[producer[value]].name!r} and also inside branch "
+                            f"{label!r} of router {node.name!r}; rename one of them"
+                        )
+                    deep |= inner
+        self.deep_produced: frozenset[str] = frozenset(deep)
+        readers: dict[str, list[str]] = {}
+        optional_everywhere: dict[str, bool] = {}
+        for node in self.nodes:
+            if isinstance(node, Router):
+                self._collect_router_reads(node, readers, optional_everywhere)
+            for value in node.params if isinstance(node, Step) else node.step.params:
+                if value not in self.produced:
+                    readers.setdefault(value, []).append(node.name)
+                    is_optional = value in (
+                        node.optional if isinstance(node, Step) else node.step.optional
+                    )
+                    optional_everywhere[value] = (
+                        optional_everywhere.get(value, True) and is_optional
+                    )
+        self.externals: frozenset[str] = frozenset(readers)
+        self.readers: Mapping[str, tuple[str, ...]] = MappingProxyType(
+            {value: tuple(names) for value, names in readers.items()}
+        )
+        self.optional = frozenset(v for v, flag in optional_everywhere.items() if flag)
+        if outputs is None:
+            read_here = set().union(*(_node_reads(node) for node in self.nodes))
+            self.outputs: frozenset[str] = frozenset(self.produced - read_here)
+        else:
+            self.outputs = frozenset(outputs)
+            unknown = self.outputs - self.produced - self.externals
+            if unknown:
+                raise MissingInputError(
+                    f"flow {name!r}: outputs {sorted(unknown)} are neither produced nor "
+                    f"read by any step of the flow"
+                )
+        if inputs is not None:
+            declared = frozenset(inputs)
+            missing = sorted(self.externals - declared - self.optional)
+            if missing:
+                value = missing[0]
+                raise MissingInputError(
+                    f"flow {name!r}: step {self.readers[value][0]!r} reads {value!r}, "
+                    f"which no step produces and which is not among the inputs "
+                    f"{sorted(declared)}; add a step that produces it or list it as an input"
+                )
+        self.routers = MappingProxyType(self._collect_routers())
+        self._index_for_runs()
+        self.speculate = speculate
+        if speculate is not None:
+            speculate.check(self.routers)
+
+    def _collect_router_reads(
+        self,
+        node: Router,
+        readers: dict[str, list[str]],
+        optional_everywhere: dict[str, bool],
+    ) -> None:
+        for label, branch in node.branches.items():
+            for value in branch.externals - node.handoff[label] - self.produced:
+                readers.setdefault(value, []).extend(branch.readers[value])
+                optional_everywhere[value] = (
+                    optional_everywhere.get(value, True) and value in branch.optional
+                )
+
+    def _collect_routers(self) -> dict[str, tuple[str, ...]]:
+        routers: dict[str, list[str]] = {}
+
+        def add(name: str, labels: Iterable[str]) -> None:
+            known = routers.setdefault(name, [])
+            known.extend(label for label in labels if label not in known)
+
+        for node in self.nodes:
+            if isinstance(node, Router):
+                add(node.name, node.branches)
+                for branch in node.branches.values():
+                    for name, labels in branch.routers.items():
+                        add(name, labels)
+        return {name: tuple(labels) for name, labels in routers.items()}
+
+    def _index_for_runs(self) -> None:
+        """Tables the scheduler reads on every step, so its hot path only looks things up."""
+        consumers: dict[str, list[int]] = {}
+        reads = []
+        for index, node in enumerate(self.nodes):
+            step = node.step if isinstance(node, Router) else node
+            local = tuple(name for name in step.params if name in self.produced)
+            external = tuple(name for name in step.params if name not in self.produced)
+            for name in local:
+                consumers.setdefault(name, []).append(index)
+            reads.append((local, external))
+        self.consumers: Mapping[str, tuple[int, ...]] = {
+            name: tuple(users) for name, users in consumers.items()
+        }
+        self.reads: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = tuple(reads)
+        self.effects = tuple(
+            (node.step if isinstance(node, Router) else node).options.effect for node in self.nodes
+        )
+        self.routers_at = tuple(isinstance(node, Router) for node in self.nodes)
+
+    @property
+    def inputs(self) -> frozenset[str]:
+        """The values a run must give (no step produces them and no default covers them)."""
+        return self.externals - self.optional
+
+    async def run(
+        self,
+        inputs: Mapping[str, Any] | None = None,
+        /,
+        *,
+        mode: Mode | str = "speculative",
+        speculate: SpeculationPolicy | None = None,
+        max_concurrency: int | Any | None = None,
+        timeout: float | None = None,
+        **named_inputs: Any,
+    ) -> RunResult:
+        """Run the flow inside trio and return what it produced, the route and the trace.
+
+        Args:
+            inputs: Run inputs as a mapping (for names that clash with these keywords).
+            mode: `"sequential"` (one step at a time, each router before its branch),
+                `"parallel"` (dataflow, no speculation) or `"speculative"` (dataflow, and
+                branches start beside their router as the policy says).
+            speculate: The speculation policy (default: the flow's, else `Always()`).
+            max_concurrency: Cap on steps in flight: an int, or a `trio.CapacityLimiter`
+                to share one cap between runs.
+            timeout: Seconds the whole run may take.
+            **named_inputs: Run inputs by name.
+
+        Returns:
+            The `RunResult`.
+
+        Raises:
+            FlowError: Missing or unknown inputs, or a policy naming an unknown branch;
+                raised before any step runs.
+            StepFailedError: A step on the winning path raised (one error, not a group;
+                see the README's "When things go wrong").
+            UnknownRouteError: A winning router returned a label with no branch.
+            HandoffError: A winning router handed over values its branch does not declare.
+            RunTimeoutError: `timeout` passed.
+            trio.Cancelled: The caller's scope was cancelled (never swallowed).
+            KeyboardInterrupt: Ctrl-C; every task has stopped when it propagates.
+        """
+        from ._run import execute
+
+        values = dict(inputs or {})
+        values.update(named_inputs)
+        return await execute(
+            self,
+            values,
+            mode=mode,
+            policy=speculate or self.speculate or DEFAULT_POLICY,
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+        )
+
+    def __repr__(self) -> str:
+        return f"<Flow {self.name!r} nodes {[node.name for node in self.nodes]}>"

@@ -1,0 +1,523 @@
+"""The scheduler: dataflow in one nursery per scope, speculative branches in their own scopes.
+
+A run is a tree of scopes. The top scope holds the run inputs and the top-level values; each
+branch execution gets a child scope, its overlay: it reads its ancestors' values and writes
+only its own. When a router picks a branch, the branch's outputs are written through to its
+parent (and, from then on, every output it writes); a losing branch is cancelled and its
+overlay dropped, so nothing it wrote is ever seen.
+
+Failures never travel through nurseries: a step's exception is wrapped in `StepFailedError`
+and handed to `_Scope.fail`, which cancels the smallest scope that must stop (a branch that
+has not won yet, else the run). Nurseries therefore only ever see `trio.Cancelled`, which
+the cancelled scope absorbs, and `execute` raises exactly one error.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import trio
+from specroute.routes import (
+    HandoffError,
+    MissingInputError,
+    Route,
+    RouterView,
+    RunError,
+    RunTimeoutError,
+    SpecrouteError,
+    SpeculationPolicy,
+    StepFailedError,
+    StepTimeoutError,
+    UnknownBranchError,
+    UnknownInputError,
+    UnknownRouteError,
+)
+
+from ._flow import Flow, Router
+from ._mode import Mode
+from ._trace import RouteTaken, RunResult, StepStatus, TraceEntry
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ._step import Step
+
+__all__ = ["execute"]
+
+_MISSING: Any = object()
+OK, FAILED, CANCELLED, SKIPPED = (
+    StepStatus.OK,
+    StepStatus.FAILED,
+    StepStatus.CANCELLED,
+    StepStatus.SKIPPED,
+)
+
+
+class _Run:
+    """State shared by every scope of one run."""
+
+    def __init__(
+        self, policy: SpeculationPolicy | None, limiter: trio.CapacityLimiter | None
+    ) -> None:
+        self.policy = policy
+        self.limiter = limiter
+        # (scope, step, start, end, status, speculative, error) per step execution
+        self.records: list[tuple[_Scope, Step, float, float, StepStatus, bool, Any]] = []
+        self.routes: list[tuple[_Scope, str, str, float]] = []
+        self.scopes: list[_Scope] = []
+        self.failures: list[SpecrouteError] = []
+        self.top: _Scope
+
+    def fail(self, error: SpecrouteError) -> None:
+        self.failures.append(error)
+        if len(self.failures) == 1:
+            self.top.cancel_scope.cancel()
+
+    async def call(self, scope: _Scope, step: Step) -> tuple[bool, Any]:
+        """Run one step function; record it; hand a failure to its scope."""
+        kwargs = scope.gather(step.params)
+        speculative = not scope.confirmed
+        status = CANCELLED
+        error: Exception | None = None
+        start = trio.current_time()
+        try:
+            if self.limiter is None:
+                value = await _invoke(step, kwargs)
+            else:
+                async with self.limiter:
+                    start = trio.current_time()
+                    value = await _invoke(step, kwargs)
+            status = OK
+            return True, value
+        except Exception as exc:  # noqa: BLE001 -- the step boundary: wrapped and re-raised by `execute`
+            status = FAILED
+            error = exc
+        finally:
+            self.records.append(
+                (scope, step, start, trio.current_time(), status, speculative, error)
+            )
+        failure = StepFailedError(
+            f"step {step.name!r} failed{scope.where}: {type(error).__name__}: {error}",
+            step=step.name,
+            branch=scope.path,
+        )
+        failure.__cause__ = error
+        scope.fail(failure)
+        return False, None
+
+    async def run_step(self, scope: _Scope, index: int) -> None:
+        step: Step = scope.flow.nodes[index]  # type: ignore[assignment]
+        ok, value = await self.call(scope, step)
+        if ok:
+            scope.write(step.output, value)
+            scope.node_done()
+
+    async def run_router(self, scope: _Scope, index: int) -> None:
+        node: Router = scope.flow.nodes[index]  # type: ignore[assignment]
+        async with trio.open_nursery() as nursery:
+            children: dict[str, _Scope] = {}
+            if self.policy is not None:
+                view = RouterView(
+                    name=node.name,
+                    labels=tuple(node.branches),
+                    branch_sizes={k: len(b.nodes) for k, b in node.branches.items()},
+                )
+                for label, limit in self.policy.plan(view).items():
+                    if label not in node.branches:
+                        scope.fail(
+                            UnknownBranchError(
+                                f"speculation policy planned branch {label!r} for router "
+                                f"{node.name!r}, which has only {list(node.branches)}"
+                            )
+                        )
+                        return
+                    child = _Scope(self, node.branches[label], scope, node, label, limit)
+                    children[label] = child
+                    nursery.start_soon(child.run)
+            ok, decision = await self.call(scope, node.step)
+            if not ok:
+                return
+            error = _check_decision(node, decision, scope.where)
+            if error is not None:
+                scope.fail(error)
+                return
+            label = decision.label
+            self.routes.append((scope, node.name, label, trio.current_time()))
+            for other, child in children.items():
+                if other != label:
+                    child.cancel_scope.cancel()
+            winner = children.get(label)
+            if winner is None:
+                winner = _Scope(self, node.branches[label], scope, node, label, None)
+                nursery.start_soon(winner.run)
+            # The router's record is the newest: nothing awaited since `call` appended it.
+            winner.router_record = len(self.records) - 1
+            winner.choose(decision.values)
+        scope.node_done()
+
+
+async def _invoke(step: Step, kwargs: dict[str, Any]) -> Any:
+    timeout = step.options.timeout
+    if timeout is None:
+        return await step.fn(**kwargs)
+    with trio.move_on_after(timeout):
+        return await step.fn(**kwargs)
+    raise StepTimeoutError(f"step {step.name!r} ran longer than its timeout of {timeout}s")
+
+
+def _check_decision(node: Router, decision: Any, where: str) -> RunError | None:
+    if not isinstance(decision, Route):
+        return UnknownRouteError(
+            f"router {node.name!r}{where} returned {decision!r}; a router step must return "
+            f"a Route(label, **values)"
+        )
+    if decision.label not in node.branches:
+        return UnknownRouteError(
+            f"router {node.name!r}{where} returned label {decision.label!r}, which has no "
+            f"branch; known labels: {', '.join(map(repr, node.branches))}"
+        )
+    expected = node.handoff[decision.label]
+    if set(decision.values) != expected:
+        return HandoffError(
+            f"router {node.name!r}{where} handed {sorted(decision.values)} to branch "
+            f"{decision.label!r}, which declares handoff {sorted(expected)}; pass "
+            f"`handoff={{{decision.label!r}: [...]}}` to router() or change the Route"
+        )
+    return None
+
+
+class _Scope:
+    """One flow execution: the top level, or one branch (an overlay over its parent)."""
+
+    def __init__(
+        self,
+        run: _Run,
+        flow: Flow,
+        parent: _Scope | None,
+        router: Router | None,
+        label: str,
+        limit: int | None,
+        provides: frozenset[str] = frozenset(),
+    ) -> None:
+        self.shared = run
+        run.scopes.append(self)
+        self.flow = flow
+        self.parent = parent
+        self.limit = limit
+        self.values: dict[str, Any] = {}
+        self.watchers: dict[str, list[tuple[_Scope, int]]] = {}
+        self.missing: list[int] = []
+        self.launched = [False] * len(flow.nodes)
+        self.parked: list[int] = []
+        self.done = 0
+        self.finished = trio.Event()
+        self.cancel_scope = trio.CancelScope()
+        self.nursery: trio.Nursery | None = None
+        self.chosen_children: list[_Scope] = []
+        self.failure: SpecrouteError | None = None
+        self.closed = False
+        self.router_record = -1
+        if parent is None or router is None:
+            self.path = ""
+            self.exports: frozenset[str] = frozenset()
+            self.chosen = self.confirmed = True
+            self.provides = flow.produced | provides
+        else:
+            prefix = f"{parent.path}/" if parent.path else ""
+            self.path = f"{prefix}{router.name}:{label}"
+            self.exports = router.outputs
+            self.chosen = self.confirmed = False
+            self.provides = flow.produced | router.handoff[label]
+        self.where = f" in branch {self.path!r}" if self.path else ""
+
+    # -- values ---------------------------------------------------------------------------
+
+    def gather(self, params: tuple[str, ...]) -> dict[str, Any]:
+        kwargs = {}
+        for name in params:
+            scope: _Scope | None = self
+            while scope is not None:
+                value = scope.values.get(name, _MISSING)
+                if value is not _MISSING:
+                    kwargs[name] = value
+                    break
+                scope = scope.parent
+        return kwargs
+
+    def write(self, name: str, value: Any) -> None:
+        self.values[name] = value
+        if self.nursery is not None:
+            for index in self.flow.consumers.get(name, ()):
+                self.satisfy(index)
+        watchers = self.watchers.pop(name, None)
+        if watchers:
+            for child, index in watchers:
+                child.satisfy(index)
+        if self.chosen and name in self.exports:
+            self.parent.write(name, value)  # type: ignore[union-attr]
+
+    def satisfy(self, index: int) -> None:
+        if self.closed:
+            return
+        self.missing[index] -= 1
+        if self.missing[index] == 0:
+            self.ready(index)
+
+    # -- scheduling -----------------------------------------------------------------------
+
+    def blocked(self, index: int) -> bool:
+        if self.limit is not None and not self.chosen and index >= self.limit:
+            return True
+        return self.flow.effects[index] and not self.confirmed
+
+    def ready(self, index: int) -> None:
+        if self.cancel_scope.cancel_called:
+            return
+        if self.blocked(index):
+            self.parked.append(index)
+            return
+        self.launched[index] = True
+        runner = self.shared.run_router if self.flow.routers_at[index] else self.shared.run_step
+        self.nursery.start_soon(runner, self, index)  # type: ignore[union-attr]
+
+    def release(self) -> None:
+        if self.nursery is None or not self.parked:
+            return
+        parked, self.parked = sorted(self.parked), []
+        for index in parked:
+            self.ready(index)
+
+    def begin(self) -> None:
+        values = self.values
+        for index, (local, external) in enumerate(self.flow.reads):
+            count = 0
+            for name in local:
+                if name not in values:
+                    count += 1
+            for name in external:
+                # A branch provides its handed-over values itself; the rest come from above.
+                provider: _Scope | None = self
+                while provider is not None and name not in provider.provides:
+                    provider = provider.parent
+                if provider is not None and name not in provider.values:
+                    provider.watchers.setdefault(name, []).append((self, index))
+                    count += 1
+            self.missing.append(count)
+        for index, count in enumerate(self.missing):
+            if count == 0:
+                self.ready(index)
+
+    def node_done(self) -> None:
+        self.done += 1
+        if self.done == len(self.flow.nodes):
+            self.finished.set()
+
+    async def run(self) -> None:
+        with self.cancel_scope:
+            try:
+                async with trio.open_nursery() as nursery:
+                    self.nursery = nursery
+                    self.begin()
+                    if self.done < len(self.flow.nodes):
+                        await self.finished.wait()
+            finally:
+                self.closed = True
+                if self.done < len(self.flow.nodes):
+                    self._record_skipped()
+
+    def _record_skipped(self) -> None:
+        now = trio.current_time()
+        for index, launched in enumerate(self.launched):
+            if not launched:
+                node = self.flow.nodes[index]
+                step = node.step if isinstance(node, Router) else node
+                self.shared.records.append(
+                    (self, step, now, now, SKIPPED, not self.confirmed, None)
+                )
+
+    # -- routing outcomes -----------------------------------------------------------------
+
+    def choose(self, handed: Mapping[str, Any]) -> None:
+        parent = self.parent
+        assert parent is not None
+        if self.failure is not None:
+            parent.fail(self.failure)
+            return
+        self.chosen = True
+        parent.chosen_children.append(self)
+        for name in self.exports & self.values.keys():
+            parent.write(name, self.values[name])
+        for name, value in handed.items():
+            self.write(name, value)
+        if parent.confirmed:
+            self.confirm()
+        self.release()
+
+    def confirm(self) -> None:
+        self.confirmed = True
+        self.release()
+        for child in self.chosen_children:
+            child.confirm()
+
+    def fail(self, error: SpecrouteError) -> None:
+        if self.parent is None:
+            self.shared.fail(error)
+        elif self.chosen:
+            self.parent.fail(error)
+        else:
+            if self.failure is None:
+                self.failure = error
+            self.cancel_scope.cancel()
+
+    @property
+    def committed(self) -> bool:
+        scope: _Scope | None = self
+        while scope is not None:
+            if not scope.chosen:
+                return False
+            scope = scope.parent
+        return True
+
+
+def _check_inputs(flow: Flow, inputs: Mapping[str, Any]) -> None:
+    missing = sorted(flow.inputs - inputs.keys())
+    if missing:
+        details = "; ".join(
+            f"{name!r} (read by {', '.join(map(repr, flow.readers[name]))})" for name in missing
+        )
+        raise MissingInputError(f"flow {flow.name!r} needs input(s) not given: {details}")
+    for name in inputs:
+        if name in flow.deep_produced:
+            raise UnknownInputError(
+                f"input {name!r} is produced by a step of flow {flow.name!r}; an input cannot "
+                f"replace a step's value (rename the input or the step's output)"
+            )
+        if name not in flow.externals:
+            known = ", ".join(map(repr, sorted(flow.externals))) or "none"
+            raise UnknownInputError(
+                f"flow {flow.name!r} reads no value named {name!r} (it reads: {known})"
+            )
+
+
+def _limiter(max_concurrency: int | trio.CapacityLimiter | None) -> trio.CapacityLimiter | None:
+    if max_concurrency is None or isinstance(max_concurrency, trio.CapacityLimiter):
+        return max_concurrency
+    if not isinstance(max_concurrency, int) or max_concurrency < 1:
+        raise ValueError(
+            f"`max_concurrency` must be None, an int >= 1 or a trio.CapacityLimiter, "
+            f"got {max_concurrency!r}"
+        )
+    return trio.CapacityLimiter(max_concurrency)
+
+
+async def execute(
+    flow: Flow,
+    inputs: dict[str, Any],
+    *,
+    mode: Mode | str,
+    policy: SpeculationPolicy,
+    max_concurrency: int | trio.CapacityLimiter | None,
+    timeout: float | None,
+) -> RunResult:
+    """Run `flow` (see `Flow.run`, which documents the arguments and errors)."""
+    mode = Mode.parse(mode)
+    _check_inputs(flow, inputs)
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"`timeout` must be None or > 0, got {timeout!r}")
+    if mode is Mode.SPECULATIVE:
+        policy.check(flow.routers)
+    limiter = trio.CapacityLimiter(1) if mode is Mode.SEQUENTIAL else _limiter(max_concurrency)
+    run = _Run(policy if mode is Mode.SPECULATIVE else None, limiter)
+    top = run.top = _Scope(run, flow, None, None, "", None, frozenset(inputs))
+    top.values.update(inputs)
+    started = trio.current_time()
+    if timeout is not None:
+        top.cancel_scope.deadline = started + timeout
+    try:
+        await top.run()
+    except BaseExceptionGroup as group:
+        # Ctrl-C reaches the caller as itself, not wrapped by our nurseries.
+        interrupt = group.subgroup(KeyboardInterrupt)
+        if interrupt is None:
+            raise
+        first: BaseException = interrupt
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+    finished = trio.current_time()
+    trace = _build_trace(run)
+    if run.failures:
+        error = run.failures[0]
+        if isinstance(error, RunError):
+            error.concurrent_failures = tuple(
+                f for f in run.failures[1:] if isinstance(f, RunError)
+            )
+            error.trace = trace
+        raise error
+    if top.cancel_scope.cancelled_caught:
+        timed_out = RunTimeoutError(f"flow {flow.name!r} ran longer than its timeout of {timeout}s")
+        timed_out.trace = trace
+        raise timed_out
+    routes = tuple(
+        RouteTaken(router=name, branch=scope.path, label=label, at=at)
+        for scope, name, label, at in run.routes
+        if scope.committed
+    )
+    values = MappingProxyType(dict(top.values))
+    outputs = MappingProxyType({name: top.values[name] for name in flow.outputs})
+    return RunResult(
+        flow=flow.name,
+        mode=mode,
+        outputs=outputs,
+        values=values,
+        routes=routes,
+        trace=trace,
+        started=started,
+        finished=finished,
+    )
+
+
+def _build_trace(run: _Run) -> tuple[TraceEntry, ...]:
+    """Turn raw records into entries, marking waste and what each entry waited on."""
+    producer: dict[tuple[int, str], int] = {}
+    for index, (scope, step, _start, _end, status, _spec, _err) in enumerate(run.records):
+        if status is OK:
+            target: _Scope | None = scope
+            name = step.output
+            while target is not None:
+                producer[id(target), name] = index
+                if not (target.chosen and target.parent and name in target.exports):
+                    break
+                target = target.parent
+    # A chosen branch waited on its router: for the values handed over and for its start.
+    for scope in run.scopes:
+        if scope.router_record >= 0:
+            for name in scope.provides - scope.flow.produced:
+                producer[id(scope), name] = scope.router_record
+    committed = {id(scope): scope.committed for scope in run.scopes}
+    entries = []
+    for scope, step, start, end, status, speculative, error in run.records:
+        key = id(scope)
+        waited = [] if scope.router_record < 0 else [scope.router_record]
+        for name in step.params:
+            source: _Scope | None = scope
+            while source is not None and name not in source.provides:
+                source = source.parent
+            found = None if source is None else producer.get((id(source), name))
+            if found is not None and found not in waited:
+                waited.append(found)
+        entries.append(
+            TraceEntry(
+                step=step.name,
+                branch=scope.path,
+                start=start,
+                end=end,
+                status=status,
+                speculative=speculative,
+                wasted=not committed[key] and status is not SKIPPED,
+                error=None if error is None else repr(error),
+                waited_on=tuple(waited),
+            )
+        )
+    return tuple(entries)

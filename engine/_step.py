@@ -1,0 +1,194 @@
+"""Steps: an `async def` that reads values by parameter name and writes one value."""
+
+from __future__ import annotations
+
+import inspect
+import keyword
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
+from typing import Any, overload
+
+import attrs
+from specroute.routes import StepDefinitionError
+
+__all__ = ["Step", "StepOptions", "step"]
+
+StepFunction = Callable[..., Awaitable[Any]]
+
+
+def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not (isinstance(value, int | float) and value > 0):
+        raise ValueError(f"`{attribute.name}` must be None or a number > 0, got {value!r}")
+
+
+def _non_negative_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not (isinstance(value, int | float) and value >= 0):
+        raise ValueError(f"`{attribute.name}` must be None or a number >= 0, got {value!r}")
+
+
+def _identifier_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not (isinstance(value, str) and value.isidentifier()):
+        raise ValueError(f"`{attribute.name}` must be None or an identifier, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class StepOptions:
+    """How the engine treats one step.
+
+    Args:
+        output: The name the step's value is written under (default: the step's name).
+        timeout: Seconds the step may run before it fails with `StepTimeoutError`.
+        effect: The step has side effects: inside a speculative branch it waits until the
+            branch is confirmed, so it never runs for a branch that loses.
+        estimated_seconds: Expected duration, for speculation policies.
+        estimated_dollars: Expected cost, for speculation policies.
+    """
+
+    output: str | None = attrs.field(default=None, validator=_identifier_or_none)
+    timeout: float | None = attrs.field(default=None, validator=_positive_or_none)
+    effect: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    estimated_seconds: float | None = attrs.field(default=None, validator=_non_negative_or_none)
+    estimated_dollars: float | None = attrs.field(default=None, validator=_non_negative_or_none)
+
+
+DEFAULT_OPTIONS = StepOptions()
+
+
+@attrs.frozen(eq=False, repr=False)
+class Step:
+    """A named `async def` in a flow. Build one with the `step` decorator.
+
+    A step reads the values named by its parameters and writes its return value under
+    `output`. Parameters with defaults are optional inputs: when nothing produces the value
+    and the run does not give it, the default is used. The same `Step` may appear in several
+    branches of one router (they never both win), but only once per flow.
+
+    Attributes:
+        name: The step's name, used in traces, errors and speculation policies.
+        fn: The wrapped coroutine function.
+        options: The step's `StepOptions`.
+        params: The parameter names, which are the names of the values it reads.
+        optional: The parameters that have defaults.
+    """
+
+    name: str
+    fn: StepFunction
+    options: StepOptions
+    params: tuple[str, ...]
+    optional: frozenset[str]
+
+    @property
+    def output(self) -> str:
+        """The name this step's value is written under."""
+        return self.options.output or self.name
+
+    async def __call__(self, **values: Any) -> Any:
+        """Call the step's function directly, outside any flow (handy in unit tests)."""
+        return await self.fn(**values)
+
+    def __repr__(self) -> str:
+        return f"<Step {self.name!r} reads {list(self.params)} writes {self.output!r}>"
+
+
+def _make_step(fn: StepFunction, name: str | None, options: StepOptions) -> Step:
+    label = name or getattr(fn, "__name__", None) or repr(fn)
+    if not inspect.iscoroutinefunction(fn):
+        raise StepDefinitionError(
+            f"step {label!r}: the function must be an `async def` (a coroutine function), "
+            f"got {type(fn).__name__} {fn!r}; wrap sync code with `trio.to_thread.run_sync`"
+        )
+    if not label.isidentifier() or keyword.iskeyword(label):
+        raise StepDefinitionError(f"step name must be an identifier, got {label!r}")
+    params: list[str] = []
+    optional: set[str] = set()
+    for param in inspect.signature(fn).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise StepDefinitionError(
+                f"step {label!r}: parameter {param.name!r} is variadic; a step reads values "
+                f"by parameter name, so name each value it reads"
+            )
+        if param.kind is param.POSITIONAL_ONLY:
+            raise StepDefinitionError(
+                f"step {label!r}: parameter {param.name!r} is positional-only; the engine "
+                f"passes values by name, so remove the `/`"
+            )
+        params.append(param.name)
+        if param.default is not param.empty:
+            optional.add(param.name)
+    return Step(label, fn, options, tuple(params), frozenset(optional))
+
+
+@overload
+def step(fn: StepFunction, /) -> Step: ...
+
+
+@overload
+def step(
+    *,
+    name: str | None = None,
+    output: str | None = None,
+    timeout: float | None = None,
+    effect: bool = False,
+    estimated_seconds: float | None = None,
+    estimated_dollars: float | None = None,
+    options: StepOptions | None = None,
+) -> Callable[[StepFunction], Step]: ...
+
+
+def step(
+    fn: StepFunction | None = None,
+    /,
+    *,
+    name: str | None = None,
+    output: str | None = None,
+    timeout: float | None = None,
+    effect: bool = False,
+    estimated_seconds: float | None = None,
+    estimated_dollars: float | None = None,
+    options: StepOptions | None = None,
+) -> Step | Callable[[StepFunction], Step]:
+    """Turn an `async def` into a `Step`; use bare (`@step`) or with options (`@step(...)`).
+
+    Args:
+        fn: The coroutine function (when used bare).
+        name: The step's name (default: the function's name).
+        output: See `StepOptions.output`.
+        timeout: See `StepOptions.timeout`.
+        effect: See `StepOptions.effect`.
+        estimated_seconds: See `StepOptions.estimated_seconds`.
+        estimated_dollars: See `StepOptions.estimated_dollars`.
+        options: A ready `StepOptions`; not allowed together with the single options.
+
+    Returns:
+        The `Step`, or a decorator that makes one.
+
+    Raises:
+        StepDefinitionError: The function is not `async def`, or takes `*args`/`**kwargs`
+            or positional-only parameters.
+    """
+    singles: Mapping[str, Any] = MappingProxyType(
+        {
+            key: value
+            for key, value in {
+                "output": output,
+                "timeout": timeout,
+                "effect": effect or None,
+                "estimated_seconds": estimated_seconds,
+                "estimated_dollars": estimated_dollars,
+            }.items()
+            if value is not None
+        }
+    )
+    if options is not None and singles:
+        raise StepDefinitionError(
+            f"pass either `options` or single options ({', '.join(singles)}), not both"
+        )
+    if options is None:
+        options = StepOptions(**singles) if singles else DEFAULT_OPTIONS
+
+    def decorate(fn: StepFunction) -> Step:
+        return _make_step(fn, name, options)
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate

@@ -1,0 +1,167 @@
+"""What a run reports: one `TraceEntry` per step execution, gathered in a `RunResult`."""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ._mode import Mode
+
+__all__ = ["RouteTaken", "RunResult", "StepStatus", "TraceEntry"]
+
+
+class StepStatus(enum.StrEnum):
+    """How a step execution ended.
+
+    Attributes:
+        OK: It returned a value.
+        FAILED: It raised.
+        CANCELLED: It was running when its branch lost or the run stopped.
+        SKIPPED: It never started: its branch lost or the run stopped first.
+        CACHED: Its value came from a cache; its function did not run.
+    """
+
+    OK = "ok"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    CACHED = "cached"
+
+
+@attrs.frozen(kw_only=True)
+class TraceEntry:
+    """One step execution. Times are `trio.current_time()` readings, in seconds.
+
+    Attributes:
+        step: The step's name.
+        branch: The branch path it ran in: `""` at the top, `"router:label"` inside a
+            branch, nested paths joined with `/`.
+        start: When the step's function started (or the step was skipped).
+        end: When it returned, raised or was cancelled.
+        status: How it ended.
+        speculative: It started before its branch was confirmed.
+        wasted: It ran, but its branch lost, so nothing it did reached the result.
+        error: `repr` of the exception for failed steps.
+        waited_on: Indices (into the run's trace) of the entries it waited on: those whose
+            values it read, and the router that chose its branch.
+    """
+
+    step: str
+    branch: str
+    start: float
+    end: float
+    status: StepStatus
+    speculative: bool
+    wasted: bool
+    error: str | None = None
+    waited_on: tuple[int, ...] = ()
+
+    @property
+    def duration(self) -> float:
+        """Seconds from start to end."""
+        return self.end - self.start
+
+
+@attrs.frozen(kw_only=True)
+class RouteTaken:
+    """A routing decision on the winning path.
+
+    Attributes:
+        router: The router step's name.
+        branch: The branch path the router itself ran in.
+        label: The label it returned.
+        at: When it returned.
+    """
+
+    router: str
+    branch: str
+    label: str
+    at: float
+
+
+@attrs.frozen(kw_only=True)
+class RunResult:
+    """What `Flow.run` returns.
+
+    Attributes:
+        flow: The flow's name.
+        mode: The mode it ran in.
+        outputs: The flow's outputs.
+        values: Every value visible at the top level: inputs and committed writes.
+        routes: The routing decisions on the winning path, in the order they were made.
+        trace: Every step execution, including cancelled, skipped and wasted ones.
+        started: `trio.current_time()` when the run started.
+        finished: `trio.current_time()` when it returned.
+    """
+
+    flow: str
+    mode: Mode
+    outputs: Mapping[str, Any]
+    values: Mapping[str, Any]
+    routes: tuple[RouteTaken, ...]
+    trace: tuple[TraceEntry, ...]
+    started: float
+    finished: float
+
+    @property
+    def route(self) -> str | None:
+        """The label chosen by the first top-level router, or None if there is none."""
+        for taken in self.routes:
+            if not taken.branch:
+                return taken.label
+        return None
+
+    @property
+    def wall_time(self) -> float:
+        """Seconds from start to finish."""
+        return self.finished - self.started
+
+    @property
+    def step_time(self) -> float:
+        """Seconds spent in all step executions together."""
+        return sum(entry.duration for entry in self.trace)
+
+    @property
+    def wasted_time(self) -> float:
+        """Seconds spent in steps whose branch lost."""
+        return sum(entry.duration for entry in self.trace if entry.wasted)
+
+    @property
+    def sequential_time(self) -> float:
+        """Seconds the same useful work takes one step at a time (the counterfactual)."""
+        return sum(
+            entry.duration
+            for entry in self.trace
+            if not entry.wasted and entry.status is not StepStatus.SKIPPED
+        )
+
+    @property
+    def critical_path(self) -> tuple[TraceEntry, ...]:
+        """The chain of useful steps that set the wall time, first to last.
+
+        It starts from the useful entry that ended last and walks back, each time to the
+        entry it waited on that ended last before it started (a speculative step did not
+        wait for its router, so the walk stops there).
+        """
+        useful = [
+            index
+            for index, entry in enumerate(self.trace)
+            if not entry.wasted and entry.status in (StepStatus.OK, StepStatus.CACHED)
+        ]
+        if not useful:
+            return ()
+        current = max(useful, key=lambda i: (self.trace[i].end, self.trace[i].start, i))
+        path = [current]
+        while True:
+            start = self.trace[current].start
+            before = [i for i in self.trace[current].waited_on if self.trace[i].end <= start]
+            if not before:
+                break
+            current = max(before, key=lambda i: (self.trace[i].end, self.trace[i].start, i))
+            path.append(current)
+        return tuple(self.trace[index] for index in reversed(path))
