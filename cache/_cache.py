@@ -1,0 +1,310 @@
+"""`Cache`: what the engine calls around a step (lookup, store, compute once, statistics)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import attrs
+import numpy as np
+
+from ._embedders import Embedder, HashingEmbedder
+from ._errors import CacheConfigError, EmbeddingError, SemanticInputError
+from ._exact import ExactCache
+from ._flight import SingleFlight, open_single_flight
+from ._key import CacheKey, make_key
+from ._semantic import SemanticCache
+from ._validators import non_empty_text, unit_interval
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+
+    from numpy.typing import NDArray
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "Cache",
+    "CacheHit",
+    "CacheMiss",
+    "CacheOptions",
+    "CacheStatistics",
+    "open_cache",
+]
+
+T = TypeVar("T")
+
+# Chosen from tests/cache/test_false_hits.py; see the docstring of `CacheOptions`.
+DEFAULT_THRESHOLD = 0.9
+_MISSING: Any = object()
+
+
+@attrs.frozen(kw_only=True)
+class CacheOptions:
+    """How one step is cached.
+
+    The default threshold 0.9 comes from measuring the `HashingEmbedder` on labelled pairs
+    (`tests/cache/false_hit_pairs.py`): at 0.9 a near-miss that differs by a negation,
+    a number or a name rarely reaches it, while paraphrases that keep most of the words do.
+    Hashing sees spelling, not meaning, so a step whose near-misses matter should use a
+    higher threshold or a sentence model (`LocalEmbedder`).
+
+    Args:
+        exact: Look the inputs up by exact key first.
+        semantic: The name of the step input whose text is embedded for a semantic lookup
+            (`None`: no semantic lookup).
+        threshold: The least cosine similarity that is a semantic hit, in (0, 1].
+        version: The step's cache version; bump it when the prompt changes.
+
+    Raises:
+        CacheConfigError: A setting is out of range, or neither lookup is on.
+    """
+
+    exact: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+    semantic: str | None = attrs.field(default=None, validator=non_empty_text)
+    threshold: float = attrs.field(default=DEFAULT_THRESHOLD, validator=unit_interval)
+    version: str = attrs.field(default="1", validator=non_empty_text)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.exact and self.semantic is None:
+            raise CacheConfigError(
+                "`exact` is False and `semantic` is None, so nothing would be cached; set"
+                " `exact=True` or name the input to embed with `semantic=`"
+            )
+
+
+@attrs.frozen(kw_only=True)
+class CacheHit:
+    """A lookup that found a result.
+
+    Args:
+        value: The result, a private copy the caller may change.
+        kind: `"exact"` or `"semantic"`.
+        key: The key of the lookup's own inputs.
+        similarity: The cosine similarity for a semantic hit, `None` for an exact one.
+        matched_key: The key the result was stored under (`key` itself for an exact hit).
+    """
+
+    value: Any
+    kind: Literal["exact", "semantic"]
+    key: CacheKey
+    similarity: float | None
+    matched_key: CacheKey
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class CacheMiss:
+    """A lookup that found nothing; hand it to `Cache.store` with the result once computed.
+
+    Args:
+        key: The key of the lookup's inputs.
+        exact: Whether the result goes into the exact cache.
+        embedding: The embedding of the semantic input, so storing need not embed again
+            (`None` when the step has no semantic lookup).
+    """
+
+    key: CacheKey
+    exact: bool
+    embedding: NDArray[np.float32] | None
+
+
+@attrs.frozen(kw_only=True)
+class CacheStatistics:
+    """A snapshot of a `Cache`'s counters.
+
+    Args:
+        exact_hits: Lookups answered by the exact cache.
+        semantic_hits: Lookups answered by the semantic cache.
+        misses: Lookups that found nothing.
+        stores: Results stored.
+        evictions: Entries dropped to make room, in either cache.
+        expirations: Exact entries dropped because their TTL passed.
+        entries: Entries in the exact cache.
+        semantic_entries: Entries in the semantic cache.
+        in_flight: Shared computations running now.
+    """
+
+    exact_hits: int
+    semantic_hits: int
+    misses: int
+    stores: int
+    evictions: int
+    expirations: int
+    entries: int
+    semantic_entries: int
+    in_flight: int
+
+    @property
+    def hits(self) -> int:
+        """Lookups answered by either cache."""
+        return self.exact_hits + self.semantic_hits
+
+
+@attrs.define(eq=False)
+class Cache:
+    """The cache in front of steps: exact then semantic lookup, store, single flight.
+
+    Build it with `open_cache()`, which owns the nursery its shared computations run in.
+    The caller decides when to store: a speculative branch's results must be stored only
+    once its branch wins.
+
+    Args:
+        exact: The exact cache.
+        semantic: The semantic cache.
+        embedder: Embeds the semantic input of a step.
+        flight: Shares computations between concurrent misses.
+    """
+
+    _exact: ExactCache = attrs.field(alias="exact")
+    _semantic: SemanticCache = attrs.field(alias="semantic")
+    _embedder: Embedder = attrs.field(alias="embedder")
+    _flight: SingleFlight = attrs.field(alias="flight")
+    _exact_hits: int = attrs.field(init=False, default=0)
+    _semantic_hits: int = attrs.field(init=False, default=0)
+    _misses: int = attrs.field(init=False, default=0)
+    _stores: int = attrs.field(init=False, default=0)
+
+    async def lookup(
+        self, step: str, options: CacheOptions, namespace: str, inputs: Mapping[str, Any]
+    ) -> CacheHit | CacheMiss:
+        """Look a step's inputs up: by exact key first, then by meaning.
+
+        Args:
+            step: The step's name.
+            options: The step's cache options.
+            namespace: The tenant; lookups never see another namespace's entries.
+            inputs: The step's arguments by name.
+
+        Returns:
+            A `CacheHit`, or a `CacheMiss` to pass to `store` once the result is known.
+
+        Raises:
+            UnencodableInputError: An input cannot be part of a key.
+            SemanticInputError: The semantic input is missing or not a `str`.
+            EmbeddingError: The embedder failed.
+        """
+        key = make_key(step, options.version, namespace, inputs)
+        if options.exact:
+            value = self._exact.get(key, _MISSING)
+            if value is not _MISSING:
+                self._exact_hits += 1
+                return CacheHit(
+                    value=value, kind="exact", key=key, similarity=None, matched_key=key
+                )
+        embedding = None
+        if options.semantic is not None:
+            embedding = await self._embed(step, options.semantic, inputs)
+            # No await from here to the return: the index cannot change under the search.
+            match = self._semantic.search(key, embedding, options.threshold)
+            if match is not None:
+                self._semantic_hits += 1
+                return CacheHit(
+                    value=match.value,
+                    kind="semantic",
+                    key=key,
+                    similarity=match.similarity,
+                    matched_key=match.key,
+                )
+        self._misses += 1
+        return CacheMiss(key=key, exact=options.exact, embedding=embedding)
+
+    def store(self, miss: CacheMiss, value: Any) -> None:
+        """Store a step's result for the lookup that missed.
+
+        Call it only for a result that is final: never for a failure, and for a speculative
+        branch only once that branch has won.
+
+        Args:
+            miss: What `lookup` returned.
+            value: The step's result; it is snapshotted, so later changes do not reach it.
+
+        Raises:
+            UncacheableValueError: The result cannot be pickled.
+        """
+        if miss.exact:
+            self._exact.put(miss.key, value)
+        if miss.embedding is not None:
+            self._semantic.put(miss.key, miss.embedding, value)
+        self._stores += 1
+
+    async def compute_once(self, key: CacheKey, compute: Callable[[], Awaitable[T]]) -> T:
+        """Run `compute()` once for all concurrent callers with this key; store nothing.
+
+        Args:
+            key: The key of the miss (from `CacheMiss.key`).
+            compute: Computes the step's result.
+
+        Returns:
+            The result, shared by every concurrent caller with the same key.
+
+        Raises:
+            ComputationFailedError: The computation raised; `__cause__` is its exception.
+        """
+        return await self._flight.run(key, compute)
+
+    def statistics(self) -> CacheStatistics:
+        """Return a snapshot of the counters.
+
+        Returns:
+            The counters at this moment.
+        """
+        exact = self._exact.statistics()
+        semantic = self._semantic.statistics()
+        return CacheStatistics(
+            exact_hits=self._exact_hits,
+            semantic_hits=self._semantic_hits,
+            misses=self._misses,
+            stores=self._stores,
+            evictions=exact.evictions + semantic.evictions,
+            expirations=exact.expirations,
+            entries=exact.entries,
+            semantic_entries=semantic.entries,
+            in_flight=self._flight.statistics().in_flight,
+        )
+
+    async def _embed(self, step: str, name: str, inputs: Mapping[str, Any]) -> NDArray[np.float32]:
+        text = inputs.get(name, _MISSING)
+        if text is _MISSING:
+            raise SemanticInputError(
+                f"step {step!r} names input {name!r} for semantic caching, but its inputs are"
+                f" {sorted(inputs)}; set `semantic=` to one of them"
+            )
+        if not isinstance(text, str):
+            raise SemanticInputError(
+                f"step {step!r}: input {name!r} is embedded for semantic caching, so it must"
+                f" be a str, got {type(text).__qualname__}"
+            )
+        vectors = np.asarray(await self._embedder.embed([text]), dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != 1:
+            raise EmbeddingError(
+                f"step {step!r}: the embedder returned shape {vectors.shape} for one text;"
+                " an embedder must return one row per text"
+            )
+        row: NDArray[np.float32] = vectors[0]
+        return row
+
+
+@contextlib.asynccontextmanager
+async def open_cache(
+    *,
+    exact: ExactCache | None = None,
+    semantic: SemanticCache | None = None,
+    embedder: Embedder | None = None,
+) -> AsyncIterator[Cache]:
+    """Open a `Cache` whose shared computations run in a nursery this block owns.
+
+    Args:
+        exact: The exact cache (default: `ExactCache()`, built here so a TTL reads the
+            run's clock).
+        semantic: The semantic cache (default: an empty `SemanticCache()`).
+        embedder: The embedder for semantic lookups (default: `HashingEmbedder()`).
+
+    Yields:
+        The cache.
+    """
+    async with open_single_flight() as flight:
+        yield Cache(
+            exact=exact if exact is not None else ExactCache(),
+            semantic=semantic if semantic is not None else SemanticCache(),
+            embedder=embedder if embedder is not None else HashingEmbedder(),
+            flight=flight,
+        )
