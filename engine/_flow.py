@@ -256,22 +256,21 @@ class Flow:
                     optional_everywhere[value] = (
                         optional_everywhere.get(value, True) and is_optional
                     )
-        self.externals: frozenset[str] = frozenset(readers)
-        self.readers: Mapping[str, tuple[str, ...]] = MappingProxyType(
-            {value: tuple(names) for value, names in readers.items()}
-        )
-        self.optional = frozenset(v for v, flag in optional_everywhere.items() if flag)
         if outputs is None:
             read_here = set().union(*(_node_reads(node) for node in self.nodes))
             self.outputs: frozenset[str] = frozenset(self.produced - read_here)
         else:
             self.outputs = frozenset(outputs)
-            unknown = self.outputs - self.produced - self.externals
-            if unknown:
-                raise MissingInputError(
-                    f"flow {name!r}: outputs {sorted(unknown)} are neither produced nor "
-                    f"read by any step of the flow"
-                )
+            # An output no step produces passes a value through: a run input, or a value
+            # the enclosing router hands over.
+            for value in self.outputs - self.produced:
+                readers.setdefault(value, []).append(f"{name} outputs")
+                optional_everywhere[value] = False
+        self.externals: frozenset[str] = frozenset(readers)
+        self.readers: Mapping[str, tuple[str, ...]] = MappingProxyType(
+            {value: tuple(names) for value, names in readers.items()}
+        )
+        self.optional = frozenset(v for v, flag in optional_everywhere.items() if flag)
         if inputs is not None:
             declared = frozenset(inputs)
             missing = sorted(self.externals - declared - self.optional)

@@ -1,0 +1,195 @@
+"""The planner from seed 000, run sequentially, with a parallel start, and speculatively.
+
+Discovery asks "is there a saved workflow for this request?". If so (Path A) the planner
+reuses it; if not (Path B) it generates one in seven slower steps. Speculation starts Path B
+beside Discovery and cancels it the moment Discovery finds a workflow.
+
+    python examples/planner.py                      # every path and mode, as a table
+    python examples/planner.py --path B --mode speculative --json
+    python examples/planner.py --clock real --scale 0.01
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import trio
+import trio.testing
+from specroute.engine import Flow, Mode, RunResult, router, step
+from specroute.routes import Branches, Never, Route, SpeculationPolicy
+
+# The seed's latency table, in milliseconds.
+LATENCY_MS = {
+    "discovery": 500, "parameter_discovery": 400, "requirements_analysis": 400,
+    "component_browsing": 400, "planning": 600, "workflow_generator": 1200,
+    "parameter_mapping": 300, "validator": 0, "metadata_generation": 400,
+    "parameter_preparation": 0,
+}  # fmt: skip
+SAVED_WORKFLOWS = {"generate changelog": {"name": "changelog", "nodes": ["git-log", "llm"]}}
+REQUESTS = {"A": "generate changelog", "B": "summarize open issues by label"}
+SCALE = 1.0
+
+
+async def work(name: str) -> None:
+    """Stand in for an LLM call: take the seed's time for this step."""
+    await trio.sleep(LATENCY_MS[name] / 1000 * SCALE)
+
+
+@step
+async def discovery(user_input: str) -> Route:
+    await work("discovery")
+    found = SAVED_WORKFLOWS.get(user_input)
+    return Route("reuse", workflow=found) if found else Route("generate")
+
+
+@step(output="templatized_input")
+async def parameter_discovery(user_input: str) -> str:
+    await work("parameter_discovery")
+    return user_input.replace("open", "${state}")
+
+
+@step(output="requirements")
+async def requirements_analysis(templatized_input: str) -> list[str]:
+    await work("requirements_analysis")
+    return [f"needs: {word}" for word in templatized_input.split()[:3]]
+
+
+@step(output="components")
+async def component_browsing(user_input: str, requirements: list[str]) -> list[str]:
+    await work("component_browsing")
+    return ["github-issues", "llm"]
+
+
+@step(output="plan")
+async def planning(requirements: list[str], components: list[str]) -> str:
+    await work("planning")
+    return f"use {' then '.join(components)} to meet {len(requirements)} requirements"
+
+
+@step(output="workflow")
+async def workflow_generator(plan: str) -> dict[str, Any]:
+    await work("workflow_generator")
+    return {"name": "generated", "nodes": ["github-issues", "llm"], "plan": plan}
+
+
+@step(output="extracted_params")
+async def parameter_mapping(user_input: str, workflow: dict[str, Any]) -> dict[str, str]:
+    await work("parameter_mapping")
+    return {"request": user_input, "workflow": workflow["name"]}
+
+
+@step(output="validation")
+async def validator(workflow: dict[str, Any], extracted_params: dict[str, str]) -> str:
+    await work("validator")
+    return "valid"
+
+
+@step(output="metadata")
+async def metadata_generation(workflow: dict[str, Any], templatized_input: str,
+                              validation: str) -> dict[str, str]:  # fmt: skip
+    await work("metadata_generation")
+    return {"description": templatized_input, "validated": validation}
+
+
+@step(output="execution_params")  # Path A has no metadata: the default covers it
+async def parameter_preparation(
+    extracted_params: dict[str, str], metadata: dict[str, str] | None = None
+) -> dict[str, Any]:
+    await work("parameter_preparation")
+    return {**extracted_params, "metadata": metadata}
+
+
+OUTPUTS = ["workflow", "execution_params"]
+reuse = Flow([parameter_mapping, parameter_preparation], name="reuse", outputs=OUTPUTS)
+generate = Flow(
+    [parameter_discovery, requirements_analysis, component_browsing, planning,
+     workflow_generator, parameter_mapping, validator, metadata_generation,
+     parameter_preparation],
+    name="generate", outputs=OUTPUTS,
+)  # fmt: skip
+planner = Flow(
+    [router(discovery, {"reuse": reuse, "generate": generate}, handoff={"reuse": ["workflow"]})],
+    name="planner",
+    inputs=["user_input"],
+)
+
+# The seed's options: sequential; option 1 (start ParameterDiscovery beside Discovery);
+# speculative Path B preparation (start all of Path B beside Discovery).
+MODES: dict[str, tuple[Mode, SpeculationPolicy]] = {
+    "sequential": (Mode.SEQUENTIAL, Never()),
+    "parallel-start": (Mode.SPECULATIVE, Branches({"discovery": {"generate": 1}})),
+    "speculative": (Mode.SPECULATIVE, Branches({"discovery": ["generate"]})),
+}
+SEED_MS = {("A", "sequential"): 800, ("B", "sequential"): 4200, ("B", "parallel-start"): 3800}
+
+
+async def run_planner(path: str, mode: str) -> RunResult:
+    engine_mode, policy = MODES[mode]
+    return await planner.run(user_input=REQUESTS[path], mode=engine_mode, speculate=policy)
+
+
+def record(result: RunResult, mode: str) -> dict[str, Any]:
+    """One run as plain JSON: the fields every example prints with --json."""
+    ms = lambda t: round((t - result.started) * 1000, 3)  # noqa: E731
+    return {
+        "flow": result.flow, "route": result.route, "mode": mode,
+        "wall_ms": ms(result.finished), "wasted_ms": round(result.wasted_time * 1000, 3),
+        "sequential_ms": round(result.sequential_time * 1000, 3),
+        "critical_path": [entry.step for entry in result.critical_path],
+        "steps": [
+            {"name": e.step, "branch": e.branch, "start_ms": ms(e.start), "end_ms": ms(e.end),
+             "status": e.status.value, "speculative": e.speculative, "wasted": e.wasted}
+            for e in result.trace
+        ],
+    }  # fmt: skip
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Planner (seed 000): wall time by path and mode")
+    for column in ("path", "mode", "route", "wall ms", "wasted ms", "seed ms", "saved vs seq"):
+        table.add_column(column, justify="right" if "ms" in column or "saved" in column else "left")
+    baseline = {row["path"]: row["wall_ms"] for row in rows if row["mode"] == "sequential"}
+    for row in rows:
+        saved = baseline[row["path"]] - row["wall_ms"]
+        seed = SEED_MS.get((row["path"], row["mode"]))
+        table.add_row(row["path"], row["mode"], row["route"], f"{row['wall_ms']:.0f}",
+                      f"{row['wasted_ms']:.0f}", "" if seed is None else str(seed),
+                      f"{saved:.0f} ms ({saved / baseline[row['path']]:.0%})")  # fmt: skip
+    Console().print(table)
+
+
+async def main(args: argparse.Namespace) -> None:
+    paths = [args.path] if args.path else ["A", "B"]
+    modes = [args.mode] if args.mode else list(MODES)
+    rows = []
+    for path in paths:
+        for mode in modes:
+            row = record(await run_planner(path, mode), mode)
+            rows.append({"path": path, **row})
+    if args.json:
+        print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
+    else:
+        print_table(rows)
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--path", choices=["A", "B"])
+    parser.add_argument("--mode", choices=list(MODES))
+    parser.add_argument("--clock", choices=["virtual", "real"], default="virtual")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every latency")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    arguments = parse(sys.argv[1:])
+    SCALE = arguments.scale
+    clock = trio.testing.MockClock(autojump_threshold=0) if arguments.clock == "virtual" else None
+    trio.run(main, arguments, clock=clock)
