@@ -1,3 +1,108 @@
-"""LLM calls over httpx: OpenAI-compatible and Anthropic clients, limits, retries, prices."""
+"""LLM calls over httpx: OpenAI-compatible and Anthropic clients, limits, retries, prices.
 
-__all__: list[str] = []
+Start with `open_simulated_client()` (offline, no key) or `open_llm_client(Provider.openai())`;
+every call is recorded in a `UsageMeter`, cancelled ones included (see `record_usage`).
+"""
+
+from ._anthropic import ANTHROPIC_VERSION as ANTHROPIC_VERSION
+from ._anthropic import DEFAULT_ANTHROPIC_BASE_URL as DEFAULT_ANTHROPIC_BASE_URL
+from ._client import DEFAULT_HTTP_TIMEOUT as DEFAULT_HTTP_TIMEOUT
+from ._client import DEFAULT_MAX_TOKENS as DEFAULT_MAX_TOKENS
+from ._client import DEFAULT_STREAM_MIN_TOKENS as DEFAULT_STREAM_MIN_TOKENS
+from ._client import Completion as Completion
+from ._client import LLMClient as LLMClient
+from ._client import open_llm_client as open_llm_client
+from ._errors import LLMConfigError as LLMConfigError
+from ._errors import LLMError as LLMError
+from ._errors import ProviderConnectionError as ProviderConnectionError
+from ._errors import ProviderHTTPError as ProviderHTTPError
+from ._errors import ProviderResponseError as ProviderResponseError
+from ._errors import ProviderTimeoutError as ProviderTimeoutError
+from ._errors import RetryBudgetExceededError as RetryBudgetExceededError
+from ._limits import DEFAULT_LIMITS as DEFAULT_LIMITS
+from ._limits import ProviderLimits as ProviderLimits
+from ._limits import ProviderStatistics as ProviderStatistics
+from ._messages import Message as Message
+from ._messages import MessageLike as MessageLike
+from ._messages import Role as Role
+from ._meter import DEFAULT_MAX_RECORDS as DEFAULT_MAX_RECORDS
+from ._meter import Attempt as Attempt
+from ._meter import CallRecord as CallRecord
+from ._meter import CallStatus as CallStatus
+from ._meter import UsageMeter as UsageMeter
+from ._meter import UsageStatistics as UsageStatistics
+from ._meter import record_usage as record_usage
+from ._openai import DEFAULT_OPENAI_BASE_URL as DEFAULT_OPENAI_BASE_URL
+from ._prices import DEFAULT_PRICES as DEFAULT_PRICES
+from ._prices import PRICES_AS_OF as PRICES_AS_OF
+from ._prices import ModelPrice as ModelPrice
+from ._prices import PriceTable as PriceTable
+from ._prices import UnknownModelPriceWarning as UnknownModelPriceWarning
+from ._provider import Provider as Provider
+from ._retry import DEFAULT_RETRY as DEFAULT_RETRY
+from ._retry import RETRYABLE_STATUSES as RETRYABLE_STATUSES
+from ._retry import RetryPolicy as RetryPolicy
+from ._simulated import SIMULATED_BASE_URL as SIMULATED_BASE_URL
+from ._simulated import SIMULATED_PRICES as SIMULATED_PRICES
+from ._simulated import SimulatedProvider as SimulatedProvider
+from ._simulated import SimulatedStatistics as SimulatedStatistics
+from ._simulated import SimulatedTransport as SimulatedTransport
+from ._simulated import open_simulated_client as open_simulated_client
+from ._usage import CHARS_PER_TOKEN as CHARS_PER_TOKEN
+from ._usage import TOKENS_PER_MESSAGE as TOKENS_PER_MESSAGE
+from ._usage import Usage as Usage
+from ._usage import estimate_prompt_tokens as estimate_prompt_tokens
+from ._usage import estimate_tokens as estimate_tokens
+
+# Plain `sorted()` order, which tests/test_exports.py checks; ruff's RUF022 wants isort order.
+__all__ = [  # noqa: RUF022
+    "ANTHROPIC_VERSION",
+    "Attempt",
+    "CHARS_PER_TOKEN",
+    "CallRecord",
+    "CallStatus",
+    "Completion",
+    "DEFAULT_ANTHROPIC_BASE_URL",
+    "DEFAULT_HTTP_TIMEOUT",
+    "DEFAULT_LIMITS",
+    "DEFAULT_MAX_RECORDS",
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_OPENAI_BASE_URL",
+    "DEFAULT_PRICES",
+    "DEFAULT_RETRY",
+    "DEFAULT_STREAM_MIN_TOKENS",
+    "LLMClient",
+    "LLMConfigError",
+    "LLMError",
+    "Message",
+    "MessageLike",
+    "ModelPrice",
+    "PRICES_AS_OF",
+    "PriceTable",
+    "Provider",
+    "ProviderConnectionError",
+    "ProviderHTTPError",
+    "ProviderLimits",
+    "ProviderResponseError",
+    "ProviderStatistics",
+    "ProviderTimeoutError",
+    "RETRYABLE_STATUSES",
+    "RetryBudgetExceededError",
+    "RetryPolicy",
+    "Role",
+    "SIMULATED_BASE_URL",
+    "SIMULATED_PRICES",
+    "SimulatedProvider",
+    "SimulatedStatistics",
+    "SimulatedTransport",
+    "TOKENS_PER_MESSAGE",
+    "UnknownModelPriceWarning",
+    "Usage",
+    "UsageMeter",
+    "UsageStatistics",
+    "estimate_prompt_tokens",
+    "estimate_tokens",
+    "open_llm_client",
+    "open_simulated_client",
+    "record_usage",
+]

@@ -1,0 +1,72 @@
+"""One call's bookkeeping: its attempts, what each delivered, and what the call is billed.
+
+An attempt is open from the moment it may send until it ends; if the call is cancelled (or
+its deadline passes) while one is open, the open attempt is closed as cut short and billed
+for the prompt plus the text received, so a cancelled call is never reported free.
+"""
+
+from __future__ import annotations
+
+import attrs
+import trio
+
+from ._meter import Attempt
+from ._usage import Usage
+from ._wire import Progress
+
+__all__ = ["CallState"]
+
+
+@attrs.define(eq=False)
+class CallState:
+    """The attempts of one `complete` call, closed and open."""
+
+    prompt_estimate: int
+    started: float
+    attempts: list[Attempt] = attrs.field(factory=list)
+    progress: Progress | None = None
+    last_progress: Progress | None = None
+    status_code: int | None = None
+    retry_after: float | None = None
+    _opened_at: float = 0.0
+
+    def open_attempt(self) -> Progress:
+        self.progress = Progress()
+        self.status_code = None
+        self.retry_after = None
+        self._opened_at = trio.current_time()
+        return self.progress
+
+    def close_attempt(self, *, error: str | None, billed: bool = True) -> Attempt:
+        """Close the open attempt and return its record; `billed=False` if nothing was sent."""
+        attempt = Attempt(
+            number=len(self.attempts) + 1,
+            started=self._opened_at,
+            finished=trio.current_time(),
+            status_code=self.status_code,
+            error=error,
+            retry_after=self.retry_after,
+            usage=self._usage_of_open(complete=error is None) if billed else Usage(),
+        )
+        self.attempts.append(attempt)
+        self.last_progress = self.progress
+        self.progress = None
+        return attempt
+
+    def set_delay(self, delay: float) -> None:
+        self.attempts[-1] = attrs.evolve(self.attempts[-1], delay=delay)
+
+    def usage(self, *, partial: bool) -> Usage:
+        total = Usage()
+        for attempt in self.attempts:
+            total += attempt.usage
+        return attrs.evolve(total, partial=partial)
+
+    def _usage_of_open(self, *, complete: bool) -> Usage:
+        progress = self.progress
+        if progress is None:
+            return Usage()
+        if self.status_code is not None and self.status_code >= 400:
+            # Providers do not bill requests they refused.
+            return Usage()
+        return progress.usage(self.prompt_estimate, partial=not complete)

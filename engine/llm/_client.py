@@ -1,0 +1,385 @@
+"""The LLM client: one `complete` call over either wire format, with retries, limits and a ledger.
+
+Every call, however it ends, is recorded (see `_meter.py`). A cancelled call raises
+`trio.Cancelled` like any trio operation; its partial usage is in the meters, not in a return
+value. Streams are read inside `async with http.stream(...)`, so cancelling the call closes
+the HTTP response at once and the provider stops generating.
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import attrs
+import httpx
+import trio
+
+from ._call import CallState
+from ._checks import at_least_one
+from ._errors import (
+    LLMError,
+    ProviderConnectionError,
+    ProviderHTTPError,
+    ProviderResponseError,
+    ProviderTimeoutError,
+    RetryBudgetExceededError,
+)
+from ._exchange import Request, exchange
+from ._messages import Message, MessageLike, as_messages
+from ._meter import Attempt, CallRecord, CallStatus, UsageMeter, active_meters
+from ._prices import DEFAULT_PRICES, PriceTable, UnknownModelPriceWarning
+from ._retry import DEFAULT_RETRY, RetryPolicy
+from ._usage import Usage, estimate_prompt_tokens
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+
+    from ._provider import Provider
+
+__all__ = [
+    "DEFAULT_HTTP_TIMEOUT",
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_STREAM_MIN_TOKENS",
+    "Completion",
+    "LLMClient",
+    "open_llm_client",
+]
+
+#: `max_tokens` when a call gives none.
+DEFAULT_MAX_TOKENS = 1024
+#: Calls allowing at least this many output tokens stream unless told otherwise, so that
+#: cancelling them stops the generation (and the bill) at once.
+DEFAULT_STREAM_MIN_TOKENS = 256
+#: Per-phase limits: connect, read (between stream chunks, too), write, and wait for the pool.
+#: The whole call's limit is `RetryPolicy.deadline`.
+DEFAULT_HTTP_TIMEOUT = httpx.Timeout(connect=10.0, read=120.0, write=30.0, pool=30.0)
+
+
+@attrs.frozen(kw_only=True)
+class Completion:
+    """A completed call.
+
+    Attributes:
+        text: The generated text.
+        model: The model asked for.
+        provider: The provider's name.
+        usage: Tokens billed over every attempt (`usage.partial` is false).
+        cost: Dollars for `usage`, or `None` when the model has no price.
+        attempts: Every attempt, in order; the last one succeeded.
+        started: `trio.current_time()` when `complete` was called.
+        finished: `trio.current_time()` when it returned.
+        first_token_at: `trio.current_time()` when the first text arrived (`None`: no text).
+        finish_reason: Why generation stopped, as the provider says (`"stop"`, `"length"`,
+            `"end_turn"`, `"max_tokens"`...), or `None`.
+        streamed: Whether the answer was streamed.
+    """
+
+    text: str
+    model: str
+    provider: str
+    usage: Usage
+    cost: float | None
+    attempts: tuple[Attempt, ...]
+    started: float
+    finished: float
+    first_token_at: float | None
+    finish_reason: str | None
+    streamed: bool
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the call to its return, retries and waits included."""
+        return self.finished - self.started
+
+
+@attrs.define(eq=False, kw_only=True)
+class LLMClient:
+    """Calls one provider's models over a (shareable) `httpx.AsyncClient`.
+
+    Make one per provider with `open_llm_client(provider)`, or construct it over an
+    `httpx.AsyncClient` you own and share between providers::
+
+        async with httpx.AsyncClient() as http:
+            gpt = LLMClient(provider=openai_provider, http=http)
+            claude = LLMClient(provider=anthropic_provider, http=http)
+
+    Args:
+        provider: Where calls go; its limits are shared with every other user of it.
+        http: The HTTP client (trio backend, picked by httpx automatically under trio).
+        retry: When and how long to retry.
+        timeout: Per-phase HTTP timeouts.
+        prices: Prices used for `cost`.
+        meter: This client's ledger (a new one by default).
+        rng: Randomness for backoff jitter; seed it for reproducible waits.
+        stream_min_tokens: Calls with `stream=None` stream when `max_tokens` reaches this.
+    """
+
+    provider: Provider
+    http: httpx.AsyncClient = attrs.field(repr=False)
+    retry: RetryPolicy = DEFAULT_RETRY
+    timeout: httpx.Timeout = DEFAULT_HTTP_TIMEOUT
+    prices: PriceTable = DEFAULT_PRICES
+    meter: UsageMeter = attrs.field(factory=UsageMeter)
+    rng: random.Random = attrs.field(factory=random.Random, repr=False)
+    stream_min_tokens: int = attrs.field(
+        default=DEFAULT_STREAM_MIN_TOKENS,
+        validator=at_least_one,
+    )
+    _warned_models: set[str] = attrs.field(init=False, factory=set, repr=False)
+
+    async def complete(
+        self,
+        messages: str | Sequence[MessageLike],
+        *,
+        model: str,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        stream: bool | None = None,
+        temperature: float | None = None,
+        meter: UsageMeter | None = None,
+    ) -> Completion:
+        """Ask `model` to continue `messages`; retry retryable failures; record the call.
+
+        The call is recorded in `self.meter`, in `meter` and in every meter made active with
+        `record_usage`, whether it completes, fails or is cancelled.
+
+        Args:
+            messages: The prompt: a string (one user message) or a sequence of messages.
+            model: The model name, as the provider spells it.
+            max_tokens: The most tokens to generate.
+            stream: Stream the answer (`None`: stream when `max_tokens` reaches
+                `stream_min_tokens`). Only a streamed call stops generating when cancelled.
+            temperature: Sampling temperature (`None`: the provider's default).
+            meter: One more meter to record this call in.
+
+        Returns:
+            The completion.
+
+        Raises:
+            ProviderHTTPError: The provider refused the request with a non-retryable status.
+            ProviderResponseError: The answer did not follow the wire format.
+            RetryBudgetExceededError: Retryable failures outlasted the retry policy.
+            LLMConfigError: The call can never fit the provider's token budget.
+            ValueError: An argument is invalid.
+        """
+        if not model:
+            raise ValueError(f"`model` must be a non-empty model name, got {model!r}")
+        if not isinstance(max_tokens, int) or max_tokens < 1:
+            raise ValueError(f"`max_tokens` must be an int >= 1, got {max_tokens!r}")
+        prompt = as_messages(messages)
+        call = CallState(
+            prompt_estimate=estimate_prompt_tokens(prompt), started=trio.current_time()
+        )
+        streamed = stream if stream is not None else max_tokens >= self.stream_min_tokens
+        status = CallStatus.CANCELLED
+        error: str | None = None
+        try:
+            completion = await self._complete(
+                call, prompt, model, max_tokens, streamed, temperature
+            )
+            status = CallStatus.COMPLETED
+        except Exception as exc:
+            status = CallStatus.FAILED
+            error = _describe(exc)
+            raise
+        finally:
+            # Runs on cancellation too: the open attempt is billed for what it received.
+            if call.progress is not None:
+                call.close_attempt(error="Cancelled: the call was cancelled mid-attempt")
+            self._record(call, model, status, error, meter)
+        return completion
+
+    async def _complete(
+        self,
+        call: CallState,
+        prompt: tuple[Message, ...],
+        model: str,
+        max_tokens: int,
+        stream: bool,
+        temperature: float | None,
+    ) -> Completion:
+        wire = self.provider._format
+        request = Request(
+            url=wire.url(self.provider.base_url),
+            headers=wire.headers(self.provider._api_key),
+            body=wire.body(
+                prompt, model=model, max_tokens=max_tokens, stream=stream, temperature=temperature
+            ),
+            stream=stream,
+            reserve=call.prompt_estimate + max_tokens,
+        )
+        deadline = self.retry.deadline
+        with trio.move_on_at(call.started + deadline if deadline is not None else float("inf")):
+            for number in range(1, self.retry.max_attempts + 1):
+                failure = await self._attempt(call, request)
+                if failure is None:
+                    return self._completion(call, model, stream)
+                self._raise_unless_retryable(failure, call, number)
+                await trio.sleep(self._delay(failure, call, number))
+        # Only the deadline's scope ends the loop early.
+        if call.progress is not None:
+            call.close_attempt(error="Deadline: the call's deadline passed mid-attempt")
+        raise RetryBudgetExceededError(
+            f"{self.provider.name}: the call's deadline ({deadline} s) passed after "
+            f"{len(call.attempts)} attempt(s); raise `RetryPolicy.deadline`",
+            attempts=tuple(call.attempts),
+        )
+
+    async def _attempt(self, call: CallState, request: Request) -> LLMError | None:
+        throttle = self.provider._throttle
+        async with throttle.request(request.reserve):
+            progress = call.open_attempt()
+            try:
+                await exchange(
+                    self.http,
+                    self.provider,
+                    request,
+                    call=call,
+                    progress=progress,
+                    timeout=self.timeout,
+                    retry=self.retry,
+                )
+            except (ProviderConnectionError, ProviderTimeoutError) as exc:
+                billed = not isinstance(exc.__cause__, httpx.ConnectError | httpx.PoolTimeout)
+                billed = billed and not isinstance(exc.__cause__, httpx.ConnectTimeout)
+                call.close_attempt(error=_describe(exc), billed=billed)
+                return exc
+            except (ProviderHTTPError, ProviderResponseError) as exc:
+                call.close_attempt(error=_describe(exc))
+                return exc
+            attempt = call.close_attempt(error=None)
+        throttle.give_back_tokens(request.reserve - attempt.usage.total_tokens)
+        return None
+
+    def _raise_unless_retryable(self, failure: LLMError, call: CallState, number: int) -> None:
+        if isinstance(failure, ProviderHTTPError):
+            retryable = failure.retryable
+        else:
+            retryable = isinstance(failure, ProviderConnectionError | ProviderTimeoutError)
+        if not retryable:
+            raise failure
+        if number == self.retry.max_attempts:
+            raise RetryBudgetExceededError(
+                f"{self.provider.name}: gave up after {number} attempt(s); the last failed "
+                f"with {_describe(failure)}; raise `RetryPolicy.max_attempts` to keep trying",
+                attempts=tuple(call.attempts),
+            ) from failure
+
+    def _delay(self, failure: LLMError, call: CallState, number: int) -> float:
+        asked = call.attempts[-1].retry_after
+        delay = asked if asked is not None else self.retry.backoff(number, self.rng)
+        deadline = self.retry.deadline
+        if deadline is not None and trio.current_time() + delay > call.started + deadline:
+            raise RetryBudgetExceededError(
+                f"{self.provider.name}: the next attempt would start {delay:.3g} s from now, "
+                f"past the call's deadline ({deadline} s); last failure: {_describe(failure)}",
+                attempts=tuple(call.attempts),
+            ) from failure
+        call.set_delay(delay)
+        return delay
+
+    def _completion(self, call: CallState, model: str, stream: bool) -> Completion:
+        last = call.attempts[-1]
+        progress = call.last_progress
+        assert progress is not None, "a completed call has a closed attempt"
+        usage = call.usage(partial=False)
+        return Completion(
+            text=progress.text(),
+            model=model,
+            provider=self.provider.name,
+            usage=usage,
+            cost=self._cost(model, usage),
+            attempts=tuple(call.attempts),
+            started=call.started,
+            finished=last.finished,
+            first_token_at=progress.first_token_at,
+            finish_reason=progress.finish_reason,
+            streamed=stream,
+        )
+
+    def _record(
+        self,
+        call: CallState,
+        model: str,
+        status: CallStatus,
+        error: str | None,
+        meter: UsageMeter | None,
+    ) -> None:
+        usage = call.usage(partial=status is not CallStatus.COMPLETED)
+        record = CallRecord(
+            provider=self.provider.name,
+            model=model,
+            status=status,
+            usage=usage,
+            cost=self._cost(model, usage),
+            attempts=tuple(call.attempts),
+            started=call.started,
+            finished=trio.current_time(),
+            error=error,
+        )
+        meters = [self.meter, *active_meters()]
+        if meter is not None:
+            meters.append(meter)
+        # A meter that is both passed and active records the call once.
+        for target in {id(m): m for m in meters}.values():
+            target.record(record)
+
+    def _cost(self, model: str, usage: Usage) -> float | None:
+        cost = self.prices.cost(model, usage)
+        if cost is None and model not in self._warned_models:
+            self._warned_models.add(model)
+            warnings.warn(
+                f"no price for model {model!r}: its cost is None; add it with "
+                "`prices=DEFAULT_PRICES.with_prices({...: ModelPrice(...)})`",
+                UnknownModelPriceWarning,
+                stacklevel=5,
+            )
+        return cost
+
+
+@asynccontextmanager
+async def open_llm_client(
+    provider: Provider,
+    *,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    timeout: httpx.Timeout = DEFAULT_HTTP_TIMEOUT,
+    prices: PriceTable = DEFAULT_PRICES,
+    meter: UsageMeter | None = None,
+    seed: int | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[LLMClient]:
+    """Open an `httpx.AsyncClient` and yield an `LLMClient` for `provider` over it.
+
+    Args:
+        provider: Where calls go.
+        retry: When and how long to retry.
+        timeout: Per-phase HTTP timeouts.
+        prices: Prices used for `cost`.
+        meter: The client's ledger (a new one by default).
+        seed: Seed for backoff jitter (`None`: unseeded).
+        transport: An httpx transport to use instead of the network (tests, simulation).
+
+    Yields:
+        The client; its HTTP connections close when the block exits.
+    """
+    async with httpx.AsyncClient(
+        timeout=timeout,
+        transport=transport,
+        # Room for every request the provider lets through, plus keep-alive for reuse.
+        limits=httpx.Limits(max_connections=max(100, provider.limits.max_in_flight)),
+    ) as http:
+        yield LLMClient(
+            provider=provider,
+            http=http,
+            retry=retry,
+            timeout=timeout,
+            prices=prices,
+            meter=UsageMeter() if meter is None else meter,
+            rng=random.Random(seed),
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

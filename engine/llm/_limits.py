@@ -1,0 +1,169 @@
+"""Per-provider limits: requests in flight, requests per minute, tokens per minute.
+
+A provider's limits are its account's, not one run's, so one `Throttle` (inside a `Provider`)
+is shared by every client and run that uses the provider. Each budget is a token bucket that
+holds a minute's worth and refills continuously; a request takes 1 from the request bucket
+and its prompt estimate plus `max_tokens` from the token bucket (what providers themselves
+count against the limit), and gets back what it did not use when it ends. Waiting is a
+`trio.sleep` (or a `CapacityLimiter` wait), so it is cancellable and follows the run's clock.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+
+from ._checks import at_least_one, optional_at_least_one
+from ._errors import LLMConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+__all__ = ["DEFAULT_LIMITS", "ProviderLimits", "ProviderStatistics", "Throttle"]
+
+
+@attrs.frozen(kw_only=True)
+class ProviderLimits:
+    """Limits of one provider account.
+
+    Attributes:
+        max_in_flight: Requests sent and not yet finished, at most.
+        requests_per_minute: Requests started per minute, at most (`None`: no budget).
+        tokens_per_minute: Tokens (prompt estimate plus `max_tokens`) per minute, at most
+            (`None`: no budget).
+    """
+
+    max_in_flight: int = attrs.field(default=8, validator=at_least_one)
+    requests_per_minute: int | None = attrs.field(default=None, validator=optional_at_least_one)
+    tokens_per_minute: int | None = attrs.field(default=None, validator=optional_at_least_one)
+
+
+#: Limits of a provider created without any: 8 in flight, no per-minute budgets.
+DEFAULT_LIMITS = ProviderLimits()
+
+
+@attrs.define(eq=False)
+class _TokenBucket:
+    """Holds up to `capacity`, refilled at `capacity` per minute; callers wait in FIFO order."""
+
+    capacity: int
+    _level: float = attrs.field(init=False)
+    _updated: float | None = attrs.field(init=False, default=None)
+    _lock: trio.Lock = attrs.field(init=False, factory=trio.Lock)
+
+    def __attrs_post_init__(self) -> None:
+        self._level = float(self.capacity)
+
+    def level(self) -> float:
+        now = trio.current_time()
+        # A bucket kept across `trio.run` calls sees another clock; start it full again.
+        if self._updated is not None and now >= self._updated:
+            elapsed = now - self._updated
+            self._level = min(float(self.capacity), self._level + elapsed * self.capacity / 60)
+        else:
+            self._level = float(self.capacity)
+        self._updated = now
+        return self._level
+
+    async def take(self, amount: int) -> None:
+        async with self._lock:
+            missing = amount - self.level()
+            if missing > 0:
+                # Holding the lock, nobody else takes meanwhile: one sleep refills enough.
+                await trio.sleep(missing * 60 / self.capacity)
+            self._level = self.level() - amount
+
+    def give_back(self, amount: int) -> None:
+        self._level = min(float(self.capacity), self.level() + amount)
+
+
+@attrs.frozen(kw_only=True)
+class ProviderStatistics:
+    """A provider's limits at one moment (from `Provider.statistics()`).
+
+    Attributes:
+        max_in_flight: The cap on requests in flight.
+        in_flight: Requests in flight now.
+        waiting_for_slot: Requests waiting for the cap.
+        requests_available: Requests the per-minute budget would allow now (`None`: no budget).
+        tokens_available: Tokens the per-minute budget would allow now (`None`: no budget).
+    """
+
+    max_in_flight: int
+    in_flight: int
+    waiting_for_slot: int
+    requests_available: int | None
+    tokens_available: int | None
+
+
+@attrs.define(eq=False)
+class Throttle:
+    """The live limits of one provider: a `trio.CapacityLimiter` and two optional buckets.
+
+    Made by `Provider`; shared by everything that uses that provider.
+
+    Args:
+        limits: The limits to enforce.
+    """
+
+    limits: ProviderLimits
+    _slots: trio.CapacityLimiter = attrs.field(init=False)
+    _requests: _TokenBucket | None = attrs.field(init=False)
+    _tokens: _TokenBucket | None = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._slots = trio.CapacityLimiter(self.limits.max_in_flight)
+        rpm = self.limits.requests_per_minute
+        tpm = self.limits.tokens_per_minute
+        self._requests = None if rpm is None else _TokenBucket(rpm)
+        self._tokens = None if tpm is None else _TokenBucket(tpm)
+
+    @asynccontextmanager
+    async def request(self, tokens: int) -> AsyncIterator[None]:
+        """Wait for the budgets and a slot, hold the slot for the block, then free it.
+
+        Args:
+            tokens: The request's token reservation (prompt estimate plus `max_tokens`).
+
+        Yields:
+            Nothing; the request may be sent inside the block.
+
+        Raises:
+            LLMConfigError: If `tokens` exceeds the whole per-minute token budget.
+        """
+        if self._tokens is not None and tokens > self._tokens.capacity:
+            raise LLMConfigError(
+                f"a request reserving {tokens} tokens (prompt estimate plus `max_tokens`) can "
+                f"never fit `tokens_per_minute`={self._tokens.capacity}; lower `max_tokens` or "
+                "raise the budget"
+            )
+        if self._requests is not None:
+            await self._requests.take(1)
+        if self._tokens is not None:
+            await self._tokens.take(tokens)
+        async with self._slots:
+            yield
+
+    def give_back_tokens(self, tokens: int) -> None:
+        """Return reserved tokens a request did not use to the per-minute budget."""
+        if self._tokens is not None and tokens > 0:
+            self._tokens.give_back(tokens)
+
+    def statistics(self) -> ProviderStatistics:
+        """Return the limits' state now (call inside `trio.run`)."""
+        slots = self._slots.statistics()
+        return ProviderStatistics(
+            max_in_flight=self.limits.max_in_flight,
+            in_flight=slots.borrowed_tokens,
+            waiting_for_slot=slots.tasks_waiting,
+            requests_available=_available(self._requests),
+            tokens_available=_available(self._tokens),
+        )
+
+
+def _available(bucket: _TokenBucket | None) -> int | None:
+    return None if bucket is None else math.floor(bucket.level())
