@@ -1,0 +1,178 @@
+"""The Cache facade the engine calls: options, exact then semantic lookup, store, statistics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import trio
+import trio.testing
+from specroute.cache import (
+    CacheConfigError,
+    CacheHit,
+    CacheMiss,
+    CacheOptions,
+    EmbeddingError,
+    ExactCache,
+    ExactCacheConfig,
+    SemanticInputError,
+    UnencodableInputError,
+    open_cache,
+)
+
+SEMANTIC = CacheOptions(semantic="request")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"threshold": 0}, "`threshold` must be in (0, 1], got 0"),
+        ({"threshold": 1.5}, "`threshold` must be in (0, 1], got 1.5"),
+        ({"version": ""}, "`version` must be a non-empty str, got ''"),
+        ({"semantic": ""}, "`semantic` must be a non-empty str, got ''"),
+        ({"exact": False}, "`exact` is False and `semantic` is None"),
+    ],
+)
+def test_bad_options_are_refused(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(CacheConfigError) as info:
+        CacheOptions(**settings)
+    assert str(info.value).startswith(message)
+
+
+async def test_miss_then_store_then_exact_hit() -> None:
+    async with open_cache() as cache:
+        miss = await cache.lookup("discovery", CacheOptions(), "acme", {"request": "hi"})
+        assert isinstance(miss, CacheMiss)
+        assert miss.embedding is None
+        cache.store(miss, {"route": "search"})
+        hit = await cache.lookup("discovery", CacheOptions(), "acme", {"request": "hi"})
+        assert isinstance(hit, CacheHit)
+        assert (hit.kind, hit.similarity, hit.matched_key) == ("exact", None, miss.key)
+        assert hit.value == {"route": "search"}
+        stats = cache.statistics()
+    assert (stats.exact_hits, stats.misses, stats.stores, stats.entries) == (1, 1, 1, 1)
+
+
+async def test_a_paraphrase_is_a_semantic_hit_with_similarity() -> None:
+    async with open_cache() as cache:
+        miss = await cache.lookup(
+            "discovery", SEMANTIC, "acme", {"request": "Book a flight to Paris for Monday"}
+        )
+        assert isinstance(miss, CacheMiss)
+        assert miss.embedding is not None
+        cache.store(miss, "travel")
+        hit = await cache.lookup(
+            "discovery", SEMANTIC, "acme", {"request": "book a flight to Paris for monday!"}
+        )
+        assert isinstance(hit, CacheHit)
+        assert hit.kind == "semantic"
+        assert hit.matched_key == miss.key
+        assert hit.key != miss.key
+        assert hit.similarity is not None
+        assert SEMANTIC.threshold <= hit.similarity <= 1.0
+        assert cache.statistics().semantic_hits == 1
+
+
+async def test_exact_is_tried_before_semantic() -> None:
+    async with open_cache() as cache:
+        miss = await cache.lookup("discovery", SEMANTIC, "acme", {"request": "hello"})
+        assert isinstance(miss, CacheMiss)
+        cache.store(miss, "v")
+        hit = await cache.lookup("discovery", SEMANTIC, "acme", {"request": "hello"})
+        assert isinstance(hit, CacheHit)
+        assert hit.kind == "exact"
+
+
+async def test_semantic_only_does_not_fill_the_exact_cache() -> None:
+    options = CacheOptions(exact=False, semantic="request")
+    async with open_cache() as cache:
+        miss = await cache.lookup("discovery", options, "acme", {"request": "hello"})
+        assert isinstance(miss, CacheMiss)
+        cache.store(miss, "v")
+        stats = cache.statistics()
+    assert (stats.entries, stats.semantic_entries) == (0, 1)
+
+
+async def test_namespaces_never_share_hits() -> None:
+    async with open_cache() as cache:
+        miss = await cache.lookup("discovery", SEMANTIC, "acme", {"request": "hello"})
+        assert isinstance(miss, CacheMiss)
+        cache.store(miss, "acme's")
+        other = await cache.lookup("discovery", SEMANTIC, "globex", {"request": "hello"})
+        assert isinstance(other, CacheMiss)
+
+
+async def test_a_missing_semantic_input_names_the_step_and_the_inputs() -> None:
+    async with open_cache() as cache:
+        with pytest.raises(SemanticInputError, match=r"step 'discovery'.*\['query'\]"):
+            await cache.lookup("discovery", SEMANTIC, "acme", {"query": "hi"})
+
+
+async def test_a_semantic_input_that_is_not_text_is_refused() -> None:
+    async with open_cache() as cache:
+        with pytest.raises(SemanticInputError, match="must be a str, got int"):
+            await cache.lookup("discovery", SEMANTIC, "acme", {"request": 3})
+
+
+async def test_unencodable_inputs_are_reported_by_lookup() -> None:
+    async with open_cache() as cache:
+        with pytest.raises(UnencodableInputError, match="argument 'request'"):
+            await cache.lookup("discovery", CacheOptions(), "acme", {"request": object()})
+
+
+class WrongShapeEmbedder:
+    """Returns two rows for one text."""
+
+    async def embed(self, texts: Any) -> np.ndarray[Any, Any]:
+        return np.ones((2, 4), dtype=np.float32)
+
+
+async def test_an_embedder_returning_the_wrong_shape_is_reported() -> None:
+    async with open_cache(embedder=WrongShapeEmbedder()) as cache:
+        with pytest.raises(EmbeddingError, match="one row per text"):
+            await cache.lookup("discovery", SEMANTIC, "acme", {"request": "hi"})
+
+
+async def test_store_snapshots_the_value() -> None:
+    async with open_cache() as cache:
+        miss = await cache.lookup("s", CacheOptions(), "acme", {"x": 1})
+        assert isinstance(miss, CacheMiss)
+        value = {"list": [1]}
+        cache.store(miss, value)
+        value["list"].append(2)
+        hit = await cache.lookup("s", CacheOptions(), "acme", {"x": 1})
+        assert isinstance(hit, CacheHit)
+        assert hit.value == {"list": [1]}
+
+
+async def test_ttl_on_the_run_clock(autojump_clock: trio.testing.MockClock) -> None:
+    async with open_cache(exact=ExactCache(ExactCacheConfig(ttl=60))) as cache:
+        miss = await cache.lookup("s", CacheOptions(), "acme", {"x": 1})
+        assert isinstance(miss, CacheMiss)
+        cache.store(miss, "v")
+        await trio.sleep(61)
+        assert isinstance(await cache.lookup("s", CacheOptions(), "acme", {"x": 1}), CacheMiss)
+        assert cache.statistics().expirations == 1
+
+
+async def test_compute_once_shares_between_concurrent_misses(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    calls = 0
+
+    async def discover() -> str:
+        nonlocal calls
+        calls += 1
+        await trio.sleep(5)
+        return "route"
+
+    async with open_cache() as cache:
+        miss = await cache.lookup("discovery", CacheOptions(), "acme", {"request": "hi"})
+        assert isinstance(miss, CacheMiss)
+        async with trio.open_nursery() as nursery:
+            for _ in range(5):
+                nursery.start_soon(cache.compute_once, miss.key, discover)
+            await trio.sleep(1)
+            assert cache.statistics().in_flight == 1
+    assert calls == 1
