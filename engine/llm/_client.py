@@ -327,6 +327,9 @@ class LLMClient:
             target.record(record)
 
     def _cost(self, model: str, usage: Usage) -> float | None:
+        if usage.total_tokens == 0:
+            # Nothing billed costs nothing, priced or not (a refused or unsent request).
+            return 0.0
         cost = self.prices.cost(model, usage)
         if cost is None and model not in self._warned_models:
             self._warned_models.add(model)

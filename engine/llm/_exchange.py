@@ -77,14 +77,23 @@ async def exchange(
                 raise _status_error(provider, retry, call, response)
             if request.stream:
                 decoder = SSEDecoder()
-                # Read to the end, past the final event, so the connection can be reused.
+                failure: ProviderResponseError | None = None
+                # Read to the end, even past an error event: leaving httpx's nested line
+                # iterators half-read abandons them to the garbage collector, and reading on
+                # lets the connection be reused. (Cancellation ends them properly.)
                 async for line in response.aiter_lines():
                     event = decoder.feed(line)
-                    if event is not None and not progress.done:
+                    if event is None or progress.done or failure is not None:
+                        continue
+                    try:
                         wire.read_event(event, progress)
+                    except ProviderResponseError as exc:
+                        failure = exc
                 last = decoder.flush()
-                if last is not None and not progress.done:
+                if last is not None and not progress.done and failure is None:
                     wire.read_event(last, progress)
+                if failure is not None:
+                    raise failure
             else:
                 await response.aread()
                 wire.read_body(load_json(response.text, what="response body"), progress)
