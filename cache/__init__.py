@@ -1,14 +1,11 @@
 """Exact and semantic caches in front of steps: keys, caches, embedders, single flight."""
 
-from ._cache import DEFAULT_THRESHOLD as DEFAULT_THRESHOLD
 from ._cache import Cache as Cache
 from ._cache import CacheHit as CacheHit
 from ._cache import CacheMiss as CacheMiss
 from ._cache import CacheOptions as CacheOptions
 from ._cache import CacheStatistics as CacheStatistics
 from ._cache import open_cache as open_cache
-from ._embedders import DEFAULT_DIMENSION as DEFAULT_DIMENSION
-from ._embedders import DEFAULT_NGRAM_SIZES as DEFAULT_NGRAM_SIZES
 from ._embedders import Embedder as Embedder
 from ._embedders import HashingEmbedder as HashingEmbedder
 from ._errors import CacheConfigError as CacheConfigError
@@ -19,36 +16,23 @@ from ._errors import SemanticInputError as SemanticInputError
 from ._errors import SingleFlightClosedError as SingleFlightClosedError
 from ._errors import UncacheableValueError as UncacheableValueError
 from ._errors import UnencodableInputError as UnencodableInputError
-from ._exact import DEFAULT_MAXSIZE as DEFAULT_MAXSIZE
 from ._exact import ExactCache as ExactCache
 from ._exact import ExactCacheConfig as ExactCacheConfig
 from ._exact import ExactCacheStatistics as ExactCacheStatistics
 from ._flight import SingleFlight as SingleFlight
 from ._flight import SingleFlightStatistics as SingleFlightStatistics
 from ._flight import open_single_flight as open_single_flight
-from ._http_embedder import DEFAULT_EMBEDDINGS_BASE_URL as DEFAULT_EMBEDDINGS_BASE_URL
-from ._http_embedder import DEFAULT_EMBEDDINGS_TIMEOUT as DEFAULT_EMBEDDINGS_TIMEOUT
 from ._http_embedder import HTTPEmbedder as HTTPEmbedder
 from ._key import CacheKey as CacheKey
 from ._key import is_never_encodable as is_never_encodable
 from ._key import make_key as make_key
 from ._local_embedder import LocalEmbedder as LocalEmbedder
-from ._semantic import DEFAULT_SEMANTIC_MAXSIZE as DEFAULT_SEMANTIC_MAXSIZE
-from ._semantic import SIMILARITY_TOLERANCE as SIMILARITY_TOLERANCE
 from ._semantic import SemanticCache as SemanticCache
 from ._semantic import SemanticCacheConfig as SemanticCacheConfig
 from ._semantic import SemanticCacheStatistics as SemanticCacheStatistics
 from ._semantic import SemanticMatch as SemanticMatch
 
 __all__ = [
-    "DEFAULT_DIMENSION",
-    "DEFAULT_EMBEDDINGS_BASE_URL",
-    "DEFAULT_EMBEDDINGS_TIMEOUT",
-    "DEFAULT_MAXSIZE",
-    "DEFAULT_NGRAM_SIZES",
-    "DEFAULT_SEMANTIC_MAXSIZE",
-    "DEFAULT_THRESHOLD",
-    "SIMILARITY_TOLERANCE",
     "Cache",
     "CacheConfigError",
     "CacheError",

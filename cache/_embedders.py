@@ -69,11 +69,13 @@ def _bucket(feature: str, dimension: int) -> tuple[int, float]:
 class HashingEmbedder:
     """Embeds text by feature hashing of words and character n-grams; deterministic.
 
-    Each text is lowercased; its words and the character n-grams of the whole text (with a
-    space at each end) are hashed with blake2b into `dimension` signed buckets, and the row
-    is normalized. Equal texts give equal vectors in every process and on every machine.
-    It sees spelling, not meaning: paraphrases that share words score high, and so do
-    near-misses such as "enable" vs "disable" (see `tests/cache/test_false_hits.py`).
+    Each text is lowercased and cut into words (punctuation dropped); the words, and the
+    character n-grams of the words joined by spaces with a space at each end, are hashed
+    with blake2b into `dimension` signed buckets, and the row is normalized. Equal texts
+    give equal vectors in every process and on every machine. It sees spelling, not
+    meaning: the same request with other case, spacing or punctuation scores 1, while a
+    paraphrase and a near-miss ("enable" vs "disable") both score 0.7-0.94, so it finds
+    near-duplicates, not paraphrases (see `tests/cache/test_false_hits.py`).
 
     Args:
         dimension: Length of each vector.
@@ -119,9 +121,10 @@ class HashingEmbedder:
         return rows
 
     def _features(self, text: str) -> list[str]:
-        lowered = " ".join(text.lower().split())
-        features = ["w:" + word for word in _WORD.findall(lowered)]
-        padded = f" {lowered} "
+        # Case, spacing and punctuation do not change what a request asks for.
+        words = _WORD.findall(text.lower())
+        features = ["w:" + word for word in words]
+        padded = " " + " ".join(words) + " "
         for n in self.ngram_sizes:
             features.extend(f"{n}:{padded[i : i + n]}" for i in range(len(padded) - n + 1))
         # Every text, even "", gets a feature, so no vector is zero.
