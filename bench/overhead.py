@@ -1,0 +1,150 @@
+"""Per-step engine overhead beside the same shape written with a bare trio nursery.
+
+Shapes: N no-op sinks reading one run input (fan-out), and a chain (step i reads step i-1).
+A sample is `time.perf_counter` around one `trio.run` of several runs (flows built beforehand);
+we report the median sample / (runs x steps). The bare chain has each task start the next in
+one nursery, as the engine starts a step when its input is written (an Event per value would
+add waits the engine does not make). Run: `python bench/overhead.py [--steps N] [--repeat R]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import sys
+import time
+import timeit
+from functools import partial
+from inspect import Parameter, Signature
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+from rich.console import Console
+from rich.table import Table
+from specroute.engine import Flow, step
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    Body = Callable[[], Awaitable[Any]]
+
+RESULTS = Path(__file__).parent / "results" / "overhead.json"
+TARGET = 3.0
+WARMUPS = 2
+MODES = ("parallel", "speculative", "sequential")
+COLUMNS = ("shape", "mode", "engine_us", "bare_us", "ratio", "build_ms", "within_target")
+BASELINES = {"fan-out": "start_soon(noop) x N", "chain": "each task start_soon()s the next"}
+
+
+def _noop_reading(param: str) -> Callable[..., Awaitable[Any]]:
+    async def noop(**values: Any) -> Any:
+        return None
+
+    noop.__signature__ = Signature([Parameter(param, Parameter.KEYWORD_ONLY)])  # type: ignore[attr-defined]
+    return noop
+
+
+def build(shape: str, steps: int) -> Flow:
+    """The flow for `shape`: N sinks reading `x`, or a chain `x -> v0 -> ... -> v{N-1}`."""
+    if shape == "fan-out":
+        nodes = [step(name=f"s{i}")(_noop_reading("x")) for i in range(steps)]
+    else:
+        reads = ["x", *(f"v{i}" for i in range(steps - 1))]
+        nodes = [step(name=f"v{i}")(_noop_reading(reads[i])) for i in range(steps)]
+    return Flow(nodes, name=shape)
+
+
+async def _bare_noop() -> None:
+    return None
+
+
+async def _bare_link(nursery: trio.Nursery, left: int) -> None:
+    if left > 1:
+        nursery.start_soon(_bare_link, nursery, left - 1)
+
+
+async def _bare(shape: str, steps: int) -> None:
+    async with trio.open_nursery() as nursery:
+        if shape == "fan-out":
+            for _ in range(steps):
+                nursery.start_soon(_bare_noop)
+        else:
+            nursery.start_soon(_bare_link, nursery, steps)
+
+
+def per_step_us(bodies: dict[str, Body], steps: int, runs: int, repeat: int) -> dict[str, float]:
+    """Median us per step of each body; samples alternate between bodies so drift hits all."""
+    samples: dict[str, list[float]] = {name: [] for name in bodies}
+    for _ in range(WARMUPS + repeat):
+        for name, body in bodies.items():
+
+            async def many(body: Body = body) -> None:
+                for _run in range(runs):
+                    await body()
+
+            gc.collect()
+            start = time.perf_counter()
+            trio.run(many)
+            samples[name].append(time.perf_counter() - start)
+    per_step = {name: statistics.median(got[WARMUPS:]) for name, got in samples.items()}
+    return {name: median / (runs * steps) * 1e6 for name, median in per_step.items()}
+
+
+def measure(steps: int, repeat: int) -> list[dict[str, Any]]:
+    """One row per (shape, mode); sequential rows (a CapacityLimiter(1)) come last, as extras."""
+    runs = max(1, 10_000 // steps)
+    rows = []
+    for shape in BASELINES:
+        flow = build(shape, steps)
+        build_ms = min(timeit.repeat(partial(build, shape, steps), number=1, repeat=3)) * 1e3
+        bodies: dict[str, Body] = {"bare": partial(_bare, shape, steps)}
+        bodies |= {mode: partial(flow.run, x=0, mode=mode) for mode in MODES}
+        us = per_step_us(bodies, steps, runs, repeat)
+        for mode in MODES:
+            ratio = us[mode] / us["bare"]
+            cells = (shape, mode, *(round(x, 2) for x in (us[mode], us["bare"], ratio, build_ms)))
+            rows.append(dict(zip(COLUMNS, (*cells, ratio <= TARGET), strict=True)))
+    return sorted(rows, key=lambda row: row["mode"] == "sequential")
+
+
+def render(rows: list[dict[str, Any]], steps: int, repeat: int) -> Table:
+    """The rich table; sequential rows (a CapacityLimiter(1)) are dimmed extras."""
+    bases = "; ".join(f"{shape}: {text}" for shape, text in BASELINES.items())
+    caption = f"target: <= {TARGET:g}x bare (dim: sequential, extra). Bare nursery: {bases}"
+    table = Table(title=f"Overhead: {steps} no-op steps, median of {repeat}", caption=caption)
+    for name in ("shape", "mode", "engine µs/step", "bare µs/step", "ratio", "build ms"):
+        table.add_column(name, justify="left" if name in ("shape", "mode") else "right")
+    for row in rows:
+        colour = "green" if row["within_target"] else "red"
+        numbers = [f"{row[key]:.2f}" for key in COLUMNS[2:4]]
+        ratio = f"[{colour}]{row['ratio']:.2f}x[/{colour}]"
+        cells = [row["shape"], row["mode"], *numbers, ratio, f"{row['build_ms']:.1f}"]
+        table.add_row(*cells, style="dim" if row["mode"] == "sequential" else None)
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1000, help="steps per flow (1000)")
+    parser.add_argument("--repeat", type=int, default=11, help="timed samples per cell (11)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    args = parser.parse_args()
+    if args.steps < 1 or args.repeat < 1:
+        parser.error(f"`--steps` and `--repeat` must be >= 1, got {args.steps}, {args.repeat}")
+    rows = measure(args.steps, args.repeat)
+    versions = {"python": sys.version.split()[0], "trio": trio.__version__}
+    result = {"steps": args.steps, "repeat": args.repeat, "unit": "us per step", **versions}
+    result |= {"target_ratio": TARGET, "bare_baselines": BASELINES, "rows": rows}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        Console().print(render(rows, args.steps, args.repeat))
+
+
+if __name__ == "__main__":
+    main()
