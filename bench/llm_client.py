@@ -3,9 +3,10 @@
 Run: .venv/bin/python bench/llm_client.py [--calls 200] [--cancels 30]
 
 - Overhead: a streamed call through `LLMClient.complete` whose server spends a known time
-  (`TOKENS` tokens, `INTERVAL` seconds apart) is timed end to end; the overhead is the call's duration beyond that time
-  (HTTP on loopback, SSE parsing, limits, accounting). The same request through bare httpx
-  is the floor; the difference of the medians is what the client itself adds.
+  (`TOKENS` tokens, `INTERVAL` seconds apart) is timed end to end; the overhead is the
+  call's duration beyond that time (HTTP on loopback, SSE parsing, limits, accounting).
+  The same request through bare httpx is the floor; the difference of the medians is what
+  the client itself adds.
 - Cancel latency: a slow stream is cancelled from an enclosing cancel scope once its first
   token arrived; the figure is the time from `cancel()` to the server seeing the disconnect,
   and to `complete` returning control.
