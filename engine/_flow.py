@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -137,19 +138,25 @@ def _node_writes(node: Node) -> frozenset[str]:
 
 
 def _topological(nodes: Sequence[Node], producer: Mapping[str, int], flow: str) -> list[int]:
-    """Kahn's algorithm in declaration order; raises `CycleError` naming the cycle."""
+    """Kahn's algorithm, earliest declaration first; raises `CycleError` naming the cycle."""
     deps = [{producer[n] for n in _node_reads(node) if n in producer} for node in nodes]
     users: list[list[int]] = [[] for _ in nodes]
     for index, needed in enumerate(deps):
         for dep in needed:
             users[dep].append(index)
     remaining = [len(needed) for needed in deps]
-    order = [index for index, count in enumerate(remaining) if count == 0]
-    for index in order:
+    # Always take the earliest-declared ready node, so a flow written in a valid order keeps
+    # it: "the first k steps" of a branch are the first k the user wrote.
+    ready = [index for index, count in enumerate(remaining) if count == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        index = heapq.heappop(ready)
+        order.append(index)
         for user in users[index]:
             remaining[user] -= 1
             if remaining[user] == 0:
-                order.append(user)
+                heapq.heappush(ready, user)
     if len(order) == len(nodes):
         return order
     # Walk back along unfinished dependencies until a node repeats: that is a cycle.

@@ -1,0 +1,234 @@
+"""Random flows as plain data, turned into real flows, plus a reference interpreter for them.
+
+A `FlowSpec` is a tree of `StepSpec`/`RouterSpec` with integer durations. Names encode the
+position (`r1b_s0` is step 0 of branch `b` of router `r1`), so a shrunk counterexample reads
+as a graph. Every step's value is a function of its name and its inputs' values, so the
+reference interpreter below can say what any mode must produce.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any
+
+import attrs
+import trio
+from hypothesis import strategies as st
+from specroute.engine import Flow, Step, router, step
+from specroute.routes import Branches, Route
+
+INF = math.inf
+
+
+@attrs.frozen
+class StepSpec:
+    name: str
+    reads: tuple[str, ...]
+    duration: int
+    fails: bool = False
+    effect: bool = False
+    output: str = ""
+
+    @property
+    def writes(self) -> str:
+        return self.output or f"v_{self.name}"
+
+
+@attrs.frozen
+class RouterSpec:
+    name: str
+    reads: tuple[str, ...]
+    duration: int
+    choice: str
+    branches: dict[str, FlowSpec]
+    plan: dict[str, int | None]  # label -> step limit, for the speculation policy
+    fails: bool = False
+
+    @property
+    def writes(self) -> str:
+        return f"o_{self.name}"
+
+
+@attrs.frozen
+class FlowSpec:
+    nodes: tuple[StepSpec | RouterSpec, ...]
+
+    def describe(self, indent: str = "") -> str:
+        lines = []
+        for node in self.nodes:
+            flags = "".join(
+                (" FAILS" if node.fails else "", " effect" * getattr(node, "effect", 0))
+            )
+            head = f"{indent}{node.name}({', '.join(node.reads)}) {node.duration}s{flags}"
+            if isinstance(node, RouterSpec):
+                lines.append(f"{head} -> {node.choice!r}, speculate {node.plan}")
+                for label, branch in node.branches.items():
+                    lines.append(f"{indent}  [{label}]")
+                    lines.append(branch.describe(indent + "    "))
+            else:
+                lines.append(f"{head} -> {node.writes}")
+        return "\n".join(lines)
+
+    def routers(self) -> list[RouterSpec]:
+        found = []
+        for node in self.nodes:
+            if isinstance(node, RouterSpec):
+                found.append(node)
+                for branch in node.branches.values():
+                    found.extend(branch.routers())
+        return found
+
+
+@st.composite
+def flow_specs(
+    draw: st.DrawFn,
+    prefix: str = "",
+    visible: tuple[str, ...] = (),
+    depth: int = 0,
+    final_output: str = "",
+    failures: bool = True,
+) -> FlowSpec:
+    """A random flow; a branch (`final_output` set) ends in a step writing its output."""
+    nodes: list[StepSpec | RouterSpec] = []
+    local: list[str] = []
+    count = draw(st.integers(1 if not final_output else 0, 4 - depth))
+    fails = st.sampled_from([False] * 6 + [True]) if failures else st.just(False)
+    for index in range(count):
+        reads = tuple(draw(st.lists(st.sampled_from([*visible, *local]), unique=True, max_size=3))
+                      if visible or local else ())  # fmt: skip
+        duration = draw(st.integers(0, 5))
+        if depth < 2 and draw(st.integers(0, 1 + depth)) == 0:
+            name = f"{prefix}r{index}"
+            labels = ["a", "b", "c"][: draw(st.integers(1, 3))]
+            branches = {
+                label: draw(
+                    flow_specs(f"{name}{label}_", (*visible, *local), depth + 1,
+                               f"o_{name}", failures)
+                )
+                for label in labels
+            }  # fmt: skip
+            plan = {
+                label: limit
+                for label in labels
+                if (limit := draw(st.sampled_from([-1, None, 1, 2]))) != -1
+            }
+            node: StepSpec | RouterSpec = RouterSpec(
+                name, reads, duration, draw(st.sampled_from(labels)), branches, plan, draw(fails)
+            )
+        else:
+            name = f"{prefix}s{index}"
+            node = StepSpec(name, reads, duration, draw(fails), draw(st.booleans()))
+        nodes.append(node)
+        local.append(node.writes)
+    if final_output:
+        reads = tuple(draw(st.lists(st.sampled_from(local), unique=True, max_size=2))
+                      if local else ())  # fmt: skip
+        nodes.append(StepSpec(f"{prefix}out", reads, draw(st.integers(0, 2)),
+                              draw(fails), False, final_output))  # fmt: skip
+    return FlowSpec(tuple(nodes))
+
+
+def value_of(name: str, inputs: dict[str, Any]) -> Any:
+    return (name, tuple(sorted(inputs.items())))
+
+
+@attrs.define
+class Probe:
+    """What the steps of one run did: effects started and finished, tasks still running."""
+
+    effects: list[tuple[str, str]] = attrs.Factory(list)
+    running: int = 0
+
+
+def _function(spec: StepSpec | RouterSpec, probe: Probe) -> Any:
+    async def body(**inputs: Any) -> Any:
+        probe.running += 1
+        try:
+            if getattr(spec, "effect", False):
+                probe.effects.append(("start", spec.name))
+            await trio.sleep(spec.duration)
+            if spec.fails:
+                raise ValueError(f"{spec.name} failed on purpose")
+            if getattr(spec, "effect", False):
+                probe.effects.append(("end", spec.name))
+            if isinstance(spec, RouterSpec):
+                return Route(spec.choice)
+            return value_of(spec.name, inputs)
+        finally:
+            probe.running -= 1
+
+    body.__name__ = spec.name
+    body.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in spec.reads]
+    )
+    return body
+
+
+def build(spec: FlowSpec, probe: Probe, name: str = "top", outputs: str = "") -> Flow:
+    nodes: list[Step | Any] = []
+    for node in spec.nodes:
+        if isinstance(node, RouterSpec):
+            branches = {
+                label: build(branch, probe, f"{node.name}{label}", node.writes)
+                for label, branch in node.branches.items()
+            }
+            nodes.append(router(step(_function(node, probe)), branches))
+        else:
+            nodes.append(step(_function(node, probe), output=node.writes, effect=node.effect))
+    return Flow(nodes, name=name, outputs=[outputs] if outputs else None)
+
+
+def policy(spec: FlowSpec) -> Branches:
+    return Branches({r.name: r.plan for r in spec.routers() if r.plan})
+
+
+@attrs.define
+class Reference:
+    """The sequential meaning of a spec: values, routes, failing and effect steps."""
+
+    values: dict[str, Any] = attrs.Factory(dict)
+    routes: list[tuple[str, str]] = attrs.Factory(list)
+    failed: str | None = None  # the first failing step in sequential order
+    winning_effects: set[str] = attrs.Factory(set)
+    winning_failures: set[str] = attrs.Factory(set)
+    sequential_time: int = 0
+
+
+def _interpret(spec: FlowSpec, env: dict[str, Any], ref: Reference, stop: list[bool]) -> None:
+    for node in spec.nodes:
+        if stop[0]:
+            return
+        inputs = {name: env[name] for name in node.reads}
+        ref.sequential_time += node.duration
+        if node.fails:
+            ref.failed = node.name
+            stop[0] = True
+            return
+        if isinstance(node, RouterSpec):
+            ref.routes.append((node.name, node.choice))
+            inner = dict(env)
+            _interpret(node.branches[node.choice], inner, ref, stop)
+            if not stop[0]:
+                env[node.writes] = inner[node.writes]
+        else:
+            env[node.writes] = value_of(node.name, inputs)
+
+
+def _winning_path(spec: FlowSpec, ref: Reference) -> None:
+    """Every node a run may execute for real (not speculatively), failure or not."""
+    for node in spec.nodes:
+        if isinstance(node, StepSpec) and node.effect:
+            ref.winning_effects.add(node.name)
+        if node.fails:
+            ref.winning_failures.add(node.name)
+        elif isinstance(node, RouterSpec):
+            _winning_path(node.branches[node.choice], ref)
+
+
+def reference(spec: FlowSpec) -> Reference:
+    """Run the spec in plain Python, one step at a time."""
+    ref = Reference()
+    _interpret(spec, ref.values, ref, [False])
+    _winning_path(spec, ref)
+    return ref
