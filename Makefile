@@ -43,6 +43,8 @@ test: lint typecheck install-check pytest
 
 bench: $(STAMP)
 	$(PY) bench/overhead.py
+	OPENBLAS_NUM_THREADS=1 $(PY) bench/cache.py
+	$(PY) bench/llm_client.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
