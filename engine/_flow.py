@@ -23,6 +23,8 @@ from ._step import Step
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
+    from specroute.cache import Cache
+
     from ._mode import Mode
     from ._trace import RunResult
 
@@ -356,6 +358,8 @@ class Flow:
         speculate: SpeculationPolicy | None = None,
         max_concurrency: int | Any | None = None,
         timeout: float | None = None,
+        cache: Cache | None = None,
+        namespace: str = "default",
         **named_inputs: Any,
     ) -> RunResult:
         """Run the flow inside trio and return what it produced, the route and the trace.
@@ -369,6 +373,10 @@ class Flow:
             max_concurrency: Cap on steps in flight: an int, or a `trio.CapacityLimiter`
                 to share one cap between runs.
             timeout: Seconds the whole run may take.
+            cache: The cache that serves steps with a `cache` option (from
+                `specroute.cache.open_cache`); without one those steps always run. A
+                speculative branch's results enter it only if the branch wins.
+            namespace: The tenant: a hard partition of the cache.
             **named_inputs: Run inputs by name.
 
         Returns:
@@ -396,6 +404,8 @@ class Flow:
             policy=speculate or self.speculate or DEFAULT_POLICY,
             max_concurrency=max_concurrency,
             timeout=timeout,
+            cache=cache,
+            namespace=namespace,
         )
 
     def __repr__(self) -> str:

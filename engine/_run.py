@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import trio
+from specroute.cache import Cache, CacheError, CacheHit, CacheMiss, ComputationFailedError
 from specroute.routes import (
     HandoffError,
     MissingInputError,
@@ -46,24 +47,34 @@ if TYPE_CHECKING:
 __all__ = ["execute"]
 
 _MISSING: Any = object()
-OK, FAILED, CANCELLED, SKIPPED = (
+OK, FAILED, CANCELLED, SKIPPED, CACHED = (
     StepStatus.OK,
     StepStatus.FAILED,
     StepStatus.CANCELLED,
     StepStatus.SKIPPED,
+    StepStatus.CACHED,
 )
+Record = tuple["_Scope", "Step", float, float, StepStatus, bool, Any, "float | None"]
 
 
 class _Run:
     """State shared by every scope of one run."""
 
     def __init__(
-        self, policy: SpeculationPolicy | None, limiter: trio.CapacityLimiter | None
+        self,
+        policy: SpeculationPolicy | None,
+        limiter: trio.CapacityLimiter | None,
+        cache: Cache | None,
+        namespace: str,
     ) -> None:
         self.policy = policy
         self.limiter = limiter
-        # (scope, step, start, end, status, speculative, error) per step execution
-        self.records: list[tuple[_Scope, Step, float, float, StepStatus, bool, Any]] = []
+        self.cache = cache
+        self.namespace = namespace
+        self.cache_hits = self.cache_misses = 0
+        self.cache_saved = 0.0
+        # (scope, step, start, end, status, speculative, error, similarity) per execution
+        self.records: list[Record] = []
         self.routes: list[tuple[_Scope, str, str, float]] = []
         self.scopes: list[_Scope] = []
         self.failures: list[SpecrouteError] = []
@@ -74,29 +85,60 @@ class _Run:
         if len(self.failures) == 1:
             self.top.cancel_scope.cancel()
 
-    async def call(self, scope: _Scope, step: Step) -> tuple[bool, Any]:
-        """Run one step function; record it; hand a failure to its scope."""
+    async def lookup(self, step: Step, kwargs: dict[str, Any]) -> CacheHit | CacheMiss | None:
+        """Look `step` up in the run's cache; None when it is not cached in this run."""
+        options = step.options.cache
+        if self.cache is None or options is None:
+            return None
+        names = step.options.cache_inputs
+        keyed = kwargs if names is None else {n: kwargs[n] for n in names if n in kwargs}
+        return await self.cache.lookup(step.name, options, self.namespace, keyed)
+
+    async def call(
+        self, scope: _Scope, step: Step, found: CacheHit | CacheMiss | None = None
+    ) -> tuple[bool, Any]:
+        """Run one step function (or serve it from the cache); record it; hand a failure
+        to its scope."""
         kwargs = scope.gather(step.params)
         speculative = not scope.confirmed
         status = CANCELLED
-        error: Exception | None = None
+        error: BaseException | None = None
+        similarity = None
         start = trio.current_time()
         try:
-            if self.limiter is None:
-                value = await _invoke(step, kwargs)
-            else:
-                async with self.limiter:
-                    start = trio.current_time()
+            if found is None and step.options.cache is not None:
+                found = await self.lookup(step, kwargs)
+            if isinstance(found, CacheHit):
+                value, seconds = found.value
+                status, similarity = CACHED, found.similarity
+                self.cache_hits += 1
+                self.cache_saved += seconds
+                return True, value
+            if found is None:
+                if self.limiter is None:
                     value = await _invoke(step, kwargs)
+                else:
+                    async with self.limiter:
+                        start = trio.current_time()  # time queued for a slot is not step time
+                        value = await _invoke(step, kwargs)
+            else:
+                self.cache_misses += 1
+                try:
+                    value, seconds = await self.cache.compute_once(  # type: ignore[union-attr]
+                        found.key, lambda: self.timed(step, kwargs)
+                    )
+                except ComputationFailedError as failed:
+                    raise (failed.__cause__ or failed) from None
+                scope.store(found, (value, seconds))
             status = OK
             return True, value
         except Exception as exc:  # noqa: BLE001 -- the step boundary: wrapped and re-raised by `execute`
             status = FAILED
             error = exc
         finally:
-            self.records.append(
-                (scope, step, start, trio.current_time(), status, speculative, error)
-            )
+            end = trio.current_time()
+            record = (scope, step, start, end, status, speculative, error, similarity)
+            self.records.append(record)
         failure = StepFailedError(
             f"step {step.name!r} failed{scope.where}: {type(error).__name__}: {error}",
             step=step.name,
@@ -105,6 +147,18 @@ class _Run:
         failure.__cause__ = error
         scope.fail(failure)
         return False, None
+
+    async def invoke(self, step: Step, kwargs: dict[str, Any]) -> Any:
+        if self.limiter is None:
+            return await _invoke(step, kwargs)
+        async with self.limiter:
+            return await _invoke(step, kwargs)
+
+    async def timed(self, step: Step, kwargs: dict[str, Any]) -> tuple[Any, float]:
+        """The step's value and how long it took: a later hit saves that much."""
+        start = trio.current_time()
+        value = await self.invoke(step, kwargs)
+        return value, trio.current_time() - start
 
     async def run_step(self, scope: _Scope, index: int) -> None:
         step: Step = scope.flow.nodes[index]  # type: ignore[assignment]
@@ -115,9 +169,13 @@ class _Run:
 
     async def run_router(self, scope: _Scope, index: int) -> None:
         node: Router = scope.flow.nodes[index]  # type: ignore[assignment]
+        found = None
+        if self.cache is not None and node.step.options.cache is not None:
+            found = await self.lookup(node.step, scope.gather(node.step.params))
         async with trio.open_nursery() as nursery:
             children: dict[str, _Scope] = {}
-            if self.policy is not None:
+            # A route served from the cache is known now: there is nothing to speculate.
+            if self.policy is not None and not isinstance(found, CacheHit):
                 view = RouterView(
                     name=node.name,
                     labels=tuple(node.branches),
@@ -135,7 +193,7 @@ class _Run:
                     child = _Scope(self, node.branches[label], scope, node, label, limit)
                     children[label] = child
                     nursery.start_soon(child.run)
-            ok, decision = await self.call(scope, node.step)
+            ok, decision = await self.call(scope, node.step, found)
             if not ok:
                 return
             error = _check_decision(node, decision, scope.where)
@@ -218,6 +276,7 @@ class _Scope:
         self.failure: SpecrouteError | None = None
         self.closed = False
         self.router_record = -1
+        self.pending_stores: list[tuple[CacheMiss, Any]] = []
         if parent is None or router is None:
             self.path = ""
             self.exports: frozenset[str] = frozenset()
@@ -333,7 +392,7 @@ class _Scope:
                 node = self.flow.nodes[index]
                 step = node.step if isinstance(node, Router) else node
                 self.shared.records.append(
-                    (self, step, now, now, SKIPPED, not self.confirmed, None)
+                    (self, step, now, now, SKIPPED, not self.confirmed, None, None)
                 )
 
     # -- routing outcomes -----------------------------------------------------------------
@@ -354,8 +413,23 @@ class _Scope:
             self.confirm()
         self.release()
 
+    def store(self, miss: CacheMiss, value: Any) -> None:
+        """Cache a computed value, but only once this branch is sure to be used."""
+        if not self.confirmed:
+            self.pending_stores.append((miss, value))
+            return
+        try:
+            self.shared.cache.store(miss, value)  # type: ignore[union-attr]
+        except CacheError as exc:
+            failure = RunError(f"step {miss.key.step!r}{self.where}: {exc}")
+            failure.__cause__ = exc
+            self.fail(failure)
+
     def confirm(self) -> None:
         self.confirmed = True
+        pending, self.pending_stores = self.pending_stores, []
+        for miss, value in pending:
+            self.store(miss, value)
         self.release()
         for child in self.chosen_children:
             child.confirm()
@@ -419,6 +493,8 @@ async def execute(
     policy: SpeculationPolicy,
     max_concurrency: int | trio.CapacityLimiter | None,
     timeout: float | None,
+    cache: Cache | None = None,
+    namespace: str = "default",
 ) -> RunResult:
     """Run `flow` (see `Flow.run`, which documents the arguments and errors)."""
     mode = Mode.parse(mode)
@@ -428,7 +504,7 @@ async def execute(
     if mode is Mode.SPECULATIVE:
         policy.check(flow.routers)
     limiter = trio.CapacityLimiter(1) if mode is Mode.SEQUENTIAL else _limiter(max_concurrency)
-    run = _Run(policy if mode is Mode.SPECULATIVE else None, limiter)
+    run = _Run(policy if mode is Mode.SPECULATIVE else None, limiter, cache, namespace)
     top = run.top = _Scope(run, flow, None, None, "", None, frozenset(inputs))
     top.values.update(inputs)
     started = trio.current_time()
@@ -475,14 +551,17 @@ async def execute(
         trace=trace,
         started=started,
         finished=finished,
+        cache_hits=run.cache_hits,
+        cache_misses=run.cache_misses,
+        cache_saved_time=run.cache_saved,
     )
 
 
 def _build_trace(run: _Run) -> tuple[TraceEntry, ...]:
     """Turn raw records into entries, marking waste and what each entry waited on."""
     producer: dict[tuple[int, str], int] = {}
-    for index, (scope, step, _start, _end, status, _spec, _err) in enumerate(run.records):
-        if status is OK:
+    for index, (scope, step, _start, _end, status, *_rest) in enumerate(run.records):
+        if status is OK or status is CACHED:
             target: _Scope | None = scope
             name = step.output
             while target is not None:
@@ -497,7 +576,7 @@ def _build_trace(run: _Run) -> tuple[TraceEntry, ...]:
                 producer[id(scope), name] = scope.router_record
     committed = {id(scope): scope.committed for scope in run.scopes}
     entries = []
-    for scope, step, start, end, status, speculative, error in run.records:
+    for scope, step, start, end, status, speculative, error, similarity in run.records:
         key = id(scope)
         waited = [] if scope.router_record < 0 else [scope.router_record]
         for name in step.params:
@@ -517,6 +596,7 @@ def _build_trace(run: _Run) -> tuple[TraceEntry, ...]:
                 speculative=speculative,
                 wasted=not committed[key] and status is not SKIPPED,
                 error=None if error is None else repr(error),
+                similarity=similarity,
                 waited_on=tuple(waited),
             )
         )

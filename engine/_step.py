@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any, overload
 
 import attrs
+from specroute.cache import CacheOptions, is_never_encodable
 from specroute.routes import StepDefinitionError
 
 __all__ = ["Step", "StepOptions", "step"]
@@ -42,6 +43,10 @@ class StepOptions:
             branch is confirmed, so it never runs for a branch that loses.
         estimated_seconds: Expected duration, for speculation policies.
         estimated_dollars: Expected cost, for speculation policies.
+        cache: Serve the step from the run's cache (exact, semantic or both); see
+            `specroute.cache.CacheOptions`. Ignored by runs given no `cache=`.
+        cache_inputs: The inputs that make up the cache key (default: all). Only leave out
+            inputs that never change the answer.
     """
 
     output: str | None = attrs.field(default=None, validator=_identifier_or_none)
@@ -49,6 +54,13 @@ class StepOptions:
     effect: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     estimated_seconds: float | None = attrs.field(default=None, validator=_non_negative_or_none)
     estimated_dollars: float | None = attrs.field(default=None, validator=_non_negative_or_none)
+    cache: CacheOptions | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(attrs.validators.instance_of(CacheOptions)),
+    )
+    cache_inputs: tuple[str, ...] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(tuple)
+    )
 
 
 DEFAULT_OPTIONS = StepOptions()
@@ -115,7 +127,33 @@ def _make_step(fn: StepFunction, name: str | None, options: StepOptions) -> Step
         params.append(param.name)
         if param.default is not param.empty:
             optional.add(param.name)
+    if options.cache is not None:
+        _check_cacheable(label, fn, params, options)
     return Step(label, fn, options, tuple(params), frozenset(optional))
+
+
+def _check_cacheable(label: str, fn: StepFunction, params: list[str], options: StepOptions) -> None:
+    """Refuse, when the step is made, a cache setting that could only fail during a run."""
+    assert options.cache is not None
+    keyed = options.cache_inputs if options.cache_inputs is not None else tuple(params)
+    wanted = [*keyed, *([options.cache.semantic] if options.cache.semantic else [])]
+    for name in wanted:
+        if name not in params:
+            raise StepDefinitionError(
+                f"step {label!r}: cache option names input {name!r}, but the step reads only "
+                f"{params}"
+            )
+    try:
+        annotations = inspect.signature(fn, eval_str=True).parameters
+    except (NameError, TypeError):
+        return  # annotations that do not resolve here say nothing either way
+    for name in keyed:
+        if is_never_encodable(annotations[name].annotation):
+            raise StepDefinitionError(
+                f"step {label!r}: input {name!r} is annotated "
+                f"{annotations[name].annotation!r}, which can never be part of a cache key; "
+                f"leave it out with `cache_inputs=` or pass plain data"
+            )
 
 
 @overload
@@ -131,6 +169,8 @@ def step(
     effect: bool = False,
     estimated_seconds: float | None = None,
     estimated_dollars: float | None = None,
+    cache: CacheOptions | None = None,
+    cache_inputs: tuple[str, ...] | None = None,
     options: StepOptions | None = None,
 ) -> Callable[[StepFunction], Step]: ...
 
@@ -145,6 +185,8 @@ def step(
     effect: bool = False,
     estimated_seconds: float | None = None,
     estimated_dollars: float | None = None,
+    cache: CacheOptions | None = None,
+    cache_inputs: tuple[str, ...] | None = None,
     options: StepOptions | None = None,
 ) -> Step | Callable[[StepFunction], Step]:
     """Turn an `async def` into a `Step`; use bare (`@step`) or with options (`@step(...)`).
@@ -157,6 +199,8 @@ def step(
         effect: See `StepOptions.effect`.
         estimated_seconds: See `StepOptions.estimated_seconds`.
         estimated_dollars: See `StepOptions.estimated_dollars`.
+        cache: See `StepOptions.cache`.
+        cache_inputs: See `StepOptions.cache_inputs`.
         options: A ready `StepOptions`; not allowed together with the single options.
 
     Returns:
@@ -175,6 +219,8 @@ def step(
                 "effect": effect or None,
                 "estimated_seconds": estimated_seconds,
                 "estimated_dollars": estimated_dollars,
+                "cache": cache,
+                "cache_inputs": cache_inputs,
             }.items()
             if value is not None
         }

@@ -47,6 +47,7 @@ class TraceEntry:
         speculative: It started before its branch was confirmed.
         wasted: It ran, but its branch lost, so nothing it did reached the result.
         error: `repr` of the exception for failed steps.
+        similarity: For a semantic cache hit, the cosine similarity of the match.
         waited_on: Indices (into the run's trace) of the entries it waited on: those whose
             values it read, and the router that chose its branch.
     """
@@ -59,6 +60,7 @@ class TraceEntry:
     speculative: bool
     wasted: bool
     error: str | None = None
+    similarity: float | None = None
     waited_on: tuple[int, ...] = ()
 
     @property
@@ -97,6 +99,9 @@ class RunResult:
         trace: Every step execution, including cancelled, skipped and wasted ones.
         started: `trio.current_time()` when the run started.
         finished: `trio.current_time()` when it returned.
+        cache_hits: Steps served from the cache.
+        cache_misses: Cached steps that had to be computed.
+        cache_saved_time: Seconds the cache hits took when they were computed.
     """
 
     flow: str
@@ -107,6 +112,9 @@ class RunResult:
     trace: tuple[TraceEntry, ...]
     started: float
     finished: float
+    cache_hits: int = 0
+    cache_misses: int = 0
+    cache_saved_time: float = 0.0
 
     @property
     def route(self) -> str | None:

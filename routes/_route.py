@@ -36,3 +36,11 @@ class Route:
         if not isinstance(label, str) or not label:
             raise TypeError(f"`label` must be a non-empty str, got {label!r}")
         self.__attrs_init__(label, values)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The read-only mapping cannot be pickled; caches store routes by pickling them.
+        return (_rebuild, (self.label, dict(self.values)))
+
+
+def _rebuild(label: str, values: dict[str, Any]) -> Route:
+    return Route(label, **values)

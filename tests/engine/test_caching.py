@@ -1,0 +1,134 @@
+"""Steps served from the cache: hits in the trace, known routes, speculation never stores."""
+
+from __future__ import annotations
+
+import socket  # noqa: TC003 -- the step annotation below is resolved at run time
+from typing import TYPE_CHECKING
+
+import pytest
+import trio
+from specroute.cache import CacheOptions, HashingEmbedder, open_cache
+from specroute.engine import Flow, StepStatus, router, step
+from specroute.routes import Always, Route, StepDefinitionError, StepFailedError
+
+if TYPE_CHECKING:
+    from trio.testing import MockClock
+
+
+def planner(calls: list[str], *, fail_think: bool = False) -> Flow:
+    @step(cache=CacheOptions(semantic="request"))
+    async def decide(request: str) -> Route:
+        calls.append("decide")
+        await trio.sleep(0.5)
+        return Route("known", answer="saved") if "known" in request else Route("new")
+
+    @step(output="answer", cache=CacheOptions())
+    async def think(request: str) -> str:
+        calls.append("think")
+        await trio.sleep(1)
+        if fail_think:
+            raise RuntimeError("model down")
+        return f"answer to {request}"
+
+    return Flow(
+        [
+            router(
+                decide,
+                {"known": Flow([], outputs=["answer"]), "new": Flow([think])},
+                handoff={"known": ["answer"]},
+            )
+        ]
+    )
+
+
+async def test_second_run_is_served_from_the_cache(autojump_clock: MockClock) -> None:
+    calls: list[str] = []
+    flow = planner(calls)
+    async with open_cache(embedder=HashingEmbedder()) as cache:
+        cold = await flow.run(request="write a poem", cache=cache, speculate=Always())
+        warm = await flow.run(request="write a poem", cache=cache, speculate=Always())
+    assert cold.outputs == warm.outputs == {"answer": "answer to write a poem"}
+    assert calls == ["think", "decide"] or calls == ["decide", "think"]
+    assert [e.status for e in warm.trace] == [StepStatus.CACHED, StepStatus.CACHED]
+    assert (warm.cache_hits, warm.cache_misses) == (2, 0)
+    assert warm.cache_saved_time == pytest.approx(1.5)
+    assert warm.wall_time == 0
+    # A route known from the cache starts nothing speculatively and wastes nothing.
+    assert not any(e.speculative for e in warm.trace)
+    assert warm.wasted_time == 0
+
+
+async def test_losing_branch_never_writes_the_cache(autojump_clock: MockClock) -> None:
+    calls: list[str] = []
+
+    @step(cache=CacheOptions())
+    async def decide(request: str) -> Route:
+        await trio.sleep(2)
+        return Route(request)
+
+    @step(output="answer", cache=CacheOptions())
+    async def slow(request: str) -> str:
+        calls.append("slow")
+        await trio.sleep(1)  # finishes before the router decides, then loses
+        return "slow answer"
+
+    @step(output="answer")
+    async def fast() -> str:
+        return "fast answer"
+
+    flow = Flow([router(decide, {"slow": Flow([slow]), "fast": Flow([fast])})])
+    async with open_cache() as cache:
+        lost = await flow.run(request="fast", cache=cache, speculate=Always())
+        assert lost.outputs == {"answer": "fast answer"}
+        stores_after_loss = cache.statistics().stores
+        won = await flow.run(request="slow", cache=cache, speculate=Always())
+    assert stores_after_loss == 1  # only the router's decision, not the loser's value
+    assert won.outputs == {"answer": "slow answer"}
+    assert calls == ["slow", "slow"]  # the speculative result was not kept
+
+
+async def test_failed_computation_is_not_cached(autojump_clock: MockClock) -> None:
+    calls: list[str] = []
+    flow = planner(calls, fail_think=True)
+    async with open_cache() as cache:
+        for _ in range(2):
+            with pytest.raises(StepFailedError, match="model down"):
+                await flow.run(request="new thing", cache=cache)
+    assert calls.count("think") == 2
+
+
+async def test_semantic_hit_is_traced_with_its_similarity(autojump_clock: MockClock) -> None:
+    flow = planner([])
+    async with open_cache(embedder=HashingEmbedder()) as cache:
+        await flow.run(request="known: generate the changelog", cache=cache)
+        warm = await flow.run(request="Known: generate the changelog!", cache=cache)
+    hit = warm.trace[0]
+    assert hit.status is StepStatus.CACHED
+    assert hit.similarity is not None
+    assert hit.similarity >= 0.95
+
+
+async def test_tenants_do_not_share_entries(autojump_clock: MockClock) -> None:
+    calls: list[str] = []
+    flow = planner(calls)
+    async with open_cache() as cache:
+        await flow.run(request="known", cache=cache, namespace="acme")
+        other = await flow.run(request="known", cache=cache, namespace="globex")
+    assert other.cache_hits == 0
+    assert calls.count("decide") == 2
+
+
+def test_cache_option_naming_an_unknown_input_is_refused() -> None:
+    with pytest.raises(StepDefinitionError, match=r"names input 'text'"):
+
+        @step(cache=CacheOptions(semantic="text"))
+        async def embed_me(request: str) -> str:
+            return request
+
+
+def test_input_that_can_never_be_a_key_is_refused() -> None:
+    with pytest.raises(StepDefinitionError, match=r"input 'lock'.*cache key"):
+
+        @step(cache=CacheOptions())
+        async def locked(request: str, lock: socket.socket) -> str:
+            return request
