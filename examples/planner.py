@@ -7,17 +7,20 @@ beside Discovery and cancels it the moment Discovery finds a workflow.
     python examples/planner.py                      # every path and mode, as a table
     python examples/planner.py --path B --mode speculative --json
     python examples/planner.py --clock real --scale 0.01
+    python examples/planner.py --repeat 2          # cold and warm runs through the cache
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import string
 import sys
 from typing import Any
 
 import trio
 import trio.testing
+from specroute.cache import Cache, CacheOptions, HashingEmbedder, open_cache
 from specroute.engine import Flow, Mode, RunResult, router, step
 from specroute.routes import Branches, Never, Route, SpeculationPolicy
 
@@ -30,6 +33,11 @@ LATENCY_MS = {
 }  # fmt: skip
 SAVED_WORKFLOWS = {"generate changelog": {"name": "changelog", "nodes": ["git-log", "llm"]}}
 REQUESTS = {"A": "generate changelog", "B": "summarize open issues by label"}
+# The default mix for --repeat: repeats and paraphrases of earlier requests hit the cache.
+DEFAULT_REQUESTS = [
+    "generate changelog", "summarize open issues by label", "Generate changelog!",
+    "Summarize open issues, by label.", "list stale pull requests", "generate changelog",
+]  # fmt: skip
 SCALE = 1.0
 
 
@@ -38,10 +46,11 @@ async def work(name: str) -> None:
     await trio.sleep(LATENCY_MS[name] / 1000 * SCALE)
 
 
-@step
+@step(cache=CacheOptions(semantic="user_input"))  # exact first, then a paraphrase
 async def discovery(user_input: str) -> Route:
     await work("discovery")
-    found = SAVED_WORKFLOWS.get(user_input)
+    words = user_input.lower().translate(str.maketrans("", "", string.punctuation))
+    found = SAVED_WORKFLOWS.get(" ".join(words.split()))
     return Route("reuse", workflow=found) if found else Route("generate")
 
 
@@ -57,7 +66,7 @@ async def requirements_analysis(templatized_input: str) -> list[str]:
     return [f"needs: {word}" for word in templatized_input.split()[:3]]
 
 
-@step(output="components")
+@step(output="components", cache=CacheOptions(), cache_inputs=("requirements",))
 async def component_browsing(user_input: str, requirements: list[str]) -> list[str]:
     await work("component_browsing")
     return ["github-issues", "llm"]
@@ -164,7 +173,40 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     Console().print(table)
 
 
+async def repeat(requests: list[str], times: int, cache: Cache) -> None:
+    """Run the request mix `times` times through one cache: cold, then warm."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Planner with Discovery and ComponentBrowsing cached (speculative)")
+    for column in ("pass", "request", "route", "wall ms", "wasted ms", "hits", "misses"):
+        table.add_column(column)
+    engine_mode, policy = MODES["speculative"]
+    for index in range(times):
+        for request in requests:
+            result = await planner.run(
+                user_input=request, mode=engine_mode, speculate=policy, cache=cache
+            )
+            table.add_row(str(index + 1), request, result.route, f"{result.wall_time * 1000:.0f}",
+                          f"{result.wasted_time * 1000:.0f}", str(result.cache_hits),
+                          str(result.cache_misses))  # fmt: skip
+    stats = cache.statistics()
+    Console().print(table)
+    rate = stats.hits / max(1, stats.hits + stats.misses)
+    print(f"cache: {stats.exact_hits} exact + {stats.semantic_hits} semantic hits, "
+          f"{stats.misses} misses, hit rate {rate:.0%}")  # fmt: skip
+
+
 async def main(args: argparse.Namespace) -> None:
+    if args.repeat or args.requests:
+        requests = DEFAULT_REQUESTS
+        if args.requests:
+            text = await trio.Path(args.requests).read_text()
+            requests = [line.strip() for line in text.splitlines()]
+            requests = [line for line in requests if line]
+        async with open_cache(embedder=HashingEmbedder()) as cache:
+            await repeat(requests, args.repeat or 1, cache)
+        return
     paths = [args.path] if args.path else ["A", "B"]
     modes = [args.mode] if args.mode else list(MODES)
     rows = []
@@ -185,6 +227,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--clock", choices=["virtual", "real"], default="virtual")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every latency")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--repeat", type=int, default=0, help="run the request mix N times")
+    parser.add_argument("--requests", help="a file of requests, one a line, for --repeat")
     return parser.parse_args(argv)
 
 
