@@ -11,6 +11,7 @@ from ._trace import RouteTaken as RouteTaken
 from ._trace import RunResult as RunResult
 from ._trace import StepStatus as StepStatus
 from ._trace import TraceEntry as TraceEntry
+from ._usage import StepUsage as StepUsage
 
 __all__ = [
     "Flow",
@@ -21,6 +22,7 @@ __all__ = [
     "Step",
     "StepOptions",
     "StepStatus",
+    "StepUsage",
     "TraceEntry",
     "router",
     "step",

@@ -38,6 +38,8 @@ from specroute.routes import (
 from ._flow import Flow, Router
 from ._mode import Mode
 from ._trace import RouteTaken, RunResult, StepStatus, TraceEntry
+from ._usage import RunMeter, StepUsage
+from .llm import record_usage
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -47,14 +49,16 @@ if TYPE_CHECKING:
 __all__ = ["execute"]
 
 _MISSING: Any = object()
-OK, FAILED, CANCELLED, SKIPPED, CACHED = (
+OK, FAILED, CANCELLED, SKIPPED, CACHED, RECOVERED = (
     StepStatus.OK,
     StepStatus.FAILED,
     StepStatus.CANCELLED,
     StepStatus.SKIPPED,
     StepStatus.CACHED,
+    StepStatus.RECOVERED,
 )
-Record = tuple["_Scope", "Step", float, float, StepStatus, bool, Any, "float | None"]
+# scope, step, start, end, status, speculative, error, similarity, LLM calls
+Record = tuple["_Scope", "Step", float, float, StepStatus, bool, Any, "float | None", Any]
 
 
 class _Run:
@@ -73,8 +77,8 @@ class _Run:
         self.namespace = namespace
         self.cache_hits = self.cache_misses = 0
         self.cache_saved = 0.0
-        # (scope, step, start, end, status, speculative, error, similarity) per execution
         self.records: list[Record] = []
+        self.meter = RunMeter(max_records=None)
         self.routes: list[tuple[_Scope, str, str, float]] = []
         self.scopes: list[_Scope] = []
         self.failures: list[SpecrouteError] = []
@@ -104,6 +108,9 @@ class _Run:
         status = CANCELLED
         error: BaseException | None = None
         similarity = None
+        by_task = self.meter.by_task
+        task = trio.lowlevel.current_task()
+        by_task[task] = None
         start = trio.current_time()
         try:
             if found is None and step.options.cache is not None:
@@ -135,9 +142,19 @@ class _Run:
         except Exception as exc:  # noqa: BLE001 -- the step boundary: wrapped and re-raised by `execute`
             status = FAILED
             error = exc
+            if step.options.fallback is not None:
+                # The step's safe default stands in; the failure stays in the trace.
+                try:
+                    value = step.options.fallback(exc)
+                except Exception as fallback_error:  # noqa: BLE001 -- becomes the step's failure
+                    error = fallback_error
+                else:
+                    status = RECOVERED
+                    return True, value
         finally:
             end = trio.current_time()
-            record = (scope, step, start, end, status, speculative, error, similarity)
+            calls = by_task.pop(task, None)
+            record = (scope, step, start, end, status, speculative, error, similarity, calls)
             self.records.append(record)
         failure = StepFailedError(
             f"step {step.name!r} failed{scope.where}: {type(error).__name__}: {error}",
@@ -392,7 +409,7 @@ class _Scope:
                 node = self.flow.nodes[index]
                 step = node.step if isinstance(node, Router) else node
                 self.shared.records.append(
-                    (self, step, now, now, SKIPPED, not self.confirmed, None, None)
+                    (self, step, now, now, SKIPPED, not self.confirmed, None, None, None)
                 )
 
     # -- routing outcomes -----------------------------------------------------------------
@@ -511,7 +528,8 @@ async def execute(
     if timeout is not None:
         top.cancel_scope.deadline = started + timeout
     try:
-        await top.run()
+        with record_usage(run.meter):
+            await top.run()
     except BaseExceptionGroup as group:
         # Ctrl-C reaches the caller as itself, not wrapped by our nurseries.
         interrupt = group.subgroup(KeyboardInterrupt)
@@ -554,6 +572,7 @@ async def execute(
         cache_hits=run.cache_hits,
         cache_misses=run.cache_misses,
         cache_saved_time=run.cache_saved,
+        usage=StepUsage.of(run.meter.records()),
     )
 
 
@@ -561,7 +580,7 @@ def _build_trace(run: _Run) -> tuple[TraceEntry, ...]:
     """Turn raw records into entries, marking waste and what each entry waited on."""
     producer: dict[tuple[int, str], int] = {}
     for index, (scope, step, _start, _end, status, *_rest) in enumerate(run.records):
-        if status is OK or status is CACHED:
+        if status is OK or status is CACHED or status is RECOVERED:
             target: _Scope | None = scope
             name = step.output
             while target is not None:
@@ -576,7 +595,7 @@ def _build_trace(run: _Run) -> tuple[TraceEntry, ...]:
                 producer[id(scope), name] = scope.router_record
     committed = {id(scope): scope.committed for scope in run.scopes}
     entries = []
-    for scope, step, start, end, status, speculative, error, similarity in run.records:
+    for scope, step, start, end, status, speculative, error, similarity, calls in run.records:
         key = id(scope)
         waited = [] if scope.router_record < 0 else [scope.router_record]
         for name in step.params:
@@ -597,6 +616,7 @@ def _build_trace(run: _Run) -> tuple[TraceEntry, ...]:
                 wasted=not committed[key] and status is not SKIPPED,
                 error=None if error is None else repr(error),
                 similarity=similarity,
+                usage=None if calls is None else StepUsage.of(calls),
                 waited_on=tuple(waited),
             )
         )

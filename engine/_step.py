@@ -47,6 +47,9 @@ class StepOptions:
             `specroute.cache.CacheOptions`. Ignored by runs given no `cache=`.
         cache_inputs: The inputs that make up the cache key (default: all). Only leave out
             inputs that never change the answer.
+        fallback: Called with the exception when the step raises; its return value stands
+            in for the step's (the trace shows `recovered`, and the run goes on). For a step
+            with a safe default, such as retrieval that may come back empty.
     """
 
     output: str | None = attrs.field(default=None, validator=_identifier_or_none)
@@ -60,6 +63,9 @@ class StepOptions:
     )
     cache_inputs: tuple[str, ...] | None = attrs.field(
         default=None, converter=attrs.converters.optional(tuple)
+    )
+    fallback: Callable[[Exception], Any] | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.is_callable())
     )
 
 
@@ -171,6 +177,7 @@ def step(
     estimated_dollars: float | None = None,
     cache: CacheOptions | None = None,
     cache_inputs: tuple[str, ...] | None = None,
+    fallback: Callable[[Exception], Any] | None = None,
     options: StepOptions | None = None,
 ) -> Callable[[StepFunction], Step]: ...
 
@@ -187,6 +194,7 @@ def step(
     estimated_dollars: float | None = None,
     cache: CacheOptions | None = None,
     cache_inputs: tuple[str, ...] | None = None,
+    fallback: Callable[[Exception], Any] | None = None,
     options: StepOptions | None = None,
 ) -> Step | Callable[[StepFunction], Step]:
     """Turn an `async def` into a `Step`; use bare (`@step`) or with options (`@step(...)`).
@@ -201,6 +209,7 @@ def step(
         estimated_dollars: See `StepOptions.estimated_dollars`.
         cache: See `StepOptions.cache`.
         cache_inputs: See `StepOptions.cache_inputs`.
+        fallback: See `StepOptions.fallback`.
         options: A ready `StepOptions`; not allowed together with the single options.
 
     Returns:
@@ -221,6 +230,7 @@ def step(
                 "estimated_dollars": estimated_dollars,
                 "cache": cache,
                 "cache_inputs": cache_inputs,
+                "fallback": fallback,
             }.items()
             if value is not None
         }

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._usage import StepUsage
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -24,6 +26,7 @@ class StepStatus(enum.StrEnum):
         CANCELLED: It was running when its branch lost or the run stopped.
         SKIPPED: It never started: its branch lost or the run stopped first.
         CACHED: Its value came from a cache; its function did not run.
+        RECOVERED: It raised, and its `fallback` value stood in for it.
     """
 
     OK = "ok"
@@ -31,6 +34,7 @@ class StepStatus(enum.StrEnum):
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
     CACHED = "cached"
+    RECOVERED = "recovered"
 
 
 @attrs.frozen(kw_only=True)
@@ -48,6 +52,7 @@ class TraceEntry:
         wasted: It ran, but its branch lost, so nothing it did reached the result.
         error: `repr` of the exception for failed steps.
         similarity: For a semantic cache hit, the cosine similarity of the match.
+        usage: The LLM calls the step made (None if it made none).
         waited_on: Indices (into the run's trace) of the entries it waited on: those whose
             values it read, and the router that chose its branch.
     """
@@ -61,6 +66,7 @@ class TraceEntry:
     wasted: bool
     error: str | None = None
     similarity: float | None = None
+    usage: StepUsage | None = None
     waited_on: tuple[int, ...] = ()
 
     @property
@@ -102,6 +108,7 @@ class RunResult:
         cache_hits: Steps served from the cache.
         cache_misses: Cached steps that had to be computed.
         cache_saved_time: Seconds the cache hits took when they were computed.
+        usage: Every LLM call of the run, added up (including calls no step owned).
     """
 
     flow: str
@@ -115,6 +122,62 @@ class RunResult:
     cache_hits: int = 0
     cache_misses: int = 0
     cache_saved_time: float = 0.0
+    usage: StepUsage = attrs.Factory(StepUsage)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run as JSON-ready data: times in ms from the run's start; no values.
+
+        Values are left out on purpose (they may hold user data); run logs and `--json`
+        output are built from this.
+        """
+
+        def ms(moment: float) -> float:
+            return round((moment - self.started) * 1000, 3)
+
+        def usage(used: StepUsage | None) -> dict[str, Any] | None:
+            return None if used is None else attrs.asdict(used)
+
+        return {
+            "flow": self.flow,
+            "mode": self.mode.value,
+            "route": self.route,
+            "routes": [
+                {"router": r.router, "branch": r.branch, "label": r.label, "at_ms": ms(r.at)}
+                for r in self.routes
+            ],
+            "wall_ms": ms(self.finished),
+            "wasted_ms": round(self.wasted_time * 1000, 3),
+            "sequential_ms": round(self.sequential_time * 1000, 3),
+            "step_ms": round(self.step_time * 1000, 3),
+            "critical_path": [entry.step for entry in self.critical_path],
+            "cache": {
+                "hits": self.cache_hits,
+                "misses": self.cache_misses,
+                "saved_ms": round(self.cache_saved_time * 1000, 3),
+            },
+            "usage": usage(self.usage),
+            "wasted_cost": self.wasted_cost,
+            "steps": [
+                {
+                    "name": e.step,
+                    "branch": e.branch,
+                    "start_ms": ms(e.start),
+                    "end_ms": ms(e.end),
+                    "status": e.status.value,
+                    "speculative": e.speculative,
+                    "wasted": e.wasted,
+                    "error": e.error,
+                    "similarity": e.similarity,
+                    "usage": usage(e.usage),
+                }
+                for e in self.trace
+            ],
+        }
+
+    @property
+    def wasted_cost(self) -> float:
+        """Dollars spent by steps whose branch lost (cancelled calls billed as they arrived)."""
+        return float(sum(e.usage.cost for e in self.trace if e.wasted and e.usage is not None))
 
     @property
     def route(self) -> str | None:
@@ -159,7 +222,8 @@ class RunResult:
         useful = [
             index
             for index, entry in enumerate(self.trace)
-            if not entry.wasted and entry.status in (StepStatus.OK, StepStatus.CACHED)
+            if not entry.wasted
+            and entry.status in (StepStatus.OK, StepStatus.CACHED, StepStatus.RECOVERED)
         ]
         if not useful:
             return ()

@@ -141,19 +141,8 @@ async def run_planner(path: str, mode: str) -> RunResult:
 
 
 def record(result: RunResult, mode: str) -> dict[str, Any]:
-    """One run as plain JSON: the fields every example prints with --json."""
-    ms = lambda t: round((t - result.started) * 1000, 3)  # noqa: E731
-    return {
-        "flow": result.flow, "route": result.route, "mode": mode,
-        "wall_ms": ms(result.finished), "wasted_ms": round(result.wasted_time * 1000, 3),
-        "sequential_ms": round(result.sequential_time * 1000, 3),
-        "critical_path": [entry.step for entry in result.critical_path],
-        "steps": [
-            {"name": e.step, "branch": e.branch, "start_ms": ms(e.start), "end_ms": ms(e.end),
-             "status": e.status.value, "speculative": e.speculative, "wasted": e.wasted}
-            for e in result.trace
-        ],
-    }  # fmt: skip
+    """One run as plain JSON, under the seed's name for its mode."""
+    return {**result.to_dict(), "mode": mode}
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:

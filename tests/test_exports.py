@@ -7,7 +7,13 @@ import inspect
 
 import pytest
 
-PACKAGES = ["specroute.engine", "specroute.engine.llm", "specroute.routes", "specroute.cache"]
+PACKAGES = [
+    "specroute.engine",
+    "specroute.engine.llm",
+    "specroute.engine.report",
+    "specroute.routes",
+    "specroute.cache",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -1,0 +1,87 @@
+"""Who spent what: every LLM call of a run, attributed to the step execution that made it.
+
+One meter is active for the whole run (`record_usage`), so steps need not know about it.
+When a call is recorded, the meter asks trio which task is running: each step execution
+runs in a task of its own, registered for the length of the step, so a call is attributed
+to its step for the cost of one dict lookup. A call made from a task the step started
+itself, or from a cache's shared computation, is still in the run's totals, just not in a
+step's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+
+from .llm import CallRecord, CallStatus, UsageMeter
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = ["StepUsage"]
+
+
+@attrs.frozen(kw_only=True)
+class StepUsage:
+    """The LLM calls of one step execution (or of a whole run), added up.
+
+    Attributes:
+        calls: Calls made.
+        cancelled_calls: Calls cancelled mid-way (billed for what arrived).
+        input_tokens: Input tokens over every call.
+        output_tokens: Output tokens over every call.
+        cost: Dollars over every priced call.
+        unpriced_calls: Calls whose model has no price (not in `cost`).
+    """
+
+    calls: int = 0
+    cancelled_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    unpriced_calls: int = 0
+
+    @classmethod
+    def of(cls, records: Iterable[CallRecord]) -> StepUsage:
+        """Add up `records`."""
+        calls = cancelled = tokens_in = tokens_out = unpriced = 0
+        cost = 0.0
+        for record in records:
+            calls += 1
+            cancelled += record.status is CallStatus.CANCELLED
+            tokens_in += record.usage.input_tokens
+            tokens_out += record.usage.output_tokens
+            if record.cost is None:
+                unpriced += 1
+            else:
+                cost += record.cost
+        return cls(
+            calls=calls,
+            cancelled_calls=cancelled,
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+            cost=cost,
+            unpriced_calls=unpriced,
+        )
+
+
+@attrs.define(eq=False)
+class RunMeter(UsageMeter):
+    """The run's meter: totals as any meter, plus the calls of each running step task."""
+
+    by_task: dict[trio.lowlevel.Task, list[CallRecord] | None] = attrs.field(
+        init=False, factory=dict
+    )
+
+    def record(self, record: CallRecord) -> None:
+        """Add the call to the totals and to the step whose task made it."""
+        super().record(record)
+        task = trio.lowlevel.current_task()
+        if task in self.by_task:
+            calls = self.by_task[task]
+            if calls is None:
+                self.by_task[task] = [record]
+            else:
+                calls.append(record)

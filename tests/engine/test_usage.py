@@ -1,0 +1,88 @@
+"""Every LLM call is attributed to its step; a cancelled speculative call is billed as waste."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+import trio
+from specroute.engine import Flow, StepStatus, router, step
+from specroute.engine.llm import SimulatedProvider, SimulatedTransport, open_simulated_client
+from specroute.routes import Always, Route, StepFailedError
+
+if TYPE_CHECKING:
+    from trio.testing import MockClock
+
+
+async def test_cancelled_speculative_call_is_wasted_dollars(autojump_clock: MockClock) -> None:
+    # 200 tokens/s: a 2000-token answer takes 10 s; the router decides after 2 s.
+    simulation = SimulatedProvider(first_token_latency=0.1, tokens_per_second=200.0)
+    async with open_simulated_client(SimulatedTransport(simulation)) as llm:
+
+        @step
+        async def decide(request: str) -> Route:
+            answer = await llm.complete(request, model="sim-small", max_tokens=20)
+            await trio.sleep(2)
+            return Route("short", text=answer.text)
+
+        @step(output="text")
+        async def write_long(request: str) -> str:
+            done = await llm.complete(request, model="sim-large", max_tokens=2000, stream=True)
+            return done.text
+
+        flow = Flow(
+            [
+                router(
+                    decide,
+                    {"short": Flow([], outputs=["text"]), "long": Flow([write_long])},
+                    handoff={"short": ["text"]},
+                )
+            ]
+        )
+        result = await flow.run(request="write something", speculate=Always())
+
+    by_step = {entry.step: entry for entry in result.trace}
+    long_entry = by_step["write_long"]
+    assert long_entry.status is StepStatus.CANCELLED
+    assert long_entry.wasted
+    assert long_entry.usage is not None
+    assert long_entry.usage.cancelled_calls == 1
+    # ~2 s of a 10 s stream arrived: billed, partially, never free.
+    assert 0 < long_entry.usage.output_tokens < 2000
+    assert long_entry.usage.cost > 0
+    assert result.wasted_cost == pytest.approx(long_entry.usage.cost)
+    decide_usage = by_step["decide"].usage
+    assert decide_usage is not None
+    assert decide_usage.calls == 1
+    assert decide_usage.cancelled_calls == 0
+    assert result.usage.calls == 2
+    assert result.usage.cost == pytest.approx(decide_usage.cost + long_entry.usage.cost)
+
+
+async def test_fallback_stands_in_for_a_failed_step(autojump_clock: MockClock) -> None:
+    @step(output="documents", fallback=lambda exc: [])
+    async def retrieve(query: str) -> list[str]:
+        raise ConnectionError("vector store down")
+
+    @step(output="answer")
+    async def generate(query: str, documents: list[str]) -> str:
+        return f"{query}: {len(documents)} sources"
+
+    result = await Flow([retrieve, generate]).run(query="q")
+    assert result.outputs == {"answer": "q: 0 sources"}
+    entry = result.trace[0]
+    assert entry.status is StepStatus.RECOVERED
+    assert entry.error is not None
+    assert "vector store down" in entry.error
+
+
+async def test_failing_fallback_fails_the_run(autojump_clock: MockClock) -> None:
+    def no_default(exc: Exception) -> list[str]:
+        raise LookupError("no default either")
+
+    @step(output="documents", fallback=no_default)
+    async def retrieve(query: str) -> list[str]:
+        raise ConnectionError("down")
+
+    with pytest.raises(StepFailedError, match="retrieve"):
+        await Flow([retrieve]).run(query="q")
