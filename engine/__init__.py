@@ -4,6 +4,7 @@ from ._flow import Flow as Flow
 from ._flow import Router as Router
 from ._flow import router as router
 from ._mode import Mode as Mode
+from ._observer import RunObserver as RunObserver
 from ._step import Step as Step
 from ._step import StepOptions as StepOptions
 from ._step import step as step
@@ -18,6 +19,7 @@ __all__ = [
     "Mode",
     "RouteTaken",
     "Router",
+    "RunObserver",
     "RunResult",
     "Step",
     "StepOptions",

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from specroute.cache import Cache
 
     from ._mode import Mode
+    from ._observer import RunObserver
     from ._trace import RunResult
 
 __all__ = ["Flow", "Router", "router"]
@@ -360,6 +361,7 @@ class Flow:
         timeout: float | None = None,
         cache: Cache | None = None,
         namespace: str = "default",
+        observer: RunObserver | None = None,
         **named_inputs: Any,
     ) -> RunResult:
         """Run the flow inside trio and return what it produced, the route and the trace.
@@ -377,6 +379,7 @@ class Flow:
                 `specroute.cache.open_cache`); without one those steps always run. A
                 speculative branch's results enter it only if the branch wins.
             namespace: The tenant: a hard partition of the cache.
+            observer: Told as each step starts and ends (a progress display, metrics).
             **named_inputs: Run inputs by name.
 
         Returns:
@@ -406,6 +409,7 @@ class Flow:
             timeout=timeout,
             cache=cache,
             namespace=namespace,
+            observer=observer,
         )
 
     def __repr__(self) -> str:

@@ -44,6 +44,7 @@ from .llm import record_usage
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from ._observer import RunObserver
     from ._step import Step
 
 __all__ = ["execute"]
@@ -70,7 +71,9 @@ class _Run:
         limiter: trio.CapacityLimiter | None,
         cache: Cache | None,
         namespace: str,
+        observer: RunObserver | None = None,
     ) -> None:
+        self.observer = observer
         self.policy = policy
         self.limiter = limiter
         self.cache = cache
@@ -112,6 +115,8 @@ class _Run:
         task = trio.lowlevel.current_task()
         by_task[task] = None
         start = trio.current_time()
+        if self.observer is not None:
+            self.observer.step_started(step.name, scope.path, speculative)
         try:
             if found is None and step.options.cache is not None:
                 found = await self.lookup(step, kwargs)
@@ -156,6 +161,8 @@ class _Run:
             calls = by_task.pop(task, None)
             record = (scope, step, start, end, status, speculative, error, similarity, calls)
             self.records.append(record)
+            if self.observer is not None:
+                self.observer.step_finished(step.name, scope.path, status, end - start)
         failure = StepFailedError(
             f"step {step.name!r} failed{scope.where}: {type(error).__name__}: {error}",
             step=step.name,
@@ -411,6 +418,8 @@ class _Scope:
                 self.shared.records.append(
                     (self, step, now, now, SKIPPED, not self.confirmed, None, None, None)
                 )
+                if self.shared.observer is not None:
+                    self.shared.observer.step_finished(step.name, self.path, SKIPPED, 0.0)
 
     # -- routing outcomes -----------------------------------------------------------------
 
@@ -512,6 +521,7 @@ async def execute(
     timeout: float | None,
     cache: Cache | None = None,
     namespace: str = "default",
+    observer: RunObserver | None = None,
 ) -> RunResult:
     """Run `flow` (see `Flow.run`, which documents the arguments and errors)."""
     mode = Mode.parse(mode)
@@ -521,7 +531,7 @@ async def execute(
     if mode is Mode.SPECULATIVE:
         policy.check(flow.routers)
     limiter = trio.CapacityLimiter(1) if mode is Mode.SEQUENTIAL else _limiter(max_concurrency)
-    run = _Run(policy if mode is Mode.SPECULATIVE else None, limiter, cache, namespace)
+    run = _Run(policy if mode is Mode.SPECULATIVE else None, limiter, cache, namespace, observer)
     top = run.top = _Scope(run, flow, None, None, "", None, frozenset(inputs))
     top.values.update(inputs)
     started = trio.current_time()

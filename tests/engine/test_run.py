@@ -337,3 +337,19 @@ async def test_nested_router_inside_speculative_branch(autojump_clock: MockClock
     assert result.wall_time == pytest.approx(1.0)
     wasted = sorted((e.step, e.branch) for e in result.trace if e.wasted)
     assert wasted == [("leaf_a", "outer:deep/inner:a"), ("leaf_a", "outer:shallow")]
+
+
+async def test_observer_sees_every_step_start_and_end(autojump_clock: MockClock) -> None:
+    events: list[tuple[str, str, str]] = []
+
+    class Recorder:
+        def step_started(self, step: str, branch: str, speculative: bool) -> None:
+            events.append(("start", step, branch))
+
+        def step_finished(self, step: str, branch: str, status: StepStatus, seconds: float) -> None:
+            events.append((status.value, step, branch))
+
+    result = await make_flow([]).run(request="known", speculate=Always(), observer=Recorder())
+    finished = [(status, step) for status, step, _ in events if status != "start"]
+    assert sorted(finished) == sorted((e.status.value, e.step) for e in result.trace)
+    assert ("start", "think", "decide:slow") in events
