@@ -59,6 +59,10 @@ class CacheOptions:
             (`None`: no semantic lookup).
         threshold: The least cosine similarity that is a semantic hit, in (0, 1].
         version: The step's cache version; bump it when the prompt changes.
+        on_semantic_hit: `"trust"`: a semantic hit is the answer. `"verify"`: a hit only
+            predicts the answer, which the real step checks (routers only: the predicted
+            branch starts at once and is kept if the router agrees). `None`: verify for
+            routers, trust for other steps.
 
     Raises:
         CacheConfigError: A setting is out of range, or neither lookup is on.
@@ -68,6 +72,9 @@ class CacheOptions:
     semantic: str | None = attrs.field(default=None, validator=non_empty_text)
     threshold: float = attrs.field(default=DEFAULT_THRESHOLD, validator=unit_interval)
     version: str = attrs.field(default="1", validator=non_empty_text)
+    on_semantic_hit: Literal["trust", "verify"] | None = attrs.field(
+        default=None, validator=attrs.validators.in_((None, "trust", "verify"))
+    )
 
     def __attrs_post_init__(self) -> None:
         if not self.exact and self.semantic is None:

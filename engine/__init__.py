@@ -8,6 +8,7 @@ from ._observer import RunObserver as RunObserver
 from ._step import Step as Step
 from ._step import StepOptions as StepOptions
 from ._step import step as step
+from ._trace import RouterDecision as RouterDecision
 from ._trace import RouteTaken as RouteTaken
 from ._trace import RunResult as RunResult
 from ._trace import StepStatus as StepStatus
@@ -19,6 +20,7 @@ __all__ = [
     "Mode",
     "RouteTaken",
     "Router",
+    "RouterDecision",
     "RunObserver",
     "RunResult",
     "Step",

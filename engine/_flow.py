@@ -14,6 +14,7 @@ from specroute.routes import (
     CycleError,
     DuplicateProducerError,
     MissingInputError,
+    SimilarityCalibration,
     SpeculationPolicy,
     StepDefinitionError,
 )
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
     from specroute.cache import Cache
+    from specroute.routes import Predictor
 
     from ._mode import Mode
     from ._observer import RunObserver
@@ -44,12 +46,18 @@ class Router:
         branches: Label -> the `Flow` that runs when the router picks that label.
         handoff: Label -> the names of the values the router hands to that branch.
         outputs: The values every branch produces; they appear in the enclosing flow.
+        predictor: Predicts the label before the router returns (for predictive policies).
+        calibration: How often this router's semantic cache hits were confirmed.
+        estimates: Label -> (seconds, dollars) expected per step of that branch, in order.
     """
 
     step: Step
     branches: Mapping[str, Flow]
     handoff: Mapping[str, frozenset[str]]
     outputs: frozenset[str]
+    predictor: Predictor | None = None
+    calibration: SimilarityCalibration = attrs.Factory(SimilarityCalibration)
+    estimates: Mapping[str, tuple[tuple[float, float], ...]] = attrs.Factory(dict)
 
     @property
     def name(self) -> str:
@@ -73,6 +81,7 @@ def router(
     branches: Mapping[str, Flow | Sequence[Step | Router]],
     *,
     handoff: Mapping[str, Iterable[str]] | None = None,
+    predictor: Predictor | None = None,
 ) -> Router:
     """Make a router: `step` returns a `Route` whose label picks one of `branches`.
 
@@ -81,6 +90,8 @@ def router(
         branches: Label -> a `Flow` (or a list of steps, made into one).
         handoff: Label -> names of the values the router's `Route` hands to that branch;
             a branch may read them like any other value.
+        predictor: Predicts the label from the router's inputs before it returns (see
+            `specroute.routes.PredictivePolicy`); told each real answer.
 
     Returns:
         The `Router`, to put in a `Flow` like a step.
@@ -226,6 +237,13 @@ class Flow:
                     f"another name with @step(name=...)"
                 )
             seen_names[node.name] = node
+            cache = node.options.cache if isinstance(node, Step) else None
+            if cache is not None and cache.on_semantic_hit == "verify":
+                raise StepDefinitionError(
+                    f"flow {name!r}: step {node.name!r} asks to verify semantic cache hits, "
+                    f"which only routers can (a hit starts the predicted branch); use "
+                    f"on_semantic_hit='trust' or make it a router"
+                )
             for value in _node_writes(node):
                 if value in producer:
                     raise DuplicateProducerError(

@@ -17,16 +17,19 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 from specroute.cache import Cache, CacheError, CacheHit, CacheMiss, ComputationFailedError
 from specroute.routes import (
     HandoffError,
     MissingInputError,
+    Prediction,
     Route,
     RouterView,
     RunError,
     RunTimeoutError,
     SpecrouteError,
+    SpeculationPlan,
     SpeculationPolicy,
     StepFailedError,
     StepTimeoutError,
@@ -37,7 +40,7 @@ from specroute.routes import (
 
 from ._flow import Flow, Router
 from ._mode import Mode
-from ._trace import RouteTaken, RunResult, StepStatus, TraceEntry
+from ._trace import RouterDecision, RouteTaken, RunResult, StepStatus, TraceEntry
 from ._usage import RunMeter, StepUsage
 from .llm import record_usage
 
@@ -83,6 +86,7 @@ class _Run:
         self.records: list[Record] = []
         self.meter = RunMeter(max_records=None)
         self.routes: list[tuple[_Scope, str, str, float]] = []
+        self.decisions: list[tuple[_Scope, RouterDecision]] = []
         self.scopes: list[_Scope] = []
         self.failures: list[SpecrouteError] = []
         self.top: _Scope
@@ -191,21 +195,77 @@ class _Run:
             scope.write(step.output, value)
             scope.node_done()
 
+    def view(self, node: Router, prediction: Prediction | None = None) -> RouterView:
+        return RouterView(
+            name=node.name,
+            labels=tuple(node.branches),
+            branch_sizes={label: len(b.nodes) for label, b in node.branches.items()},
+            prediction=prediction,
+            branch_estimates=node.estimates,
+            router_seconds=node.step.options.estimated_seconds or 0.0,
+            now=trio.current_time(),
+        )
+
+    async def decide(
+        self, scope: _Scope, node: Router, found: CacheHit | CacheMiss | None, box: _Pending
+    ) -> None:
+        box.ok, box.value = await self.call(scope, node.step, found)
+        box.record = len(self.records) - 1  # no checkpoint since `call` appended it
+        box.done.set()
+
+    async def predict(self, node: Router, kwargs: dict[str, Any]) -> Prediction | str:
+        """The predictor's answer, or why there is none; a broken predictor only costs
+        the speculation it would have guided."""
+        assert node.predictor is not None
+        try:
+            return await node.predictor.predict(self.view(node), kwargs)
+        except Exception as exc:  # noqa: BLE001 -- reported in the router's decision record
+            return f"predictor failed: {type(exc).__name__}: {exc}"
+
     async def run_router(self, scope: _Scope, index: int) -> None:
         node: Router = scope.flow.nodes[index]  # type: ignore[assignment]
+        kwargs = scope.gather(node.step.params)
+        options = node.step.options.cache
         found = None
-        if self.cache is not None and node.step.options.cache is not None:
-            found = await self.lookup(node.step, scope.gather(node.step.params))
+        if self.cache is not None and options is not None:
+            found = await self.lookup(node.step, kwargs)
+        verifying = None
+        if isinstance(found, CacheHit) and found.kind == "semantic":
+            assert options is not None
+            if options.on_semantic_hit != "trust":
+                # A near match only predicts the route: the real router decides, and its
+                # answer is stored under this request's own key.
+                verifying = found
+                found = CacheMiss(key=found.key, exact=options.exact, embedding=None)
+        box = _Pending()
+        prediction: Prediction | None = None
+        note = ""
+        plan: SpeculationPlan = {}
+        concurrent = False
         async with trio.open_nursery() as nursery:
             children: dict[str, _Scope] = {}
             # A route served from the cache is known now: there is nothing to speculate.
-            if self.policy is not None and not isinstance(found, CacheHit):
-                view = RouterView(
-                    name=node.name,
-                    labels=tuple(node.branches),
-                    branch_sizes={k: len(b.nodes) for k, b in node.branches.items()},
-                )
-                for label, limit in self.policy.plan(view).items():
+            speculate = self.policy is not None and not isinstance(found, CacheHit)
+            if speculate and verifying is not None:
+                predicted = verifying.value[0].label
+                confidence = node.calibration.confidence(verifying.similarity or 0.0)
+                prediction = Prediction(probabilities={predicted: confidence}, source="cache")
+            elif speculate and node.predictor is not None:
+                # The router runs while the predictor thinks; a late prediction is moot.
+                concurrent = True
+                nursery.start_soon(self.decide, scope, node, found, box)
+                answer = await self.predict(node, kwargs)
+                if isinstance(answer, str):
+                    note = answer
+                else:
+                    prediction = answer
+                speculate = not box.done.is_set()
+            if speculate:
+                assert self.policy is not None
+                plan = self.policy.plan(self.view(node, prediction))
+                if verifying is not None:
+                    plan = {**plan, verifying.value[0].label: None}
+                for label, limit in plan.items():
                     if label not in node.branches:
                         scope.fail(
                             UnknownBranchError(
@@ -217,15 +277,38 @@ class _Run:
                     child = _Scope(self, node.branches[label], scope, node, label, limit)
                     children[label] = child
                     nursery.start_soon(child.run)
-            ok, decision = await self.call(scope, node.step, found)
-            if not ok:
+            if concurrent:
+                await box.done.wait()
+            else:
+                await self.decide(scope, node, found, box)
+            if not box.ok:
                 return
+            decision = box.value
             error = _check_decision(node, decision, scope.where)
             if error is not None:
                 scope.fail(error)
                 return
             label = decision.label
-            self.routes.append((scope, node.name, label, trio.current_time()))
+            now = trio.current_time()
+            self.routes.append((scope, node.name, label, now))
+            self.decisions.append(
+                (
+                    scope,
+                    RouterDecision(
+                        router=node.name,
+                        branch=scope.path,
+                        label=label,
+                        at=now,
+                        prediction=prediction,
+                        note=note,
+                        plan=MappingProxyType(dict(plan)),
+                        reasons=MappingProxyType(dict(getattr(plan, "reasons", {}))),
+                        cache=_cache_kind(found, verifying),
+                        similarity=None if verifying is None else verifying.similarity,
+                    ),
+                )
+            )
+            self.learn(node, kwargs, label, verifying)
             for other, child in children.items():
                 if other != label:
                     child.cancel_scope.cancel()
@@ -233,10 +316,39 @@ class _Run:
             if winner is None:
                 winner = _Scope(self, node.branches[label], scope, node, label, None)
                 nursery.start_soon(winner.run)
-            # The router's record is the newest: nothing awaited since `call` appended it.
-            winner.router_record = len(self.records) - 1
+            winner.router_record = box.record
             winner.choose(decision.values)
         scope.node_done()
+
+    def learn(
+        self, node: Router, kwargs: dict[str, Any], label: str, verifying: CacheHit | None
+    ) -> None:
+        """Tell the predictor and the hit calibration what the router really said."""
+        if node.predictor is not None:
+            node.predictor.observe(self.view(node), kwargs, label)
+        if verifying is not None:
+            confirmed = verifying.value[0].label == label
+            node.calibration.record(verifying.similarity or 0.0, confirmed)
+
+
+class _Pending:
+    """A router's answer, filled in by whichever task ran the router step."""
+
+    __slots__ = ("done", "ok", "record", "value")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.ok = False
+        self.value: Any = None
+        self.record = -1
+
+
+def _cache_kind(found: CacheHit | CacheMiss | None, verifying: CacheHit | None) -> str | None:
+    if verifying is not None:
+        return "semantic (verified)"
+    if isinstance(found, CacheHit):
+        return found.kind
+    return None
 
 
 async def _invoke(step: Step, kwargs: dict[str, Any]) -> Any:
@@ -583,6 +695,9 @@ async def execute(
         cache_misses=run.cache_misses,
         cache_saved_time=run.cache_saved,
         usage=StepUsage.of(run.meter.records()),
+        decisions=tuple(
+            attrs.evolve(decision, wasted=not scope.committed) for scope, decision in run.decisions
+        ),
     )
 
 

@@ -12,9 +12,11 @@ from ._usage import StepUsage
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from specroute.routes import PlanReason, Prediction
+
     from ._mode import Mode
 
-__all__ = ["RouteTaken", "RunResult", "StepStatus", "TraceEntry"]
+__all__ = ["RouteTaken", "RouterDecision", "RunResult", "StepStatus", "TraceEntry"]
 
 
 class StepStatus(enum.StrEnum):
@@ -93,6 +95,49 @@ class RouteTaken:
 
 
 @attrs.frozen(kw_only=True)
+class RouterDecision:
+    """What one router execution predicted, speculated and said, and why.
+
+    Attributes:
+        router: The router step's name.
+        branch: The branch path the router ran in.
+        label: The label it returned.
+        at: When it returned.
+        prediction: What was predicted before it returned (None: nothing was).
+        note: Why there was no prediction, if something went wrong (a failing predictor).
+        plan: Label -> step limit of each branch started speculatively (None: whole).
+        reasons: Label -> the policy's numbers behind that choice (predictive policies).
+        cache: `"exact"` or `"semantic"` when the route came from the cache, and
+            `"semantic (verified)"` when a near match only predicted it.
+        similarity: The near match's similarity, in verify mode.
+        wasted: The router ran inside a branch that lost.
+    """
+
+    router: str
+    branch: str
+    label: str
+    at: float
+    prediction: Prediction | None = None
+    note: str = ""
+    plan: Mapping[str, int | None] = attrs.field(factory=dict)
+    reasons: Mapping[str, PlanReason] = attrs.field(factory=dict)
+    cache: str | None = None
+    similarity: float | None = None
+    wasted: bool = False
+
+    @property
+    def predicted(self) -> str | None:
+        """The likeliest predicted label, if there was a prediction."""
+        return None if self.prediction is None else self.prediction.likeliest
+
+    @property
+    def right(self) -> bool | None:
+        """Whether the likeliest predicted label is the one the router returned."""
+        predicted = self.predicted
+        return None if predicted is None else predicted == self.label
+
+
+@attrs.frozen(kw_only=True)
 class RunResult:
     """What `Flow.run` returns.
 
@@ -109,6 +154,7 @@ class RunResult:
         cache_misses: Cached steps that had to be computed.
         cache_saved_time: Seconds the cache hits took when they were computed.
         usage: Every LLM call of the run, added up (including calls no step owned).
+        decisions: One `RouterDecision` per router that returned, in the order they did.
     """
 
     flow: str
@@ -123,6 +169,7 @@ class RunResult:
     cache_misses: int = 0
     cache_saved_time: float = 0.0
     usage: StepUsage = attrs.Factory(StepUsage)
+    decisions: tuple[RouterDecision, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The run as JSON-ready data: times in ms from the run's start; no values.
@@ -157,6 +204,26 @@ class RunResult:
             },
             "usage": usage(self.usage),
             "wasted_cost": self.wasted_cost,
+            "decisions": [
+                {
+                    "router": d.router,
+                    "branch": d.branch,
+                    "label": d.label,
+                    "at_ms": ms(d.at),
+                    "predicted": d.predicted,
+                    "probabilities": None
+                    if d.prediction is None
+                    else dict(d.prediction.probabilities),
+                    "source": None if d.prediction is None else d.prediction.source,
+                    "right": d.right,
+                    "plan": dict(d.plan),
+                    "reasons": {label: attrs.asdict(r) for label, r in d.reasons.items()},
+                    "cache": d.cache,
+                    "similarity": d.similarity,
+                    "wasted": d.wasted,
+                }
+                for d in self.decisions
+            ],
             "steps": [
                 {
                     "name": e.step,

@@ -15,6 +15,13 @@ from ._errors import StepTimeoutError as StepTimeoutError
 from ._errors import UnknownBranchError as UnknownBranchError
 from ._errors import UnknownInputError as UnknownInputError
 from ._errors import UnknownRouteError as UnknownRouteError
+from ._prediction import PlanReason as PlanReason
+from ._prediction import Prediction as Prediction
+from ._prediction import PredictivePolicy as PredictivePolicy
+from ._prediction import Predictor as Predictor
+from ._prediction import RouteStatistics as RouteStatistics
+from ._prediction import SimilarityCalibration as SimilarityCalibration
+from ._prediction import WasteBudget as WasteBudget
 from ._route import Route as Route
 from ._speculation import Always as Always
 from ._speculation import Branches as Branches
@@ -33,10 +40,16 @@ __all__ = [
     "HandoffError",
     "MissingInputError",
     "Never",
+    "PlanReason",
+    "Prediction",
+    "PredictivePolicy",
+    "Predictor",
     "Route",
+    "RouteStatistics",
     "RouterView",
     "RunError",
     "RunTimeoutError",
+    "SimilarityCalibration",
     "SpecrouteError",
     "SpeculationPlan",
     "SpeculationPolicy",
@@ -46,4 +59,5 @@ __all__ = [
     "UnknownBranchError",
     "UnknownInputError",
     "UnknownRouteError",
+    "WasteBudget",
 ]

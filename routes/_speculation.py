@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Protocol, TypeAlias
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 import attrs
 
 from ._errors import UnknownBranchError
+
+if TYPE_CHECKING:
+    from ._prediction import Prediction
 
 __all__ = [
     "Always",
@@ -38,11 +41,20 @@ class RouterView:
         name: The router step's name.
         labels: The router's branch labels, in declaration order.
         branch_sizes: Label -> number of steps (and nested routers) in that branch.
+        prediction: What the router's predictor (or a semantic cache hit) expects, if any.
+        branch_estimates: Label -> (seconds, dollars) expected for each step of the branch,
+            in its order (from `StepOptions.estimated_seconds` / `estimated_dollars`).
+        router_seconds: The router step's expected duration: the most speculation can hide.
+        now: `trio.current_time()` when the router started.
     """
 
     name: str
     labels: tuple[str, ...]
     branch_sizes: Mapping[str, int]
+    prediction: Prediction | None = None
+    branch_estimates: Mapping[str, tuple[tuple[float, float], ...]] = attrs.field(factory=dict)
+    router_seconds: float = 0.0
+    now: float = 0.0
 
 
 class SpeculationPolicy(Protocol):

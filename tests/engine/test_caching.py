@@ -9,7 +9,7 @@ import pytest
 import trio
 from specroute.cache import CacheOptions, HashingEmbedder, open_cache
 from specroute.engine import Flow, StepStatus, router, step
-from specroute.routes import Always, Route, StepDefinitionError, StepFailedError
+from specroute.routes import Always, Never, Route, StepDefinitionError, StepFailedError
 
 if TYPE_CHECKING:
     from trio.testing import MockClock
@@ -97,15 +97,46 @@ async def test_failed_computation_is_not_cached(autojump_clock: MockClock) -> No
     assert calls.count("think") == 2
 
 
-async def test_semantic_hit_is_traced_with_its_similarity(autojump_clock: MockClock) -> None:
+async def test_semantic_router_hit_is_verified_by_default(autojump_clock: MockClock) -> None:
     flow = planner([])
     async with open_cache(embedder=HashingEmbedder()) as cache:
         await flow.run(request="known: generate the changelog", cache=cache)
-        warm = await flow.run(request="Known: generate the changelog!", cache=cache)
+        agrees = await flow.run(
+            request="known: Generate the changelog!", cache=cache, speculate=Never()
+        )
+        # A near match the real router disagrees with: "Known" is not "known" to it.
+        disagrees = await flow.run(
+            request="Known: generate the changelog!", cache=cache, speculate=Never()
+        )
+    decision = agrees.decisions[0]
+    assert decision.cache == "semantic (verified)"
+    assert decision.similarity is not None
+    assert decision.similarity >= 0.95
+    assert decision.plan == {"known": None}  # the predicted branch started at once
+    assert decision.right
+    assert agrees.outputs == {"answer": "saved"}
+    denied = disagrees.decisions[0]
+    assert denied.cache == "semantic (verified)"
+    assert denied.right is False
+    # The result is what the real router says, never the near match's answer.
+    assert disagrees.outputs == {"answer": "answer to Known: generate the changelog!"}
+    assert disagrees.route == "new"
+
+
+async def test_trusted_semantic_hit_is_served(autojump_clock: MockClock) -> None:
+    @step(cache=CacheOptions(semantic="request", on_semantic_hit="trust"))
+    async def decide(request: str) -> Route:
+        await trio.sleep(0.5)
+        return Route("only")
+
+    flow = Flow([router(decide, {"only": Flow([])})])
+    async with open_cache(embedder=HashingEmbedder()) as cache:
+        await flow.run(request="generate the changelog", cache=cache)
+        warm = await flow.run(request="Generate the changelog!", cache=cache)
     hit = warm.trace[0]
     assert hit.status is StepStatus.CACHED
     assert hit.similarity is not None
-    assert hit.similarity >= 0.95
+    assert warm.decisions[0].cache == "semantic"
 
 
 async def test_tenants_do_not_share_entries(autojump_clock: MockClock) -> None:

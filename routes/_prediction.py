@@ -1,0 +1,284 @@
+"""Predictions of a router's answer, and the arithmetic that turns them into speculation.
+
+A `Predictor` says, before the router returns, how likely each label is. `PredictivePolicy`
+speculates a branch, and only as far as pays: speculating the first `k` steps of a branch
+that wins hides up to the router's own duration; if it loses, what those steps cost is
+wasted. With `P` the branch's probability, `R` the router's expected seconds, `s_i` and
+`d_i` the expected seconds and dollars of the branch's steps in order, and `v` the value
+of a second::
+
+    saving(k) = P * min(R, s_1 + ... + s_k) * v
+    waste(k)  = (1 - P) * (d_1 + ... + d_j)   # j <= k: the steps that start before R
+
+The policy picks the `k` with the largest `saving - waste`, and none when no `k` gains. A
+`WasteBudget` shared by every run in the process caps the expected waste per minute.
+"""
+
+from __future__ import annotations
+
+import math
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Hashable, Mapping
+
+    from ._speculation import RouterView, SpeculationPlan
+
+__all__ = [
+    "PlanReason",
+    "Prediction",
+    "PredictivePolicy",
+    "Predictor",
+    "RouteStatistics",
+    "SimilarityCalibration",
+    "WasteBudget",
+]
+
+
+def _probabilities(values: Mapping[str, float]) -> Mapping[str, float]:
+    for label, probability in values.items():
+        if not (isinstance(probability, int | float) and 0.0 <= probability <= 1.0):
+            raise ValueError(f"probability of {label!r} must be in [0, 1], got {probability!r}")
+    if sum(values.values()) > 1.0 + 1e-9:
+        raise ValueError(f"probabilities must sum to at most 1, got {dict(values)!r}")
+    return MappingProxyType(dict(values))
+
+
+@attrs.frozen(kw_only=True)
+class Prediction:
+    """How likely each label of a router is, before the router returns.
+
+    Attributes:
+        probabilities: Label -> probability in [0, 1]; together at most 1 (the rest is
+            "don't know").
+        source: Who predicted it, for the trace ("statistics", "semantic cache", ...).
+    """
+
+    probabilities: Mapping[str, float] = attrs.field(converter=_probabilities)
+    source: str = ""
+
+    @property
+    def likeliest(self) -> str | None:
+        """The most probable label, or None for an empty prediction."""
+        if not self.probabilities:
+            return None
+        return max(self.probabilities, key=lambda label: self.probabilities[label])
+
+
+class Predictor(Protocol):
+    """Predicts a router's label from its inputs, and learns from what it really said."""
+
+    async def predict(self, router: RouterView, inputs: Mapping[str, Any]) -> Prediction:
+        """Return the prediction; may await (a cheap model call) and is cancellable."""
+
+    def observe(self, router: RouterView, inputs: Mapping[str, Any], label: str) -> None:
+        """Learn that the router, given `inputs`, returned `label`."""
+
+
+@attrs.define(eq=False)
+class RouteStatistics:
+    """Predicts from how often each label won before: smoothed, decayed frequencies.
+
+    Args:
+        decay: Each observation multiplies older counts by this, so the estimate follows
+            drift (1.0: never forget; 0.98: the last ~50 observations dominate).
+        smoothing: Pseudo-count added to every label (Laplace), so a label never seen is
+            not impossible.
+        bucket: Optional function of the router's inputs giving a feature bucket (say,
+            the request's language); frequencies are kept per router and bucket.
+    """
+
+    decay: float = attrs.field(default=0.98, kw_only=True)
+    smoothing: float = attrs.field(default=1.0, kw_only=True)
+    bucket: Callable[[Mapping[str, Any]], Hashable] | None = attrs.field(default=None, kw_only=True)
+    _counts: dict[tuple[str, Hashable], dict[str, float]] = attrs.field(init=False, factory=dict)
+
+    def __attrs_post_init__(self) -> None:
+        if not 0.0 < self.decay <= 1.0:
+            raise ValueError(f"`decay` must be in (0, 1], got {self.decay!r}")
+        if self.smoothing < 0:
+            raise ValueError(f"`smoothing` must be >= 0, got {self.smoothing!r}")
+
+    def _key(self, router: RouterView, inputs: Mapping[str, Any]) -> tuple[str, Hashable]:
+        return (router.name, None if self.bucket is None else self.bucket(inputs))
+
+    def probabilities(self, router: RouterView, inputs: Mapping[str, Any]) -> Mapping[str, float]:
+        """The smoothed frequencies for `router` (and the inputs' bucket)."""
+        counts = self._counts.get(self._key(router, inputs), {})
+        total = sum(counts.values()) + self.smoothing * len(router.labels)
+        if total == 0:
+            return {}
+        return {label: (counts.get(label, 0.0) + self.smoothing) / total for label in router.labels}
+
+    async def predict(self, router: RouterView, inputs: Mapping[str, Any]) -> Prediction:
+        """Return the smoothed frequencies as a prediction (never awaits)."""
+        return Prediction(probabilities=self.probabilities(router, inputs), source="statistics")
+
+    def observe(self, router: RouterView, inputs: Mapping[str, Any], label: str) -> None:
+        """Count one more `label`, after decaying the older counts."""
+        counts = self._counts.setdefault(self._key(router, inputs), {})
+        for known in counts:
+            counts[known] *= self.decay
+        counts[label] = counts.get(label, 0.0) + 1.0
+
+
+@attrs.define(eq=False)
+class WasteBudget:
+    """Dollars per minute that speculation may be expected to waste, shared process-wide.
+
+    A token bucket: it holds at most one minute's dollars and refills continuously. Create
+    one and give it to every `PredictivePolicy` that should share it.
+
+    Args:
+        dollars_per_minute: The refill rate and the bucket's size.
+    """
+
+    dollars_per_minute: float
+    _level: float = attrs.field(init=False)
+    _updated: float | None = attrs.field(init=False, default=None)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.dollars_per_minute > 0:
+            raise ValueError(f"`dollars_per_minute` must be > 0, got {self.dollars_per_minute!r}")
+        self._level = self.dollars_per_minute
+
+    def available(self, now: float) -> float:
+        """Dollars that may still be risked at time `now` (seconds, any monotonic clock)."""
+        if self._updated is not None:
+            refill = (now - self._updated) * self.dollars_per_minute / 60.0
+            self._level = min(self.dollars_per_minute, self._level + max(0.0, refill))
+        self._updated = now
+        return self._level
+
+    def spend(self, dollars: float, now: float) -> bool:
+        """Take `dollars` if the bucket holds them; say whether it did."""
+        if dollars > self.available(now):
+            return False
+        self._level -= dollars
+        return True
+
+
+@attrs.frozen(kw_only=True)
+class PlanReason:
+    """Why a policy speculated a branch as far as it did (recorded in the run's trace).
+
+    Attributes:
+        probability: The branch's predicted probability.
+        steps: Steps speculated (0: none).
+        saving: Expected dollars of time saved at that depth.
+        waste: Expected dollars wasted at that depth.
+        note: Why not, when the answer is no ("budget spent", "no prediction").
+    """
+
+    probability: float
+    steps: int
+    saving: float
+    waste: float
+    note: str = ""
+
+
+class ExplainedPlan(dict[str, "int | None"]):
+    """A speculation plan that carries the numbers behind it, per label."""
+
+    reasons: Mapping[str, PlanReason]
+
+
+@attrs.frozen(kw_only=True)
+class PredictivePolicy:
+    """Speculate what is likely: each branch as deep as its expected saving beats its waste.
+
+    Args:
+        value_of_time: Dollars one second of latency is worth to you.
+        budget: A `WasteBudget` capping expected waste per minute (shared process-wide).
+        min_probability: Branches less likely than this are never speculated.
+    """
+
+    value_of_time: float = attrs.field(validator=attrs.validators.ge(0.0))
+    budget: WasteBudget | None = None
+    min_probability: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+
+    def check(self, routers: Mapping[str, tuple[str, ...]]) -> None:
+        """Nothing to check: the policy names no router."""
+
+    def plan(self, router: RouterView) -> SpeculationPlan:
+        """Return, per branch worth it, how many steps to speculate, with the reasons."""
+        plan = ExplainedPlan()
+        reasons: dict[str, PlanReason] = {}
+        plan.reasons = reasons
+        prediction = router.prediction
+        if prediction is None:
+            return plan
+        for label in router.labels:
+            probability = prediction.probabilities.get(label, 0.0)
+            if probability < self.min_probability or probability == 0.0:
+                continue
+            steps, saving, waste = self._depth(router, label, probability)
+            if steps == 0:
+                continue
+            if self.budget is not None and not self.budget.spend(waste, router.now):
+                reasons[label] = PlanReason(
+                    probability=probability, steps=0, saving=saving, waste=waste,
+                    note="waste budget spent",
+                )  # fmt: skip
+                continue
+            reasons[label] = PlanReason(
+                probability=probability, steps=steps, saving=saving, waste=waste
+            )
+            estimates = router.branch_estimates.get(label, ())
+            plan[label] = None if steps >= len(estimates) else steps
+        return plan
+
+    def _depth(
+        self, router: RouterView, label: str, probability: float
+    ) -> tuple[int, float, float]:
+        hide = router.router_seconds
+        best = (0, 0.0, 0.0)
+        best_gain = 0.0
+        elapsed = dollars = 0.0
+        for index, (seconds, cost) in enumerate(router.branch_estimates.get(label, ()), 1):
+            if elapsed >= hide:
+                break  # this step would start after the router returns: nothing to hide
+            dollars += cost
+            elapsed += seconds
+            saving = probability * min(hide, elapsed) * self.value_of_time
+            waste = (1.0 - probability) * dollars
+            if saving - waste > best_gain + 1e-15:
+                best, best_gain = (index, saving, waste), saving - waste
+        return best
+
+
+@attrs.define(eq=False)
+class SimilarityCalibration:
+    """How often a semantic cache hit at a given similarity was confirmed by the real step.
+
+    Verify mode feeds it each outcome; `confidence` turns a new hit's similarity into a
+    probability for the predicted route (Laplace-smoothed per bucket).
+
+    Args:
+        bucket_width: Width of a similarity bucket.
+    """
+
+    bucket_width: float = attrs.field(default=0.01, kw_only=True)
+    _counts: dict[int, list[int]] = attrs.field(init=False, factory=dict)
+
+    def _bucket(self, similarity: float) -> int:
+        return math.floor(similarity / self.bucket_width + 1e-9)
+
+    def record(self, similarity: float, confirmed: bool) -> None:
+        """Count one verified hit."""
+        counts = self._counts.setdefault(self._bucket(similarity), [0, 0])
+        counts[0 if confirmed else 1] += 1
+
+    def confidence(self, similarity: float) -> float:
+        """Probability that a hit at `similarity` is confirmed (0.5 with no history)."""
+        confirmed, denied = self._counts.get(self._bucket(similarity), [0, 0])
+        return (confirmed + 1) / (confirmed + denied + 2)
+
+    def totals(self) -> tuple[int, int]:
+        """Hits confirmed and hits denied, over all buckets."""
+        confirmed = sum(counts[0] for counts in self._counts.values())
+        denied = sum(counts[1] for counts in self._counts.values())
+        return confirmed, denied
