@@ -62,7 +62,7 @@ class InjectedFailures(httpx.AsyncBaseTransport):
     HTTP status (`"503"`), `"timeout"` or `"network"`; each is used once, in order.
     """
 
-    inner: httpx.AsyncBaseTransport
+    inner: SimulatedTransport
     plan: dict[str, list[str]]
     injected: list[dict[str, str]] = attrs.field(factory=list)
 
