@@ -1,0 +1,505 @@
+"""The figures a report shows, computed from logged runs: `summarize(records) -> Summary`.
+
+Every figure comes from the runs themselves; the baseline for "saved" is each run's own
+`sequential_ms` (the same useful work one step at a time), so no second, sequential run is
+needed. Percentiles interpolate linearly between the two nearest ranks (numpy's default):
+p50 of 100, 200, 300, 400 ms is 250 ms and p95 is 385 ms.
+
+Speculation is counted per speculated branch: a branch path `router:label` (inside a run)
+with at least one step that started before its router decided. It was *right* when that
+router, on the winning path, returned `label`; then its head start is the time, up to the
+decision, during which at least one of its steps was running (the latency speculation
+saved). Otherwise it was *wrong*, and every step it started is waste: their durations and
+their LLM dollars.
+
+ROI follows seed 000: for each route, its share of runs times its mean saving against the
+baseline, added up over routes, is the latency saved per run; the same sum over waste is
+what that costs per run, in step time and in dollars.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .._trace import StepStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from ._record import RunRecord, StepRecord
+
+__all__ = [
+    "CacheSummary",
+    "Distribution",
+    "LabelSummary",
+    "RoiSummary",
+    "RoiTerm",
+    "RouteSummary",
+    "SpeculationSummary",
+    "Summary",
+    "percentile",
+    "summarize",
+]
+
+NO_ROUTE = "(no route)"
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """The `pct` percentile of `values`, interpolating linearly between nearest ranks.
+
+    Args:
+        values: At least one number, in any order.
+        pct: From 0 to 100.
+
+    Returns:
+        The percentile (numpy's default method, `statistics.quantiles(method="inclusive")`).
+
+    Raises:
+        ValueError: `values` is empty or `pct` is outside 0..100.
+    """
+    if not values:
+        raise ValueError("`values` must hold at least one number, got none")
+    if not 0 <= pct <= 100:
+        raise ValueError(f"`pct` must be between 0 and 100, got {pct}")
+    ordered = sorted(values)
+    rank = pct / 100 * (len(ordered) - 1)
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@attrs.frozen(kw_only=True)
+class Distribution:
+    """Count, mean, p50, p95, min and max of some milliseconds (all 0 when empty).
+
+    Attributes:
+        count: How many values.
+        mean: Their mean.
+        p50: Their median.
+        p95: Their 95th percentile.
+        min: The smallest.
+        max: The largest.
+    """
+
+    count: int = 0
+    mean: float = 0.0
+    p50: float = 0.0
+    p95: float = 0.0
+    min: float = 0.0
+    max: float = 0.0
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Distribution:
+        """The distribution of `values`."""
+        if not values:
+            return cls()
+        return cls(
+            count=len(values),
+            mean=statistics.fmean(values),
+            p50=percentile(values, 50),
+            p95=percentile(values, 95),
+            min=min(values),
+            max=max(values),
+        )
+
+
+@attrs.frozen(kw_only=True)
+class RouteSummary:
+    """The runs that took one route (the first top-level router's label).
+
+    Attributes:
+        route: The label (`"(no route)"` for flows without a router).
+        runs: How many runs took it.
+        share: Its share of all runs, 0..1.
+        wall: Their wall times.
+        sequential: Their sequential baselines.
+        saved_ms: Mean wall time saved against the baseline.
+        saved_pct: Total saved over total baseline, 0..1.
+        wasted_ms: Mean step time wasted per run.
+        wasted_cost: Mean dollars wasted per run.
+    """
+
+    route: str
+    runs: int
+    share: float
+    wall: Distribution
+    sequential: Distribution
+    saved_ms: float
+    saved_pct: float
+    wasted_ms: float
+    wasted_cost: float
+
+
+@attrs.frozen(kw_only=True)
+class LabelSummary:
+    """The runs of one configuration (the label given when logging, else the mode).
+
+    Attributes:
+        label: The label.
+        runs: How many runs.
+        wall: Their wall times.
+        saved_ms: Mean wall time saved against the baseline.
+        wasted_ms: Mean step time wasted per run.
+        wasted_cost: Mean dollars wasted per run.
+        speedup: Total baseline over total wall time (seed 001's speed-up ratio).
+    """
+
+    label: str
+    runs: int
+    wall: Distribution
+    saved_ms: float
+    wasted_ms: float
+    wasted_cost: float
+    speedup: float
+
+
+@attrs.frozen(kw_only=True)
+class SpeculationSummary:
+    """How speculation did (see the module docstring for what counts).
+
+    Attributes:
+        runs: Runs in which something was speculated.
+        speculated: Speculated branches.
+        right: Those whose router then picked them.
+        wrong: Those whose router picked another branch (or never decided).
+        right_rate: `right / speculated`, or None if nothing was speculated.
+        saved_ms: Head start of the right ones, added up.
+        saved_ms_mean: Mean head start of a right one.
+        wasted_ms: Step time of the wrong ones, added up.
+        wasted_cost: Dollars of the wrong ones, added up.
+    """
+
+    runs: int = 0
+    speculated: int = 0
+    right: int = 0
+    wrong: int = 0
+    right_rate: float | None = None
+    saved_ms: float = 0.0
+    saved_ms_mean: float = 0.0
+    wasted_ms: float = 0.0
+    wasted_cost: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class CacheSummary:
+    """What the cache did.
+
+    Attributes:
+        hits: Steps served from the cache.
+        misses: Cached steps that had to be computed.
+        hit_rate: `hits / (hits + misses)`, or None without lookups.
+        saved_ms: What the hits took when they were computed, added up.
+        saved_cost: Dollars the hits saved, estimated from the same steps' mean cost in
+            the runs where they were computed (in this log).
+        unpriced_hits: Hits of steps never seen computed here (not in `saved_cost`).
+    """
+
+    hits: int = 0
+    misses: int = 0
+    hit_rate: float | None = None
+    saved_ms: float = 0.0
+    saved_cost: float = 0.0
+    unpriced_hits: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class RoiTerm:
+    """One route's part of the ROI: its share times its mean saving and waste.
+
+    Attributes:
+        route: The route.
+        share: Its share of runs, 0..1.
+        saved_ms: Its mean saving per run.
+        wasted_ms: Its mean step time wasted per run.
+        wasted_cost: Its mean dollars wasted per run.
+    """
+
+    route: str
+    share: float
+    saved_ms: float
+    wasted_ms: float
+    wasted_cost: float
+
+
+@attrs.frozen(kw_only=True)
+class RoiSummary:
+    """Is speculation paying for itself? Seed 000's arithmetic, over the logged runs.
+
+    Attributes:
+        terms: One per route.
+        saved_ms: Latency saved per run: the sum of share x mean saving.
+        wasted_ms: Step time wasted per run: the sum of share x mean waste.
+        wasted_cost: Dollars wasted per run.
+        cost_per_second_saved: Dollars wasted per second of latency saved, or None when
+            nothing was saved.
+        verdict: `"pays"`, `"costs"` (saves time for dollars) or `"does not pay"`.
+        statement: The arithmetic and the verdict in one plain sentence.
+    """
+
+    terms: tuple[RoiTerm, ...] = ()
+    saved_ms: float = 0.0
+    wasted_ms: float = 0.0
+    wasted_cost: float = 0.0
+    cost_per_second_saved: float | None = None
+    verdict: str = "does not pay"
+    statement: str = "No runs."
+
+
+@attrs.frozen(kw_only=True)
+class Summary:
+    """Everything a report shows about a set of logged runs.
+
+    Attributes:
+        runs: How many runs.
+        flows: The flows' names, sorted.
+        first: The earliest run's `time`, or None.
+        last: The latest run's `time`, or None.
+        wall: Wall times of all runs.
+        sequential: Their sequential baselines.
+        saved_ms: Mean wall time saved against the baseline.
+        saved_pct: Total saved over total baseline, 0..1.
+        speedup: Total baseline over total wall time.
+        failed_steps: Step executions that failed (seed 001's task failures).
+        cost: Dollars over every run.
+        wasted_ms: Step time wasted over every run.
+        wasted_cost: Dollars wasted over every run.
+        routes: Per route, most runs first.
+        labels: Per configuration, in order of first appearance.
+        speculation: How speculation did.
+        cache: What the cache did.
+        roi: Whether speculation pays.
+    """
+
+    runs: int
+    flows: tuple[str, ...]
+    first: str | None
+    last: str | None
+    wall: Distribution
+    sequential: Distribution
+    saved_ms: float
+    saved_pct: float
+    speedup: float
+    failed_steps: int
+    cost: float
+    wasted_ms: float
+    wasted_cost: float
+    routes: tuple[RouteSummary, ...]
+    labels: tuple[LabelSummary, ...]
+    speculation: SpeculationSummary
+    cache: CacheSummary
+    roi: RoiSummary
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready data (what `specroute report --json` prints)."""
+        return attrs.asdict(self)
+
+
+def _ratio(part: float, whole: float) -> float:
+    return part / whole if whole else 0.0
+
+
+def _mean(values: Iterable[float]) -> float:
+    got = list(values)
+    return statistics.fmean(got) if got else 0.0
+
+
+def _union_ms(intervals: Iterable[tuple[float, float]]) -> float:
+    total = 0.0
+    reach = -math.inf
+    for start, end in sorted(intervals):
+        if end <= reach:
+            continue
+        total += end - max(start, reach)
+        reach = end
+    return total
+
+
+def _speculation(records: Sequence[RunRecord]) -> SpeculationSummary:
+    runs = right = wrong = 0
+    head_starts: list[float] = []
+    wasted_ms = wasted_cost = 0.0
+    for record in records:
+        groups: dict[str, list[StepRecord]] = defaultdict(list)
+        for entry in record.steps:
+            if entry.speculative and entry.status is not StepStatus.SKIPPED and entry.branch:
+                groups[entry.branch].append(entry)
+        runs += bool(groups)
+        decided = {(r.branch, r.router, r.label): r.at_ms for r in record.routes}
+        for path, entries in groups.items():
+            parent, _, last = path.rpartition("/")
+            router, _, label = last.partition(":")
+            at = decided.get((parent, router, label))
+            if at is None:
+                wrong += 1
+                wasted_ms += sum(entry.duration_ms for entry in entries)
+                wasted_cost += sum(entry.cost for entry in entries)
+            else:
+                right += 1
+                spans = [(e.start_ms, min(e.end_ms, at)) for e in entries if e.start_ms < at]
+                head_starts.append(_union_ms(spans))
+    speculated = right + wrong
+    return SpeculationSummary(
+        runs=runs,
+        speculated=speculated,
+        right=right,
+        wrong=wrong,
+        right_rate=_ratio(right, speculated) if speculated else None,
+        saved_ms=sum(head_starts),
+        saved_ms_mean=_mean(head_starts),
+        wasted_ms=wasted_ms,
+        wasted_cost=wasted_cost,
+    )
+
+
+def _cache(records: Sequence[RunRecord]) -> CacheSummary:
+    computed: dict[str, list[float]] = defaultdict(list)
+    for record in records:
+        for entry in record.steps:
+            if entry.status is StepStatus.OK and entry.usage is not None:
+                computed[entry.name].append(entry.cost)
+    hits = sum(record.cache_hits for record in records)
+    misses = sum(record.cache_misses for record in records)
+    saved_cost = 0.0
+    unpriced = 0
+    for record in records:
+        for entry in record.steps:
+            if entry.status is StepStatus.CACHED:
+                if entry.name in computed:
+                    saved_cost += statistics.fmean(computed[entry.name])
+                else:
+                    unpriced += 1
+    return CacheSummary(
+        hits=hits,
+        misses=misses,
+        hit_rate=_ratio(hits, hits + misses) if hits + misses else None,
+        saved_ms=sum(record.cache_saved_ms for record in records),
+        saved_cost=saved_cost,
+        unpriced_hits=unpriced,
+    )
+
+
+def _roi(routes: Sequence[RouteSummary]) -> RoiSummary:
+    if not routes:
+        return RoiSummary()
+    terms = tuple(
+        RoiTerm(
+            route=route.route,
+            share=route.share,
+            saved_ms=route.saved_ms,
+            wasted_ms=route.wasted_ms,
+            wasted_cost=route.wasted_cost,
+        )
+        for route in routes
+    )
+    saved = sum(term.share * term.saved_ms for term in terms)
+    wasted = sum(term.share * term.wasted_ms for term in terms)
+    cost = sum(term.share * term.wasted_cost for term in terms)
+    per_second = cost / (saved / 1000) if saved > 0 else None
+    arithmetic = " + ".join(
+        f"{term.route} {term.share:.0%} x {term.saved_ms:.0f} ms" for term in terms
+    )
+    waste = f"{wasted:.0f} ms of step time and ${cost:.4f}"
+    if saved <= 0:
+        verdict = "does not pay"
+        sentence = (
+            f"Speculation does not pay: runs are no faster than their sequential baseline "
+            f"({arithmetic} = {saved:.0f} ms per run) and waste {waste} per run."
+        )
+    elif cost > 0:
+        verdict = "costs"
+        sentence = (
+            f"Speculation saves {saved:.0f} ms per run ({arithmetic}) and wastes {waste} "
+            f"per run: ${per_second:.4f} per second saved."
+        )
+    else:
+        verdict = "pays"
+        sentence = (
+            f"Speculation pays for itself: it saves {saved:.0f} ms per run ({arithmetic}) "
+            f"and wastes {wasted:.0f} ms of step time but no dollars per run."
+        )
+    return RoiSummary(
+        terms=terms,
+        saved_ms=saved,
+        wasted_ms=wasted,
+        wasted_cost=cost,
+        cost_per_second_saved=per_second,
+        verdict=verdict,
+        statement=sentence,
+    )
+
+
+def _route(route: str, runs: Sequence[RunRecord], total: int) -> RouteSummary:
+    baseline = sum(run.sequential_ms for run in runs)
+    return RouteSummary(
+        route=route,
+        runs=len(runs),
+        share=_ratio(len(runs), total),
+        wall=Distribution.of([run.wall_ms for run in runs]),
+        sequential=Distribution.of([run.sequential_ms for run in runs]),
+        saved_ms=_mean(run.saved_ms for run in runs),
+        saved_pct=_ratio(sum(run.saved_ms for run in runs), baseline),
+        wasted_ms=_mean(run.wasted_ms for run in runs),
+        wasted_cost=_mean(run.wasted_cost for run in runs),
+    )
+
+
+def _label(label: str, runs: Sequence[RunRecord]) -> LabelSummary:
+    return LabelSummary(
+        label=label,
+        runs=len(runs),
+        wall=Distribution.of([run.wall_ms for run in runs]),
+        saved_ms=_mean(run.saved_ms for run in runs),
+        wasted_ms=_mean(run.wasted_ms for run in runs),
+        wasted_cost=_mean(run.wasted_cost for run in runs),
+        speedup=_ratio(sum(r.sequential_ms for r in runs), sum(r.wall_ms for r in runs)),
+    )
+
+
+def summarize(records: Sequence[RunRecord]) -> Summary:
+    """Compute a report's figures from logged runs.
+
+    Args:
+        records: The runs (e.g. `read_log(path).records`); any number, any flows.
+
+    Returns:
+        The summary; empty runs give zeros and None rates.
+    """
+    by_route: dict[str, list[RunRecord]] = defaultdict(list)
+    by_label: dict[str, list[RunRecord]] = defaultdict(list)
+    for record in records:
+        by_route[record.route or NO_ROUTE].append(record)
+        by_label[record.label].append(record)
+    total = len(records)
+    routes = sorted(
+        (_route(route, runs, total) for route, runs in by_route.items()),
+        key=lambda route: (-route.runs, route.route),
+    )
+    baseline = sum(record.sequential_ms for record in records)
+    times = sorted(record.time for record in records)
+    return Summary(
+        runs=total,
+        flows=tuple(sorted({record.flow for record in records})),
+        first=times[0] if times else None,
+        last=times[-1] if times else None,
+        wall=Distribution.of([record.wall_ms for record in records]),
+        sequential=Distribution.of([record.sequential_ms for record in records]),
+        saved_ms=_mean(record.saved_ms for record in records),
+        saved_pct=_ratio(sum(record.saved_ms for record in records), baseline),
+        speedup=_ratio(baseline, sum(record.wall_ms for record in records)),
+        failed_steps=sum(
+            entry.status is StepStatus.FAILED for record in records for entry in record.steps
+        ),
+        cost=sum(record.cost for record in records),
+        wasted_ms=sum(record.wasted_ms for record in records),
+        wasted_cost=sum(record.wasted_cost for record in records),
+        routes=tuple(routes),
+        labels=tuple(_label(label, runs) for label, runs in by_label.items()),
+        speculation=_speculation(records),
+        cache=_cache(records),
+        roi=_roi(routes),
+    )
