@@ -140,7 +140,23 @@ def router(
                 f"{first_label!r} produces {sorted(first)} and {label!r} produces "
                 f"{sorted(names)}; declare `outputs=[...]` on each branch's Flow"
             )
-    return Router(step, MappingProxyType(flows), MappingProxyType(frozen_handoff), first)
+    estimates = {
+        label: tuple(_estimate(node) for node in flow.nodes) for label, flow in flows.items()
+    }
+    return Router(
+        step,
+        MappingProxyType(flows),
+        MappingProxyType(frozen_handoff),
+        first,
+        predictor,
+        SimilarityCalibration(),
+        MappingProxyType(estimates),
+    )
+
+
+def _estimate(node: Node) -> tuple[float, float]:
+    options = (node.step if isinstance(node, Router) else node).options
+    return (options.estimated_seconds or 0.0, options.estimated_dollars or 0.0)
 
 
 def _node_reads(node: Node) -> frozenset[str]:

@@ -212,6 +212,8 @@ class _Run:
         box.ok, box.value = await self.call(scope, node.step, found)
         box.record = len(self.records) - 1  # no checkpoint since `call` appended it
         box.done.set()
+        if box.predicting is not None:
+            box.predicting.cancel()  # a prediction that comes after the answer is moot
 
     async def predict(self, node: Router, kwargs: dict[str, Any]) -> Prediction | str:
         """The predictor's answer, or why there is none; a broken predictor only costs
@@ -253,8 +255,11 @@ class _Run:
             elif speculate and node.predictor is not None:
                 # The router runs while the predictor thinks; a late prediction is moot.
                 concurrent = True
-                nursery.start_soon(self.decide, scope, node, found, box)
-                answer = await self.predict(node, kwargs)
+                answer: Prediction | str = "the router answered first"
+                with trio.CancelScope() as predicting:
+                    box.predicting = predicting
+                    nursery.start_soon(self.decide, scope, node, found, box)
+                    answer = await self.predict(node, kwargs)
                 if isinstance(answer, str):
                     note = answer
                 else:
@@ -334,13 +339,14 @@ class _Run:
 class _Pending:
     """A router's answer, filled in by whichever task ran the router step."""
 
-    __slots__ = ("done", "ok", "record", "value")
+    __slots__ = ("done", "ok", "predicting", "record", "value")
 
     def __init__(self) -> None:
         self.done = trio.Event()
         self.ok = False
         self.value: Any = None
         self.record = -1
+        self.predicting: trio.CancelScope | None = None
 
 
 def _cache_kind(found: CacheHit | CacheMiss | None, verifying: CacheHit | None) -> str | None:
