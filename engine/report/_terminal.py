@@ -1,0 +1,129 @@
+"""The summary as rich tables, for `specroute report LOG` in a terminal."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from rich.console import RenderableType
+
+    from ._log import LogProblem
+    from ._summary import Summary
+
+__all__ = ["print_summary", "summary_tables"]
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _dollars(value: float) -> str:
+    return f"${value:,.4f}"
+
+
+def _routes(summary: Summary) -> Table:
+    table = Table(title="Runs by route: wall time against the sequential baseline (ms)")
+    for name in ("route", "runs", "share", "p50", "p95", "seq p50", "seq p95", "saved", "saved %"):
+        table.add_column(name, justify="left" if name == "route" else "right", no_wrap=True)
+    rows = [(route.route, route) for route in summary.routes]
+    for name, part in rows:
+        table.add_row(
+            name, str(part.runs), _pct(part.share), _ms(part.wall.p50), _ms(part.wall.p95),
+            _ms(part.sequential.p50), _ms(part.sequential.p95), _ms(part.saved_ms),
+            _pct(part.saved_pct),
+        )  # fmt: skip
+    table.add_section()
+    table.add_row(
+        "all", str(summary.runs), _pct(1.0 if summary.runs else None), _ms(summary.wall.p50),
+        _ms(summary.wall.p95), _ms(summary.sequential.p50), _ms(summary.sequential.p95),
+        _ms(summary.saved_ms), _pct(summary.saved_pct), style="bold",
+    )  # fmt: skip
+    return table
+
+
+def _labels(summary: Summary) -> Table:
+    table = Table(title="Runs by configuration (mean per run)")
+    for name in ("config", "runs", "wall ms", "p95 ms", "saved ms", "wasted ms", "wasted $",
+                 "speed-up"):  # fmt: skip
+        table.add_column(name, justify="left" if name == "config" else "right", no_wrap=True)
+    for label in summary.labels:
+        table.add_row(
+            label.label, str(label.runs), _ms(label.wall.mean), _ms(label.wall.p95),
+            _ms(label.saved_ms), _ms(label.wasted_ms), _dollars(label.wasted_cost),
+            f"{label.speedup:.2f}x",
+        )  # fmt: skip
+    return table
+
+
+def _figures(summary: Summary) -> Table:
+    speculation = summary.speculation
+    cache = summary.cache
+    table = Table(title="Speculation and cache", show_header=False)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("speculated branches", f"{speculation.speculated} in {speculation.runs} runs"),
+        ("right (router picked the speculated branch)",
+         f"{speculation.right} ({_pct(speculation.right_rate)})"),
+        ("latency saved when right (head start)",
+         f"{_ms(speculation.saved_ms_mean)} ms mean, {_ms(speculation.saved_ms)} ms total"),
+        ("wrong", str(speculation.wrong)),
+        ("step time wasted when wrong", f"{_ms(speculation.wasted_ms)} ms"),
+        ("dollars wasted when wrong", _dollars(speculation.wasted_cost)),
+        ("cache hits / lookups", f"{cache.hits} / {cache.hits + cache.misses}"
+         f" ({_pct(cache.hit_rate)})"),
+        ("latency saved by the cache", f"{_ms(cache.saved_ms)} ms"),
+        ("dollars saved by the cache (estimated)", _dollars(cache.saved_cost)
+         + (f" ({cache.unpriced_hits} hits unpriced)" if cache.unpriced_hits else "")),
+        ("LLM dollars, all runs", _dollars(summary.cost)),
+        ("failed steps", str(summary.failed_steps)),
+    ]  # fmt: skip
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def summary_tables(summary: Summary, problems: Sequence[LogProblem] = ()) -> RenderableType:
+    """The report for a terminal: routes, configurations, speculation and cache, ROI.
+
+    Args:
+        summary: From `summarize`.
+        problems: Unreadable log lines, listed under the tables.
+
+    Returns:
+        A rich renderable.
+    """
+    flows = ", ".join(summary.flows) or "-"
+    title = Text(f"{summary.runs} runs of {flows}", style="bold")
+    if summary.first is not None:
+        title.append(f"  ({summary.first} .. {summary.last})", style="dim")
+    parts: list[RenderableType] = [title, _routes(summary), _labels(summary), _figures(summary)]
+    colour = {"pays": "green", "costs": "yellow"}.get(summary.roi.verdict, "red")
+    parts.append(Text("ROI: ", style="bold") + Text(summary.roi.statement, style=colour))
+    if problems:
+        parts.append(Text(f"{len(problems)} log lines could not be read:", style="bold red"))
+        parts.extend(Text(f"  {problem}", style="red") for problem in problems)
+    return Group(*parts)
+
+
+def print_summary(
+    summary: Summary, problems: Sequence[LogProblem] = (), *, console: Console | None = None
+) -> None:
+    """Print `summary_tables(summary, problems)`.
+
+    Args:
+        summary: From `summarize`.
+        problems: Unreadable log lines.
+        console: Where to print (default: a new stdout console).
+    """
+    (console or Console()).print(summary_tables(summary, problems))
