@@ -1,0 +1,176 @@
+"""The seed examples 001-004 reproduce their figures in virtual time and survive failures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+def run(example: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / example), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def record(example: str, *args: str) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(run(example, *args, "--json"))
+    return result
+
+
+def statuses(result: dict[str, Any]) -> dict[str, str]:
+    return {entry["name"]: entry["status"] for entry in result["steps"]}
+
+
+# --- seed 001: RAG answer ---------------------------------------------------------------------
+
+RAG = {  # flags -> (wall ms sequential, wall ms parallel)
+    (): (3300, 2650),
+    ("--no-rag",): (2800, 2450),
+    ("--no-tools",): (3000, 2650),
+}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("flags", list(RAG))
+def test_rag_answer_figures(flags: tuple[str, ...]) -> None:
+    sequential = record("rag_answer.py", "--mode", "sequential", *flags)
+    parallel = record("rag_answer.py", "--mode", "parallel", *flags)
+    assert (sequential["wall_ms"], parallel["wall_ms"]) == RAG[flags]
+    assert parallel["sequential_ms"] == RAG[flags][0]
+    assert parallel["usage"]["calls"] == 2  # generation and quality scoring
+    left_out = {"--no-rag": "rag_retrieval", "--no-tools": "tool_suggestion"}
+    for flag in flags:
+        assert left_out[flag] not in statuses(parallel)  # not run and discarded: absent
+
+
+@pytest.mark.integration
+def test_rag_answer_failing_retrieval_still_answers() -> None:
+    result = record("rag_answer.py", "--fail-retrieval")
+    assert result["wall_ms"] == 2650
+    assert statuses(result)["rag_retrieval"] == "recovered"
+    assert result["degraded"] == ["rag_retrieval"]
+    assert "ServiceError" in result["errors"][0]
+    assert result["answer_chars"] > 0
+    assert result["citations"] == []
+
+
+# --- seed 002: briefing -----------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_briefing_figures_and_cap() -> None:
+    sequential = record("briefing.py", "--mode", "sequential")
+    parallel = record("briefing.py")
+    assert sequential["wall_ms"] == 25000
+    assert parallel["wall_ms"] == 18000
+    assert parallel["max_in_flight"] == 2
+    assert parallel["errors"] == []
+    assert parallel["procurement_source"] == "PROCUREMENT_JSON"
+    starts = {entry["name"]: entry["start_ms"] for entry in parallel["steps"]}
+    assert starts == {"briefing": 0, "plays": 0, "procurement": 7000, "annex": 12000}
+
+
+@pytest.mark.integration
+def test_briefing_transient_failure_is_retried_once() -> None:
+    result = record("briefing.py", "--fail", "BRIEFING_MD=503")
+    assert result["errors"] == []
+    assert statuses(result)["briefing"] == "ok"
+    assert result["injected"] == [{"stage": "BRIEFING_MD", "failure": "503"}]
+    assert 18000 < result["wall_ms"] <= 19000  # one backoff of at most 1 s
+
+
+@pytest.mark.integration
+def test_briefing_failed_stage_is_recorded_and_others_survive() -> None:
+    result = record("briefing.py", "--fail", "BRIEFING_MD=400", "--progress")
+    [error] = result["errors"]
+    assert set(error) == {"stage", "code", "message", "hint"}
+    assert (error["stage"], error["code"]) == ("BRIEFING_MD", "HTTP_400")
+    assert len(result["injected"]) == 1  # a 400 is not retried
+    assert statuses(result) == {
+        "briefing": "recovered",
+        "plays": "ok",
+        "procurement": "ok",
+        "annex": "ok",
+    }
+    twice = record("briefing.py", "--fail", "PLAYS_MD=timeout,network")
+    assert [(e["stage"], e["code"]) for e in twice["errors"]] == [("PLAYS_MD", "RETRIES_EXHAUSTED")]
+
+
+@pytest.mark.integration
+def test_briefing_procurement_falls_back_to_computed_metrics() -> None:
+    result = record("briefing.py", "--fail", "PROCUREMENT_JSON=502,502")
+    assert result["procurement_source"] == "computed metrics"
+    assert statuses(result)["procurement"] == "recovered"
+    assert statuses(result)["annex"] == "ok"
+
+
+# --- seed 003: transcript ---------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_transcript_figures_and_identical_layout(tmp_path: Path) -> None:
+    out = str(tmp_path)
+    sequential = record("transcript.py", "--mode", "sequential", "--out", out)
+    parallel = record("transcript.py", "--mode", "parallel", "--out", out)
+    assert (sequential["stage_a_ms"], sequential["stage_b_ms"]) == (24000, 28000)
+    assert (sequential["wall_ms"], parallel["wall_ms"]) == (52000, 26000)
+    assert (parallel["stage_a_ms"], parallel["stage_b_ms"]) == (12000, 14000)
+    assert sequential["wall_ms"] / parallel["wall_ms"] >= 2  # the seed's target
+    assert sequential["layout"] == parallel["layout"]
+    assert "metadata.json" in parallel["layout"]
+    assert "stage_b/risks.json" in parallel["layout"]
+    assert not [name for name in parallel["layout"] if name.endswith(".tmp")]
+    metadata = json.loads((tmp_path / "parallel" / "metadata.json").read_text())
+    assert metadata == parallel["metadata"]
+    assert metadata["context"]["tokens"] <= 2000
+    assert "sentiment" not in metadata["context"]["sections"]  # lowest priority goes first
+
+
+@pytest.mark.integration
+def test_transcript_failing_analyzer_does_not_fail_its_stage(tmp_path: Path) -> None:
+    result = record("transcript.py", "--fail", "risks=400", "--out", str(tmp_path))
+    assert statuses(result)["risks"] == "recovered"
+    assert result["metadata"]["stage_b"] == {
+        "hypotheses": "ok",
+        "risks": "failed",
+        "recommendations": "ok",
+        "questions": "ok",
+    }
+    saved = json.loads((tmp_path / "parallel" / "stage_b" / "risks.json").read_text())
+    assert saved["status"] == "failed"
+
+
+# --- seed 004: documents ----------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_documents_figures_and_near_duplicates() -> None:
+    sequential = record("documents.py", "--mode", "sequential")
+    concurrent = record("documents.py", "--mode", "concurrent", "--workers", "3")
+    assert (sequential["wall_ms"], concurrent["wall_ms"]) == (24740, 9660)
+    assert 2.33 <= sequential["wall_ms"] / concurrent["wall_ms"] <= 2.64  # the seed's range
+    for batch in (sequential, concurrent):
+        assert batch["documents"] == 12
+        assert batch["cache"]["semantic_hits"] == 2
+        assert batch["near_duplicates"] == ["11-refund-policy-copy.txt", "12-pricing-forwarded.txt"]
+        assert batch["usage_calls"] == 20  # two calls for each of the 10 distinct documents
+
+
+@pytest.mark.integration
+def test_seed_example_tables_print(tmp_path: Path) -> None:
+    assert "2650" in run("rag_answer.py")
+    assert "18000" in run("briefing.py")
+    assert "26000" in run("transcript.py", "--out", str(tmp_path))
+    assert "9660" in run("documents.py")
