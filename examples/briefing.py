@@ -133,7 +133,7 @@ async def main(args: Any) -> None:
     for scenario, failures in SCENARIOS.items():
         before = await brief("sequential", failures)
         after = await brief("parallel", failures)
-        seed = ("25000 (25-30 s)", "18000 (13-18 s)") if not failures else ("", "")
+        seed = ("25-30 s", "13-18 s") if not failures else ("", "")
         stages = ", ".join(f"{e['stage']} {e['code']}" for e in after["errors"])
         if after["procurement_source"] != "PROCUREMENT_JSON":
             stages = "PROCUREMENT_JSON: computed metrics"
@@ -154,8 +154,8 @@ async def main(args: Any) -> None:
             "sequential ms",
             "specroute ms",
             "saved",
-            "seed before ms",
-            "seed after ms",
+            "seed before",
+            "seed after",
             "failed stages",
         ],
         rows,
