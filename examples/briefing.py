@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 
     from specroute.engine.llm import LLMClient
 
-# Transient failures get one retry after a backoff of up to 1 s (full jitter).
-RETRY = RetryPolicy(max_attempts=2, base_delay=1.0, max_delay=1.0)
 # Computed locally from the award data: what procurement falls back to.
 COMPUTED_METRICS = {"awards": 14, "total_usd": 2_350_000, "source": "computed metrics"}
 
@@ -95,7 +93,9 @@ async def brief(mode: str, failures: list[str], progress: bool = False) -> dict[
     # The cap of 2 calls in flight is the provider's (shared by every client of it) and the
     # run's: either alone keeps the seed's promise.
     limits = ProviderLimits(max_in_flight=2)
-    async with open_llm(_common.parse_failures(failures), limits=limits, retry=RETRY) as (
+    # Transient failures get one retry after a backoff of up to 1 s (full jitter), scaled.
+    retry = RetryPolicy(max_attempts=2, base_delay=_common.SCALE, max_delay=_common.SCALE)
+    async with open_llm(_common.parse_failures(failures), limits=limits, retry=retry) as (
         llm,
         injector,
     ):
