@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-dev
 
-.PHONY: setup demo test lint typecheck pytest install-check bench clean
+.PHONY: setup demo test lint typecheck pytest install-check bench clean chromium
 
 setup: $(STAMP)
 
@@ -16,7 +16,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/planner.py
+	$(PY) examples/planner.py --log artifacts/planner.jsonl
+	$(PY) -m specroute.engine.report._cli report artifacts/planner.jsonl --html artifacts/report.html
+	@echo "Run log: artifacts/planner.jsonl; HTML report: file://$(CURDIR)/artifacts/report.html"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -25,7 +27,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP)
+# The HTML report tests render in headless Chromium; Debian's package, installed as root.
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+pytest: $(STAMP) chromium
 	$(PY) -m pytest -q $(if $(filter true,$(CI)),--hypothesis-profile=ci,)
 
 # Both install kinds must import from outside the checkout: editable (the venv) and a plain wheel.
@@ -45,6 +51,7 @@ bench: $(STAMP)
 	$(PY) bench/overhead.py
 	OPENBLAS_NUM_THREADS=1 $(PY) bench/cache.py
 	$(PY) bench/llm_client.py
+	$(PY) bench/speculation.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -8,6 +8,7 @@ beside Discovery and cancels it the moment Discovery finds a workflow.
     python examples/planner.py --path B --mode speculative --json
     python examples/planner.py --clock real --scale 0.01
     python examples/planner.py --repeat 2          # cold and warm runs through the cache
+    python examples/planner.py --log runs.jsonl    # append every run to a run log
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import trio
 import trio.testing
 from specroute.cache import Cache, CacheOptions, HashingEmbedder, open_cache
 from specroute.engine import Flow, Mode, RunResult, router, step
+from specroute.engine.report import RunLog
 from specroute.routes import Branches, Never, Route, SpeculationPolicy
 
 # The seed's latency table, in milliseconds.
@@ -39,6 +41,7 @@ DEFAULT_REQUESTS = [
     "Summarize open issues, by label.", "list stale pull requests", "generate changelog",
 ]  # fmt: skip
 SCALE = 1.0
+LOG: RunLog | None = None  # --log: every run is appended here
 
 
 async def work(name: str) -> None:
@@ -135,9 +138,17 @@ MODES: dict[str, tuple[Mode, SpeculationPolicy]] = {
 SEED_MS = {("A", "sequential"): 800, ("B", "sequential"): 4200, ("B", "parallel-start"): 3800}
 
 
+def logged(result: RunResult, user_input: str, mode: str) -> RunResult:
+    """Append the run to the --log run log, if there is one (inputs kept as a digest)."""
+    if LOG is not None:
+        LOG.append(result, inputs={"user_input": user_input}, label=mode)
+    return result
+
+
 async def run_planner(path: str, mode: str) -> RunResult:
     engine_mode, policy = MODES[mode]
-    return await planner.run(user_input=REQUESTS[path], mode=engine_mode, speculate=policy)
+    result = await planner.run(user_input=REQUESTS[path], mode=engine_mode, speculate=policy)
+    return logged(result, REQUESTS[path], mode)
 
 
 def record(result: RunResult, mode: str) -> dict[str, Any]:
@@ -176,6 +187,7 @@ async def repeat(requests: list[str], times: int, cache: Cache) -> None:
             result = await planner.run(
                 user_input=request, mode=engine_mode, speculate=policy, cache=cache
             )
+            logged(result, request, "speculative")
             table.add_row(str(index + 1), request, result.route, f"{result.wall_time * 1000:.0f}",
                           f"{result.wasted_time * 1000:.0f}", str(result.cache_hits),
                           str(result.cache_misses))  # fmt: skip
@@ -218,11 +230,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--repeat", type=int, default=0, help="run the request mix N times")
     parser.add_argument("--requests", help="a file of requests, one a line, for --repeat")
+    parser.add_argument("--log", help="append every run to this run log (JSON Lines)")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
     arguments = parse(sys.argv[1:])
     SCALE = arguments.scale
+    LOG = RunLog(arguments.log) if arguments.log else None
     clock = trio.testing.MockClock(autojump_threshold=0) if arguments.clock == "virtual" else None
     trio.run(main, arguments, clock=clock)

@@ -1,18 +1,25 @@
-"""Run logs, reports (terminal, HTML, JSON), metrics and the `specroute` command line.
+"""Run logs, reports (terminal, HTML, JSON), metrics, spans and the `specroute` command.
 
-Append runs to a `RunLog`, read them back with `read_log`, and `summarize` them; the
-`specroute report` command prints the summary or writes an HTML report. Prometheus
-metrics (`PrometheusMetrics`) and OpenTelemetry spans (`record_spans`) need the `metrics`
-and `otel` extras; they import their libraries only when used.
+Append runs to a `RunLog` (or `specroute run ... --log PATH`), read them back with
+`read_log`, `summarize` them, and print (`print_summary`) or render (`render_html`) the
+report; `specroute report LOG [--html OUT] [--json]` does all of it. `RunProgress` shows a
+run live. `PrometheusMetrics` (extra `specroute[metrics]`) and `record_spans` (extra
+`specroute[otel]`) import their libraries only when used.
 """
 
 from ._errors import RunLogError as RunLogError
+from ._html import pick_run as pick_run
+from ._html import render_html as render_html
 from ._log import LogProblem as LogProblem
 from ._log import LogReading as LogReading
 from ._log import RunLog as RunLog
 from ._log import inputs_digest as inputs_digest
 from ._log import log_line as log_line
 from ._log import read_log as read_log
+from ._metrics import DURATION_BUCKETS_MS as DURATION_BUCKETS_MS
+from ._metrics import PrometheusMetrics as PrometheusMetrics
+from ._otel import record_spans as record_spans
+from ._progress import RunProgress as RunProgress
 from ._record import SCHEMA_VERSION as SCHEMA_VERSION
 from ._record import RouteRecord as RouteRecord
 from ._record import RunRecord as RunRecord
@@ -24,25 +31,33 @@ from ._summary import LabelSummary as LabelSummary
 from ._summary import RoiSummary as RoiSummary
 from ._summary import RoiTerm as RoiTerm
 from ._summary import RouteSummary as RouteSummary
+from ._summary import Speculated as Speculated
 from ._summary import SpeculationSummary as SpeculationSummary
 from ._summary import Summary as Summary
 from ._summary import percentile as percentile
+from ._summary import speculated as speculated
 from ._summary import summarize as summarize
+from ._terminal import print_summary as print_summary
+from ._terminal import summary_tables as summary_tables
 
 __all__ = [  # noqa: RUF022 - plain sorted() order, which tests/test_exports.py checks
     "CacheSummary",
+    "DURATION_BUCKETS_MS",
     "Distribution",
     "LabelSummary",
     "LogProblem",
     "LogReading",
+    "PrometheusMetrics",
     "RoiSummary",
     "RoiTerm",
     "RouteRecord",
     "RouteSummary",
     "RunLog",
     "RunLogError",
+    "RunProgress",
     "RunRecord",
     "SCHEMA_VERSION",
+    "Speculated",
     "SpeculationSummary",
     "StepRecord",
     "Summary",
@@ -50,6 +65,12 @@ __all__ = [  # noqa: RUF022 - plain sorted() order, which tests/test_exports.py 
     "log_line",
     "parse_record",
     "percentile",
+    "pick_run",
+    "print_summary",
     "read_log",
+    "record_spans",
+    "render_html",
+    "speculated",
     "summarize",
+    "summary_tables",
 ]

@@ -40,9 +40,11 @@ __all__ = [
     "RoiSummary",
     "RoiTerm",
     "RouteSummary",
+    "Speculated",
     "SpeculationSummary",
     "Summary",
     "percentile",
+    "speculated",
     "summarize",
 ]
 
@@ -319,40 +321,88 @@ def _union_ms(intervals: Iterable[tuple[float, float]]) -> float:
     return total
 
 
+@attrs.frozen(kw_only=True)
+class Speculated:
+    """One speculated branch of one run, judged (see the module docstring).
+
+    Attributes:
+        branch: Its branch path (`router:label`, nested paths joined with `/`).
+        router: The router that was to decide it.
+        label: The label it stood for.
+        right: The router, on the winning path, returned `label`.
+        head_start_ms: When right: how long its steps ran before the decision.
+        wasted_ms: When wrong: its steps' durations added up.
+        wasted_cost: When wrong: its steps' LLM dollars.
+    """
+
+    branch: str
+    router: str
+    label: str
+    right: bool
+    head_start_ms: float = 0.0
+    wasted_ms: float = 0.0
+    wasted_cost: float = 0.0
+
+
+def speculated(record: RunRecord) -> list[Speculated]:
+    """The branches `record` started before their router decided, each judged.
+
+    Args:
+        record: One run.
+
+    Returns:
+        One entry per speculated branch path, in the order their first step appears.
+    """
+    groups: dict[str, list[StepRecord]] = defaultdict(list)
+    for entry in record.steps:
+        if entry.speculative and entry.status is not StepStatus.SKIPPED and entry.branch:
+            groups[entry.branch].append(entry)
+    decided = {(r.branch, r.router, r.label): r.at_ms for r in record.routes}
+    judged = []
+    for path, entries in groups.items():
+        parent, _, last = path.rpartition("/")
+        router, _, label = last.partition(":")
+        at = decided.get((parent, router, label))
+        if at is None:
+            judged.append(
+                Speculated(
+                    branch=path,
+                    router=router,
+                    label=label,
+                    right=False,
+                    wasted_ms=sum(entry.duration_ms for entry in entries),
+                    wasted_cost=sum(entry.cost for entry in entries),
+                )
+            )
+        else:
+            spans = [(e.start_ms, min(e.end_ms, at)) for e in entries if e.start_ms < at]
+            judged.append(
+                Speculated(
+                    branch=path,
+                    router=router,
+                    label=label,
+                    right=True,
+                    head_start_ms=_union_ms(spans),
+                )
+            )
+    return judged
+
+
 def _speculation(records: Sequence[RunRecord]) -> SpeculationSummary:
-    runs = right = wrong = 0
-    head_starts: list[float] = []
-    wasted_ms = wasted_cost = 0.0
-    for record in records:
-        groups: dict[str, list[StepRecord]] = defaultdict(list)
-        for entry in record.steps:
-            if entry.speculative and entry.status is not StepStatus.SKIPPED and entry.branch:
-                groups[entry.branch].append(entry)
-        runs += bool(groups)
-        decided = {(r.branch, r.router, r.label): r.at_ms for r in record.routes}
-        for path, entries in groups.items():
-            parent, _, last = path.rpartition("/")
-            router, _, label = last.partition(":")
-            at = decided.get((parent, router, label))
-            if at is None:
-                wrong += 1
-                wasted_ms += sum(entry.duration_ms for entry in entries)
-                wasted_cost += sum(entry.cost for entry in entries)
-            else:
-                right += 1
-                spans = [(e.start_ms, min(e.end_ms, at)) for e in entries if e.start_ms < at]
-                head_starts.append(_union_ms(spans))
-    speculated = right + wrong
+    judged = [speculated(record) for record in records]
+    flat = [one for run in judged for one in run]
+    right = [one for one in flat if one.right]
+    wrong = [one for one in flat if not one.right]
     return SpeculationSummary(
-        runs=runs,
-        speculated=speculated,
-        right=right,
-        wrong=wrong,
-        right_rate=_ratio(right, speculated) if speculated else None,
-        saved_ms=sum(head_starts),
-        saved_ms_mean=_mean(head_starts),
-        wasted_ms=wasted_ms,
-        wasted_cost=wasted_cost,
+        runs=sum(bool(run) for run in judged),
+        speculated=len(flat),
+        right=len(right),
+        wrong=len(wrong),
+        right_rate=_ratio(len(right), len(flat)) if flat else None,
+        saved_ms=sum(one.head_start_ms for one in right),
+        saved_ms_mean=_mean(one.head_start_ms for one in right),
+        wasted_ms=sum(one.wasted_ms for one in wrong),
+        wasted_cost=sum(one.wasted_cost for one in wrong),
     )
 
 
