@@ -17,7 +17,6 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import trio
 from specroute.cache import Cache, CacheError, CacheHit, CacheMiss, ComputationFailedError
 from specroute.routes import (
@@ -86,7 +85,7 @@ class _Run:
         self.records: list[Record] = []
         self.meter = RunMeter(max_records=None)
         self.routes: list[tuple[_Scope, str, str, float]] = []
-        self.decisions: list[tuple[_Scope, RouterDecision]] = []
+        self.decisions: list[tuple[_Scope, dict[str, Any]]] = []
         self.scopes: list[_Scope] = []
         self.failures: list[SpecrouteError] = []
         self.top: _Scope
@@ -282,6 +281,18 @@ class _Run:
                     child = _Scope(self, node.branches[label], scope, node, label, limit)
                     children[label] = child
                     nursery.start_soon(child.run)
+            # On record from here on, even if the router is cancelled before it answers.
+            record: dict[str, Any] = {
+                "router": node.name,
+                "branch": scope.path,
+                "prediction": prediction,
+                "note": note,
+                "plan": MappingProxyType(dict(plan)),
+                "reasons": MappingProxyType(dict(getattr(plan, "reasons", {}))),
+                "cache": _cache_kind(found, verifying),
+                "similarity": None if verifying is None else verifying.similarity,
+            }
+            self.decisions.append((scope, record))
             if concurrent:
                 await box.done.wait()
             else:
@@ -296,23 +307,8 @@ class _Run:
             label = decision.label
             now = trio.current_time()
             self.routes.append((scope, node.name, label, now))
-            self.decisions.append(
-                (
-                    scope,
-                    RouterDecision(
-                        router=node.name,
-                        branch=scope.path,
-                        label=label,
-                        at=now,
-                        prediction=prediction,
-                        note=note,
-                        plan=MappingProxyType(dict(plan)),
-                        reasons=MappingProxyType(dict(getattr(plan, "reasons", {}))),
-                        cache=_cache_kind(found, verifying),
-                        similarity=None if verifying is None else verifying.similarity,
-                    ),
-                )
-            )
+            record["label"] = label
+            record["at"] = now
             self.learn(node, kwargs, label, verifying)
             for other, child in children.items():
                 if other != label:
@@ -702,7 +698,7 @@ async def execute(
         cache_saved_time=run.cache_saved,
         usage=StepUsage.of(run.meter.records()),
         decisions=tuple(
-            attrs.evolve(decision, wasted=not scope.committed) for scope, decision in run.decisions
+            RouterDecision(**record, wasted=not scope.committed) for scope, record in run.decisions
         ),
     )
 

@@ -154,7 +154,8 @@ def _check_cacheable(label: str, fn: StepFunction, params: list[str], options: S
     except (NameError, TypeError):
         return  # annotations that do not resolve here say nothing either way
     for name in keyed:
-        if is_never_encodable(annotations[name].annotation):
+        annotation = annotations[name].annotation
+        if annotation is not inspect.Parameter.empty and is_never_encodable(annotation):
             raise StepDefinitionError(
                 f"step {label!r}: input {name!r} is annotated "
                 f"{annotations[name].annotation!r}, which can never be part of a cache key; "

@@ -101,7 +101,7 @@ class RouterDecision:
     Attributes:
         router: The router step's name.
         branch: The branch path the router ran in.
-        label: The label it returned.
+        label: The label it returned (None: it was cancelled before it answered).
         at: When it returned.
         prediction: What was predicted before it returned (None: nothing was).
         note: Why there was no prediction, if something went wrong (a failing predictor).
@@ -115,8 +115,8 @@ class RouterDecision:
 
     router: str
     branch: str
-    label: str
-    at: float
+    label: str | None = None
+    at: float | None = None
     prediction: Prediction | None = None
     note: str = ""
     plan: Mapping[str, int | None] = attrs.field(factory=dict)
@@ -134,7 +134,9 @@ class RouterDecision:
     def right(self) -> bool | None:
         """Whether the likeliest predicted label is the one the router returned."""
         predicted = self.predicted
-        return None if predicted is None else predicted == self.label
+        if predicted is None or self.label is None:
+            return None
+        return predicted == self.label
 
 
 @attrs.frozen(kw_only=True)
@@ -154,7 +156,7 @@ class RunResult:
         cache_misses: Cached steps that had to be computed.
         cache_saved_time: Seconds the cache hits took when they were computed.
         usage: Every LLM call of the run, added up (including calls no step owned).
-        decisions: One `RouterDecision` per router that returned, in the order they did.
+        decisions: One `RouterDecision` per router that started, in the order they did.
     """
 
     flow: str
@@ -209,7 +211,7 @@ class RunResult:
                     "router": d.router,
                     "branch": d.branch,
                     "label": d.label,
-                    "at_ms": ms(d.at),
+                    "at_ms": None if d.at is None else ms(d.at),
                     "predicted": d.predicted,
                     "probabilities": None
                     if d.prediction is None

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 from hypothesis import strategies as st
+from specroute.cache import CacheHit, CacheMiss, CacheOptions, make_key
 from specroute.engine import Flow, Step, router, step
-from specroute.routes import Branches, Route
+from specroute.routes import Branches, Prediction, Route, RouterView
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 INF = math.inf
 
@@ -165,18 +169,87 @@ def _function(spec: StepSpec | RouterSpec, probe: Probe) -> Any:
     return body
 
 
-def build(spec: FlowSpec, probe: Probe, name: str = "top", outputs: str = "") -> Flow:
+@attrs.frozen
+class FixedPredictor:
+    """Predicts the same probabilities whatever the inputs: random or adversarial."""
+
+    probabilities: dict[str, float]
+
+    async def predict(self, router: RouterView, inputs: Mapping[str, Any]) -> Prediction:
+        return Prediction(probabilities=self.probabilities, source="test")
+
+    def observe(self, router: RouterView, inputs: Mapping[str, Any], label: str) -> None:
+        return None
+
+
+def build(
+    spec: FlowSpec,
+    probe: Probe,
+    name: str = "top",
+    outputs: str = "",
+    predictions: Mapping[str, dict[str, float]] | None = None,
+    cached_routers: frozenset[str] = frozenset(),
+) -> Flow:
+    """A real flow for `spec`; routers get fixed predictors and cache options if asked.
+
+    Steps estimate their own cost honestly: their duration, and a tenth of a cent a second.
+    """
+    predictions = predictions or {}
     nodes: list[Step | Any] = []
     for node in spec.nodes:
+        estimates = {"estimated_seconds": node.duration, "estimated_dollars": node.duration / 1000}
         if isinstance(node, RouterSpec):
             branches = {
-                label: build(branch, probe, f"{node.name}{label}", node.writes)
+                label: build(branch, probe, f"{node.name}{label}", node.writes, predictions,
+                             cached_routers)
                 for label, branch in node.branches.items()
-            }
-            nodes.append(router(step(_function(node, probe)), branches))
+            }  # fmt: skip
+            cache = CacheOptions() if node.name in cached_routers else None
+            router_step = step(_function(node, probe), cache=cache, **estimates)
+            predictor = FixedPredictor(predictions[node.name]) if node.name in predictions else None
+            nodes.append(router(router_step, branches, predictor=predictor))
         else:
-            nodes.append(step(_function(node, probe), output=node.writes, effect=node.effect))
+            nodes.append(
+                step(_function(node, probe), output=node.writes, effect=node.effect, **estimates)
+            )
     return Flow(nodes, name=name, outputs=[outputs] if outputs else None)
+
+
+@st.composite
+def predictions_for(draw: st.DrawFn, spec: FlowSpec) -> dict[str, dict[str, float]]:
+    """Per router, random probabilities: right, wrong, confident or undecided."""
+    found = {}
+    for node in spec.routers():
+        labels = list(node.branches)
+        weights = [draw(st.integers(0, 10)) for _ in labels]
+        total = sum(weights) or 1
+        found[node.name] = {label: w / total for label, w in zip(labels, weights, strict=True)}
+    return found
+
+
+@attrs.define
+class AdversarialCache:
+    """A cache whose every router lookup is a near match predicting `routes[router]`.
+
+    Only the engine's side of verify mode is under test: the real caches have their own.
+    """
+
+    routes: dict[str, str]
+
+    async def lookup(
+        self, step: str, options: Any, namespace: str, inputs: Mapping[str, Any]
+    ) -> CacheHit | CacheMiss:
+        key = make_key(step, options.version, namespace, inputs)
+        if step in self.routes:
+            return CacheHit(value=(Route(self.routes[step]), 1.0), kind="semantic", key=key,
+                            similarity=0.96, matched_key=key)  # fmt: skip
+        return CacheMiss(key=key, exact=True, embedding=None)
+
+    async def compute_once(self, key: Any, compute: Any) -> Any:
+        return await compute()
+
+    def store(self, miss: Any, value: Any) -> None:
+        return None
 
 
 def policy(spec: FlowSpec) -> Branches:

@@ -163,3 +163,11 @@ def test_input_that_can_never_be_a_key_is_refused() -> None:
         @step(cache=CacheOptions())
         async def locked(request: str, lock: socket.socket) -> str:
             return request
+
+
+def test_unannotated_inputs_may_be_cached() -> None:
+    @step(cache=CacheOptions())
+    async def plain(request):  # type: ignore[no-untyped-def]
+        return request
+
+    assert plain.options.cache is not None

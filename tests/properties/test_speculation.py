@@ -19,10 +19,11 @@ import trio.testing
 from hypothesis import example, given, note
 from hypothesis import strategies as st
 from specroute.engine import Mode, RunResult
-from specroute.routes import StepFailedError
+from specroute.routes import PredictivePolicy, StepFailedError
 
 from tests.strategies import (
     INF,
+    AdversarialCache,
     FlowSpec,
     Probe,
     RouterSpec,
@@ -30,11 +31,12 @@ from tests.strategies import (
     build,
     flow_specs,
     policy,
+    predictions_for,
     reference,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
 NOT_PLANNED = object()
 
@@ -63,6 +65,7 @@ def simulate(
     cancel_at: float = INF,
     limit: int | None = None,
     committed: bool = True,
+    plans: Mapping[str, Mapping[str, int | None]] | None = None,
 ) -> dict[str, float]:
     """When each value of `spec` becomes available; adds up wall and wasted time."""
     local: dict[str, float] = {}
@@ -88,7 +91,8 @@ def simulate(
         local[node.writes] = INF
         for label, branch in node.branches.items():
             won = decided and label == node.choice
-            step_limit = node.plan.get(label, NOT_PLANNED) if speculate else NOT_PLANNED
+            planned = node.plan if plans is None else plans.get(node.name, {})
+            step_limit = planned.get(label, NOT_PLANNED) if speculate else NOT_PLANNED
             if step_limit is not NOT_PLANNED:
                 branch_begin = start
             elif won:
@@ -106,18 +110,22 @@ def simulate(
                 cancel_at=cancel_at if won else min(end, cancel_at),
                 limit=step_limit,  # type: ignore[arg-type]
                 committed=committed and won,
+                plans=plans,
             )
             if won:
                 local[node.writes] = max(end, times[node.writes])
     return local
 
 
-def expected_timing(spec: FlowSpec, mode: Mode) -> Timing:
+def expected_timing(
+    spec: FlowSpec, mode: Mode, plans: Mapping[str, Mapping[str, int | None]] | None = None
+) -> Timing:
+    """Wall and wasted time; `plans` replaces the spec's own speculation plans."""
     if mode is Mode.SEQUENTIAL:
         # One step at a time: the sum of what the sequential reference runs; nothing wasted.
         return Timing(wall=reference(spec).sequential_time)
     timing = Timing()
-    simulate(spec, lambda name: math.nan, timing, speculate=mode is Mode.SPECULATIVE)
+    simulate(spec, lambda name: math.nan, timing, speculate=mode is Mode.SPECULATIVE, plans=plans)
     return timing
 
 
@@ -227,3 +235,53 @@ def test_outside_cancellation_leaves_nothing_running(
         assert dict(finished[0].values) == ref.values
     else:
         assert not finished
+
+
+@given(
+    spec=flow_specs(failures=False),
+    data=st.data(),
+    value_of_time=st.sampled_from([0.0, 0.0005, 0.002, 1.0]),
+)
+def test_any_predictor_or_near_match_leaves_the_answer_alone(
+    spec: FlowSpec, data: st.DataObject, value_of_time: float
+) -> None:
+    """Random and adversarial predictions, and near matches predicting any label, never
+    change what a run returns; time and waste follow from the plans the policy chose."""
+    note(spec.describe())
+    predictions = data.draw(predictions_for(spec), label="predictions")
+    routers = [r.name for r in spec.routers()]
+    near = data.draw(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                name: st.sampled_from(list(r.branches)) for r in spec.routers() for name in [r.name]
+            },
+        ),
+        label="near matches",
+    )
+    ref = reference(spec)
+    probe = Probe()
+    flow = build(spec, probe, predictions=predictions, cached_routers=frozenset(near))
+
+    async def main() -> RunResult:
+        return await flow.run(
+            speculate=PredictivePolicy(value_of_time=value_of_time),
+            cache=AdversarialCache(dict(near)),  # type: ignore[arg-type]
+        )
+
+    result = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert probe.running == 0
+    assert dict(result.values) == ref.values
+    assert sorted((t.router, t.label) for t in result.routes) == sorted(ref.routes)
+    assert {n for kind, n in probe.effects if kind == "start"} == ref.winning_effects
+    decided = {d.router for d in result.decisions}
+    assert decided <= set(routers)
+    # a verified near match always starts its predicted branch
+    for decision in result.decisions:
+        if decision.router in near:
+            assert decision.cache == "semantic (verified)"
+            assert near[decision.router] in decision.plan
+    plans = {d.router: dict(d.plan) for d in result.decisions}
+    timing = expected_timing(spec, Mode.SPECULATIVE, plans)
+    assert result.wall_time == pytest.approx(timing.wall)
+    assert result.wasted_time == pytest.approx(timing.wasted)
