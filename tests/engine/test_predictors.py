@@ -101,3 +101,14 @@ async def test_failing_predictor_only_loses_speculation(autojump_clock: MockCloc
     assert result.outputs == {"answer": "generated"}
     assert "model down" in result.decisions[0].note
     assert result.decisions[0].prediction is None
+
+
+async def test_nothing_is_speculated_once_the_router_has_answered(
+    autojump_clock: MockClock,
+) -> None:
+    from specroute.routes import Always
+
+    result = await make_flow(SlowThinker(5, "slow")).run(request="old", speculate=Always())
+    assert result.decisions[0].plan == {}
+    assert result.wasted_time == 0
+    assert result.outputs == {"answer": "reused"}
