@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import trio
+from specroute.engine import Flow, router, step
 from specroute.engine.report import SCHEMA_VERSION, RunRecord, parse_record
+from specroute.routes import Always, Route
+
+if TYPE_CHECKING:
+    from specroute.engine import RunResult
 
 
 def step_data(
@@ -80,3 +86,31 @@ def run_data(
 def run(**figures: Any) -> RunRecord:
     """`run_data(...)` parsed into a `RunRecord`."""
     return parse_record(run_data(**figures))
+
+
+async def writer_run(*, fail_long: bool = False, step_name: str = "write_long") -> RunResult:
+    """A router that picks `short` after 0.5 s while `long` (2 s) runs speculatively."""
+
+    @step
+    async def decide(request: str) -> Route:
+        await trio.sleep(0.5)
+        return Route("short")
+
+    @step(output="text", name=step_name)
+    async def write_long(request: str) -> str:
+        await trio.sleep(0.2)
+        if fail_long:
+            raise ValueError("long failed")
+        await trio.sleep(1.8)
+        return "long"
+
+    @step(output="text")
+    async def write_short(request: str) -> str:
+        await trio.sleep(0.1)
+        return "short"
+
+    flow = Flow(
+        [router(decide, {"short": Flow([write_short]), "long": Flow([write_long])})],
+        name="writer",
+    )
+    return await flow.run(request="secret request", speculate=Always())

@@ -1,0 +1,105 @@
+"""The HTML report: self-contained, user text escaped, a timeline bar per trace entry."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from typing import TYPE_CHECKING
+
+import pytest
+from report_records import run, step_data, writer_run
+from specroute.engine.report import log_line, parse_record, pick_run, render_html, summarize
+
+if TYPE_CHECKING:
+    from trio.testing import MockClock
+
+
+class Bars(HTMLParser):
+    """Collects the attributes of every `rect.bar` and every tag name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bars: list[dict[str, str | None]] = []
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        found = dict(attrs)
+        if tag == "rect" and "bar" in (found.get("class") or "").split():
+            self.bars.append(found)
+
+
+def parsed(page: str) -> Bars:
+    bars = Bars()
+    bars.feed(page)
+    return bars
+
+
+async def test_a_bar_per_trace_entry_with_status_and_branch(autojump_clock: MockClock) -> None:
+    result = await writer_run()
+    record = parse_record(log_line(result))
+    page = render_html(summarize([record]), [record])
+    bars = parsed(page).bars
+    assert len(bars) == len(result.trace)
+    got = {(bar["data-step"], bar["data-status"], bar["data-branch"]) for bar in bars}
+    expected = {(e.step, e.status.value, e.branch) for e in result.trace}
+    assert got == expected
+    long_bar = next(bar for bar in bars if bar["data-step"] == "write_long")
+    assert long_bar["data-wasted"] == "true"
+    assert long_bar["data-speculative"] == "true"
+    assert "decide \u2192 short" in page
+
+
+def test_step_named_script_is_escaped() -> None:
+    # Step names are identifiers in the engine, but a log is only text: escape everything.
+    script = "<script>alert(1)</script>"
+    record = run(
+        wall=100, sequential=100, route=script, label='"><img src=x>',
+        steps=[step_data(script, 0, 100, branch=f"r:{script}")],
+    )  # fmt: skip
+    page = render_html(summarize([record]), [record], title="<b>log</b>")
+    assert "<script" not in page
+    assert "<img" not in page
+    assert "<b>log" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    bars = parsed(page)
+    assert "script" not in bars.tags
+    assert [bar["data-step"] for bar in bars.bars] == [script]
+    assert [bar["data-branch"] for bar in bars.bars] == [f"r:{script}"]
+
+
+def test_self_contained_no_network() -> None:
+    records = [
+        run(wall=300, sequential=400, route="gen", steps=[step_data("a", 0, 300)]),
+        run(wall=100, sequential=100, route="reuse", wasted=50, wasted_cost=0.01,
+            steps=[step_data("b", 0, 100, status="failed")]),
+    ]  # fmt: skip
+    page = render_html(summarize(records), records)
+    assert not re.search(r"(src|href)\s*=\s*['\"]?(https?:)?//", page)
+    assert "<link" not in page
+    assert "<script" not in page
+    assert page.count("<svg") == 3
+    # The slowest run is the default timeline; the chosen one can be any.
+    assert "Timeline of run 1 (the slowest run)" in page
+    chosen = render_html(summarize(records), records, run=records[1])
+    assert "Timeline of run 2 (the chosen run)" in chosen
+    assert parsed(chosen).bars[0]["data-status"] == "failed"
+
+
+def test_pick_run_by_position_or_id() -> None:
+    records = [run(wall=1, sequential=1, run_id="ab" * 16), run(wall=5, sequential=5)]
+    assert pick_run(records) is records[1]
+    assert pick_run(records, "1") is records[0]
+    assert pick_run(records, "abab") is records[0]
+    with pytest.raises(ValueError, match="`--run` must be between 1 and 2, got 3"):
+        pick_run(records, "3")
+    with pytest.raises(ValueError, match="no run id starts with 'ff'"):
+        pick_run(records, "ff")
+    with pytest.raises(ValueError, match="no readable runs"):
+        pick_run([])
+
+
+def test_empty_log_still_renders() -> None:
+    page = render_html(summarize([]), [])
+    assert "0 runs" in page
+    assert "No runs." in page
