@@ -10,7 +10,7 @@ from specroute.engine.report import SCHEMA_VERSION, RunRecord, parse_record
 from specroute.routes import Always, Route
 
 if TYPE_CHECKING:
-    from specroute.engine import RunResult
+    from specroute.engine import RunObserver, RunResult
 
 
 def step_data(
@@ -88,7 +88,7 @@ def run(**figures: Any) -> RunRecord:
     return parse_record(run_data(**figures))
 
 
-async def writer_run(*, fail_long: bool = False, step_name: str = "write_long") -> RunResult:
+async def writer_run(*, fail_long: bool = False, observer: RunObserver | None = None) -> RunResult:
     """A router that picks `short` after 0.5 s while `long` (2 s) runs speculatively."""
 
     @step
@@ -96,7 +96,7 @@ async def writer_run(*, fail_long: bool = False, step_name: str = "write_long") 
         await trio.sleep(0.5)
         return Route("short")
 
-    @step(output="text", name=step_name)
+    @step(output="text")
     async def write_long(request: str) -> str:
         await trio.sleep(0.2)
         if fail_long:
@@ -113,4 +113,4 @@ async def writer_run(*, fail_long: bool = False, step_name: str = "write_long") 
         [router(decide, {"short": Flow([write_short]), "long": Flow([write_long])})],
         name="writer",
     )
-    return await flow.run(request="secret request", speculate=Always())
+    return await flow.run(request="secret request", speculate=Always(), observer=observer)
