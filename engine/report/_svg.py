@@ -140,7 +140,9 @@ def timeline(record: RunRecord) -> str:
                 f'<text class="step-name" x="20" y="{y + 15:.1f}">{escape(entry.name)}</text>'
             )
             parts.append(_bar(entry, x, y + 3, width, colour))
-            if entry.duration_ms * scale > 46:
+            if entry.status is StepStatus.SKIPPED:
+                parts.append(f'<text class="tick" x="{x + 8:.1f}" y="{y + 15:.1f}">skipped</text>')
+            elif entry.duration_ms * scale > 46:
                 parts.append(
                     f'<text class="bar-label" x="{x + 5:.1f}" y="{y + 15:.1f}">'
                     f"{entry.duration_ms:g} ms</text>"
