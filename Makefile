@@ -52,6 +52,7 @@ bench: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(PY) bench/cache.py
 	$(PY) bench/llm_client.py
 	$(PY) bench/speculation.py
+	$(PY) bench/policy.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -9,6 +9,7 @@ beside Discovery and cancels it the moment Discovery finds a workflow.
     python examples/planner.py --clock real --scale 0.01
     python examples/planner.py --repeat 2          # cold and warm runs through the cache
     python examples/planner.py --log runs.jsonl    # append every run to a run log
+    python examples/planner.py --policy never --policy always --policy predictive
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import trio.testing
 from specroute.cache import Cache, CacheOptions, HashingEmbedder, open_cache
 from specroute.engine import Flow, Mode, RunResult, router, step
 from specroute.engine.report import RunLog
-from specroute.routes import Branches, Never, Route, SpeculationPolicy
+from specroute.routes import Branches, Never, Predictor, Route, SpeculationPolicy
 
 # The seed's latency table, in milliseconds.
 LATENCY_MS = {
@@ -40,8 +41,16 @@ DEFAULT_REQUESTS = [
     "generate changelog", "summarize open issues by label", "Generate changelog!",
     "Summarize open issues, by label.", "list stale pull requests", "generate changelog",
 ]  # fmt: skip
+# The seed prices ParameterDiscovery's 400 ms at ~$0.0003: about $0.00075 per LLM second.
+DOLLARS_PER_SECOND = 0.00075
 SCALE = 1.0
 LOG: RunLog | None = None  # --log: every run is appended here
+
+
+def estimate(name: str) -> dict[str, float]:
+    """What a step is expected to take and cost: the seed's figures, for predictive policies."""
+    seconds = LATENCY_MS[name] / 1000
+    return {"estimated_seconds": seconds, "estimated_dollars": seconds * DOLLARS_PER_SECOND}
 
 
 async def work(name: str) -> None:
@@ -49,7 +58,7 @@ async def work(name: str) -> None:
     await trio.sleep(LATENCY_MS[name] / 1000 * SCALE)
 
 
-@step(cache=CacheOptions(semantic="user_input"))  # exact first, then a paraphrase
+@step(cache=CacheOptions(semantic="user_input"), **estimate("discovery"))  # exact, then near
 async def discovery(user_input: str) -> Route:
     await work("discovery")
     words = user_input.lower().translate(str.maketrans("", "", string.punctuation))
@@ -57,56 +66,57 @@ async def discovery(user_input: str) -> Route:
     return Route("reuse", workflow=found) if found else Route("generate")
 
 
-@step(output="templatized_input")
+@step(output="templatized_input", **estimate("parameter_discovery"))
 async def parameter_discovery(user_input: str) -> str:
     await work("parameter_discovery")
     return user_input.replace("open", "${state}")
 
 
-@step(output="requirements")
+@step(output="requirements", **estimate("requirements_analysis"))
 async def requirements_analysis(templatized_input: str) -> list[str]:
     await work("requirements_analysis")
     return [f"needs: {word}" for word in templatized_input.split()[:3]]
 
 
-@step(output="components", cache=CacheOptions(), cache_inputs=("requirements",))
+@step(output="components", cache=CacheOptions(), cache_inputs=("requirements",),
+      **estimate("component_browsing"))  # fmt: skip
 async def component_browsing(user_input: str, requirements: list[str]) -> list[str]:
     await work("component_browsing")
     return ["github-issues", "llm"]
 
 
-@step(output="plan")
+@step(output="plan", **estimate("planning"))
 async def planning(requirements: list[str], components: list[str]) -> str:
     await work("planning")
     return f"use {' then '.join(components)} to meet {len(requirements)} requirements"
 
 
-@step(output="workflow")
+@step(output="workflow", **estimate("workflow_generator"))
 async def workflow_generator(plan: str) -> dict[str, Any]:
     await work("workflow_generator")
     return {"name": "generated", "nodes": ["github-issues", "llm"], "plan": plan}
 
 
-@step(output="extracted_params")
+@step(output="extracted_params", **estimate("parameter_mapping"))
 async def parameter_mapping(user_input: str, workflow: dict[str, Any]) -> dict[str, str]:
     await work("parameter_mapping")
     return {"request": user_input, "workflow": workflow["name"]}
 
 
-@step(output="validation")
+@step(output="validation", **estimate("validator"))
 async def validator(workflow: dict[str, Any], extracted_params: dict[str, str]) -> str:
     await work("validator")
     return "valid"
 
 
-@step(output="metadata")
+@step(output="metadata", **estimate("metadata_generation"))
 async def metadata_generation(workflow: dict[str, Any], templatized_input: str,
                               validation: str) -> dict[str, str]:  # fmt: skip
     await work("metadata_generation")
     return {"description": templatized_input, "validated": validation}
 
 
-@step(output="execution_params")  # Path A has no metadata: the default covers it
+@step(output="execution_params", **estimate("parameter_preparation"))  # A has no metadata
 async def parameter_preparation(
     extracted_params: dict[str, str], metadata: dict[str, str] | None = None
 ) -> dict[str, Any]:
@@ -122,11 +132,19 @@ generate = Flow(
      parameter_preparation],
     name="generate", outputs=OUTPUTS,
 )  # fmt: skip
-planner = Flow(
-    [router(discovery, {"reuse": reuse, "generate": generate}, handoff={"reuse": ["workflow"]})],
-    name="planner",
-    inputs=["user_input"],
-)
+
+
+def make_planner(predictor: Predictor | None = None) -> Flow:
+    """The planner; with a `predictor`, Discovery's answer is predicted before it returns."""
+    branches = {"reuse": reuse, "generate": generate}
+    return Flow(
+        [router(discovery, branches, handoff={"reuse": ["workflow"]}, predictor=predictor)],
+        name="planner",
+        inputs=["user_input"],
+    )
+
+
+planner = make_planner()
 
 # The seed's options: sequential; option 1 (start ParameterDiscovery beside Discovery);
 # speculative Path B preparation (start all of Path B beside Discovery).
@@ -199,6 +217,11 @@ async def repeat(requests: list[str], times: int, cache: Cache) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
+    if args.policy:
+        from _policy_mix import compare  # examples/ is on sys.path when run as a script
+
+        await compare(args.policy, share_b=args.share_b, count=args.count)
+        return
     if args.repeat or args.requests:
         requests = DEFAULT_REQUESTS
         if args.requests:
@@ -231,6 +254,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=0, help="run the request mix N times")
     parser.add_argument("--requests", help="a file of requests, one a line, for --repeat")
     parser.add_argument("--log", help="append every run to this run log (JSON Lines)")
+    policies = ["never", "always", "predictive", "oracle"]
+    parser.add_argument(
+        "--policy",
+        action="append",
+        choices=policies,
+        help="compare speculation policies over a request mix (repeatable)",
+    )
+    parser.add_argument("--share-b", type=float, default=0.7, help="share of Path B requests")
+    parser.add_argument("--count", type=int, default=200, help="requests in the mix")  # fmt: skip
     return parser.parse_args(argv)
 
 

@@ -84,14 +84,16 @@ class RouteStatistics:
 
     Args:
         decay: Each observation multiplies older counts by this, so the estimate follows
-            drift (1.0: never forget; 0.98: the last ~50 observations dominate).
+            drift (1.0: never forget; the default 0.995: the last ~200 observations
+            dominate; faster decay follows drift sooner but its noise triggers waste when a
+            branch's probability sits near the break-even, as `bench/policy.py` measures).
         smoothing: Pseudo-count added to every label (Laplace), so a label never seen is
             not impossible.
         bucket: Optional function of the router's inputs giving a feature bucket (say,
             the request's language); frequencies are kept per router and bucket.
     """
 
-    decay: float = attrs.field(default=0.98, kw_only=True)
+    decay: float = attrs.field(default=0.995, kw_only=True)
     smoothing: float = attrs.field(default=1.0, kw_only=True)
     bucket: Callable[[Mapping[str, Any]], Hashable] | None = attrs.field(default=None, kw_only=True)
     _counts: dict[tuple[str, Hashable], dict[str, float]] = attrs.field(init=False, factory=dict)

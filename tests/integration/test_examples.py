@@ -53,3 +53,10 @@ def test_planner_table_and_cache_demo_run() -> None:
     assert "3800" in table
     warm = run_planner("--repeat", "2")
     assert "hit rate" in warm
+
+
+@pytest.mark.integration
+def test_planner_compares_speculation_policies() -> None:
+    table = run_planner("--policy", "never", "--policy", "predictive", "--count", "20")
+    assert "never" in table
+    assert "predictive" in table
