@@ -14,6 +14,7 @@ the cancelled scope absorbs, and `execute` raises exactly one error.
 
 from __future__ import annotations
 
+from collections import deque
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +79,11 @@ class _Run:
         self.observer = observer
         self.policy = policy
         self.limiter = limiter
+        # With a limiter, ready steps queue here in the order they became ready, and one
+        # admitter task takes slots for them: a fixed order, and no task per waiting step.
+        self.queue: deque[tuple[_Scope, int]] = deque()
+        self.queued = trio.Event()
+        self.admitting = trio.CancelScope()
         self.cache = cache
         self.namespace = namespace
         self.cache_hits = self.cache_misses = 0
@@ -104,11 +110,37 @@ class _Run:
         keyed = kwargs if names is None else {n: kwargs[n] for n in names if n in kwargs}
         return await self.cache.lookup(step.name, options, self.namespace, keyed)
 
+    def enqueue(self, scope: _Scope, index: int) -> None:
+        self.queue.append((scope, index))
+        self.queued.set()
+
+    async def admit(self) -> None:
+        """Start queued steps as slots free up, first come first served."""
+        assert self.limiter is not None
+        with self.admitting:
+            while True:
+                if not self.queue:
+                    self.queued = trio.Event()
+                    await self.queued.wait()
+                    continue
+                token = object()
+                await self.limiter.acquire_on_behalf_of(token)
+                scope, index = self.queue.popleft()
+                if scope.doomed:
+                    self.limiter.release_on_behalf_of(token)
+                    continue
+                scope.launched[index] = True
+                scope.nursery.start_soon(self.run_step, scope, index, token)  # type: ignore[union-attr]
+
     async def call(
-        self, scope: _Scope, step: Step, found: CacheHit | CacheMiss | None = None
+        self,
+        scope: _Scope,
+        step: Step,
+        found: CacheHit | CacheMiss | None = None,
+        admitted: bool = False,
     ) -> tuple[bool, Any]:
         """Run one step function (or serve it from the cache); record it; hand a failure
-        to its scope."""
+        to its scope. `admitted` steps already hold a slot of the run's limiter."""
         kwargs = scope.gather(step.params)
         speculative = not scope.confirmed
         status = CANCELLED
@@ -130,7 +162,7 @@ class _Run:
                 self.cache_saved += seconds
                 return True, value
             if found is None:
-                if self.limiter is None:
+                if self.limiter is None or admitted:
                     value = await _invoke(step, kwargs)
                 else:
                     async with self.limiter:
@@ -140,7 +172,7 @@ class _Run:
                 self.cache_misses += 1
                 try:
                     value, seconds = await self.cache.compute_once(  # type: ignore[union-attr]
-                        found.key, lambda: self.timed(step, kwargs)
+                        found.key, lambda: self.timed(step, kwargs, admitted)
                     )
                 except ComputationFailedError as failed:
                     raise (failed.__cause__ or failed) from None
@@ -175,24 +207,27 @@ class _Run:
         scope.fail(failure)
         return False, None
 
-    async def invoke(self, step: Step, kwargs: dict[str, Any]) -> Any:
-        if self.limiter is None:
-            return await _invoke(step, kwargs)
-        async with self.limiter:
-            return await _invoke(step, kwargs)
-
-    async def timed(self, step: Step, kwargs: dict[str, Any]) -> tuple[Any, float]:
+    async def timed(self, step: Step, kwargs: dict[str, Any], admitted: bool) -> tuple[Any, float]:
         """The step's value and how long it took: a later hit saves that much."""
-        start = trio.current_time()
-        value = await self.invoke(step, kwargs)
+        if self.limiter is None or admitted:
+            start = trio.current_time()
+            value = await _invoke(step, kwargs)
+        else:
+            async with self.limiter:
+                start = trio.current_time()
+                value = await _invoke(step, kwargs)
         return value, trio.current_time() - start
 
-    async def run_step(self, scope: _Scope, index: int) -> None:
+    async def run_step(self, scope: _Scope, index: int, token: object | None = None) -> None:
         step: Step = scope.flow.nodes[index]  # type: ignore[assignment]
-        ok, value = await self.call(scope, step)
-        if ok:
-            scope.write(step.output, value)
-            scope.node_done()
+        try:
+            ok, value = await self.call(scope, step, admitted=token is not None)
+            if ok:
+                scope.write(step.output, value)
+                scope.node_done()
+        finally:
+            if token is not None:
+                self.limiter.release_on_behalf_of(token)  # type: ignore[union-attr]
 
     def view(self, node: Router, prediction: Prediction | None = None) -> RouterView:
         return RouterView(
@@ -474,9 +509,15 @@ class _Scope:
         if self.blocked(index):
             self.parked.append(index)
             return
-        self.launched[index] = True
-        runner = self.shared.run_router if self.flow.routers_at[index] else self.shared.run_step
-        self.nursery.start_soon(runner, self, index)  # type: ignore[union-attr]
+        if self.flow.routers_at[index]:
+            # A router holds no slot itself (its branches need them); its step takes one.
+            self.launched[index] = True
+            self.nursery.start_soon(self.shared.run_router, self, index)  # type: ignore[union-attr]
+        elif self.shared.limiter is not None:
+            self.shared.enqueue(self, index)
+        else:
+            self.launched[index] = True
+            self.nursery.start_soon(self.shared.run_step, self, index)  # type: ignore[union-attr]
 
     def release(self) -> None:
         if self.nursery is None or not self.parked:
@@ -515,9 +556,14 @@ class _Scope:
             try:
                 async with trio.open_nursery() as nursery:
                     self.nursery = nursery
+                    admitter = self.parent is None and self.shared.limiter is not None
+                    if admitter:
+                        nursery.start_soon(self.shared.admit)
                     self.begin()
                     if self.done < len(self.flow.nodes):
                         await self.finished.wait()
+                    if admitter:
+                        self.shared.admitting.cancel()
             finally:
                 self.closed = True
                 if self.done < len(self.flow.nodes):
@@ -583,6 +629,16 @@ class _Scope:
             if self.failure is None:
                 self.failure = error
             self.cancel_scope.cancel()
+
+    @property
+    def doomed(self) -> bool:
+        """This scope or an enclosing one was cancelled: nothing new should start in it."""
+        scope: _Scope | None = self
+        while scope is not None:
+            if scope.closed or scope.cancel_scope.cancel_called:
+                return True
+            scope = scope.parent
+        return False
 
     @property
     def committed(self) -> bool:

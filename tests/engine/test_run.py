@@ -353,3 +353,44 @@ async def test_observer_sees_every_step_start_and_end(autojump_clock: MockClock)
     finished = [(status, step) for status, step, _ in events if status != "start"]
     assert sorted(finished) == sorted((e.status.value, e.step) for e in result.trace)
     assert ("start", "think", "decide:slow") in events
+
+
+async def test_capped_steps_start_in_declaration_order(autojump_clock: MockClock) -> None:
+    # Three ready steps of different lengths and one slot: the order, and so the trace, is
+    # the order they were written, every time (not trio's scheduling order).
+    def make(name: str, seconds: float):  # type: ignore[no-untyped-def]
+        @step(name=name)
+        async def work() -> str:
+            await trio.sleep(seconds)
+            return name
+
+        return work
+
+    flow = Flow([make("c", 3), make("a", 1), make("b", 2)])
+    for _ in range(5):
+        result = await flow.run(max_concurrency=1)
+        assert [(e.step, e.start - result.started) for e in result.trace] == [
+            ("c", 0.0),
+            ("a", 3.0),
+            ("b", 4.0),
+        ]
+
+
+async def test_one_limiter_caps_concurrent_runs(autojump_clock: MockClock) -> None:
+    in_flight = peak = 0
+
+    @step
+    async def busy(x: int) -> int:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await trio.sleep(1)
+        in_flight -= 1
+        return x
+
+    shared = trio.CapacityLimiter(2)
+    flow = Flow([busy])
+    async with trio.open_nursery() as nursery:
+        for x in range(5):
+            nursery.start_soon(lambda x=x: flow.run(x=x, max_concurrency=shared))
+    assert peak == 2
