@@ -21,7 +21,16 @@ The hierarchy (each class says when it is raised)::
     │   └── RunTimeoutError            the run's own deadline passed
     ├── StepTimeoutError               a step's own deadline passed (the cause of a
     │                                  `StepFailedError`, never raised by `run` itself)
-    └── (cache and LLM errors, defined in their packages)
+    ├── CacheError                     specroute.cache: CacheConfigError,
+    │                                  UnencodableInputError, UncacheableValueError,
+    │                                  SemanticInputError, EmbeddingError,
+    │                                  ComputationFailedError, SingleFlightClosedError
+    ├── LLMError                       specroute.engine.llm: LLMConfigError,
+    │                                  ProviderHTTPError, ProviderConnectionError,
+    │                                  ProviderTimeoutError, ProviderResponseError,
+    │                                  RetryBudgetExceededError
+    └── RunLogError                    specroute.engine.report: a damaged or unknown run
+                                       log line, in strict reading
 
 Build-time errors derive from `FlowError` and are raised before any step runs; run-time
 failures derive from `RunError` and are raised by `Flow.run`.
