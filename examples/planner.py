@@ -10,6 +10,7 @@ beside Discovery and cancels it the moment Discovery finds a workflow.
     python examples/planner.py --repeat 2          # cold and warm runs through the cache
     python examples/planner.py --log runs.jsonl    # append every run to a run log
     python examples/planner.py --policy never --policy always --policy predictive
+    python examples/planner.py --clock real --provider openai --base-url URL --model M
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import trio
 import trio.testing
 from specroute.cache import Cache, CacheOptions, HashingEmbedder, open_cache
 from specroute.engine import Flow, Mode, RunResult, router, step
+from specroute.engine.llm import LLMClient, Provider, open_llm_client
 from specroute.engine.report import RunLog
 from specroute.routes import Branches, Never, Predictor, Route, SpeculationPolicy
 
@@ -44,7 +46,10 @@ DEFAULT_REQUESTS = [
 # The seed prices ParameterDiscovery's 400 ms at ~$0.0003: about $0.00075 per LLM second.
 DOLLARS_PER_SECOND = 0.00075
 SCALE = 1.0
-LOG: RunLog | None = None  # --log: every run is appended here
+LOG: RunLog | None = None
+# --provider: every step becomes a real model call through this client (default: simulated).
+LLM: LLMClient | None = None
+MODEL = ""  # --log: every run is appended here
 
 
 def estimate(name: str) -> dict[str, float]:
@@ -54,8 +59,12 @@ def estimate(name: str) -> dict[str, float]:
 
 
 async def work(name: str) -> None:
-    """Stand in for an LLM call: take the seed's time for this step."""
-    await trio.sleep(LATENCY_MS[name] / 1000 * SCALE)
+    """The step's LLM call: simulated at the seed's latency, or real with --provider."""
+    if LLM is None:
+        await trio.sleep(LATENCY_MS[name] / 1000 * SCALE)
+    else:
+        prompt = f"You are the {name.replace('_', ' ')} step of a workflow planner. Be brief."
+        await LLM.complete(prompt, model=MODEL, max_tokens=64)
 
 
 @step(cache=CacheOptions(semantic="user_input"), **estimate("discovery"))  # exact, then near
@@ -217,6 +226,21 @@ async def repeat(requests: list[str], times: int, cache: Cache) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
+    global LLM, MODEL
+    if args.provider != "simulated":
+        make = Provider.openai if args.provider == "openai" else Provider.anthropic
+        provider = make(base_url=args.base_url) if args.base_url else make()
+        async with open_llm_client(provider) as LLM:
+            MODEL = args.model
+            await run_main(args)
+            usage = LLM.meter.statistics()
+            print(f"{usage.calls} model calls, {usage.input_tokens} + {usage.output_tokens} "
+                  f"tokens, ${usage.cost:.4f}", file=sys.stderr)  # fmt: skip
+        return
+    await run_main(args)
+
+
+async def run_main(args: argparse.Namespace) -> None:
     if args.policy:
         from _policy_mix import compare  # examples/ is on sys.path when run as a script
 
@@ -262,7 +286,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
         help="compare speculation policies over a request mix (repeatable)",
     )
     parser.add_argument("--share-b", type=float, default=0.7, help="share of Path B requests")
-    parser.add_argument("--count", type=int, default=200, help="requests in the mix")  # fmt: skip
+    parser.add_argument("--count", type=int, default=200, help="requests in the mix")
+    parser.add_argument(
+        "--provider",
+        choices=["simulated", "openai", "anthropic"],
+        default="simulated",
+        help="call a real model for every step",
+    )
+    parser.add_argument("--base-url", help="the provider's API root (a local vLLM, Ollama...)")
+    parser.add_argument("--model", default="gpt-4o-mini", help="the model every step calls")
     return parser.parse_args(argv)
 
 
