@@ -4,6 +4,7 @@ from ._flow import Flow as Flow
 from ._flow import Router as Router
 from ._flow import router as router
 from ._mode import Mode as Mode
+from ._model_predictor import ModelPredictor as ModelPredictor
 from ._observer import RunObserver as RunObserver
 from ._step import Step as Step
 from ._step import StepOptions as StepOptions
@@ -18,6 +19,7 @@ from ._usage import StepUsage as StepUsage
 __all__ = [
     "Flow",
     "Mode",
+    "ModelPredictor",
     "RouteTaken",
     "Router",
     "RouterDecision",

@@ -15,6 +15,7 @@ from ._errors import StepTimeoutError as StepTimeoutError
 from ._errors import UnknownBranchError as UnknownBranchError
 from ._errors import UnknownInputError as UnknownInputError
 from ._errors import UnknownRouteError as UnknownRouteError
+from ._prediction import Blend as Blend
 from ._prediction import PlanReason as PlanReason
 from ._prediction import Prediction as Prediction
 from ._prediction import PredictivePolicy as PredictivePolicy
@@ -32,6 +33,7 @@ from ._speculation import SpeculationPolicy as SpeculationPolicy
 
 __all__ = [
     "Always",
+    "Blend",
     "BranchError",
     "Branches",
     "CycleError",

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ._speculation import RouterView, SpeculationPlan
 
 __all__ = [
+    "Blend",
     "PlanReason",
     "Prediction",
     "PredictivePolicy",
@@ -125,6 +126,38 @@ class RouteStatistics:
         for known in counts:
             counts[known] *= self.decay
         counts[label] = counts.get(label, 0.0) + 1.0
+
+
+@attrs.frozen
+class Blend:
+    """Several predictors as one: the weighted average of their probabilities.
+
+    Args:
+        predictors: (predictor, weight) pairs; weights need not sum to 1.
+    """
+
+    predictors: tuple[tuple[Predictor, float], ...] = attrs.field(converter=tuple)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.predictors or any(weight <= 0 for _, weight in self.predictors):
+            raise ValueError("`predictors` must be (predictor, weight > 0) pairs, at least one")
+
+    async def predict(self, router: RouterView, inputs: Mapping[str, Any]) -> Prediction:
+        """Ask each predictor in turn and average their answers by weight."""
+        total_weight = sum(weight for _, weight in self.predictors)
+        blended: dict[str, float] = {}
+        sources = []
+        for predictor, weight in self.predictors:
+            prediction = await predictor.predict(router, inputs)
+            sources.append(prediction.source)
+            for label, probability in prediction.probabilities.items():
+                blended[label] = blended.get(label, 0.0) + probability * weight / total_weight
+        return Prediction(probabilities=blended, source="+".join(sources))
+
+    def observe(self, router: RouterView, inputs: Mapping[str, Any], label: str) -> None:
+        """Tell every predictor."""
+        for predictor, _ in self.predictors:
+            predictor.observe(router, inputs, label)
 
 
 @attrs.define(eq=False)

@@ -96,3 +96,25 @@ def test_calibration_counts_confirmations_per_similarity() -> None:
     assert calibration.confidence(0.975) == pytest.approx(4 / 6)
     assert calibration.confidence(0.99) == 0.5
     assert calibration.totals() == (3, 1)
+
+
+async def test_blend_averages_by_weight() -> None:
+    from specroute.routes import Blend
+
+    class Fixed:
+        def __init__(self, probabilities: dict[str, float]) -> None:
+            self.probabilities = probabilities
+            self.seen: list[str] = []
+
+        async def predict(self, router: RouterView, inputs: object) -> Prediction:
+            return Prediction(probabilities=self.probabilities, source="fixed")
+
+        def observe(self, router: RouterView, inputs: object, label: str) -> None:
+            self.seen.append(label)
+
+    sure, unsure = Fixed({"generate": 1.0}), Fixed({"generate": 0.2, "reuse": 0.8})
+    blend = Blend([(sure, 3.0), (unsure, 1.0)])
+    prediction = await blend.predict(view(0.5), {})
+    assert prediction.probabilities == pytest.approx({"generate": 0.8, "reuse": 0.2})
+    blend.observe(view(0.5), {}, "reuse")
+    assert sure.seen == unsure.seen == ["reuse"]
