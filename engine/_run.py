@@ -185,7 +185,10 @@ class _Run:
             if step.options.fallback is not None:
                 # The step's safe default stands in; the failure stays in the trace.
                 try:
-                    value = step.options.fallback(exc)
+                    if step.fallback_takes_inputs:
+                        value = step.options.fallback(exc, MappingProxyType(kwargs))
+                    else:
+                        value = step.options.fallback(exc)
                 except Exception as fallback_error:  # noqa: BLE001 -- becomes the step's failure
                     error = fallback_error
                 else:

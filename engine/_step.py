@@ -47,9 +47,10 @@ class StepOptions:
             `specroute.cache.CacheOptions`. Ignored by runs given no `cache=`.
         cache_inputs: The inputs that make up the cache key (default: all). Only leave out
             inputs that never change the answer.
-        fallback: Called with the exception when the step raises; its return value stands
-            in for the step's (the trace shows `recovered`, and the run goes on). For a step
-            with a safe default, such as retrieval that may come back empty.
+        fallback: Called with the exception when the step raises (and with the step's
+            inputs as a second argument, if it takes two); its return value stands in for
+            the step's (the trace shows `recovered`, and the run goes on). For a step with a
+            safe default, such as retrieval that may come back empty.
     """
 
     output: str | None = attrs.field(default=None, validator=_identifier_or_none)
@@ -64,7 +65,7 @@ class StepOptions:
     cache_inputs: tuple[str, ...] | None = attrs.field(
         default=None, converter=attrs.converters.optional(tuple)
     )
-    fallback: Callable[[Exception], Any] | None = attrs.field(
+    fallback: Callable[..., Any] | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.is_callable())
     )
 
@@ -94,6 +95,7 @@ class Step:
     options: StepOptions
     params: tuple[str, ...]
     optional: frozenset[str]
+    fallback_takes_inputs: bool = False
 
     @property
     def output(self) -> str:
@@ -135,7 +137,16 @@ def _make_step(fn: StepFunction, name: str | None, options: StepOptions) -> Step
             optional.add(param.name)
     if options.cache is not None:
         _check_cacheable(label, fn, params, options)
-    return Step(label, fn, options, tuple(params), frozenset(optional))
+    takes_inputs = False
+    if options.fallback is not None:
+        arity = len(inspect.signature(options.fallback).parameters)
+        if arity not in (1, 2):
+            raise StepDefinitionError(
+                f"step {label!r}: `fallback` must take the exception, or the exception and "
+                f"the step's inputs, but it takes {arity} parameters"
+            )
+        takes_inputs = arity == 2
+    return Step(label, fn, options, tuple(params), frozenset(optional), takes_inputs)
 
 
 def _check_cacheable(label: str, fn: StepFunction, params: list[str], options: StepOptions) -> None:
@@ -178,7 +189,7 @@ def step(
     estimated_dollars: float | None = None,
     cache: CacheOptions | None = None,
     cache_inputs: tuple[str, ...] | None = None,
-    fallback: Callable[[Exception], Any] | None = None,
+    fallback: Callable[..., Any] | None = None,
     options: StepOptions | None = None,
 ) -> Callable[[StepFunction], Step]: ...
 
@@ -195,7 +206,7 @@ def step(
     estimated_dollars: float | None = None,
     cache: CacheOptions | None = None,
     cache_inputs: tuple[str, ...] | None = None,
-    fallback: Callable[[Exception], Any] | None = None,
+    fallback: Callable[..., Any] | None = None,
     options: StepOptions | None = None,
 ) -> Step | Callable[[StepFunction], Step]:
     """Turn an `async def` into a `Step`; use bare (`@step`) or with options (`@step(...)`).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
@@ -11,6 +11,8 @@ from specroute.engine.llm import SimulatedProvider, SimulatedTransport, open_sim
 from specroute.routes import Always, Route, StepFailedError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from trio.testing import MockClock
 
 
@@ -86,3 +88,25 @@ async def test_failing_fallback_fails_the_run(autojump_clock: MockClock) -> None
 
     with pytest.raises(StepFailedError, match="retrieve"):
         await Flow([retrieve]).run(query="q")
+
+
+async def test_fallback_may_read_the_step_inputs(autojump_clock: MockClock) -> None:
+    def from_metrics(exc: Exception, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return {"source": "computed", "total": sum(inputs["metrics"])}
+
+    @step(output="procurement", fallback=from_metrics)
+    async def procure(metrics: list[int]) -> dict[str, Any]:
+        raise TimeoutError("model timed out")
+
+    result = await Flow([procure]).run(metrics=[1, 2, 3])
+    assert result.outputs == {"procurement": {"source": "computed", "total": 6}}
+
+
+def test_fallback_with_three_parameters_is_refused() -> None:
+    from specroute.routes import StepDefinitionError
+
+    with pytest.raises(StepDefinitionError, match="takes 3 parameters"):
+
+        @step(fallback=lambda a, b, c: None)
+        async def odd() -> None:
+            return None
