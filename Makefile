@@ -26,6 +26,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+	MYPYPATH=.ci/typing:examples $(VENV)/bin/mypy --strict examples/*.py
 
 # The HTML report tests render in headless Chromium; Debian's package, installed as root.
 chromium:

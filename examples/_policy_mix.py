@@ -71,12 +71,13 @@ async def run_policy(name: str, paths: Sequence[str], accuracy: float | None) ->
         request = f"{REQUESTS[path]} #{index}" if path == "B" else REQUESTS[path]
         if isinstance(predictor, SetAccuracy):
             predictor.truth[request] = LABELS[path]
-        policy: SpeculationPolicy = {
+        policies: dict[str, SpeculationPolicy] = {
             "never": Never(),
             "always": Always(),
             "predictive": PredictivePolicy(value_of_time=VALUE_OF_TIME),
             "oracle": Branches({"discovery": ["generate"]}) if path == "B" else Never(),
-        }[name]
+        }
+        policy = policies[name]
         result = await planner.run(user_input=request, speculate=policy)
         walls.append(result.wall_time * 1000)
         wasted += result.wasted_time

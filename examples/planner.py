@@ -19,7 +19,7 @@ import argparse
 import json
 import string
 import sys
-from typing import Any
+from typing import Any, TypedDict
 
 import trio
 import trio.testing
@@ -52,7 +52,12 @@ LLM: LLMClient | None = None
 MODEL = ""  # --log: every run is appended here
 
 
-def estimate(name: str) -> dict[str, float]:
+class Estimate(TypedDict):
+    estimated_seconds: float
+    estimated_dollars: float
+
+
+def estimate(name: str) -> Estimate:
     """What a step is expected to take and cost: the seed's figures, for predictive policies."""
     seconds = LATENCY_MS[name] / 1000
     return {"estimated_seconds": seconds, "estimated_dollars": seconds * DOLLARS_PER_SECOND}
