@@ -1,0 +1,217 @@
+"""Running a router: predict, speculate, decide, verify, and commit the winning branch.
+
+The router step runs while the predictor (if any) thinks; the policy plans which branches
+start beside it; when the router answers, losers are cancelled and the winner is chosen
+(started now if it was not speculated). A semantic cache hit on a router is verified by
+default: it predicts the route, and the real router decides.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import trio
+from specroute.cache import CacheHit, CacheMiss
+from specroute.routes import (
+    HandoffError,
+    Prediction,
+    Route,
+    RouterView,
+    RunError,
+    SpeculationPlan,
+    UnknownBranchError,
+    UnknownRouteError,
+)
+
+from ._scope import Scope
+
+if TYPE_CHECKING:
+    from ._flow import Router
+    from ._run import Run
+
+__all__ = ["run_router"]
+
+
+def view(run: Run, node: Router, prediction: Prediction | None = None) -> RouterView:
+    return RouterView(
+        name=node.name,
+        labels=tuple(node.branches),
+        branch_sizes={label: len(b.nodes) for label, b in node.branches.items()},
+        prediction=prediction,
+        branch_estimates=node.estimates,
+        router_seconds=node.step.options.estimated_seconds or 0.0,
+        now=trio.current_time(),
+    )
+
+
+async def decide(
+    run: Run, scope: Scope, node: Router, found: CacheHit | CacheMiss | None, box: Pending
+) -> None:
+    box.ok, box.value = await run.call(scope, node.step, found)
+    box.record = len(run.records) - 1  # no checkpoint since `call` appended it
+    box.done.set()
+    if box.predicting is not None:
+        box.predicting.cancel()  # a prediction that comes after the answer is moot
+
+
+async def predict(run: Run, node: Router, kwargs: dict[str, Any]) -> Prediction | str:
+    """The predictor's answer, or why there is none; a broken predictor only costs
+    the speculation it would have guided."""
+    assert node.predictor is not None
+    try:
+        return await node.predictor.predict(view(run, node), kwargs)
+    except Exception as exc:  # noqa: BLE001 -- reported in the router's decision record
+        return f"predictor failed: {type(exc).__name__}: {exc}"
+
+
+async def run_router(run: Run, scope: Scope, index: int) -> None:
+    node: Router = scope.flow.nodes[index]  # type: ignore[assignment]
+    kwargs = scope.gather(node.step.params)
+    options = node.step.options.cache
+    found = None
+    if run.cache is not None and options is not None:
+        found = await run.lookup(node.step, kwargs)
+    verifying = None
+    if isinstance(found, CacheHit) and found.kind == "semantic":
+        assert options is not None
+        if options.on_semantic_hit != "trust":
+            # A near match only predicts the route: the real router decides, and its
+            # answer is stored under this request's own key.
+            verifying = found
+            found = CacheMiss(key=found.key, exact=options.exact, embedding=None)
+    box = Pending()
+    prediction: Prediction | None = None
+    note = ""
+    plan: SpeculationPlan = {}
+    concurrent = False
+    async with trio.open_nursery() as nursery:
+        children: dict[str, Scope] = {}
+        # A route served from the cache is known now: there is nothing to speculate.
+        speculate = run.policy is not None and not isinstance(found, CacheHit)
+        if speculate and verifying is not None:
+            predicted = verifying.value[0].label
+            confidence = node.calibration.confidence(verifying.similarity or 0.0)
+            prediction = Prediction(probabilities={predicted: confidence}, source="cache")
+        elif speculate and node.predictor is not None:
+            # The router runs while the predictor thinks; a late prediction is moot.
+            concurrent = True
+            answer: Prediction | str = "the router answered first"
+            with trio.CancelScope() as predicting:
+                box.predicting = predicting
+                nursery.start_soon(decide, run, scope, node, found, box)
+                answer = await predict(run, node, kwargs)
+            if isinstance(answer, str):
+                note = answer
+            else:
+                prediction = answer
+            speculate = not box.done.is_set()
+        if speculate:
+            assert run.policy is not None
+            plan = run.policy.plan(view(run, node, prediction))
+            if verifying is not None:
+                plan = {**plan, verifying.value[0].label: None}
+            for label, limit in plan.items():
+                if label not in node.branches:
+                    scope.fail(
+                        UnknownBranchError(
+                            f"speculation policy planned branch {label!r} for router "
+                            f"{node.name!r}, which has only {list(node.branches)}"
+                        )
+                    )
+                    return
+                child = Scope(run, node.branches[label], scope, node, label, limit)
+                children[label] = child
+                nursery.start_soon(child.run)
+        # On record from here on, even if the router is cancelled before it answers.
+        record: dict[str, Any] = {
+            "router": node.name,
+            "branch": scope.path,
+            "prediction": prediction,
+            "note": note,
+            "plan": MappingProxyType(dict(plan)),
+            "reasons": MappingProxyType(dict(getattr(plan, "reasons", {}))),
+            "cache": cache_kind(found, verifying),
+            "similarity": None if verifying is None else verifying.similarity,
+        }
+        run.decisions.append((scope, record))
+        if concurrent:
+            await box.done.wait()
+        else:
+            await decide(run, scope, node, found, box)
+        if not box.ok:
+            return
+        decision = box.value
+        error = check_decision(node, decision, scope.where)
+        if error is not None:
+            scope.fail(error)
+            return
+        label = decision.label
+        now = trio.current_time()
+        run.routes.append((scope, node.name, label, now))
+        record["label"] = label
+        record["at"] = now
+        learn(run, node, kwargs, label, verifying)
+        for other, child in children.items():
+            if other != label:
+                child.cancel_scope.cancel()
+        winner = children.get(label)
+        if winner is None:
+            winner = Scope(run, node.branches[label], scope, node, label, None)
+            nursery.start_soon(winner.run)
+        winner.router_record = box.record
+        winner.choose(decision.values)
+    scope.node_done()
+
+
+def learn(
+    run: Run, node: Router, kwargs: dict[str, Any], label: str, verifying: CacheHit | None
+) -> None:
+    """Tell the predictor and the hit calibration what the router really said."""
+    if node.predictor is not None:
+        node.predictor.observe(view(run, node), kwargs, label)
+    if verifying is not None:
+        confirmed = verifying.value[0].label == label
+        node.calibration.record(verifying.similarity or 0.0, confirmed)
+
+
+class Pending:
+    """A router's answer, filled in by whichever task ran the router step."""
+
+    __slots__ = ("done", "ok", "predicting", "record", "value")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.ok = False
+        self.value: Any = None
+        self.record = -1
+        self.predicting: trio.CancelScope | None = None
+
+
+def cache_kind(found: CacheHit | CacheMiss | None, verifying: CacheHit | None) -> str | None:
+    if verifying is not None:
+        return "semantic (verified)"
+    if isinstance(found, CacheHit):
+        return found.kind
+    return None
+
+
+def check_decision(node: Router, decision: Any, where: str) -> RunError | None:
+    if not isinstance(decision, Route):
+        return UnknownRouteError(
+            f"router {node.name!r}{where} returned {decision!r}; a router step must return "
+            f"a Route(label, **values)"
+        )
+    if decision.label not in node.branches:
+        return UnknownRouteError(
+            f"router {node.name!r}{where} returned label {decision.label!r}, which has no "
+            f"branch; known labels: {', '.join(map(repr, node.branches))}"
+        )
+    expected = node.handoff[decision.label]
+    if set(decision.values) != expected:
+        return HandoffError(
+            f"router {node.name!r}{where} handed {sorted(decision.values)} to branch "
+            f"{decision.label!r}, which declares handoff {sorted(expected)}; pass "
+            f"`handoff={{{decision.label!r}: [...]}}` to router() or change the Route"
+        )
+    return None
