@@ -25,7 +25,14 @@ import trio
 import trio.testing
 from specroute.cache import Cache, CacheOptions, HashingEmbedder, open_cache
 from specroute.engine import Flow, Mode, RunResult, router, step
-from specroute.engine.llm import LLMClient, Provider, open_llm_client
+from specroute.engine.llm import (
+    LLMClient,
+    Provider,
+    SimulatedProvider,
+    SimulatedTransport,
+    open_llm_client,
+    open_simulated_client,
+)
 from specroute.engine.report import RunLog
 from specroute.routes import Branches, Never, Predictor, Route, SpeculationPolicy
 
@@ -47,9 +54,12 @@ DEFAULT_REQUESTS = [
 DOLLARS_PER_SECOND = 0.00075
 SCALE = 1.0
 LOG: RunLog | None = None
-# --provider: every step becomes a real model call through this client (default: simulated).
+# Every step is a model call through this client: simulated (default) or --provider's.
 LLM: LLMClient | None = None
-MODEL = ""  # --log: every run is appended here
+MODEL = ""
+# The simulated model writes 100 tokens a second from the first: a step of the seed's
+# `ms` milliseconds asks for ms / 10 tokens, so virtual time reproduces the seed exactly.
+TOKENS_PER_SECOND = 100  # --log: every run is appended here
 
 
 class Estimate(TypedDict):
@@ -64,9 +74,14 @@ def estimate(name: str) -> Estimate:
 
 
 async def work(name: str) -> None:
-    """The step's LLM call: simulated at the seed's latency, or real with --provider."""
-    if LLM is None:
-        await trio.sleep(LATENCY_MS[name] / 1000 * SCALE)
+    """The step's LLM call: the simulated provider at the seed's latency, or a real model."""
+    milliseconds = LATENCY_MS[name]
+    if LLM is None:  # imported by a benchmark: just take the time
+        await trio.sleep(milliseconds / 1000 * SCALE)
+    elif MODEL.startswith("sim-"):
+        if milliseconds:  # streamed, so a cancelled call is billed for what arrived
+            tokens = milliseconds * TOKENS_PER_SECOND // 1000
+            await LLM.complete(f"{name}: plan", model=MODEL, max_tokens=tokens, stream=True)
     else:
         prompt = f"You are the {name.replace('_', ' ')} step of a workflow planner. Be brief."
         await LLM.complete(prompt, model=MODEL, max_tokens=64)
@@ -193,14 +208,16 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(title="Planner (seed 000): wall time by path and mode")
-    for column in ("path", "mode", "route", "wall ms", "wasted ms", "seed ms", "saved vs seq"):
-        table.add_column(column, justify="right" if "ms" in column or "saved" in column else "left")
+    columns = ("path", "mode", "route", "wall ms", "wasted ms", "wasted $", "seed ms", "saved")
+    for column in columns:
+        table.add_column(column, justify="left" if column in columns[:3] else "right")
     baseline = {row["path"]: row["wall_ms"] for row in rows if row["mode"] == "sequential"}
     for row in rows:
         saved = baseline[row["path"]] - row["wall_ms"]
         seed = SEED_MS.get((row["path"], row["mode"]))
         table.add_row(row["path"], row["mode"], row["route"], f"{row['wall_ms']:.0f}",
-                      f"{row['wasted_ms']:.0f}", "" if seed is None else str(seed),
+                      f"{row['wasted_ms']:.0f}", f"{row['wasted_cost']:.5f}",
+                      "" if seed is None else str(seed),
                       f"{saved:.0f} ms ({saved / baseline[row['path']]:.0%})")  # fmt: skip
     Console().print(table)
 
@@ -232,17 +249,22 @@ async def repeat(requests: list[str], times: int, cache: Cache) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     global LLM, MODEL
-    if args.provider != "simulated":
+    if args.provider == "simulated":
+        speed = SimulatedProvider(
+            first_token_latency=0.0, tokens_per_second=TOKENS_PER_SECOND / SCALE
+        )
+        client = open_simulated_client(SimulatedTransport(speed))
+        MODEL = "sim-large"
+    else:
         make = Provider.openai if args.provider == "openai" else Provider.anthropic
-        provider = make(base_url=args.base_url) if args.base_url else make()
-        async with open_llm_client(provider) as LLM:
-            MODEL = args.model
-            await run_main(args)
-            usage = LLM.meter.statistics()
-            print(f"{usage.calls} model calls, {usage.input_tokens} + {usage.output_tokens} "
-                  f"tokens, ${usage.cost:.4f}", file=sys.stderr)  # fmt: skip
-        return
-    await run_main(args)
+        client = open_llm_client(make(base_url=args.base_url) if args.base_url else make())
+        MODEL = args.model
+    async with client as LLM:
+        await run_main(args)
+        usage = LLM.meter.statistics()
+        print(f"{usage.calls} model calls, {usage.input_tokens} + {usage.output_tokens} tokens, "
+              f"${usage.cost:.4f} (${usage.cancelled_cost:.4f} on cancelled calls)",
+              file=sys.stderr)  # fmt: skip
 
 
 async def run_main(args: argparse.Namespace) -> None:

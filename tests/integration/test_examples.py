@@ -44,6 +44,8 @@ def test_planner_reproduces_the_seed_table(path: str, mode: str) -> None:
     if (path, mode) == ("A", "speculative"):
         statuses = {s["name"]: s["status"] for s in record["steps"] if s["wasted"]}
         assert statuses == {"parameter_discovery": "ok", "requirements_analysis": "cancelled"}
+    # Steps are simulated model calls: what a losing branch spent is billed, never free.
+    assert (record["wasted_cost"] > 0) == (wasted > 0)
 
 
 @pytest.mark.integration
