@@ -19,8 +19,11 @@ from ._log import read_log as read_log
 from ._metrics import DURATION_BUCKETS_MS as DURATION_BUCKETS_MS
 from ._metrics import PrometheusMetrics as PrometheusMetrics
 from ._otel import record_spans as record_spans
+from ._predictions import PredictionSummary as PredictionSummary
+from ._predictions import predictions as predictions
 from ._progress import RunProgress as RunProgress
 from ._record import SCHEMA_VERSION as SCHEMA_VERSION
+from ._record import DecisionRecord as DecisionRecord
 from ._record import RouteRecord as RouteRecord
 from ._record import RunRecord as RunRecord
 from ._record import StepRecord as StepRecord
@@ -43,10 +46,12 @@ from ._terminal import summary_tables as summary_tables
 __all__ = [  # noqa: RUF022 - plain sorted() order, which tests/test_exports.py checks
     "CacheSummary",
     "DURATION_BUCKETS_MS",
+    "DecisionRecord",
     "Distribution",
     "LabelSummary",
     "LogProblem",
     "LogReading",
+    "PredictionSummary",
     "PrometheusMetrics",
     "RoiSummary",
     "RoiTerm",
@@ -66,6 +71,7 @@ __all__ = [  # noqa: RUF022 - plain sorted() order, which tests/test_exports.py 
     "parse_record",
     "percentile",
     "pick_run",
+    "predictions",
     "print_summary",
     "read_log",
     "record_spans",

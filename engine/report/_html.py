@@ -1,7 +1,8 @@
 """The HTML report: one self-contained file (inline CSS and SVG, no scripts, no network).
 
-Every piece of user text (flow, step, branch, route and label names, errors, log paths)
-goes through `html.escape`, so a step named `<script>` is shown, never run.
+Every piece of user text (flow, step, branch, route and label names, errors, log paths,
+predictors' sources and policies' notes) goes through `html.escape`, so a step named
+`<script>` is shown, never run.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ._log import LogProblem
-    from ._record import RunRecord
+    from ._record import DecisionRecord, RunRecord
     from ._summary import Summary
 
 __all__ = ["pick_run", "render_html"]
@@ -48,6 +49,7 @@ th:first-child, td:first-child { text-align: left; }
 tr.total td { font-weight: 650; }
 table.runs td:nth-child(-n+6), table.runs th:nth-child(-n+6) { text-align: left; }
 tr.chosen td { background: #eef4ff; }
+table.decisions td, table.decisions th { text-align: left; white-space: normal; }
 .panel { background: var(--card); border: 1px solid var(--line); border-radius: 10px;
          padding: 14px; overflow-x: auto; }
 .legend { display: flex; flex-wrap: wrap; gap: 14px; margin: 0 0 10px; color: #3e4c59;
@@ -188,6 +190,82 @@ def _label_table(summary: Summary) -> str:
     return f"<table><tr>{header}</tr>{''.join(rows)}</table>"
 
 
+def _row(cells: Sequence[str]) -> str:
+    return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
+
+
+def _prediction_table(summary: Summary) -> str:
+    head = ("router", "decisions", "predicted", "by", "right", "wrong", "accuracy",
+            "speculated", "wasted ms", "wasted $", "exact hits", "trusted hits",
+            "verified hits", "confirmed", "denied", "denied wasted ms")  # fmt: skip
+    rows = []
+    for part in summary.predictions:
+        cells = (
+            escape(part.router), str(part.decisions), str(part.predicted),
+            escape(", ".join(part.sources)) or "&ndash;", str(part.right), str(part.wrong),
+            _pct(part.accuracy), str(part.speculated), f"{part.wasted_ms:,.0f}",
+            f"${part.wasted_cost:,.4f}", str(part.exact_hits), str(part.trusted_hits),
+            str(part.verified_hits), str(part.confirmed), str(part.denied),
+            f"{part.denied_wasted_ms:,.0f}",
+        )  # fmt: skip
+        rows.append(_row(cells))
+    header = "".join(f"<th>{name}</th>" for name in head)
+    note = (
+        "<p class='sub'>Speculated: branches started on a prediction; wasted: their steps "
+        "in branches the router did not pick. Trusted hits were served unverified; verified "
+        "hits only predicted the route, and the real router confirmed or denied them "
+        "(denied: a wrong near match caught).</p>"
+    )
+    return f"<table class='predictions'><tr>{header}</tr>{''.join(rows)}</table>{note}"
+
+
+def _plan(decision: DecisionRecord) -> str:
+    parts = []
+    for label, limit in decision.plan.items():
+        depth = "whole branch" if limit is None else f"{limit} steps"
+        reason = decision.reasons.get(label)
+        why = ""
+        if reason is not None:
+            why = (
+                f": p {reason.probability:.2f}, saving ${reason.saving:,.5f} against "
+                f"waste ${reason.waste:,.5f}" + (f", {reason.note}" if reason.note else "")
+            )
+        parts.append(escape(f"{label} ({depth}{why})"))
+    declined = [
+        escape(f"{label}: {reason.note or 'did not pay'}")
+        for label, reason in decision.reasons.items()
+        if label not in decision.plan
+    ]
+    text = "; ".join(parts) or "&ndash;"
+    return text + (f" <span class='sub'>(not: {'; '.join(declined)})</span>" if declined else "")
+
+
+def _decision_table(record: RunRecord) -> str:
+    head = ("router", "branch", "predicted", "speculated (why)", "returned", "right", "cache")
+    rows = []
+    for decision in record.decisions:
+        predicted = "&ndash;"
+        if decision.probabilities is not None:
+            odds = ", ".join(f"{label} {p:.0%}" for label, p in decision.probabilities.items())
+            predicted = escape(f"{odds or 'nothing'} by {decision.source or '?'}")
+        elif decision.note:
+            predicted = escape(decision.note)
+        right = {True: "yes", False: "no", None: "&ndash;"}[decision.right]
+        cache = escape(decision.cache or "") or "&ndash;"
+        if decision.similarity is not None:
+            cache += f" ({decision.similarity:.3f})"
+        returned = escape(decision.label) if decision.label is not None else "(cancelled)"
+        if decision.wasted:
+            returned += " (branch lost)"
+        cells = (
+            escape(decision.router), escape(decision.branch) or "&ndash;", predicted,
+            _plan(decision), returned, right, cache,
+        )  # fmt: skip
+        rows.append(_row(cells))
+    header = "".join(f"<th>{name}</th>" for name in head)
+    return f"<table class='decisions'><tr>{header}</tr>{''.join(rows)}</table>"
+
+
 def _legend() -> str:
     items = [
         f'<span><i class="swatch" style="background:{colour}"></i>{status.value}</span>'
@@ -269,6 +347,18 @@ def render_html(
             f"<div class='panel' id='timeline' data-run='{escape(chosen.id)}'>{_legend()}",
             timeline(chosen),
             "</div>",
+        ]
+        if chosen.decisions:
+            parts += [
+                "<h2>Router decisions in this run</h2>",
+                _decision_table(chosen),
+            ]
+        if summary.predictions:
+            parts += [
+                "<h2 id='predictions'>Predictions and verification</h2>",
+                _prediction_table(summary),
+            ]
+        parts += [
             "<h2>Runs by route</h2>",
             _route_table(summary),
             "<h2>Latency by route (each dot a run; black p50, red p95, grey dashed "

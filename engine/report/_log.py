@@ -26,8 +26,19 @@ the log adds who, when and what was asked (a digest, never the inputs themselves
     wasted_cost     dollars spent by steps whose branch lost
     steps           [{name, branch, start_ms, end_ms, status, speculative, wasted, error,
                       similarity, usage}] every step execution, usage as above or null
+    decisions       optional (absent in older lines, read as none):
+                    [{router, branch, label, at_ms, predicted, probabilities, source,
+                      right, plan, reasons, cache, similarity, wasted}] every router
+                    execution in the order they started: what was predicted ({label:
+                    probability} by `source`, or null), which branches were started
+                    speculatively ({label: step limit or null for the whole branch}),
+                    why ({label: {probability, steps, saving, waste, note}}), the label
+                    returned (null if cancelled first) and whether the likeliest
+                    prediction was `right`; `cache` is null, "exact", "semantic" (a near
+                    match served as the route) or "semantic (verified)" (a near match
+                    that only predicted it, with its `similarity`)
 
-Whatever else `RunResult.to_dict()` adds is kept as it comes (e.g. router decisions).
+Whatever else `RunResult.to_dict()` adds is kept as it comes.
 Times are milliseconds from the run's start. A reader ignores fields it does not know, so
 a field may be added without a new version; removing or retyping one makes version 2.
 `read_log` reads every line it can and reports each one it cannot (not JSON, an unknown

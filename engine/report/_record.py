@@ -1,4 +1,4 @@
-"""A run as read back from a run log: `RunRecord`, its `StepRecord`s and `RouteRecord`s.
+"""A run as read back from a run log: `RunRecord`, its steps, routes and router decisions.
 
 `parse_record` turns one decoded log line into a `RunRecord`, checking each field's type,
 so the reports never meet a half-formed run. Unknown fields are ignored: a newer writer may
@@ -10,12 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+from specroute.routes import PlanReason
 
 from .._trace import StepStatus
 from .._usage import StepUsage
 from ._errors import RunLogError
 
-__all__ = ["SCHEMA_VERSION", "RouteRecord", "RunRecord", "StepRecord", "parse_record"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "DecisionRecord",
+    "RouteRecord",
+    "RunRecord",
+    "StepRecord",
+    "parse_record",
+]
 
 SCHEMA_VERSION = 1
 _USAGE_FIELDS = {field.name: field.type for field in attrs.fields(StepUsage)}
@@ -78,6 +86,49 @@ class RouteRecord:
 
 
 @attrs.frozen(kw_only=True)
+class DecisionRecord:
+    """What one router execution of a logged run predicted, speculated and said.
+
+    Attributes:
+        router: The router step's name.
+        branch: The branch path the router ran in.
+        label: The label it returned (None: it was cancelled before it answered).
+        at_ms: When it returned, in ms from the run's start (None with `label`).
+        predicted: The likeliest predicted label (None: no prediction, or an empty one).
+        probabilities: Label -> predicted probability (None: nothing was predicted).
+        source: Who predicted it (`"statistics"`, `"cache"`, `"model"`, ...).
+        right: Whether `predicted` is `label` (None: either is missing).
+        plan: Label -> step limit of each branch started speculatively (None: whole).
+        reasons: Label -> the policy's numbers behind that choice (predictive policies).
+        cache: `"exact"` or `"semantic"` when the route was served from the cache,
+            `"semantic (verified)"` when a near match only predicted it, else None.
+        similarity: The near match's similarity, in verify mode.
+        wasted: The router ran inside a branch that lost.
+        note: Why there was no prediction, when a writer records it.
+    """
+
+    router: str
+    branch: str
+    label: str | None = None
+    at_ms: float | None = None
+    predicted: str | None = None
+    probabilities: dict[str, float] | None = None
+    source: str | None = None
+    right: bool | None = None
+    plan: dict[str, int | None] = attrs.field(factory=dict)
+    reasons: dict[str, PlanReason] = attrs.field(factory=dict)
+    cache: str | None = None
+    similarity: float | None = None
+    wasted: bool = False
+    note: str = ""
+
+    def branch_path(self, label: str) -> str:
+        """The branch path of this router's branch `label` (where its steps run)."""
+        prefix = f"{self.branch}/" if self.branch else ""
+        return f"{prefix}{self.router}:{label}"
+
+
+@attrs.frozen(kw_only=True)
 class RunRecord:
     """One logged run: a line of a run log, checked against the schema.
 
@@ -103,6 +154,8 @@ class RunRecord:
         usage: The run's LLM calls added up.
         wasted_cost: Dollars spent by steps whose branch lost.
         steps: Every step execution.
+        decisions: Every router execution, in the order they started (empty in lines
+            written before decisions were logged).
         inputs_digest: blake2b of the canonical JSON of the inputs, or None.
         inputs: The raw inputs, only when the caller asked to record them.
         line: The line of the log it was read from (None if not read from a file).
@@ -127,6 +180,7 @@ class RunRecord:
     usage: StepUsage
     wasted_cost: float
     steps: tuple[StepRecord, ...]
+    decisions: tuple[DecisionRecord, ...] = ()
     inputs_digest: str | None = None
     inputs: dict[str, Any] | None = None
     line: int | None = None
@@ -183,11 +237,22 @@ class _Fields:
     def integer(self, key: str) -> int:
         return int(self._get(key, (int,)))
 
+    def maybe_integer(self, key: str) -> int | None:
+        value = self._get(key, (int,), optional=True)
+        return None if value is None else int(value)
+
     def flag(self, key: str) -> bool:
         return bool(self._get(key, (bool,)))
 
+    def maybe_flag(self, key: str) -> bool | None:
+        value = self._get(key, (bool,), optional=True)
+        return None if value is None else bool(value)
+
     def items(self, key: str) -> list[Any]:
         return list(self._get(key, (list,)))
+
+    def maybe_items(self, key: str) -> list[Any]:
+        return list(self._get(key, (list,), optional=True) or [])
 
     def nested(self, key: str, *, optional: bool = False) -> _Fields | None:
         value = self._get(key, (dict,), optional=optional)
@@ -236,6 +301,49 @@ def _route(data: object, index: int) -> RouteRecord:
         label=fields.text("label"),
         at_ms=fields.number("at_ms"),
     )
+
+
+def _reason(fields: _Fields) -> PlanReason:
+    return PlanReason(
+        probability=fields.number("probability"),
+        steps=fields.integer("steps"),
+        saving=fields.number("saving"),
+        waste=fields.number("waste"),
+        note=fields.maybe_text("note") or "",
+    )
+
+
+def _decision(data: object, index: int) -> DecisionRecord:
+    fields = _Fields(data, f"decisions[{index}]")
+    probabilities = fields.nested("probabilities", optional=True)
+    plan = fields.nested("plan", optional=True)
+    reasons = fields.nested("reasons", optional=True)
+    return DecisionRecord(
+        router=fields.text("router"),
+        branch=fields.text("branch"),
+        label=fields.maybe_text("label"),
+        at_ms=fields.maybe_number("at_ms"),
+        predicted=fields.maybe_text("predicted"),
+        probabilities=None
+        if probabilities is None
+        else {label: probabilities.number(label) for label in probabilities.data},
+        source=fields.maybe_text("source"),
+        right=fields.maybe_flag("right"),
+        plan={} if plan is None else {label: plan.maybe_integer(label) for label in plan.data},
+        reasons={}
+        if reasons is None
+        else {label: _reason(_nested(reasons, label)) for label in reasons.data},
+        cache=fields.maybe_text("cache"),
+        similarity=fields.maybe_number("similarity"),
+        wasted=bool(fields.maybe_flag("wasted")),
+        note=fields.maybe_text("note") or "",
+    )
+
+
+def _nested(fields: _Fields, key: str) -> _Fields:
+    found = fields.nested(key)
+    assert found is not None
+    return found
 
 
 def parse_record(data: object, *, line: int | None = None) -> RunRecord:
@@ -289,6 +397,9 @@ def parse_record(data: object, *, line: int | None = None) -> RunRecord:
         usage=usage,
         wasted_cost=fields.number("wasted_cost"),
         steps=tuple(_step(item, i) for i, item in enumerate(fields.items("steps"))),
+        decisions=tuple(
+            _decision(item, i) for i, item in enumerate(fields.maybe_items("decisions"))
+        ),
         inputs_digest=fields.maybe_text("inputs_digest"),
         inputs=None if inputs is None else dict(inputs.data),
         line=line,

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._trace import StepStatus
+from ._predictions import PredictionSummary, predictions
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -275,6 +276,7 @@ class Summary:
         speculation: How speculation did.
         cache: What the cache did.
         roi: Whether speculation pays.
+        predictions: Per router: its predictions and cache hits, checked or not.
     """
 
     runs: int
@@ -295,6 +297,7 @@ class Summary:
     speculation: SpeculationSummary
     cache: CacheSummary
     roi: RoiSummary
+    predictions: tuple[PredictionSummary, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The summary as JSON-ready data (what `specroute report --json` prints)."""
@@ -552,4 +555,5 @@ def summarize(records: Sequence[RunRecord]) -> Summary:
         speculation=_speculation(records),
         cache=_cache(records),
         roi=_roi(routes),
+        predictions=predictions(records),
     )

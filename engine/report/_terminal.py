@@ -93,8 +93,38 @@ def _figures(summary: Summary) -> Table:
     return table
 
 
+def _predictions(summary: Summary) -> Table:
+    table = Table(title="Predictions and verification")
+    table.add_column("router")
+    for part in summary.predictions:
+        table.add_column(part.router, justify="right")
+    rows: list[tuple[str, list[str]]] = [
+        ("decisions", [str(p.decisions) for p in summary.predictions]),
+        ("predicted (by)", [f"{p.predicted} ({', '.join(p.sources) or '-'})"
+                            for p in summary.predictions]),
+        ("right / wrong (accuracy)", [f"{p.right} / {p.wrong} ({_pct(p.accuracy)})"
+                                      for p in summary.predictions]),
+        ("branches speculated on a prediction", [str(p.speculated) for p in summary.predictions]),
+        ("  wasted in those that lost", [f"{_ms(p.wasted_ms)} ms, {_dollars(p.wasted_cost)}"
+                                         for p in summary.predictions]),
+        ("exact cache hits (route served)", [str(p.exact_hits) for p in summary.predictions]),
+        ("semantic hits served unverified (trust)", [str(p.trusted_hits)
+                                                     for p in summary.predictions]),
+        ("semantic hits verified", [str(p.verified_hits) for p in summary.predictions]),
+        ("  confirmed (router agreed)", [str(p.confirmed) for p in summary.predictions]),
+        ("  denied (wrong near matches caught)", [f"{p.denied} ({_ms(p.denied_wasted_ms)} ms"
+                                                  " wasted)" for p in summary.predictions]),
+    ]  # fmt: skip
+    for name, values in rows:
+        table.add_row(name, *values)
+    return table
+
+
 def summary_tables(summary: Summary, problems: Sequence[LogProblem] = ()) -> RenderableType:
     """The report for a terminal: routes, configurations, speculation and cache, ROI.
+
+    Predictions and verification get a table of their own when the log records router
+    decisions.
 
     Args:
         summary: From `summarize`.
@@ -108,6 +138,8 @@ def summary_tables(summary: Summary, problems: Sequence[LogProblem] = ()) -> Ren
     if summary.first is not None:
         title.append(f"  ({summary.first} .. {summary.last})", style="dim")
     parts: list[RenderableType] = [title, _routes(summary), _labels(summary), _figures(summary)]
+    if summary.predictions:
+        parts.append(_predictions(summary))
     colour = {"pays": "green", "costs": "yellow"}.get(summary.roi.verdict, "red")
     parts.append(Text("ROI: ", style="bold") + Text(summary.roi.statement, style=colour))
     if problems:

@@ -119,7 +119,7 @@ async def test_log_line_documents_its_schema(autojump_clock: MockClock) -> None:
 
     assert _log.__doc__ is not None
     documented = re.findall(r"^    ([a-z_]+) {2,}", _log.__doc__, re.MULTILINE)
-    assert len(documented) == 19
+    assert len(documented) == 20
     assert set(documented) - {"inputs"} <= set(line)
 
 

@@ -1,0 +1,152 @@
+"""How each router's predictions did, and what checking its near-match cache hits caught.
+
+Counted per router name over the logged `DecisionRecord`s. A decision is *predicted* when
+it had a likeliest label before the router returned; it was *right* when the router then
+returned that label. Branches *speculated on a prediction* are the entries of the plans of
+decisions that had a prediction (from any source: statistics, a model, the cache).
+
+Cache hits on routers come in three kinds: an exact hit serves the stored route; a trusted
+semantic hit serves a near match's route unverified (it may be wrong, and nothing checks);
+a verified semantic hit only predicts the route while the real router runs, and is then
+*confirmed* (the router agreed) or *denied* (a wrong near match, caught).
+
+What speculating on predictions wasted is the step time and dollars of the steps marked
+wasted in the planned branches the router did not pick (their paths `router:label`, with
+anything nested in them). That is the whole cost of a wrong prediction, and also of the
+less likely branches a policy chose to start beside a right one (`Always()` starts every
+branch). Decisions whose router was cancelled before answering are not judged, so their
+branches are not counted here (the waste shows in the speculation figures).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ._record import DecisionRecord, RunRecord
+
+__all__ = ["PredictionSummary", "predictions"]
+
+EXACT = "exact"
+TRUSTED = "semantic"
+VERIFIED = "semantic (verified)"
+
+
+@attrs.frozen(kw_only=True)
+class PredictionSummary:
+    """One router's predictions and cache hits over the logged runs.
+
+    Attributes:
+        router: The router step's name.
+        decisions: Its executions (including those cancelled before they answered).
+        predicted: Executions with a predicted label.
+        right: Predicted executions whose router returned the predicted label.
+        wrong: Predicted executions whose router returned another label.
+        accuracy: `right / (right + wrong)`, or None when nothing was judged.
+        sources: Who predicted, sorted (`"cache"`, `"statistics"`, ...).
+        speculated: Branches started on a prediction.
+        wasted_ms: Step time of the wasted steps in those branches that the router did not
+            pick.
+        wasted_cost: Their LLM dollars.
+        exact_hits: Routes served by an exact cache hit.
+        trusted_hits: Routes served by a semantic hit, unverified (trust mode).
+        verified_hits: Semantic hits that only predicted the route (verify mode).
+        confirmed: Verified hits the router agreed with.
+        denied: Verified hits the router contradicted: wrong near matches caught.
+        denied_wasted_ms: What catching them cost: the step time wasted in their branches.
+    """
+
+    router: str
+    decisions: int = 0
+    predicted: int = 0
+    right: int = 0
+    wrong: int = 0
+    accuracy: float | None = None
+    sources: tuple[str, ...] = ()
+    speculated: int = 0
+    wasted_ms: float = 0.0
+    wasted_cost: float = 0.0
+    exact_hits: int = 0
+    trusted_hits: int = 0
+    verified_hits: int = 0
+    confirmed: int = 0
+    denied: int = 0
+    denied_wasted_ms: float = 0.0
+
+
+def _waste(record: RunRecord, decision: DecisionRecord) -> tuple[float, float]:
+    """Step time and dollars wasted in the planned branches `decision`'s router did not pick."""
+    if decision.label is None:
+        return 0.0, 0.0
+    lost = [decision.branch_path(label) for label in decision.plan if label != decision.label]
+    steps = [
+        entry
+        for entry in record.steps
+        if entry.wasted
+        and any(entry.branch == path or entry.branch.startswith(f"{path}/") for path in lost)
+    ]
+    return sum(entry.duration_ms for entry in steps), sum(entry.cost for entry in steps)
+
+
+def _one(router: str, judged: Sequence[tuple[RunRecord, DecisionRecord]]) -> PredictionSummary:
+    right = wrong = speculated = 0
+    wasted_ms = wasted_cost = denied_wasted_ms = 0.0
+    counts: dict[str | None, int] = defaultdict(int)
+    confirmed = denied = 0
+    sources: set[str] = set()
+    for record, decision in judged:
+        counts[decision.cache] += 1
+        right += decision.right is True
+        wrong += decision.right is False
+        if decision.probabilities is None:
+            continue
+        if decision.source:
+            sources.add(decision.source)
+        speculated += len(decision.plan)
+        ms, cost = _waste(record, decision)
+        wasted_ms += ms
+        wasted_cost += cost
+        if decision.cache == VERIFIED:
+            confirmed += decision.right is True
+            denied += decision.right is False
+            if decision.right is False:
+                denied_wasted_ms += ms
+    return PredictionSummary(
+        router=router,
+        decisions=len(judged),
+        predicted=sum(decision.predicted is not None for _, decision in judged),
+        right=right,
+        wrong=wrong,
+        accuracy=right / (right + wrong) if right + wrong else None,
+        sources=tuple(sorted(sources)),
+        speculated=speculated,
+        wasted_ms=wasted_ms,
+        wasted_cost=wasted_cost,
+        exact_hits=counts[EXACT],
+        trusted_hits=counts[TRUSTED],
+        verified_hits=counts[VERIFIED],
+        confirmed=confirmed,
+        denied=denied,
+        denied_wasted_ms=denied_wasted_ms,
+    )
+
+
+def predictions(records: Sequence[RunRecord]) -> tuple[PredictionSummary, ...]:
+    """Each router's predictions and cache hits over `records` (see the module docstring).
+
+    Args:
+        records: The runs; lines logged before decisions were recorded add nothing.
+
+    Returns:
+        One summary per router name, sorted by name; empty without decisions.
+    """
+    by_router: dict[str, list[tuple[RunRecord, DecisionRecord]]] = defaultdict(list)
+    for record in records:
+        for decision in record.decisions:
+            by_router[decision.router].append((record, decision))
+    return tuple(_one(router, by_router[router]) for router in sorted(by_router))
