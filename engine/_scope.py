@@ -121,7 +121,11 @@ class Scope:
         return self.flow.effects[index] and not self.confirmed
 
     def ready(self, index: int) -> None:
-        if self.cancel_scope.cancel_called:
+        # Nothing more starts in a scope that, or whose enclosing branch, was cancelled: its
+        # nursery may already be closed (trio closes it when the body has left and the last
+        # child ended, before our `finally` runs), for instance when a nested router answers
+        # in the very instant its enclosing branch loses.
+        if self.doomed:
             return
         if self.blocked(index):
             self.parked.append(index)

@@ -41,5 +41,5 @@ async def test_answer_becomes_a_calibrated_prediction() -> None:
 async def test_answer_naming_no_label_predicts_nothing() -> None:
     provider = Provider.openai(api_key="sk-test", base_url="http://model.test/v1")
     async with open_llm_client(provider, transport=answers_with("I am not sure")) as llm:
-        prediction = await ModelPredictor(llm, model="m").predict(ROUTER, {"x": 1})
+        prediction = await ModelPredictor(llm, model="gpt-4o-mini").predict(ROUTER, {"x": 1})
     assert prediction.probabilities == {}

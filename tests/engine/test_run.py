@@ -14,6 +14,7 @@ from specroute.routes import (
     MissingInputError,
     Never,
     Route,
+    RouteStatistics,
     RunTimeoutError,
     StepFailedError,
     UnknownInputError,
@@ -394,3 +395,39 @@ async def test_one_limiter_caps_concurrent_runs(autojump_clock: MockClock) -> No
         for x in range(5):
             nursery.start_soon(lambda x=x: flow.run(x=x, max_concurrency=shared))
     assert peak == 2
+
+
+async def test_nested_router_answering_as_its_branch_loses(autojump_clock: MockClock) -> None:
+    # The outer and the nested router answer in the same instant; the nested one's winner
+    # must not start work in a branch that has just lost (its nursery may be closed).
+    @step
+    async def outer() -> Route:
+        await trio.sleep(2)
+        return Route("plain")
+
+    @step
+    async def inner() -> Route:
+        await trio.sleep(2)
+        return Route("x")
+
+    @step(output="first")
+    async def first() -> int:
+        return 1
+
+    @step(output="leaf")
+    async def second(first: int) -> int:
+        return first
+
+    @step(output="leaf")
+    async def plain() -> int:
+        return 0
+
+    # With a predictor the router step runs in a task of its own, and the router task wakes
+    # through an event in the same batch in which the lost branch closes its nursery.
+    x_branch = Flow([first, second], outputs=["leaf"])
+    nested = Flow([router(inner, {"x": x_branch}, predictor=RouteStatistics())], name="n")
+    flow = Flow([router(outer, {"deep": nested, "plain": Flow([plain])})])
+    policy = Branches({"outer": ["deep"], "inner": {"x": 1}})
+    for _ in range(40):  # trio orders same-instant wake-ups at random
+        result = await flow.run(speculate=policy)
+        assert result.outputs == {"leaf": 0}

@@ -11,13 +11,18 @@ import pytest
 import trio
 from llm_server import serve_llm
 from specroute.engine import Flow, StepStatus, router, step
-from specroute.engine.llm import Provider, open_llm_client
+from specroute.engine.llm import DEFAULT_PRICES, ModelPrice, Provider, open_llm_client
 from specroute.routes import Always, Route
 
 if TYPE_CHECKING:
     from specroute.engine.llm import LLMClient
 
 ROOT = Path(__file__).resolve().parents[2]
+# The local server's models are not in the price table; a made-up price would be a lie
+# outside tests, but here it lets the test see the cancelled call billed in dollars.
+PRICES = DEFAULT_PRICES.with_prices(
+    {"slow-stream": ModelPrice(input_per_million=1.0, output_per_million=4.0)}
+)
 pytestmark = pytest.mark.integration
 
 
@@ -30,7 +35,7 @@ def assert_no_stuck_connection(client: LLMClient) -> None:
 async def test_losing_branch_stream_is_closed_and_billed() -> None:
     async with serve_llm() as server:
         provider = Provider.openai(api_key="sk-local", base_url=server.base_url)
-        async with open_llm_client(provider) as llm:
+        async with open_llm_client(provider, prices=PRICES) as llm:
 
             @step
             async def decide(request: str) -> Route:
@@ -67,6 +72,7 @@ async def test_losing_branch_stream_is_closed_and_billed() -> None:
     assert entry.usage is not None
     assert entry.usage.cancelled_calls == 1
     assert entry.usage.output_tokens > 0
+    assert entry.usage.cost > 0
 
 
 async def test_planner_runs_against_an_openai_compatible_endpoint() -> None:
