@@ -217,6 +217,7 @@ class RunResult:
                     if d.prediction is None
                     else dict(d.prediction.probabilities),
                     "source": None if d.prediction is None else d.prediction.source,
+                    "note": d.note,
                     "right": d.right,
                     "plan": dict(d.plan),
                     "reasons": {label: attrs.asdict(r) for label, r in d.reasons.items()},
