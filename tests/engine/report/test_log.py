@@ -8,8 +8,8 @@ import re
 from typing import TYPE_CHECKING
 
 import pytest
-from report_records import run_data
-from specroute.engine import Flow, StepStatus, router, step
+from report_records import run_data, writer_run
+from specroute.engine import StepStatus
 from specroute.engine.report import (
     SCHEMA_VERSION,
     LogProblem,
@@ -20,44 +20,18 @@ from specroute.engine.report import (
     parse_record,
     read_log,
 )
-from specroute.routes import Always, Route
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from specroute.engine import RunResult
     from trio.testing import MockClock
 
-import trio
 
 MOMENT = datetime.datetime(2025, 1, 8, 10, 0, tzinfo=datetime.UTC)
 
 
-async def speculative_run() -> RunResult:
-    @step
-    async def decide(request: str) -> Route:
-        await trio.sleep(0.5)
-        return Route("short")
-
-    @step(output="text")
-    async def write_long(request: str) -> str:
-        await trio.sleep(2)
-        return "long"
-
-    @step(output="text")
-    async def write_short(request: str) -> str:
-        await trio.sleep(0.1)
-        return "short"
-
-    flow = Flow(
-        [router(decide, {"short": Flow([write_short]), "long": Flow([write_long])})],
-        name="writer",
-    )
-    return await flow.run(request="secret request", speculate=Always())
-
-
 async def test_round_trip_keeps_every_figure(tmp_path: Path, autojump_clock: MockClock) -> None:
-    result = await speculative_run()
+    result = await writer_run()
     log = RunLog(tmp_path / "logs" / "runs.jsonl", clock=lambda: MOMENT)
     run_id = log.append(result, inputs={"request": "secret request"}, label="eager")
 
@@ -88,7 +62,7 @@ async def test_round_trip_keeps_every_figure(tmp_path: Path, autojump_clock: Moc
 
 
 async def test_inputs_are_a_digest_unless_asked(tmp_path: Path, autojump_clock: MockClock) -> None:
-    result = await speculative_run()
+    result = await writer_run()
     path = tmp_path / "runs.jsonl"
     log = RunLog(path)
     log.append(result, inputs={"request": "secret request"})
@@ -111,7 +85,7 @@ def test_digest_is_canonical() -> None:
 
 
 async def test_log_line_documents_its_schema(autojump_clock: MockClock) -> None:
-    line = log_line(await speculative_run(), run_id="x" * 32, time=MOMENT)
+    line = log_line(await writer_run(), run_id="x" * 32, time=MOMENT)
     assert line["schema"] == SCHEMA_VERSION == 1
     assert line["inputs_digest"] is None
     assert "inputs" not in line
