@@ -40,6 +40,7 @@ def view(run: Run, node: Router, prediction: Prediction | None = None) -> Router
         branch_sizes={label: len(b.nodes) for label, b in node.branches.items()},
         prediction=prediction,
         branch_estimates=node.estimates,
+        branch_steps={label: tuple(n.name for n in b.nodes) for label, b in node.branches.items()},
         router_seconds=node.step.options.estimated_seconds or 0.0,
         now=trio.current_time(),
     )

@@ -229,11 +229,14 @@ class PredictivePolicy:
         value_of_time: Dollars one second of latency is worth to you.
         budget: A `WasteBudget` capping expected waste per minute (shared process-wide).
         min_probability: Branches less likely than this are never speculated.
+        costs: Step name -> (seconds, dollars) measured in practice, used instead of the
+            steps' own estimates (see `specroute.engine.report.measured_costs`).
     """
 
     value_of_time: float = attrs.field(validator=attrs.validators.ge(0.0))
     budget: WasteBudget | None = None
     min_probability: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+    costs: Mapping[str, tuple[float, float]] = attrs.field(factory=dict)
 
     def check(self, routers: Mapping[str, tuple[str, ...]]) -> None:
         """Nothing to check: the policy names no router."""
@@ -262,9 +265,18 @@ class PredictivePolicy:
             reasons[label] = PlanReason(
                 probability=probability, steps=steps, saving=saving, waste=waste
             )
-            estimates = router.branch_estimates.get(label, ())
-            plan[label] = None if steps >= len(estimates) else steps
+            plan[label] = None if steps >= len(self._estimates(router, label)) else steps
         return plan
+
+    def _estimates(self, router: RouterView, label: str) -> tuple[tuple[float, float], ...]:
+        """The branch's step estimates, measured costs taking precedence."""
+        estimates = router.branch_estimates.get(label, ())
+        if not self.costs:
+            return estimates
+        names = router.branch_steps.get(label, ())
+        return tuple(
+            self.costs.get(name, estimate) for name, estimate in zip(names, estimates, strict=False)
+        )
 
     def _depth(
         self, router: RouterView, label: str, probability: float
@@ -273,7 +285,7 @@ class PredictivePolicy:
         best = (0, 0.0, 0.0)
         best_gain = 0.0
         elapsed = dollars = 0.0
-        for index, (seconds, cost) in enumerate(router.branch_estimates.get(label, ()), 1):
+        for index, (seconds, cost) in enumerate(self._estimates(router, label), 1):
             if elapsed >= hide:
                 break  # this step would start after the router returns: nothing to hide
             dollars += cost

@@ -44,6 +44,7 @@ class RouterView:
         prediction: What the router's predictor (or a semantic cache hit) expects, if any.
         branch_estimates: Label -> (seconds, dollars) expected for each step of the branch,
             in its order (from `StepOptions.estimated_seconds` / `estimated_dollars`).
+        branch_steps: Label -> the names of the branch's steps, in the same order.
         router_seconds: The router step's expected duration: the most speculation can hide.
         now: `trio.current_time()` when the router started.
     """
@@ -53,6 +54,7 @@ class RouterView:
     branch_sizes: Mapping[str, int]
     prediction: Prediction | None = None
     branch_estimates: Mapping[str, tuple[tuple[float, float], ...]] = attrs.field(factory=dict)
+    branch_steps: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
     router_seconds: float = 0.0
     now: float = 0.0
 

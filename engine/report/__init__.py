@@ -7,6 +7,7 @@ run live. `PrometheusMetrics` (extra `specroute[metrics]`) and `record_spans` (e
 `specroute[otel]`) import their libraries only when used.
 """
 
+from ._costs import measured_costs as measured_costs
 from ._errors import RunLogError as RunLogError
 from ._html import pick_run as pick_run
 from ._html import render_html as render_html
@@ -68,6 +69,7 @@ __all__ = [  # noqa: RUF022 - plain sorted() order, which tests/test_exports.py 
     "Summary",
     "inputs_digest",
     "log_line",
+    "measured_costs",
     "parse_record",
     "percentile",
     "pick_run",
