@@ -1,8 +1,8 @@
 """The scheduler: steps, flows, runs, speculation and cancellation on trio."""
 
 from ._flow import Flow as Flow
-from ._flow import Router as Router
-from ._flow import router as router
+from ._graph import Router as Router
+from ._graph import router as router
 from ._mode import Mode as Mode
 from ._model_predictor import ModelPredictor as ModelPredictor
 from ._observer import RunObserver as RunObserver

@@ -1,217 +1,34 @@
-"""Flows and routers: the graph is derived from names, and checked when it is built."""
+"""`Flow`: a graph of steps and routers that you can run."""
 
 from __future__ import annotations
 
-import heapq
-import itertools
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any
 
-import attrs
-from specroute.routes import (
-    Always,
-    BranchError,
-    CycleError,
-    DuplicateProducerError,
-    MissingInputError,
-    SimilarityCalibration,
-    SpeculationPolicy,
-    StepDefinitionError,
-)
+from specroute.routes import Always, process_learned_state
 
-from ._step import Step
+from ._graph import Graph
+from ._run import execute
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Mapping
 
     from specroute.cache import Cache
-    from specroute.routes import Predictor
+    from specroute.routes import LearnedState, SpeculationPolicy
 
     from ._mode import Mode
     from ._observer import RunObserver
     from ._trace import RunResult
 
-__all__ = ["Flow", "Router", "router"]
+__all__ = ["Flow"]
 
-Node: TypeAlias = "Step | Router"
 DEFAULT_POLICY = Always()
 
 
-@attrs.frozen(eq=False, repr=False)
-class Router:
-    """A router step and the branches it chooses between. Build one with `router()`.
-
-    Attributes:
-        step: The router step; it returns a `Route`.
-        branches: Label -> the `Flow` that runs when the router picks that label.
-        handoff: Label -> the names of the values the router hands to that branch.
-        outputs: The values every branch produces; they appear in the enclosing flow.
-        predictor: Predicts the label before the router returns (for predictive policies).
-        calibration: How often this router's semantic cache hits were confirmed.
-        estimates: Label -> (seconds, dollars) expected per step of that branch, in order.
-    """
-
-    step: Step
-    branches: Mapping[str, Flow]
-    handoff: Mapping[str, frozenset[str]]
-    outputs: frozenset[str]
-    predictor: Predictor | None = None
-    calibration: SimilarityCalibration = attrs.Factory(SimilarityCalibration)
-    estimates: Mapping[str, tuple[tuple[float, float], ...]] = attrs.Factory(dict)
-
-    @property
-    def name(self) -> str:
-        """The router step's name."""
-        return self.step.name
-
-    @property
-    def reads(self) -> frozenset[str]:
-        """Every value the router and its branches read from outside."""
-        reads = set(self.step.params)
-        for label, branch in self.branches.items():
-            reads |= branch.externals - self.handoff[label]
-        return frozenset(reads)
-
-    def __repr__(self) -> str:
-        return f"<Router {self.name!r} branches {list(self.branches)}>"
-
-
-def router(
-    step: Step,
-    branches: Mapping[str, Flow | Sequence[Step | Router]],
-    *,
-    handoff: Mapping[str, Iterable[str]] | None = None,
-    predictor: Predictor | None = None,
-) -> Router:
-    """Make a router: `step` returns a `Route` whose label picks one of `branches`.
-
-    Args:
-        step: The router step.
-        branches: Label -> a `Flow` (or a list of steps, made into one).
-        handoff: Label -> names of the values the router's `Route` hands to that branch;
-            a branch may read them like any other value.
-        predictor: Predicts the label from the router's inputs before it returns (see
-            `specroute.routes.PredictivePolicy`); told each real answer.
-
-    Returns:
-        The `Router`, to put in a `Flow` like a step.
-
-    Raises:
-        BranchError: No branches, a handoff for an unknown label, a handoff name that the
-            branch also produces, or branches whose outputs differ.
-    """
-    if not isinstance(step, Step):
-        raise StepDefinitionError(f"router step must be a Step (use @step), got {step!r}")
-    if not branches:
-        raise BranchError(f"router {step.name!r} has no branches; give it at least one")
-    flows = {
-        label: flow if isinstance(flow, Flow) else Flow(flow, name=label)
-        for label, flow in branches.items()
-    }
-    handoff = dict(handoff or {})
-    for label in handoff:
-        if label not in flows:
-            raise BranchError(
-                f"router {step.name!r}: handoff names label {label!r}, which has no branch "
-                f"(labels: {', '.join(map(repr, flows))})"
-            )
-    frozen_handoff = {label: frozenset(handoff.get(label, ())) for label in flows}
-    outputs: dict[str, frozenset[str]] = {}
-    for label, flow in flows.items():
-        given = frozen_handoff[label]
-        clash = given & flow.deep_produced
-        if clash:
-            raise BranchError(
-                f"router {step.name!r}, branch {label!r}: handoff value(s) "
-                f"{sorted(clash)} are also produced by the branch; rename one of them"
-            )
-        outputs[label] = flow.outputs
-        missing = flow.outputs - flow.produced - given
-        if missing:
-            raise BranchError(
-                f"router {step.name!r}, branch {label!r}: outputs {sorted(missing)} are "
-                f"neither produced by the branch nor handed over by the router"
-            )
-    first_label, first = next(iter(outputs.items()))
-    for label, names in outputs.items():
-        if names != first:
-            raise BranchError(
-                f"router {step.name!r}: branches must produce the same outputs, but "
-                f"{first_label!r} produces {sorted(first)} and {label!r} produces "
-                f"{sorted(names)}; declare `outputs=[...]` on each branch's Flow"
-            )
-    estimates = {
-        label: tuple(_estimate(node) for node in flow.nodes) for label, flow in flows.items()
-    }
-    return Router(
-        step,
-        MappingProxyType(flows),
-        MappingProxyType(frozen_handoff),
-        first,
-        predictor,
-        SimilarityCalibration(),
-        MappingProxyType(estimates),
-    )
-
-
-def _estimate(node: Node) -> tuple[float, float]:
-    options = (node.step if isinstance(node, Router) else node).options
-    return (options.estimated_seconds or 0.0, options.estimated_dollars or 0.0)
-
-
-def _node_reads(node: Node) -> frozenset[str]:
-    return node.reads if isinstance(node, Router) else frozenset(node.params)
-
-
-def _node_writes(node: Node) -> frozenset[str]:
-    return node.outputs if isinstance(node, Router) else frozenset((node.output,))
-
-
-def _topological(nodes: Sequence[Node], producer: Mapping[str, int], flow: str) -> list[int]:
-    """Kahn's algorithm, earliest declaration first; raises `CycleError` naming the cycle."""
-    deps = [{producer[n] for n in _node_reads(node) if n in producer} for node in nodes]
-    users: list[list[int]] = [[] for _ in nodes]
-    for index, needed in enumerate(deps):
-        for dep in needed:
-            users[dep].append(index)
-    remaining = [len(needed) for needed in deps]
-    # Always take the earliest-declared ready node, so a flow written in a valid order keeps
-    # it: "the first k steps" of a branch are the first k the user wrote.
-    ready = [index for index, count in enumerate(remaining) if count == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        index = heapq.heappop(ready)
-        order.append(index)
-        for user in users[index]:
-            remaining[user] -= 1
-            if remaining[user] == 0:
-                heapq.heappush(ready, user)
-    if len(order) == len(nodes):
-        return order
-    # Walk back along unfinished dependencies until a node repeats: that is a cycle.
-    stuck = next(index for index, count in enumerate(remaining) if count)
-    path = [stuck]
-    while True:
-        stuck = next(dep for dep in deps[stuck] if remaining[dep])
-        if stuck in path:
-            cycle = [*path[path.index(stuck) :], stuck]
-            break
-        path.append(stuck)
-    cycle.reverse()
-    links = []
-    for before, after in itertools.pairwise(cycle):
-        value = sorted(_node_writes(nodes[before]) & _node_reads(nodes[after]))[0]
-        links.append(f"{nodes[after].name!r} reads {value!r} from {nodes[before].name!r}")
-    names = " -> ".join(nodes[index].name for index in cycle)
-    raise CycleError(
-        f"flow {flow!r} has a cycle: {names} ({'; '.join(links)}); "
-        f"break it by removing one of these reads"
-    )
-
-
-class Flow:
+class Flow(Graph):
     """A set of steps and routers; the graph comes from the names they read and write.
+
+    A flow is a value: building it checks it, and no run changes it (what runs learn goes
+    in a `LearnedState`).
 
     Args:
         nodes: Steps and routers, in any order.
@@ -228,162 +45,6 @@ class Flow:
             `StepDefinitionError`, `UnknownBranchError`.
     """
 
-    def __init__(
-        self,
-        nodes: Iterable[Step | Router],
-        *,
-        name: str = "flow",
-        outputs: Iterable[str] | None = None,
-        inputs: Iterable[str] | None = None,
-        speculate: SpeculationPolicy | None = None,
-    ) -> None:
-        self.name = name
-        given = list(nodes)
-        producer: dict[str, int] = {}
-        seen_names: dict[str, Node] = {}
-        for index, node in enumerate(given):
-            if not isinstance(node, Step | Router):
-                raise StepDefinitionError(
-                    f"flow {name!r}: item {index} is {node!r}; a flow holds steps (made "
-                    f"with @step) and routers (made with router())"
-                )
-            if node.name in seen_names:
-                raise StepDefinitionError(
-                    f"flow {name!r} has two steps named {node.name!r}; give one of them "
-                    f"another name with @step(name=...)"
-                )
-            seen_names[node.name] = node
-            cache = node.options.cache if isinstance(node, Step) else None
-            if cache is not None and cache.on_semantic_hit == "verify":
-                raise StepDefinitionError(
-                    f"flow {name!r}: step {node.name!r} asks to verify semantic cache hits, "
-                    f"which only routers can (a hit starts the predicted branch); use "
-                    f"on_semantic_hit='trust' or make it a router"
-                )
-            for value in _node_writes(node):
-                if value in producer:
-                    raise DuplicateProducerError(
-                        f"flow {name!r}: value {value!r} would be written by both "
-                        f"{given[producer[value]].name!r} and {node.name!r}; give one an "
-                        f"`output=` of its own and merge them in an explicit step"
-                    )
-                producer[value] = index
-        order = _topological(given, producer, name)
-        self.nodes: tuple[Node, ...] = tuple(given[index] for index in order)
-        self.produced: frozenset[str] = frozenset(producer)
-        deep = set(producer)
-        for node in self.nodes:
-            if isinstance(node, Router):
-                for label, branch in node.branches.items():
-                    inner = (branch.deep_produced | node.handoff[label]) - node.outputs
-                    clash = inner & self.produced
-                    if clash:
-                        value = sorted(clash)[0]
-                        raise DuplicateProducerError(
-                            f"flow {name!r}: value {value!r} is written by "
-                            f"{given[producer[value]].name!r} and also inside branch "
-                            f"{label!r} of router {node.name!r}; rename one of them"
-                        )
-                    deep |= inner
-        self.deep_produced: frozenset[str] = frozenset(deep)
-        readers: dict[str, list[str]] = {}
-        optional_everywhere: dict[str, bool] = {}
-        for node in self.nodes:
-            if isinstance(node, Router):
-                self._collect_router_reads(node, readers, optional_everywhere)
-            for value in node.params if isinstance(node, Step) else node.step.params:
-                if value not in self.produced:
-                    readers.setdefault(value, []).append(node.name)
-                    is_optional = value in (
-                        node.optional if isinstance(node, Step) else node.step.optional
-                    )
-                    optional_everywhere[value] = (
-                        optional_everywhere.get(value, True) and is_optional
-                    )
-        if outputs is None:
-            read_here = set().union(*(_node_reads(node) for node in self.nodes))
-            self.outputs: frozenset[str] = frozenset(self.produced - read_here)
-        else:
-            self.outputs = frozenset(outputs)
-            # An output no step produces passes a value through: a run input, or a value
-            # the enclosing router hands over.
-            for value in self.outputs - self.produced:
-                readers.setdefault(value, []).append(f"{name} outputs")
-                optional_everywhere[value] = False
-        self.externals: frozenset[str] = frozenset(readers)
-        self.readers: Mapping[str, tuple[str, ...]] = MappingProxyType(
-            {value: tuple(names) for value, names in readers.items()}
-        )
-        self.optional = frozenset(v for v, flag in optional_everywhere.items() if flag)
-        if inputs is not None:
-            declared = frozenset(inputs)
-            missing = sorted(self.externals - declared - self.optional)
-            if missing:
-                value = missing[0]
-                raise MissingInputError(
-                    f"flow {name!r}: step {self.readers[value][0]!r} reads {value!r}, "
-                    f"which no step produces and which is not among the inputs "
-                    f"{sorted(declared)}; add a step that produces it or list it as an input"
-                )
-        self.routers = MappingProxyType(self._collect_routers())
-        self._index_for_runs()
-        self.speculate = speculate
-        if speculate is not None:
-            speculate.check(self.routers)
-
-    def _collect_router_reads(
-        self,
-        node: Router,
-        readers: dict[str, list[str]],
-        optional_everywhere: dict[str, bool],
-    ) -> None:
-        for label, branch in node.branches.items():
-            for value in branch.externals - node.handoff[label] - self.produced:
-                readers.setdefault(value, []).extend(branch.readers[value])
-                optional_everywhere[value] = (
-                    optional_everywhere.get(value, True) and value in branch.optional
-                )
-
-    def _collect_routers(self) -> dict[str, tuple[str, ...]]:
-        routers: dict[str, list[str]] = {}
-
-        def add(name: str, labels: Iterable[str]) -> None:
-            known = routers.setdefault(name, [])
-            known.extend(label for label in labels if label not in known)
-
-        for node in self.nodes:
-            if isinstance(node, Router):
-                add(node.name, node.branches)
-                for branch in node.branches.values():
-                    for name, labels in branch.routers.items():
-                        add(name, labels)
-        return {name: tuple(labels) for name, labels in routers.items()}
-
-    def _index_for_runs(self) -> None:
-        """Tables the scheduler reads on every step, so its hot path only looks things up."""
-        consumers: dict[str, list[int]] = {}
-        reads = []
-        for index, node in enumerate(self.nodes):
-            step = node.step if isinstance(node, Router) else node
-            local = tuple(name for name in step.params if name in self.produced)
-            external = tuple(name for name in step.params if name not in self.produced)
-            for name in local:
-                consumers.setdefault(name, []).append(index)
-            reads.append((local, external))
-        self.consumers: Mapping[str, tuple[int, ...]] = {
-            name: tuple(users) for name, users in consumers.items()
-        }
-        self.reads: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = tuple(reads)
-        self.effects = tuple(
-            (node.step if isinstance(node, Router) else node).options.effect for node in self.nodes
-        )
-        self.routers_at = tuple(isinstance(node, Router) for node in self.nodes)
-
-    @property
-    def inputs(self) -> frozenset[str]:
-        """The values a run must give (no step produces them and no default covers them)."""
-        return self.externals - self.optional
-
     async def run(
         self,
         inputs: Mapping[str, Any] | None = None,
@@ -396,6 +57,7 @@ class Flow:
         cache: Cache | None = None,
         namespace: str = "default",
         observer: RunObserver | None = None,
+        learned: LearnedState | None = None,
         **named_inputs: Any,
     ) -> RunResult:
         """Run the flow inside trio and return what it produced, the route and the trace.
@@ -410,10 +72,12 @@ class Flow:
                 to share one cap between runs.
             timeout: Seconds the whole run may take.
             cache: The cache that serves steps with a `cache` option (from
-                `specroute.cache.open_cache`); without one those steps always run. A
-                speculative branch's results enter it only if the branch wins.
+                `specroute.cache.open_cache`, or any `StepCache`); without one those steps
+                always run. A speculative branch's results enter it only if the branch wins.
             namespace: The tenant: a hard partition of the cache.
             observer: Told as each step starts and ends (a progress display, metrics).
+            learned: Where predictors and cache-hit calibration learn (default: the
+                process's one `LearnedState`, shared by every run).
             **named_inputs: Run inputs by name.
 
         Returns:
@@ -430,8 +94,6 @@ class Flow:
             trio.Cancelled: The caller's scope was cancelled (never swallowed).
             KeyboardInterrupt: Ctrl-C; every task has stopped when it propagates.
         """
-        from ._run import execute
-
         values = dict(inputs or {})
         values.update(named_inputs)
         return await execute(
@@ -444,7 +106,5 @@ class Flow:
             cache=cache,
             namespace=namespace,
             observer=observer,
+            learned=learned if learned is not None else process_learned_state(),
         )
-
-    def __repr__(self) -> str:
-        return f"<Flow {self.name!r} nodes {[node.name for node in self.nodes]}>"

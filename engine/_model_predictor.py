@@ -28,14 +28,16 @@ def default_prompt(router: RouterView, inputs: Mapping[str, Any]) -> str:
     )
 
 
-@attrs.define(eq=False)
+@attrs.frozen(eq=False)
 class ModelPredictor:
     """Predicts a router's label by asking a (cheap, fast) model through the LLM client.
 
-    The label the model names gets a probability calibrated from this predictor's own
-    record: (right + 1) / (asked + 2), so a model that guesses badly is soon trusted less.
-    The call is an ordinary LLM call: it is counted, priced and cancellable (if the router
-    answers first, the engine cancels it).
+    The label the model names gets a probability calibrated from the model's record for
+    this router: (right + 1) / (asked + 2), so a model that guesses badly is soon trusted
+    less. The record lives in the run's learned state (`RouterView.memory`), not here. The
+    call is an ordinary LLM call: the engine schedules the prediction like a step, so the
+    call shows in the trace, is cancelled if the router answers first, and counts as waste
+    when the guess was wrong.
 
     Args:
         client: The LLM client to ask.
@@ -48,14 +50,13 @@ class ModelPredictor:
     model: str
     prompt: Callable[[RouterView, Mapping[str, Any]], str] = default_prompt
     max_tokens: int = 8
-    _asked: int = attrs.field(init=False, default=0)
-    _right: int = attrs.field(init=False, default=0)
-    _pending: dict[int, str] = attrs.field(init=False, factory=dict)
 
-    @property
-    def confidence(self) -> float:
-        """The probability given to the model's answer, from its record so far."""
-        return (self._right + 1) / (self._asked + 2)
+    @staticmethod
+    def confidence(router: RouterView) -> float:
+        """The probability given to the model's answer for `router`, from its record."""
+        right: int = router.memory.get("right", 0)
+        asked: int = router.memory.get("asked", 0)
+        return (right + 1) / (asked + 2)
 
     async def predict(self, router: RouterView, inputs: Mapping[str, Any]) -> Prediction:
         """Ask the model; the first label its answer names is the prediction."""
@@ -66,12 +67,12 @@ class ModelPredictor:
         label = next((label for label in router.labels if label.lower() in words), None)
         if label is None:
             return Prediction(probabilities={}, source="model")
-        self._pending[id(inputs)] = label
-        return Prediction(probabilities={label: self.confidence}, source="model")
+        return Prediction(probabilities={label: self.confidence(router)}, source="model")
 
     def observe(self, router: RouterView, inputs: Mapping[str, Any], label: str) -> None:
-        """Score the model's last answer for these inputs against the real label."""
-        guessed = self._pending.pop(id(inputs), None)
+        """Score the model's answer for this execution (`router.prediction`) against `label`."""
+        guessed = None if router.prediction is None else router.prediction.likeliest
         if guessed is not None:
-            self._asked += 1
-            self._right += guessed == label
+            memory = router.memory
+            memory["asked"] = memory.get("asked", 0) + 1
+            memory["right"] = memory.get("right", 0) + (guessed == label)

@@ -1,17 +1,17 @@
-"""From a run's raw records to its trace: waste, and what each step waited on."""
+"""From a run's execution records to its public result: the trace (with waste and what each
+step waited on), the routes taken and the router decisions."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._trace import StepStatus, TraceEntry
+from ._trace import RouterDecision, RouteTaken, StepStatus, TraceEntry
 from ._usage import StepUsage
 
 if TYPE_CHECKING:
-    from ._run import Run
-    from ._scope import Scope
+    from ._state import Execution, RunState, Scope
 
-__all__ = ["build_trace"]
+__all__ = ["build_decisions", "build_routes", "build_trace"]
 
 OK, CACHED, RECOVERED, SKIPPED = (
     StepStatus.OK,
@@ -21,13 +21,16 @@ OK, CACHED, RECOVERED, SKIPPED = (
 )
 
 
-def build_trace(run: Run) -> tuple[TraceEntry, ...]:
-    """Turn raw records into entries, marking waste and what each entry waited on."""
+def build_trace(run: RunState) -> tuple[TraceEntry, ...]:
+    """Turn execution records into entries, marking waste and what each entry waited on."""
+    executions = run.executions
+    position = {id(execution): index for index, execution in enumerate(executions)}
     producer: dict[tuple[int, str], int] = {}
-    for index, (scope, step, _start, _end, status, *_rest) in enumerate(run.records):
-        if status is OK or status is CACHED or status is RECOVERED:
-            target: Scope | None = scope
-            name = step.output
+    for index, execution in enumerate(executions):
+        status = execution.status
+        name = execution.output
+        if name is not None and (status is OK or status is CACHED or status is RECOVERED):
+            target: Scope | None = execution.scope
             while target is not None:
                 producer[id(target), name] = index
                 if not (target.chosen and target.parent and name in target.exports):
@@ -35,34 +38,77 @@ def build_trace(run: Run) -> tuple[TraceEntry, ...]:
                 target = target.parent
     # A chosen branch waited on its router: for the values handed over and for its start.
     for scope in run.scopes:
-        if scope.router_record >= 0:
-            for name in scope.provides - scope.flow.produced:
-                producer[id(scope), name] = scope.router_record
+        if scope.router_execution is not None:
+            router_index = position[id(scope.router_execution)]
+            for name in scope.provides - scope.flow._produced:
+                producer[id(scope), name] = router_index
     committed = {id(scope): scope.committed for scope in run.scopes}
     entries = []
-    for scope, step, start, end, status, speculative, error, similarity, calls in run.records:
-        key = id(scope)
-        waited = [] if scope.router_record < 0 else [scope.router_record]
-        for name in step.params:
+    for execution in executions:
+        scope = execution.scope
+        waited = [] if scope.router_execution is None else [position[id(scope.router_execution)]]
+        for name in execution.params:
             source: Scope | None = scope
             while source is not None and name not in source.provides:
                 source = source.parent
             found = None if source is None else producer.get((id(source), name))
             if found is not None and found not in waited:
                 waited.append(found)
-        entries.append(
-            TraceEntry(
-                step=step.name,
-                branch=scope.path,
-                start=start,
-                end=end,
-                status=status,
-                speculative=speculative,
-                wasted=not committed[key] and status is not SKIPPED,
-                error=None if error is None else repr(error),
-                similarity=similarity,
-                usage=None if calls is None else StepUsage.of(calls),
-                waited_on=tuple(waited),
-            )
-        )
+        entries.append(_entry(execution, committed[id(scope)], tuple(waited)))
     return tuple(entries)
+
+
+def _entry(execution: Execution, committed: bool, waited: tuple[int, ...]) -> TraceEntry:
+    status = execution.status
+    wasted = execution.wasted
+    if wasted is None:
+        wasted = not committed and status is not SKIPPED
+    calls = execution.calls
+    error = execution.error
+    return TraceEntry(
+        step=execution.name,
+        branch=execution.scope.path,
+        start=execution.start,
+        end=execution.end,
+        status=status,
+        speculative=execution.speculative,
+        wasted=wasted,
+        error=None if error is None else repr(error),
+        similarity=execution.similarity,
+        usage=None if calls is None else StepUsage.of(calls),
+        waited_on=waited,
+    )
+
+
+def build_routes(run: RunState) -> tuple[RouteTaken, ...]:
+    """The routes on the winning path, in the order the routers answered."""
+    taken = [decision for decision in run.answered if decision.scope.committed]
+    return tuple(
+        RouteTaken(
+            router=decision.router,
+            branch=decision.scope.path,
+            label=decision.label,  # type: ignore[arg-type]
+            at=decision.at,  # type: ignore[arg-type]
+        )
+        for decision in taken
+    )
+
+
+def build_decisions(run: RunState) -> tuple[RouterDecision, ...]:
+    """One public record per router execution, in the order the routers started."""
+    return tuple(
+        RouterDecision(
+            router=decision.router,
+            branch=decision.scope.path,
+            label=decision.label,
+            at=decision.at,
+            prediction=decision.prediction,
+            note=decision.note,
+            plan=decision.plan,
+            reasons=decision.reasons,
+            cache=decision.cache,
+            similarity=decision.similarity,
+            wasted=not decision.scope.committed,
+        )
+        for decision in run.decisions
+    )

@@ -1,9 +1,11 @@
-"""Running a router: predict, speculate, decide, verify, and commit the winning branch.
+"""Speculation: predict, plan, race, confirm and cancel around one router.
 
 The router step runs while the predictor (if any) thinks; the policy plans which branches
 start beside it; when the router answers, losers are cancelled and the winner is chosen
 (started now if it was not speculated). A semantic cache hit on a router is verified by
-default: it predicts the route, and the real router decides.
+default: it predicts the route, and the real router decides. A predictor is scheduled like
+a step: its execution (and any LLM call it makes) is in the trace, and it is waste when
+its prediction was wrong.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import trio
 from specroute.cache import CacheHit, CacheMiss
 from specroute.routes import (
     HandoffError,
+    Plan,
     Prediction,
     Route,
     RouterView,
@@ -24,16 +27,18 @@ from specroute.routes import (
     UnknownRouteError,
 )
 
-from ._scope import Scope
+from ._call import call, lookup
+from ._state import Decision, Execution, Scope, flush
+from ._trace import StepStatus
 
 if TYPE_CHECKING:
-    from ._flow import Router
-    from ._run import Run
+    from ._graph import Router
+    from ._state import RunState
 
 __all__ = ["run_router"]
 
 
-def view(run: Run, node: Router, prediction: Prediction | None = None) -> RouterView:
+def view(run: RunState, node: Router, prediction: Prediction | None = None) -> RouterView:
     return RouterView(
         name=node.name,
         labels=tuple(node.branches),
@@ -43,36 +48,51 @@ def view(run: Run, node: Router, prediction: Prediction | None = None) -> Router
         branch_steps={label: tuple(n.name for n in b.nodes) for label, b in node.branches.items()},
         router_seconds=node.step.options.estimated_seconds or 0.0,
         now=trio.current_time(),
+        memory=run.learned.router(node.name).predictor,
     )
 
 
 async def decide(
-    run: Run, scope: Scope, node: Router, found: CacheHit | CacheMiss | None, box: Pending
+    run: RunState, scope: Scope, node: Router, found: CacheHit | CacheMiss | None, box: Pending
 ) -> None:
-    box.ok, box.value = await run.call(scope, node.step, found)
-    box.record = len(run.records) - 1  # no checkpoint since `call` appended it
+    box.ok, box.value, box.execution = await call(run, scope, node.step, found)
     box.done.set()
     if box.predicting is not None:
         box.predicting.cancel()  # a prediction that comes after the answer is moot
 
 
-async def predict(run: Run, node: Router, kwargs: dict[str, Any]) -> Prediction | str:
-    """The predictor's answer, or why there is none; a broken predictor only costs
-    the speculation it would have guided."""
+async def predict(
+    run: RunState, scope: Scope, node: Router, kwargs: dict[str, Any], execution: Execution
+) -> Prediction | str:
+    """The predictor's answer, or why there is none, recorded like a step execution; a
+    broken predictor only costs the speculation it would have guided."""
     assert node.predictor is not None
+    by_task = run.meter.by_task
+    task = trio.lowlevel.current_task()
+    by_task[task] = None
+    run.executions.append(execution)
     try:
-        return await node.predictor.predict(view(run, node), kwargs)
+        prediction = await node.predictor.predict(view(run, node), kwargs)
     except Exception as exc:  # noqa: BLE001 -- reported in the router's decision record
+        execution.status = StepStatus.FAILED
+        execution.error = exc
         return f"predictor failed: {type(exc).__name__}: {exc}"
+    else:
+        execution.status = StepStatus.OK
+        return prediction
+    finally:
+        execution.end = trio.current_time()
+        execution.calls = by_task.pop(task, None)
 
 
-async def run_router(run: Run, scope: Scope, index: int) -> None:
+async def run_router(run: RunState, scope: Scope, index: int) -> None:
+    """The task of one router: predict, speculate, decide, then choose the winner."""
     node: Router = scope.flow.nodes[index]  # type: ignore[assignment]
     kwargs = scope.gather(node.step.params)
     options = node.step.options.cache
     found = None
     if run.cache is not None and options is not None:
-        found = await run.lookup(node.step, kwargs)
+        found = await lookup(run, node.step, kwargs)
     verifying = None
     if isinstance(found, CacheHit) and found.kind == "semantic":
         assert options is not None
@@ -83,6 +103,7 @@ async def run_router(run: Run, scope: Scope, index: int) -> None:
             found = CacheMiss(key=found.key, exact=options.exact, embedding=None)
     box = Pending()
     prediction: Prediction | None = None
+    asked: Execution | None = None
     note = ""
     plan: SpeculationPlan = {}
     concurrent = False
@@ -91,17 +112,21 @@ async def run_router(run: Run, scope: Scope, index: int) -> None:
         # A route served from the cache is known now: there is nothing to speculate.
         speculate = run.policy is not None and not isinstance(found, CacheHit)
         if speculate and verifying is not None:
-            predicted = verifying.value[0].label
-            confidence = node.calibration.confidence(verifying.similarity or 0.0)
+            predicted = verifying.value.label
+            calibration = run.learned.router(node.name).calibration
+            confidence = calibration.confidence(verifying.similarity or 0.0)
             prediction = Prediction(probabilities={predicted: confidence}, source="cache")
         elif speculate and node.predictor is not None:
             # The router runs while the predictor thinks; a late prediction is moot.
             concurrent = True
             answer: Prediction | str = "the router answered first"
+            asked = Execution(
+                scope, f"{node.name}.predict", node.step.params, None, trio.current_time(), True
+            )
             with trio.CancelScope() as predicting:
                 box.predicting = predicting
                 nursery.start_soon(decide, run, scope, node, found, box)
-                answer = await predict(run, node, kwargs)
+                answer = await predict(run, scope, node, kwargs, asked)
             if isinstance(answer, str):
                 note = answer
             else:
@@ -111,7 +136,7 @@ async def run_router(run: Run, scope: Scope, index: int) -> None:
             assert run.policy is not None
             plan = run.policy.plan(view(run, node, prediction))
             if verifying is not None:
-                plan = {**plan, verifying.value[0].label: None}
+                plan = {**plan, verifying.value.label: None}
             for label, limit in plan.items():
                 if label not in node.branches:
                     scope.fail(
@@ -123,19 +148,16 @@ async def run_router(run: Run, scope: Scope, index: int) -> None:
                     return
                 child = Scope(run, node.branches[label], scope, node, label, limit)
                 children[label] = child
-                nursery.start_soon(child.run)
+                nursery.start_soon(child.run_nodes)
         # On record from here on, even if the router is cancelled before it answers.
-        record: dict[str, Any] = {
-            "router": node.name,
-            "branch": scope.path,
-            "prediction": prediction,
-            "note": note,
-            "plan": MappingProxyType(dict(plan)),
-            "reasons": MappingProxyType(dict(getattr(plan, "reasons", {}))),
-            "cache": cache_kind(found, verifying),
-            "similarity": None if verifying is None else verifying.similarity,
-        }
-        run.decisions.append((scope, record))
+        record = Decision(scope, node.name)
+        record.prediction = prediction
+        record.note = note
+        record.plan = MappingProxyType(dict(plan))
+        record.reasons = plan.reasons if isinstance(plan, Plan) else MappingProxyType({})
+        record.cache = cache_kind(found, verifying)
+        record.similarity = None if verifying is None else verifying.similarity
+        run.decisions.append(record)
         if concurrent:
             await box.done.wait()
         else:
@@ -148,44 +170,55 @@ async def run_router(run: Run, scope: Scope, index: int) -> None:
             scope.fail(error)
             return
         label = decision.label
-        now = trio.current_time()
-        run.routes.append((scope, node.name, label, now))
-        record["label"] = label
-        record["at"] = now
-        learn(run, node, kwargs, label, verifying)
+        record.label = label
+        record.at = trio.current_time()
+        run.answered.append(record)
+        if asked is not None:
+            # A prediction's own cost is waste unless it named the branch the router chose.
+            right = asked.status is StepStatus.OK and prediction is not None
+            asked.wasted = not (right and prediction.likeliest == label)  # type: ignore[union-attr]
+        learn(run, node, kwargs, label, verifying, prediction if asked is not None else None)
         for other, child in children.items():
             if other != label:
                 child.cancel_scope.cancel()
         winner = children.get(label)
         if winner is None:
             winner = Scope(run, node.branches[label], scope, node, label, None)
-            nursery.start_soon(winner.run)
-        winner.router_record = box.record
+            nursery.start_soon(winner.run_nodes)
+        winner.router_execution = box.execution
         winner.choose(decision.values)
+        if run.confirmed_stores:
+            await flush(run)
     scope.node_done()
 
 
 def learn(
-    run: Run, node: Router, kwargs: dict[str, Any], label: str, verifying: CacheHit | None
+    run: RunState,
+    node: Router,
+    kwargs: dict[str, Any],
+    label: str,
+    verifying: CacheHit | None,
+    predicted: Prediction | None,
 ) -> None:
-    """Tell the predictor and the hit calibration what the router really said."""
+    """Tell the predictor (with what it predicted) and the hit calibration what the router
+    really said."""
     if node.predictor is not None:
-        node.predictor.observe(view(run, node), kwargs, label)
+        node.predictor.observe(view(run, node, predicted), kwargs, label)
     if verifying is not None:
-        confirmed = verifying.value[0].label == label
-        node.calibration.record(verifying.similarity or 0.0, confirmed)
+        confirmed = verifying.value.label == label
+        run.learned.router(node.name).calibration.record(verifying.similarity or 0.0, confirmed)
 
 
 class Pending:
     """A router's answer, filled in by whichever task ran the router step."""
 
-    __slots__ = ("done", "ok", "predicting", "record", "value")
+    __slots__ = ("done", "execution", "ok", "predicting", "value")
 
     def __init__(self) -> None:
         self.done = trio.Event()
         self.ok = False
         self.value: Any = None
-        self.record = -1
+        self.execution: Execution | None = None
         self.predicting: trio.CancelScope | None = None
 
 

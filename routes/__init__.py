@@ -15,8 +15,10 @@ from ._errors import StepTimeoutError as StepTimeoutError
 from ._errors import UnknownBranchError as UnknownBranchError
 from ._errors import UnknownInputError as UnknownInputError
 from ._errors import UnknownRouteError as UnknownRouteError
+from ._learned import LearnedState as LearnedState
+from ._learned import RouterMemory as RouterMemory
+from ._learned import process_learned_state as process_learned_state
 from ._prediction import Blend as Blend
-from ._prediction import PlanReason as PlanReason
 from ._prediction import Prediction as Prediction
 from ._prediction import PredictivePolicy as PredictivePolicy
 from ._prediction import Predictor as Predictor
@@ -27,6 +29,8 @@ from ._route import Route as Route
 from ._speculation import Always as Always
 from ._speculation import Branches as Branches
 from ._speculation import Never as Never
+from ._speculation import Plan as Plan
+from ._speculation import PlanReason as PlanReason
 from ._speculation import RouterView as RouterView
 from ._speculation import SpeculationPlan as SpeculationPlan
 from ._speculation import SpeculationPolicy as SpeculationPolicy
@@ -40,14 +44,17 @@ __all__ = [
     "DuplicateProducerError",
     "FlowError",
     "HandoffError",
+    "LearnedState",
     "MissingInputError",
     "Never",
+    "Plan",
     "PlanReason",
     "Prediction",
     "PredictivePolicy",
     "Predictor",
     "Route",
     "RouteStatistics",
+    "RouterMemory",
     "RouterView",
     "RunError",
     "RunTimeoutError",
@@ -62,4 +69,5 @@ __all__ = [
     "UnknownInputError",
     "UnknownRouteError",
     "WasteBudget",
+    "process_learned_state",
 ]

@@ -22,14 +22,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from ._speculation import Plan, PlanReason
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Mapping
 
-    from ._speculation import RouterView, SpeculationPlan
+    from ._speculation import RouterView
 
 __all__ = [
     "Blend",
-    "PlanReason",
     "Prediction",
     "PredictivePolicy",
     "Predictor",
@@ -56,10 +57,13 @@ class Prediction:
         probabilities: Label -> probability in [0, 1]; together at most 1 (the rest is
             "don't know").
         source: Who predicted it, for the trace ("statistics", "semantic cache", ...).
+        parts: The predictions it was made of (`Blend`), in the blended predictors' order,
+            so each is told how its own guess fared.
     """
 
     probabilities: Mapping[str, float] = attrs.field(converter=_probabilities)
     source: str = ""
+    parts: tuple[Prediction, ...] = ()
 
     @property
     def likeliest(self) -> str | None:
@@ -70,13 +74,19 @@ class Prediction:
 
 
 class Predictor(Protocol):
-    """Predicts a router's label from its inputs, and learns from what it really said."""
+    """Predicts a router's label from its inputs, and learns from what it really said.
+
+    A predictor is a definition: what it learns goes in `router.memory`, the figures the
+    run's `LearnedState` keeps for this router, so one predictor can serve many flows and
+    what was learned can be seen, saved, reset and shared.
+    """
 
     async def predict(self, router: RouterView, inputs: Mapping[str, Any]) -> Prediction:
         """Return the prediction; may await (a cheap model call) and is cancellable."""
 
     def observe(self, router: RouterView, inputs: Mapping[str, Any], label: str) -> None:
-        """Learn that the router, given `inputs`, returned `label`."""
+        """Learn that the router, given `inputs`, returned `label`; `router.prediction` is
+        what this predictor said for these inputs (None when it was not asked or failed)."""
 
 
 @attrs.define(eq=False)
@@ -97,7 +107,6 @@ class RouteStatistics:
     decay: float = attrs.field(default=0.995, kw_only=True)
     smoothing: float = attrs.field(default=1.0, kw_only=True)
     bucket: Callable[[Mapping[str, Any]], Hashable] | None = attrs.field(default=None, kw_only=True)
-    _counts: dict[tuple[str, Hashable], dict[str, float]] = attrs.field(init=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
         if not 0.0 < self.decay <= 1.0:
@@ -105,12 +114,14 @@ class RouteStatistics:
         if self.smoothing < 0:
             raise ValueError(f"`smoothing` must be >= 0, got {self.smoothing!r}")
 
-    def _key(self, router: RouterView, inputs: Mapping[str, Any]) -> tuple[str, Hashable]:
-        return (router.name, None if self.bucket is None else self.bucket(inputs))
+    def _counts(self, router: RouterView, inputs: Mapping[str, Any]) -> dict[str, float]:
+        """This router's decayed label counts for the inputs' bucket, kept in its memory."""
+        buckets: dict[Hashable, dict[str, float]] = router.memory.setdefault("counts", {})
+        return buckets.setdefault(None if self.bucket is None else self.bucket(inputs), {})
 
     def probabilities(self, router: RouterView, inputs: Mapping[str, Any]) -> Mapping[str, float]:
         """The smoothed frequencies for `router` (and the inputs' bucket)."""
-        counts = self._counts.get(self._key(router, inputs), {})
+        counts = self._counts(router, inputs)
         total = sum(counts.values()) + self.smoothing * len(router.labels)
         if total == 0:
             return {}
@@ -122,7 +133,7 @@ class RouteStatistics:
 
     def observe(self, router: RouterView, inputs: Mapping[str, Any], label: str) -> None:
         """Count one more `label`, after decaying the older counts."""
-        counts = self._counts.setdefault(self._key(router, inputs), {})
+        counts = self._counts(router, inputs)
         for known in counts:
             counts[known] *= self.decay
         counts[label] = counts.get(label, 0.0) + 1.0
@@ -146,18 +157,27 @@ class Blend:
         """Ask each predictor in turn and average their answers by weight."""
         total_weight = sum(weight for _, weight in self.predictors)
         blended: dict[str, float] = {}
-        sources = []
-        for predictor, weight in self.predictors:
-            prediction = await predictor.predict(router, inputs)
-            sources.append(prediction.source)
+        parts = []
+        for index, (predictor, weight) in enumerate(self.predictors):
+            prediction = await predictor.predict(self._part(router, index, None), inputs)
+            parts.append(prediction)
             for label, probability in prediction.probabilities.items():
                 blended[label] = blended.get(label, 0.0) + probability * weight / total_weight
-        return Prediction(probabilities=blended, source="+".join(sources))
+        source = "+".join(part.source for part in parts)
+        return Prediction(probabilities=blended, source=source, parts=tuple(parts))
 
     def observe(self, router: RouterView, inputs: Mapping[str, Any], label: str) -> None:
-        """Tell every predictor."""
-        for predictor, _ in self.predictors:
-            predictor.observe(router, inputs, label)
+        """Tell every predictor, each with its own part of the blended prediction."""
+        parts = () if router.prediction is None else router.prediction.parts
+        for index, (predictor, _) in enumerate(self.predictors):
+            part = parts[index] if index < len(parts) else None
+            predictor.observe(self._part(router, index, part), inputs, label)
+
+    @staticmethod
+    def _part(router: RouterView, index: int, prediction: Prediction | None) -> RouterView:
+        """The view one blended predictor sees: its own memory and its own prediction."""
+        memory = router.memory.setdefault(f"part {index}", {})
+        return attrs.evolve(router, memory=memory, prediction=prediction)
 
 
 @attrs.define(eq=False)
@@ -197,31 +217,6 @@ class WasteBudget:
 
 
 @attrs.frozen(kw_only=True)
-class PlanReason:
-    """Why a policy speculated a branch as far as it did (recorded in the run's trace).
-
-    Attributes:
-        probability: The branch's predicted probability.
-        steps: Steps speculated (0: none).
-        saving: Expected dollars of time saved at that depth.
-        waste: Expected dollars wasted at that depth.
-        note: Why not, when the answer is no ("budget spent", "no prediction").
-    """
-
-    probability: float
-    steps: int
-    saving: float
-    waste: float
-    note: str = ""
-
-
-class ExplainedPlan(dict[str, "int | None"]):
-    """A speculation plan that carries the numbers behind it, per label."""
-
-    reasons: Mapping[str, PlanReason]
-
-
-@attrs.frozen(kw_only=True)
 class PredictivePolicy:
     """Speculate what is likely: each branch as deep as its expected saving beats its waste.
 
@@ -241,14 +236,13 @@ class PredictivePolicy:
     def check(self, routers: Mapping[str, tuple[str, ...]]) -> None:
         """Nothing to check: the policy names no router."""
 
-    def plan(self, router: RouterView) -> SpeculationPlan:
+    def plan(self, router: RouterView) -> Plan:
         """Return, per branch worth it, how many steps to speculate, with the reasons."""
-        plan = ExplainedPlan()
+        limits: dict[str, int | None] = {}
         reasons: dict[str, PlanReason] = {}
-        plan.reasons = reasons
         prediction = router.prediction
         if prediction is None:
-            return plan
+            return Plan(limits, reasons)
         for label in router.labels:
             probability = prediction.probabilities.get(label, 0.0)
             if probability < self.min_probability or probability == 0.0:
@@ -265,8 +259,8 @@ class PredictivePolicy:
             reasons[label] = PlanReason(
                 probability=probability, steps=steps, saving=saving, waste=waste
             )
-            plan[label] = None if steps >= len(self._estimates(router, label)) else steps
-        return plan
+            limits[label] = None if steps >= len(self._estimates(router, label)) else steps
+        return Plan(limits, reasons)
 
     def _estimates(self, router: RouterView, label: str) -> tuple[tuple[float, float], ...]:
         """The branch's step estimates, measured costs taking precedence."""

@@ -9,9 +9,9 @@ only if and when their router picks them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import attrs
 
@@ -24,6 +24,8 @@ __all__ = [
     "Always",
     "Branches",
     "Never",
+    "Plan",
+    "PlanReason",
     "RouterView",
     "SpeculationPlan",
     "SpeculationPolicy",
@@ -47,6 +49,8 @@ class RouterView:
         branch_steps: Label -> the names of the branch's steps, in the same order.
         router_seconds: The router step's expected duration: the most speculation can hide.
         now: `trio.current_time()` when the router started.
+        memory: What the run's `LearnedState` keeps for this router's predictor: plain
+            data the predictor reads and updates (see `Predictor`).
     """
 
     name: str
@@ -57,6 +61,56 @@ class RouterView:
     branch_steps: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
     router_seconds: float = 0.0
     now: float = 0.0
+    memory: MutableMapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class PlanReason:
+    """Why a policy speculated a branch as far as it did (recorded in the run's trace).
+
+    Attributes:
+        probability: The branch's predicted probability.
+        steps: Steps speculated (0: none).
+        saving: Expected dollars of time saved at that depth.
+        waste: Expected dollars wasted at that depth.
+        note: Why not, when the answer is no ("budget spent", "no prediction").
+    """
+
+    probability: float
+    steps: int
+    saving: float
+    waste: float
+    note: str = ""
+
+
+def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value))
+
+
+# Equality is the mapping's (label -> limit), so a plan equals the dict it stands for.
+@attrs.frozen(eq=False)
+class Plan(Mapping[str, "int | None"]):
+    """A speculation plan with the reasons behind it: a mapping label -> step limit.
+
+    Policies may return any mapping label -> step limit; return a `Plan` to have the
+    reasons recorded in the run's router decisions.
+
+    Args:
+        limits: Label -> how many of the branch's steps may start early (None: all).
+        reasons: Label -> the numbers behind that choice (any label, speculated or not).
+    """
+
+    limits: Mapping[str, int | None] = attrs.field(factory=dict, converter=_frozen_mapping)
+    reasons: Mapping[str, PlanReason] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+    def __getitem__(self, label: str) -> int | None:
+        return self.limits[label]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.limits)
+
+    def __len__(self) -> int:
+        return len(self.limits)
 
 
 class SpeculationPolicy(Protocol):

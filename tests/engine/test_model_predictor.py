@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import attrs
 import httpx
 from specroute.engine import ModelPredictor
 from specroute.engine.llm import Provider, open_llm_client
@@ -30,12 +31,16 @@ async def test_answer_becomes_a_calibrated_prediction() -> None:
     provider = Provider.openai(api_key="sk-test", base_url="http://model.test/v1")
     async with open_llm_client(provider, transport=answers_with("Generate.")) as llm:
         predictor = ModelPredictor(llm, model="gpt-4o-mini")
+        router = attrs.evolve(ROUTER, memory={})
         for real in ("generate", "generate", "reuse"):
             inputs = {"user_input": "summarize issues"}
-            prediction = await predictor.predict(ROUTER, inputs)
+            prediction = await predictor.predict(router, inputs)
             assert prediction.likeliest == "generate"
-            predictor.observe(ROUTER, inputs, real)
-    assert predictor.confidence == (2 + 1) / (3 + 2)
+            # The engine tells the predictor what it predicted for this execution.
+            predictor.observe(attrs.evolve(router, prediction=prediction), inputs, real)
+    assert predictor.confidence(router) == (2 + 1) / (3 + 2)
+    # The record is in the router's memory (the run's learned state), not the predictor.
+    assert router.memory == {"asked": 3, "right": 2}
 
 
 async def test_answer_naming_no_label_predicts_nothing() -> None:

@@ -78,15 +78,20 @@ async def test_wrong_prediction_costs_only_waste(autojump_clock: MockClock) -> N
     decision = result.decisions[0]
     assert decision.right is False
     assert decision.plan == {"slow": None}
-    assert result.wasted_time == pytest.approx(0.8)  # generate ran from 0.2 s to 1 s
+    # generate ran from 0.2 s to 1 s, and the wrong prediction itself took 0.2 s
+    assert result.wasted_time == pytest.approx(0.8 + 0.2)
+    predict = next(entry for entry in result.trace if entry.step == "decide.predict")
+    assert predict.wasted
+    assert predict.duration == pytest.approx(0.2)
     assert thinker.seen == ["fast"]
 
 
 async def test_prediction_that_arrives_after_the_router_is_moot(autojump_clock: MockClock) -> None:
     result = await make_flow(SlowThinker(5, "slow")).run(request="new", speculate=POLICY)
     assert result.decisions[0].plan == {}
-    assert result.wasted_time == 0
-    assert result.wall_time == pytest.approx(3.0)  # the slow prediction was cancelled
+    # The slow prediction was cancelled when the router answered: its second is waste.
+    assert result.wasted_time == pytest.approx(1.0)
+    assert result.wall_time == pytest.approx(3.0)
 
 
 async def test_failing_predictor_only_loses_speculation(autojump_clock: MockClock) -> None:
@@ -110,5 +115,7 @@ async def test_nothing_is_speculated_once_the_router_has_answered(
 
     result = await make_flow(SlowThinker(5, "slow")).run(request="old", speculate=Always())
     assert result.decisions[0].plan == {}
-    assert result.wasted_time == 0
+    # Nothing but the moot prediction (cancelled after the router's 1 s) was wasted.
+    assert [entry.step for entry in result.trace if entry.wasted] == ["decide.predict"]
+    assert result.wasted_time == pytest.approx(1.0)
     assert result.outputs == {"answer": "reused"}

@@ -1,0 +1,162 @@
+"""The step path: call one step (or serve it from the cache), record it, and hand a failure
+to its scope.
+
+Failures never travel through nurseries: a step's exception is wrapped once in
+`StepFailedError` and given to `Scope.fail`, which cancels the smallest scope that must stop
+(a branch that has not won yet, else the run). Nurseries therefore only see
+`trio.Cancelled`, which the cancelled scope absorbs.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import trio
+from specroute.cache import CacheHit, CacheMiss, ComputationFailedError
+from specroute.routes import StepFailedError, StepTimeoutError
+
+from ._state import Execution, PendingStore, store
+from ._trace import StepStatus
+
+if TYPE_CHECKING:
+    from ._state import RunState, Scope
+    from ._step import Step
+
+__all__ = ["call", "lookup", "run_step"]
+
+OK, FAILED, CACHED, RECOVERED = (
+    StepStatus.OK,
+    StepStatus.FAILED,
+    StepStatus.CACHED,
+    StepStatus.RECOVERED,
+)
+
+
+async def lookup(run: RunState, step: Step, kwargs: dict[str, Any]) -> CacheHit | CacheMiss | None:
+    """Look `step` up in the run's cache; None when it is not cached in this run."""
+    options = step.options.cache
+    if run.cache is None or options is None:
+        return None
+    names = step.options.cache_inputs
+    keyed = kwargs if names is None else {n: kwargs[n] for n in names if n in kwargs}
+    return await run.cache.lookup(step.name, options, run.namespace, keyed)
+
+
+async def run_step(run: RunState, scope: Scope, index: int, token: object | None = None) -> None:
+    """The task of one step: call it, then write its value (which may start others)."""
+    step: Step = scope.flow.nodes[index]  # type: ignore[assignment]
+    try:
+        ok, value, _ = await call(run, scope, step, admitted=token is not None)
+        if ok:
+            scope.write(step.output, value)
+            scope.node_done()
+    finally:
+        if token is not None:
+            run.limiter.release_on_behalf_of(token)  # type: ignore[union-attr]
+
+
+async def call(
+    run: RunState,
+    scope: Scope,
+    step: Step,
+    found: CacheHit | CacheMiss | None = None,
+    admitted: bool = False,
+) -> tuple[bool, Any, Execution]:
+    """Run one step function (or serve it from the cache); record it; hand a failure to its
+    scope. `admitted` steps already hold a slot of the run's limiter.
+
+    Returns (whether it produced a value, the value, its execution record)."""
+    kwargs = scope.gather(step.params)
+    by_task = run.meter.by_task
+    task = trio.lowlevel.current_task()
+    by_task[task] = None
+    execution = Execution(
+        scope, step.name, step.params, step.output, trio.current_time(), not scope.confirmed
+    )
+    observer = run.observer
+    if observer is not None:
+        observer.step_started(step.name, scope.path, execution.speculative)
+    try:
+        if found is None and step.options.cache is not None:
+            found = await lookup(run, step, kwargs)
+        if isinstance(found, CacheHit):
+            execution.status, execution.similarity = CACHED, found.similarity
+            run.cache_hits += 1
+            run.cache_saved += found.seconds
+            return True, found.value, execution
+        if found is None:
+            if run.limiter is None or admitted:
+                value = await _invoke(step, kwargs)
+            else:
+                async with run.limiter:
+                    execution.start = trio.current_time()  # queued time is not step time
+                    value = await _invoke(step, kwargs)
+        else:
+            run.cache_misses += 1
+            try:
+                value, seconds = await run.cache.compute_once(  # type: ignore[union-attr]
+                    found.key, lambda: _timed(run, step, kwargs, admitted)
+                )
+            except ComputationFailedError as failed:
+                raise (failed.__cause__ or failed) from None
+            pending = PendingStore(scope, step.name, found, value, seconds)
+            if scope.confirmed:
+                await store(pending, run.cache)  # type: ignore[arg-type]
+            else:
+                scope.pending_stores.append(pending)
+        execution.status = OK
+        return True, value, execution
+    except Exception as exc:  # noqa: BLE001 -- the step boundary: wrapped and re-raised by `execute`
+        execution.status = FAILED
+        execution.error = exc
+        if step.options.fallback is not None:
+            # The step's safe default stands in; the failure stays in the trace.
+            try:
+                if step.fallback_takes_inputs:
+                    value = step.options.fallback(exc, MappingProxyType(kwargs))
+                else:
+                    value = step.options.fallback(exc)
+            except Exception as fallback_error:  # noqa: BLE001 -- becomes the step's failure
+                execution.error = fallback_error
+            else:
+                execution.status = RECOVERED
+                return True, value, execution
+    finally:
+        execution.end = end = trio.current_time()
+        execution.calls = by_task.pop(task, None)
+        run.executions.append(execution)
+        if observer is not None:
+            observer.step_finished(step.name, scope.path, execution.status, end - execution.start)
+    error = execution.error
+    failure = StepFailedError(
+        f"step {step.name!r} failed{scope.where}: {type(error).__name__}: {error}",
+        step=step.name,
+        branch=scope.path,
+    )
+    failure.__cause__ = error
+    scope.fail(failure)
+    return False, None, execution
+
+
+async def _timed(
+    run: RunState, step: Step, kwargs: dict[str, Any], admitted: bool
+) -> tuple[Any, float]:
+    """The step's value and how long it took: a later hit saves that much."""
+    if run.limiter is None or admitted:
+        start = trio.current_time()
+        value = await _invoke(step, kwargs)
+    else:
+        async with run.limiter:
+            start = trio.current_time()
+            value = await _invoke(step, kwargs)
+    return value, trio.current_time() - start
+
+
+async def _invoke(step: Step, kwargs: dict[str, Any]) -> Any:
+    timeout = step.options.timeout
+    if timeout is None:
+        return await step.fn(**kwargs)
+    with trio.move_on_after(timeout):
+        return await step.fn(**kwargs)
+    raise StepTimeoutError(f"step {step.name!r} ran longer than its timeout of {timeout}s")

@@ -1,0 +1,397 @@
+"""Build-time analysis: a flow's graph is derived from the names its steps read and write,
+checked when it is built, and indexed into the tables the scheduler reads on every step.
+
+`Graph` is everything a flow is except a way to run it (`Flow`, one layer up, adds `run`),
+so routers can hold their branches without this layer naming the scheduler.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from types import MappingProxyType
+from typing import TYPE_CHECKING, TypeAlias
+
+import attrs
+from specroute.routes import (
+    BranchError,
+    CycleError,
+    DuplicateProducerError,
+    MissingInputError,
+    SpeculationPolicy,
+    StepDefinitionError,
+)
+
+from ._step import Step
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from specroute.routes import Predictor
+
+__all__ = ["Graph", "Router", "Tables", "router"]
+
+Node: TypeAlias = "Step | Router"
+
+
+@attrs.frozen(eq=False, repr=False)
+class Router:
+    """A router step and the branches it chooses between. Build one with `router()`.
+
+    Attributes:
+        step: The router step; it returns a `Route`.
+        branches: Label -> the `Flow` that runs when the router picks that label.
+        handoff: Label -> the names of the values the router hands to that branch.
+        outputs: The values every branch produces; they appear in the enclosing flow.
+        predictor: Predicts the label before the router returns (for predictive policies).
+        estimates: Label -> (seconds, dollars) expected per step of that branch, in order.
+    """
+
+    step: Step
+    branches: Mapping[str, Graph]
+    handoff: Mapping[str, frozenset[str]]
+    outputs: frozenset[str]
+    predictor: Predictor | None = None
+    estimates: Mapping[str, tuple[tuple[float, float], ...]] = attrs.Factory(dict)
+
+    @property
+    def name(self) -> str:
+        """The router step's name."""
+        return self.step.name
+
+    @property
+    def reads(self) -> frozenset[str]:
+        """Every value the router and its branches read from outside."""
+        reads = set(self.step.params)
+        for label, branch in self.branches.items():
+            reads |= branch._externals - self.handoff[label]
+        return frozenset(reads)
+
+    def __repr__(self) -> str:
+        return f"<Router {self.name!r} branches {list(self.branches)}>"
+
+
+def router(
+    step: Step,
+    branches: Mapping[str, Graph | Sequence[Step | Router]],
+    *,
+    handoff: Mapping[str, Iterable[str]] | None = None,
+    predictor: Predictor | None = None,
+) -> Router:
+    """Make a router: `step` returns a `Route` whose label picks one of `branches`.
+
+    Args:
+        step: The router step.
+        branches: Label -> a `Flow` (or a list of steps, made into a branch graph).
+        handoff: Label -> names of the values the router's `Route` hands to that branch;
+            a branch may read them like any other value.
+        predictor: Predicts the label from the router's inputs before it returns (see
+            `specroute.routes.PredictivePolicy`); told each real answer.
+
+    Returns:
+        The `Router`, to put in a `Flow` like a step.
+
+    Raises:
+        BranchError: No branches, a handoff for an unknown label, a handoff name that the
+            branch also produces, or branches whose outputs differ.
+    """
+    if not isinstance(step, Step):
+        raise StepDefinitionError(f"router step must be a Step (use @step), got {step!r}")
+    if not branches:
+        raise BranchError(f"router {step.name!r} has no branches; give it at least one")
+    flows = {
+        label: flow if isinstance(flow, Graph) else Graph(flow, name=label)
+        for label, flow in branches.items()
+    }
+    handoff = dict(handoff or {})
+    for label in handoff:
+        if label not in flows:
+            raise BranchError(
+                f"router {step.name!r}: handoff names label {label!r}, which has no branch "
+                f"(labels: {', '.join(map(repr, flows))})"
+            )
+    frozen_handoff = {label: frozenset(handoff.get(label, ())) for label in flows}
+    outputs: dict[str, frozenset[str]] = {}
+    for label, flow in flows.items():
+        given = frozen_handoff[label]
+        clash = given & flow._deep_produced
+        if clash:
+            raise BranchError(
+                f"router {step.name!r}, branch {label!r}: handoff value(s) "
+                f"{sorted(clash)} are also produced by the branch; rename one of them"
+            )
+        outputs[label] = flow.outputs
+        missing = flow.outputs - flow._produced - given
+        if missing:
+            raise BranchError(
+                f"router {step.name!r}, branch {label!r}: outputs {sorted(missing)} are "
+                f"neither produced by the branch nor handed over by the router"
+            )
+    first_label, first = next(iter(outputs.items()))
+    for label, names in outputs.items():
+        if names != first:
+            raise BranchError(
+                f"router {step.name!r}: branches must produce the same outputs, but "
+                f"{first_label!r} produces {sorted(first)} and {label!r} produces "
+                f"{sorted(names)}; declare `outputs=[...]` on each branch's Flow"
+            )
+    estimates = {
+        label: tuple(_estimate(node) for node in flow.nodes) for label, flow in flows.items()
+    }
+    return Router(
+        step,
+        MappingProxyType(flows),
+        MappingProxyType(frozen_handoff),
+        first,
+        predictor,
+        MappingProxyType(estimates),
+    )
+
+
+def _estimate(node: Node) -> tuple[float, float]:
+    options = (node.step if isinstance(node, Router) else node).options
+    return (options.estimated_seconds or 0.0, options.estimated_dollars or 0.0)
+
+
+def _node_reads(node: Node) -> frozenset[str]:
+    return node.reads if isinstance(node, Router) else frozenset(node.params)
+
+
+def _node_writes(node: Node) -> frozenset[str]:
+    return node.outputs if isinstance(node, Router) else frozenset((node.output,))
+
+
+def _topological(nodes: Sequence[Node], producer: Mapping[str, int], flow: str) -> list[int]:
+    """Kahn's algorithm, earliest declaration first; raises `CycleError` naming the cycle."""
+    deps = [{producer[n] for n in _node_reads(node) if n in producer} for node in nodes]
+    users: list[list[int]] = [[] for _ in nodes]
+    for index, needed in enumerate(deps):
+        for dep in needed:
+            users[dep].append(index)
+    remaining = [len(needed) for needed in deps]
+    # Always take the earliest-declared ready node, so a flow written in a valid order keeps
+    # it: "the first k steps" of a branch are the first k the user wrote.
+    ready = [index for index, count in enumerate(remaining) if count == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        index = heapq.heappop(ready)
+        order.append(index)
+        for user in users[index]:
+            remaining[user] -= 1
+            if remaining[user] == 0:
+                heapq.heappush(ready, user)
+    if len(order) == len(nodes):
+        return order
+    # Walk back along unfinished dependencies until a node repeats: that is a cycle.
+    stuck = next(index for index, count in enumerate(remaining) if count)
+    path = [stuck]
+    while True:
+        stuck = next(dep for dep in deps[stuck] if remaining[dep])
+        if stuck in path:
+            cycle = [*path[path.index(stuck) :], stuck]
+            break
+        path.append(stuck)
+    cycle.reverse()
+    links = []
+    for before, after in itertools.pairwise(cycle):
+        value = sorted(_node_writes(nodes[before]) & _node_reads(nodes[after]))[0]
+        links.append(f"{nodes[after].name!r} reads {value!r} from {nodes[before].name!r}")
+    names = " -> ".join(nodes[index].name for index in cycle)
+    raise CycleError(
+        f"flow {flow!r} has a cycle: {names} ({'; '.join(links)}); "
+        f"break it by removing one of these reads"
+    )
+
+
+@attrs.frozen(slots=True)
+class Tables:
+    """What the scheduler looks up per step: who consumes each value, what each node reads
+    (values produced in this flow, values from outside), which nodes are effects or routers."""
+
+    consumers: Mapping[str, tuple[int, ...]]
+    reads: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
+    effects: tuple[bool, ...]
+    routers_at: tuple[bool, ...]
+
+
+class Graph:
+    """A set of steps and routers; the graph comes from the names they read and write.
+
+    `Flow` is the public name: a graph you can run. A router's branches given as lists of
+    steps are graphs.
+
+    Args:
+        nodes: Steps and routers, in any order.
+        name: The flow's name, for traces and errors.
+        outputs: The values the flow returns (default: the values no node of the flow
+            reads). A branch's outputs appear in the flow around its router.
+        inputs: The run inputs, if you want them checked now: any value read that no step
+            produces and that is not listed raises `MissingInputError` at once.
+        speculate: The default speculation policy for runs of this flow.
+
+    Raises:
+        FlowError: A subclass naming the step, value or router at fault: `CycleError`,
+            `DuplicateProducerError`, `MissingInputError`, `BranchError`,
+            `StepDefinitionError`, `UnknownBranchError`.
+    """
+
+    def __init__(
+        self,
+        nodes: Iterable[Step | Router],
+        *,
+        name: str = "flow",
+        outputs: Iterable[str] | None = None,
+        inputs: Iterable[str] | None = None,
+        speculate: SpeculationPolicy | None = None,
+    ) -> None:
+        self.name = name
+        given = list(nodes)
+        producer: dict[str, int] = {}
+        seen_names: dict[str, Node] = {}
+        for index, node in enumerate(given):
+            if not isinstance(node, Step | Router):
+                raise StepDefinitionError(
+                    f"flow {name!r}: item {index} is {node!r}; a flow holds steps (made "
+                    f"with @step) and routers (made with router())"
+                )
+            if node.name in seen_names:
+                raise StepDefinitionError(
+                    f"flow {name!r} has two steps named {node.name!r}; give one of them "
+                    f"another name with @step(name=...)"
+                )
+            seen_names[node.name] = node
+            cache = node.options.cache if isinstance(node, Step) else None
+            if cache is not None and cache.on_semantic_hit == "verify":
+                raise StepDefinitionError(
+                    f"flow {name!r}: step {node.name!r} asks to verify semantic cache hits, "
+                    f"which only routers can (a hit starts the predicted branch); use "
+                    f"on_semantic_hit='trust' or make it a router"
+                )
+            for value in _node_writes(node):
+                if value in producer:
+                    raise DuplicateProducerError(
+                        f"flow {name!r}: value {value!r} would be written by both "
+                        f"{given[producer[value]].name!r} and {node.name!r}; give one an "
+                        f"`output=` of its own and merge them in an explicit step"
+                    )
+                producer[value] = index
+        order = _topological(given, producer, name)
+        self.nodes: tuple[Node, ...] = tuple(given[index] for index in order)
+        self._produced: frozenset[str] = frozenset(producer)
+        deep = set(producer)
+        for node in self.nodes:
+            if isinstance(node, Router):
+                for label, branch in node.branches.items():
+                    inner = (branch._deep_produced | node.handoff[label]) - node.outputs
+                    clash = inner & self._produced
+                    if clash:
+                        value = sorted(clash)[0]
+                        raise DuplicateProducerError(
+                            f"flow {name!r}: value {value!r} is written by "
+                            f"{given[producer[value]].name!r} and also inside branch "
+                            f"{label!r} of router {node.name!r}; rename one of them"
+                        )
+                    deep |= inner
+        self._deep_produced: frozenset[str] = frozenset(deep)
+        readers: dict[str, list[str]] = {}
+        optional_everywhere: dict[str, bool] = {}
+        for node in self.nodes:
+            if isinstance(node, Router):
+                self._collect_router_reads(node, readers, optional_everywhere)
+            for value in node.params if isinstance(node, Step) else node.step.params:
+                if value not in self._produced:
+                    readers.setdefault(value, []).append(node.name)
+                    is_optional = value in (
+                        node.optional if isinstance(node, Step) else node.step.optional
+                    )
+                    optional_everywhere[value] = (
+                        optional_everywhere.get(value, True) and is_optional
+                    )
+        if outputs is None:
+            read_here = set().union(*(_node_reads(node) for node in self.nodes))
+            self.outputs: frozenset[str] = frozenset(self._produced - read_here)
+        else:
+            self.outputs = frozenset(outputs)
+            # An output no step produces passes a value through: a run input, or a value
+            # the enclosing router hands over.
+            for value in self.outputs - self._produced:
+                readers.setdefault(value, []).append(f"{name} outputs")
+                optional_everywhere[value] = False
+        self._externals: frozenset[str] = frozenset(readers)
+        self._readers: Mapping[str, tuple[str, ...]] = MappingProxyType(
+            {value: tuple(names) for value, names in readers.items()}
+        )
+        self._optional = frozenset(v for v, flag in optional_everywhere.items() if flag)
+        if inputs is not None:
+            declared = frozenset(inputs)
+            missing = sorted(self._externals - declared - self._optional)
+            if missing:
+                value = missing[0]
+                raise MissingInputError(
+                    f"flow {name!r}: step {self._readers[value][0]!r} reads {value!r}, "
+                    f"which no step produces and which is not among the inputs "
+                    f"{sorted(declared)}; add a step that produces it or list it as an input"
+                )
+        self.routers = MappingProxyType(self._collect_routers())
+        self._index_for_runs()
+        self.speculate = speculate
+        if speculate is not None:
+            speculate.check(self.routers)
+
+    def _collect_router_reads(
+        self,
+        node: Router,
+        readers: dict[str, list[str]],
+        optional_everywhere: dict[str, bool],
+    ) -> None:
+        for label, branch in node.branches.items():
+            for value in branch._externals - node.handoff[label] - self._produced:
+                readers.setdefault(value, []).extend(branch._readers[value])
+                optional_everywhere[value] = (
+                    optional_everywhere.get(value, True) and value in branch._optional
+                )
+
+    def _collect_routers(self) -> dict[str, tuple[str, ...]]:
+        routers: dict[str, list[str]] = {}
+
+        def add(name: str, labels: Iterable[str]) -> None:
+            known = routers.setdefault(name, [])
+            known.extend(label for label in labels if label not in known)
+
+        for node in self.nodes:
+            if isinstance(node, Router):
+                add(node.name, node.branches)
+                for branch in node.branches.values():
+                    for name, labels in branch.routers.items():
+                        add(name, labels)
+        return {name: tuple(labels) for name, labels in routers.items()}
+
+    def _index_for_runs(self) -> None:
+        """Tables the scheduler reads on every step, so its hot path only looks things up."""
+        consumers: dict[str, list[int]] = {}
+        reads = []
+        for index, node in enumerate(self.nodes):
+            step = node.step if isinstance(node, Router) else node
+            local = tuple(name for name in step.params if name in self._produced)
+            external = tuple(name for name in step.params if name not in self._produced)
+            for name in local:
+                consumers.setdefault(name, []).append(index)
+            reads.append((local, external))
+        self._tables = Tables(
+            consumers={name: tuple(users) for name, users in consumers.items()},
+            reads=tuple(reads),
+            effects=tuple(
+                (node.step if isinstance(node, Router) else node).options.effect
+                for node in self.nodes
+            ),
+            routers_at=tuple(isinstance(node, Router) for node in self.nodes),
+        )
+
+    @property
+    def inputs(self) -> frozenset[str]:
+        """The values a run must give (no step produces them and no default covers them)."""
+        return self._externals - self._optional
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} nodes {[node.name for node in self.nodes]}>"

@@ -1,0 +1,422 @@
+"""Run state: the values of one run, its branch overlays and the barriers that hold steps.
+
+A run is a tree of scopes. The top scope holds the run's inputs and committed values; each
+branch execution gets a child scope, its overlay: it reads its ancestors' values and writes
+only its own. When a router picks a branch, the branch's outputs are written through to
+its parent (and, from then on, every output it writes); a losing branch is cancelled and
+its overlay dropped, so nothing it wrote is ever seen. A scope starts each node the moment
+its inputs exist, unless a barrier holds it: past a speculation's step limit (until the
+branch is chosen) or an effect (until every enclosing branch is confirmed).
+
+This layer knows values and barriers, not how a node runs: it hands a ready node to the
+run's `start_step` / `start_router`, which the scheduler (a layer up) provides.
+
+Reference cycles: a scope points at its run and parent, and the run lists its scopes and
+records. `RunState.close` breaks these links when the run ends, so a finished run is freed
+by reference counting alone and leaves nothing for the cyclic garbage collector.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import trio
+from specroute.cache import CacheError
+from specroute.routes import RunError, SpecrouteError
+
+from ._trace import StepStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from specroute.cache import Cache, CacheMiss
+    from specroute.routes import LearnedState, Prediction, SpeculationPolicy
+
+    from ._graph import Graph, Router
+    from ._observer import RunObserver
+    from ._usage import RunMeter
+
+__all__ = ["Decision", "Execution", "PendingStore", "RunState", "Scope", "flush", "store"]
+
+_MISSING: Any = object()
+SKIPPED = StepStatus.SKIPPED
+
+
+class Execution:
+    """One step execution as the scheduler records it (mutable and slotted: it is built on
+    the per-step path; the frozen `TraceEntry` is made from it when the run ends)."""
+
+    __slots__ = (
+        "calls",
+        "end",
+        "error",
+        "name",
+        "output",
+        "params",
+        "scope",
+        "similarity",
+        "speculative",
+        "start",
+        "status",
+        "wasted",
+    )
+
+    def __init__(
+        self,
+        scope: Scope,
+        name: str,
+        params: tuple[str, ...],
+        output: str | None,
+        start: float,
+        speculative: bool,
+    ) -> None:
+        self.scope = scope
+        self.name = name
+        self.params = params
+        self.output = output
+        self.start = start
+        self.end = start
+        self.status = StepStatus.CANCELLED
+        self.speculative = speculative
+        self.error: BaseException | None = None
+        self.similarity: float | None = None
+        self.calls: Any = None
+        # None: wasted exactly when its scope was not committed; a prediction decides its own.
+        self.wasted: bool | None = None
+
+
+class Decision:
+    """What one router execution predicted, planned and said (built into a public
+    `RouterDecision` when the run ends)."""
+
+    __slots__ = (
+        "at",
+        "cache",
+        "label",
+        "note",
+        "plan",
+        "prediction",
+        "reasons",
+        "router",
+        "scope",
+        "similarity",
+    )
+
+    def __init__(self, scope: Scope, router: str) -> None:
+        self.scope = scope
+        self.router = router
+        self.prediction: Prediction | None = None
+        self.note = ""
+        self.plan: Mapping[str, int | None] = {}
+        self.reasons: Mapping[str, Any] = {}
+        self.cache: str | None = None
+        self.similarity: float | None = None
+        self.label: str | None = None
+        self.at: float | None = None
+
+
+class PendingStore:
+    """A computed value waiting to enter the cache until its branch is confirmed."""
+
+    __slots__ = ("miss", "scope", "seconds", "step", "value")
+
+    def __init__(self, scope: Scope, step: str, miss: CacheMiss, value: Any, seconds: float):
+        self.scope = scope
+        self.step = step
+        self.miss = miss
+        self.value = value
+        self.seconds = seconds
+
+
+async def store(store: PendingStore, cache: Cache) -> None:
+    """Put a confirmed value in the cache; a value the cache refuses fails its step's scope."""
+    try:
+        await cache.store(store.miss, store.value, seconds=store.seconds)
+    except CacheError as exc:
+        scope = store.scope
+        failure = RunError(f"step {store.step!r}{scope.where}: {exc}")
+        failure.__cause__ = exc
+        scope.fail(failure)
+
+
+async def flush(run: RunState) -> None:
+    """Store every value whose branch was confirmed since the last flush."""
+    while run.confirmed_stores and run.cache is not None:
+        await store(run.confirmed_stores.pop(0), run.cache)
+
+
+class RunState:
+    """State shared by every scope of one run. The scheduler subclasses it to say how a
+    ready node starts (`start_step`, `start_router`)."""
+
+    def __init__(
+        self,
+        policy: SpeculationPolicy | None,
+        limiter: trio.CapacityLimiter | None,
+        cache: Cache | None,
+        namespace: str,
+        observer: RunObserver | None,
+        learned: LearnedState,
+        meter: RunMeter,
+    ) -> None:
+        self.policy = policy
+        self.limiter = limiter
+        self.cache = cache
+        self.namespace = namespace
+        self.observer = observer
+        self.learned = learned
+        self.meter = meter
+        self.cache_hits = 0
+        self.cache_misses = 0
+        self.cache_saved = 0.0
+        self.executions: list[Execution] = []
+        self.decisions: list[Decision] = []
+        self.answered: list[Decision] = []
+        self.scopes: list[Scope] = []
+        self.failures: list[SpecrouteError] = []
+        self.confirmed_stores: list[PendingStore] = []
+        self.top: Scope | None = None
+
+    def start_step(self, scope: Scope, index: int) -> None:
+        """Start step `index` of `scope`, whose inputs all exist."""
+        raise NotImplementedError
+
+    def start_router(self, scope: Scope, index: int) -> None:
+        """Start router `index` of `scope`, whose inputs all exist."""
+        raise NotImplementedError
+
+    def fail(self, error: SpecrouteError) -> None:
+        self.failures.append(error)
+        if len(self.failures) == 1 and self.top is not None:
+            self.top.cancel_scope.cancel()
+
+    def close(self) -> None:
+        """Break the links between scopes and the run once nothing will use them again."""
+        for scope in self.scopes:
+            scope.parent = None
+            scope.chosen_children = []
+            scope.watchers = {}
+            scope.nursery = None
+        self.scopes = []
+        self.top = None
+
+
+class Scope:
+    """One flow execution: the top level, or one branch (an overlay over its parent)."""
+
+    def __init__(
+        self,
+        run: RunState,
+        flow: Graph,
+        parent: Scope | None,
+        router: Router | None,
+        label: str,
+        limit: int | None,
+        provides: frozenset[str] = frozenset(),
+    ) -> None:
+        self.run = run
+        run.scopes.append(self)
+        self.flow = flow
+        self.tables = flow._tables
+        self.parent = parent
+        self.limit = limit
+        self.values: dict[str, Any] = {}
+        self.watchers: dict[str, list[tuple[Scope, int]]] = {}
+        self.missing: list[int] = []
+        self.launched = [False] * len(flow.nodes)
+        self.parked: list[int] = []
+        self.done = 0
+        self.finished = trio.Event()
+        self.cancel_scope = trio.CancelScope()
+        self.nursery: trio.Nursery | None = None
+        self.chosen_children: list[Scope] = []
+        self.failure: SpecrouteError | None = None
+        self.closed = False
+        self.router_execution: Execution | None = None
+        # What this branch computed for the cache, stored only if the branch wins.
+        self.pending_stores: list[PendingStore] = []
+        if parent is None or router is None:
+            self.path = ""
+            self.exports: frozenset[str] = frozenset()
+            self.chosen = self.confirmed = True
+            self.provides = flow._produced | provides
+        else:
+            prefix = f"{parent.path}/" if parent.path else ""
+            self.path = f"{prefix}{router.name}:{label}"
+            self.exports = router.outputs
+            self.chosen = self.confirmed = False
+            self.provides = flow._produced | router.handoff[label]
+        self.where = f" in branch {self.path!r}" if self.path else ""
+
+    # -- values ---------------------------------------------------------------------------
+
+    def gather(self, params: tuple[str, ...]) -> dict[str, Any]:
+        kwargs = {}
+        for name in params:
+            scope: Scope | None = self
+            while scope is not None:
+                value = scope.values.get(name, _MISSING)
+                if value is not _MISSING:
+                    kwargs[name] = value
+                    break
+                scope = scope.parent
+        return kwargs
+
+    def write(self, name: str, value: Any) -> None:
+        self.values[name] = value
+        if self.nursery is not None:
+            for index in self.tables.consumers.get(name, ()):
+                self.satisfy(index)
+        watchers = self.watchers.pop(name, None)
+        if watchers:
+            for child, index in watchers:
+                child.satisfy(index)
+        if self.chosen and name in self.exports:
+            self.parent.write(name, value)  # type: ignore[union-attr]
+
+    def satisfy(self, index: int) -> None:
+        if self.closed:
+            return
+        self.missing[index] -= 1
+        if self.missing[index] == 0:
+            self.ready(index)
+
+    # -- scheduling -----------------------------------------------------------------------
+
+    def blocked(self, index: int) -> bool:
+        if self.limit is not None and not self.chosen and index >= self.limit:
+            return True
+        return self.tables.effects[index] and not self.confirmed
+
+    def ready(self, index: int) -> None:
+        # Nothing more starts in a scope that, or whose enclosing branch, was cancelled: its
+        # nursery may already be closed (trio closes it when the body has left and the last
+        # child ended, before our `finally` runs), for instance when a nested router answers
+        # in the very instant its enclosing branch loses.
+        if self.doomed:
+            return
+        if self.blocked(index):
+            self.parked.append(index)
+            return
+        if self.tables.routers_at[index]:
+            self.run.start_router(self, index)
+        else:
+            self.run.start_step(self, index)
+
+    def release(self) -> None:
+        if self.nursery is None or not self.parked:
+            return
+        parked, self.parked = sorted(self.parked), []
+        for index in parked:
+            self.ready(index)
+
+    def begin(self) -> None:
+        values = self.values
+        for local, external in self.tables.reads:
+            count = 0
+            for name in local:
+                if name not in values:
+                    count += 1
+            for name in external:
+                # A branch provides its handed-over values itself; the rest come from above.
+                provider: Scope | None = self
+                while provider is not None and name not in provider.provides:
+                    provider = provider.parent
+                if provider is not None and name not in provider.values:
+                    provider.watchers.setdefault(name, []).append((self, len(self.missing)))
+                    count += 1
+            self.missing.append(count)
+        for index, count in enumerate(self.missing):
+            if count == 0:
+                self.ready(index)
+
+    def node_done(self) -> None:
+        self.done += 1
+        if self.done == len(self.missing):
+            self.finished.set()
+
+    async def run_nodes(self) -> None:
+        """Run every node of this scope's flow, each as its inputs appear; return when all
+        are done or the scope is cancelled."""
+        with self.cancel_scope:
+            try:
+                async with trio.open_nursery() as nursery:
+                    self.nursery = nursery
+                    self.begin()
+                    if self.done < len(self.missing):
+                        await self.finished.wait()
+            finally:
+                self.closed = True
+                if self.done < len(self.flow.nodes):
+                    self._record_skipped()
+
+    def _record_skipped(self) -> None:
+        now = trio.current_time()
+        observer = self.run.observer
+        speculative = not self.confirmed
+        for index, launched in enumerate(self.launched):
+            if not launched:
+                node = self.flow.nodes[index]
+                step = node.step if self.tables.routers_at[index] else node  # type: ignore[union-attr]
+                execution = Execution(self, step.name, step.params, None, now, speculative)  # type: ignore[union-attr]
+                execution.status = SKIPPED
+                self.run.executions.append(execution)
+                if observer is not None:
+                    observer.step_finished(step.name, self.path, SKIPPED, 0.0)  # type: ignore[union-attr]
+
+    # -- routing outcomes -----------------------------------------------------------------
+
+    def choose(self, handed: Mapping[str, Any]) -> None:
+        parent = self.parent
+        assert parent is not None
+        if self.failure is not None:
+            parent.fail(self.failure)
+            return
+        self.chosen = True
+        parent.chosen_children.append(self)
+        for name in self.exports & self.values.keys():
+            parent.write(name, self.values[name])
+        for name, value in handed.items():
+            self.write(name, value)
+        if parent.confirmed:
+            self.confirm()
+        self.release()
+
+    def confirm(self) -> None:
+        self.confirmed = True
+        if self.pending_stores:
+            # Whoever confirmed the branch (its router's task) stores them: see `flush`.
+            self.run.confirmed_stores.extend(self.pending_stores)
+            self.pending_stores = []
+        self.release()
+        for child in self.chosen_children:
+            child.confirm()
+
+    def fail(self, error: SpecrouteError) -> None:
+        if self.parent is None:
+            self.run.fail(error)
+        elif self.chosen:
+            self.parent.fail(error)
+        else:
+            if self.failure is None:
+                self.failure = error
+            self.cancel_scope.cancel()
+
+    @property
+    def doomed(self) -> bool:
+        """This scope or an enclosing one was cancelled: nothing new should start in it."""
+        scope: Scope | None = self
+        while scope is not None:
+            if scope.closed or scope.cancel_scope.cancel_called:
+                return True
+            scope = scope.parent
+        return False
+
+    @property
+    def committed(self) -> bool:
+        scope: Scope | None = self
+        while scope is not None:
+            if not scope.chosen:
+                return False
+            scope = scope.parent
+        return True
