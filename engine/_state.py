@@ -198,6 +198,10 @@ class RunState:
             scope.watchers = {}
             scope.nursery = None
         self.scopes = []
+        self.executions = []
+        self.decisions = []
+        self.answered = []
+        self.confirmed_stores = []
         self.top = None
 
 

@@ -1,0 +1,132 @@
+"""Run state (`engine/_state.py`): overlays, barriers, and a run that frees itself."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import trio
+from specroute.engine import Flow, router, step
+from specroute.engine import _state
+from specroute.routes import Route
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from trio.testing import MockClock
+
+
+@step
+async def discovery(request: str) -> Route:
+    await trio.sleep(0.5)
+    return Route("reuse" if request == "known" else "generate")
+
+
+@step(output="plan")
+async def reuse_plan(request: str) -> str:
+    await trio.sleep(0.3)
+    return f"reused {request}"
+
+
+@step
+async def draft(request: str) -> str:
+    await trio.sleep(1)
+    return f"draft for {request}"
+
+
+@step(output="plan")
+async def generate_plan(draft: str) -> str:
+    await trio.sleep(1)
+    return draft.upper()
+
+
+PLANNER = Flow(
+    [router(discovery, {"reuse": [reuse_plan], "generate": Flow([draft, generate_plan])})]
+)
+
+
+@pytest.fixture
+def tracked() -> Iterator[list[weakref.ref[Any]]]:
+    """Weak references to every run state and scope made while the test runs."""
+    refs: list[weakref.ref[Any]] = []
+    original_run, original_scope = _state.RunState.__init__, _state.Scope.__init__
+
+    def run_init(self: _state.RunState, *args: Any, **kwargs: Any) -> None:
+        original_run(self, *args, **kwargs)
+        refs.append(weakref.ref(self))
+
+    def scope_init(self: _state.Scope, *args: Any, **kwargs: Any) -> None:
+        original_scope(self, *args, **kwargs)
+        refs.append(weakref.ref(self))
+
+    _state.RunState.__init__ = run_init  # type: ignore[method-assign]
+    _state.Scope.__init__ = scope_init  # type: ignore[method-assign]
+    try:
+        yield refs
+    finally:
+        _state.RunState.__init__ = original_run  # type: ignore[method-assign]
+        _state.Scope.__init__ = original_scope  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("request_text", ["known", "new"])
+async def test_finished_run_is_freed_without_the_cycle_collector(
+    autojump_clock: MockClock, tracked: list[weakref.ref[Any]], request_text: str
+) -> None:
+    gc.collect()
+    gc.disable()
+    try:
+        result = await PLANNER.run(request=request_text, mode="speculative")
+        assert tracked, "the run made no state to track"
+        # Both branches ran (one of them lost), and every scope is gone with the run.
+        assert {entry.branch for entry in result.trace} >= {
+            "discovery:reuse",
+            "discovery:generate",
+        }
+        alive = [ref() for ref in tracked if ref() is not None]
+        assert alive == []
+    finally:
+        gc.enable()
+
+
+async def test_losing_branch_writes_are_never_seen(autojump_clock: MockClock) -> None:
+    result = await PLANNER.run(request="known", mode="speculative")
+    assert result.outputs == {"plan": "reused known"}
+    assert "draft" not in result.values
+    wasted = {entry.step for entry in result.trace if entry.wasted}
+    assert wasted == {"draft"} or wasted == {"draft", "generate_plan"}
+
+
+async def test_effect_waits_for_its_branch_to_be_confirmed(autojump_clock: MockClock) -> None:
+    started: list[float] = []
+
+    @step(effect=True, output="plan")
+    async def save(draft: str) -> str:
+        started.append(trio.current_time())
+        return draft
+
+    flow = Flow([router(discovery, {"reuse": [reuse_plan], "generate": Flow([draft, save])})])
+    result = await flow.run(request="new", mode="speculative")
+    assert result.outputs == {"plan": "draft for new"}
+    # The draft was ready at 1 s; the effect waited for nothing more (the router said at
+    # 0.5 s), so it ran at 1 s; with the router slower, it would have waited.
+    assert started == [pytest.approx(1.0)]
+
+
+async def test_step_limit_parks_steps_until_the_branch_is_chosen(
+    autojump_clock: MockClock,
+) -> None:
+    from specroute.routes import Branches
+
+    @step
+    async def slow_router(request: str) -> Route:
+        await trio.sleep(3)
+        return Route("generate")
+
+    flow = Flow([router(slow_router, {"reuse": [reuse_plan], "generate": [draft, generate_plan]})])
+    policy = Branches({"slow_router": {"generate": 1}})
+    result = await flow.run(request="new", mode="speculative", speculate=policy)
+    starts = {entry.step: entry.start for entry in result.trace}
+    assert starts["draft"] == pytest.approx(0.0)  # inside the limit: started early
+    assert starts["generate_plan"] == pytest.approx(3.0)  # past it: parked until chosen
