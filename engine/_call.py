@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ._state import RunState, Scope
     from ._step import Step
 
-__all__ = ["call", "lookup", "run_step"]
+__all__ = ["call", "lookup", "run_plain_step", "run_step"]
 
 OK, FAILED, CACHED, RECOVERED = (
     StepStatus.OK,
@@ -56,6 +56,44 @@ async def run_step(run: RunState, scope: Scope, index: int, token: object | None
             run.limiter.release_on_behalf_of(token)  # type: ignore[union-attr]
 
 
+async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
+    """The task of a plain step (no cache, timeout, fallback, cap or observer): `call`
+    and `run_step` in one frame, since this is most steps and every frame costs."""
+    step: Step = scope.flow.nodes[index]  # type: ignore[assignment]
+    kwargs = scope.gather(step.params)
+    by_task = run.meter.by_task
+    task = trio.lowlevel.current_task()
+    by_task[task] = None
+    now = run.now
+    execution = Execution(scope, step.name, step.params, step.output, now(), not scope.confirmed)
+    try:
+        value = await step.fn(**kwargs)
+    except Exception as exc:  # noqa: BLE001 -- the step boundary: wrapped and re-raised by `execute`
+        execution.status = FAILED
+        execution.error = exc
+    else:
+        execution.status = OK
+    finally:
+        execution.end = now()
+        execution.calls = by_task.pop(task, None)
+        run.executions.append(execution)
+    if execution.status is OK:
+        scope.write(step.output, value)
+        scope.node_done()
+    else:
+        _fail(scope, step, execution.error)
+
+
+def _fail(scope: Scope, step: Step, error: BaseException | None) -> None:
+    failure = StepFailedError(
+        f"step {step.name!r} failed{scope.where}: {type(error).__name__}: {error}",
+        step=step.name,
+        branch=scope.path,
+    )
+    failure.__cause__ = error
+    scope.fail(failure)
+
+
 async def call(
     run: RunState,
     scope: Scope,
@@ -71,9 +109,8 @@ async def call(
     by_task = run.meter.by_task
     task = trio.lowlevel.current_task()
     by_task[task] = None
-    execution = Execution(
-        scope, step.name, step.params, step.output, trio.current_time(), not scope.confirmed
-    )
+    now = run.now
+    execution = Execution(scope, step.name, step.params, step.output, now(), not scope.confirmed)
     observer = run.observer
     if observer is not None:
         observer.step_started(step.name, scope.path, execution.speculative)
@@ -90,7 +127,7 @@ async def call(
                 value = await _invoke(step, kwargs)
             else:
                 async with run.limiter:
-                    execution.start = trio.current_time()  # queued time is not step time
+                    execution.start = now()  # queued time is not step time
                     value = await _invoke(step, kwargs)
         else:
             run.cache_misses += 1
@@ -123,19 +160,12 @@ async def call(
                 execution.status = RECOVERED
                 return True, value, execution
     finally:
-        execution.end = end = trio.current_time()
+        execution.end = end = now()
         execution.calls = by_task.pop(task, None)
         run.executions.append(execution)
         if observer is not None:
             observer.step_finished(step.name, scope.path, execution.status, end - execution.start)
-    error = execution.error
-    failure = StepFailedError(
-        f"step {step.name!r} failed{scope.where}: {type(error).__name__}: {error}",
-        step=step.name,
-        branch=scope.path,
-    )
-    failure.__cause__ = error
-    scope.fail(failure)
+    _fail(scope, step, execution.error)
     return False, None, execution
 
 

@@ -207,12 +207,14 @@ def _topological(nodes: Sequence[Node], producer: Mapping[str, int], flow: str) 
 @attrs.frozen(slots=True)
 class Tables:
     """What the scheduler looks up per step: who consumes each value, what each node reads
-    (values produced in this flow, values from outside), which nodes are effects or routers."""
+    (values produced in this flow, values from outside), which nodes are effects or routers,
+    and which are plain steps (no cache, timeout or fallback: the short path)."""
 
     consumers: Mapping[str, tuple[int, ...]]
     reads: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
     effects: tuple[bool, ...]
     routers_at: tuple[bool, ...]
+    plain: tuple[bool, ...]
 
 
 class Graph:
@@ -386,6 +388,13 @@ class Graph:
                 for node in self.nodes
             ),
             routers_at=tuple(isinstance(node, Router) for node in self.nodes),
+            plain=tuple(
+                isinstance(node, Step)
+                and node.options.cache is None
+                and node.options.timeout is None
+                and node.options.fallback is None
+                for node in self.nodes
+            ),
         )
 
     @property

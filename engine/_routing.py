@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ._graph import Router
     from ._state import RunState
 
-__all__ = ["run_router"]
+__all__ = ["close_decision", "consult_cache", "open_decision", "run_router"]
 
 
 def view(run: RunState, node: Router, prediction: Prediction | None = None) -> RouterView:
@@ -85,22 +85,71 @@ async def predict(
         execution.calls = by_task.pop(task, None)
 
 
+async def consult_cache(
+    run: RunState, node: Router, kwargs: dict[str, Any]
+) -> tuple[CacheHit | CacheMiss | None, CacheHit | None]:
+    """Look the router up: (what the router's call is given, the near match to verify)."""
+    options = node.step.options.cache
+    if run.cache is None or options is None:
+        return None, None
+    found = await lookup(run, node.step, kwargs)
+    if isinstance(found, CacheHit) and found.kind == "semantic":
+        if options.on_semantic_hit != "trust":
+            # A near match only predicts the route: the real router decides, and its
+            # answer is stored under this request's own key.
+            return CacheMiss(key=found.key, exact=options.exact, embedding=None), found
+    return found, None
+
+
+def open_decision(
+    run: RunState,
+    scope: Scope,
+    node: Router,
+    found: CacheHit | CacheMiss | None,
+    verifying: CacheHit | None,
+) -> Decision:
+    """Put a router execution on record (even if it is cancelled before it answers)."""
+    record = Decision(scope, node.name)
+    record.cache = cache_kind(found, verifying)
+    record.similarity = None if verifying is None else verifying.similarity
+    run.decisions.append(record)
+    return record
+
+
+def close_decision(
+    run: RunState,
+    scope: Scope,
+    node: Router,
+    record: Decision,
+    answer: Any,
+    kwargs: dict[str, Any],
+    verifying: CacheHit | None,
+    asked: Execution | None,
+) -> Route | None:
+    """Check the router's answer, record it and learn from it; None if it was refused."""
+    error = check_decision(node, answer, scope.where)
+    if error is not None:
+        scope.fail(error)
+        return None
+    label = answer.label
+    record.label = label
+    record.at = trio.current_time()
+    run.answered.append(record)
+    prediction = record.prediction
+    if asked is not None:
+        # A prediction's own cost is waste unless it named the branch the router chose.
+        right = asked.status is StepStatus.OK and prediction is not None
+        asked.wasted = not (right and prediction.likeliest == label)  # type: ignore[union-attr]
+    learn(run, node, kwargs, label, verifying, prediction if asked is not None else None)
+    route: Route = answer
+    return route
+
+
 async def run_router(run: RunState, scope: Scope, index: int) -> None:
     """The task of one router: predict, speculate, decide, then choose the winner."""
     node: Router = scope.flow.nodes[index]  # type: ignore[assignment]
     kwargs = scope.gather(node.step.params)
-    options = node.step.options.cache
-    found = None
-    if run.cache is not None and options is not None:
-        found = await lookup(run, node.step, kwargs)
-    verifying = None
-    if isinstance(found, CacheHit) and found.kind == "semantic":
-        assert options is not None
-        if options.on_semantic_hit != "trust":
-            # A near match only predicts the route: the real router decides, and its
-            # answer is stored under this request's own key.
-            verifying = found
-            found = CacheMiss(key=found.key, exact=options.exact, embedding=None)
+    found, verifying = await consult_cache(run, node, kwargs)
     box = Pending()
     prediction: Prediction | None = None
     asked: Execution | None = None
@@ -149,44 +198,29 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
                 child = Scope(run, node.branches[label], scope, node, label, limit)
                 children[label] = child
                 nursery.start_soon(child.run_nodes)
-        # On record from here on, even if the router is cancelled before it answers.
-        record = Decision(scope, node.name)
+        record = open_decision(run, scope, node, found, verifying)
         record.prediction = prediction
         record.note = note
         record.plan = MappingProxyType(dict(plan))
         record.reasons = plan.reasons if isinstance(plan, Plan) else MappingProxyType({})
-        record.cache = cache_kind(found, verifying)
-        record.similarity = None if verifying is None else verifying.similarity
-        run.decisions.append(record)
         if concurrent:
             await box.done.wait()
         else:
             await decide(run, scope, node, found, box)
         if not box.ok:
             return
-        decision = box.value
-        error = check_decision(node, decision, scope.where)
-        if error is not None:
-            scope.fail(error)
+        route = close_decision(run, scope, node, record, box.value, kwargs, verifying, asked)
+        if route is None:
             return
-        label = decision.label
-        record.label = label
-        record.at = trio.current_time()
-        run.answered.append(record)
-        if asked is not None:
-            # A prediction's own cost is waste unless it named the branch the router chose.
-            right = asked.status is StepStatus.OK and prediction is not None
-            asked.wasted = not (right and prediction.likeliest == label)  # type: ignore[union-attr]
-        learn(run, node, kwargs, label, verifying, prediction if asked is not None else None)
         for other, child in children.items():
-            if other != label:
+            if other != route.label:
                 child.cancel_scope.cancel()
-        winner = children.get(label)
+        winner = children.get(route.label)
         if winner is None:
-            winner = Scope(run, node.branches[label], scope, node, label, None)
+            winner = Scope(run, node.branches[route.label], scope, node, route.label, None)
             nursery.start_soon(winner.run_nodes)
         winner.router_execution = box.execution
-        winner.choose(decision.values)
+        winner.choose(route.values)
         if run.confirmed_stores:
             await flush(run)
     scope.node_done()

@@ -24,10 +24,11 @@ from specroute.routes import (
     UnknownInputError,
 )
 
-from ._call import run_step
+from ._call import run_plain_step, run_step
 from ._mode import Mode
 from ._results import build_decisions, build_routes, build_trace
 from ._routing import run_router
+from ._sequential import run_in_order
 from ._state import RunState, Scope, flush
 from ._trace import RunResult
 from ._usage import RunMeter, StepUsage
@@ -71,7 +72,10 @@ class Run(RunState):
             self.queued.set()
             return
         scope.launched[index] = True
-        scope.nursery.start_soon(run_step, self, scope, index)  # type: ignore[union-attr]
+        if self.observer is None and scope.tables.plain[index]:
+            scope.nursery.start_soon(run_plain_step, self, scope, index)  # type: ignore[union-attr]
+        else:
+            scope.nursery.start_soon(run_step, self, scope, index)  # type: ignore[union-attr]
 
     def start_router(self, scope: Scope, index: int) -> None:
         # A router holds no slot itself (its branches need them); its step takes one.
@@ -97,7 +101,10 @@ class Run(RunState):
             scope.launched[index] = True
             scope.nursery.start_soon(run_step, self, scope, index, token)  # type: ignore[union-attr]
 
-    async def run_top(self, top: Scope) -> None:
+    async def run_top(self, top: Scope, mode: Mode) -> None:
+        if mode is Mode.SEQUENTIAL:
+            await run_in_order(self, top)
+            return
         if self.limiter is None:
             await top.run_nodes()
             return
@@ -158,7 +165,10 @@ async def execute(
         raise ValueError(f"`timeout` must be None or > 0, got {timeout!r}")
     if mode is Mode.SPECULATIVE:
         policy.check(flow.routers)
-    limiter = trio.CapacityLimiter(1) if mode is Mode.SEQUENTIAL else _limiter(max_concurrency)
+    # Sequential runs take one step at a time by construction; a cap is still checked.
+    limiter = _limiter(max_concurrency)
+    if mode is Mode.SEQUENTIAL:
+        limiter = None
     run = Run(
         policy if mode is Mode.SPECULATIVE else None, limiter, cache, namespace, observer, learned
     )
@@ -178,7 +188,7 @@ async def _execute(
         top.cancel_scope.deadline = started + timeout
     try:
         with record_usage(run.meter):
-            await run.run_top(top)
+            await run.run_top(top, mode)
             if run.confirmed_stores and not run.failures:
                 await flush(run)
     except BaseExceptionGroup as group:

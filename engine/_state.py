@@ -166,6 +166,8 @@ class RunState:
         self.observer = observer
         self.learned = learned
         self.meter = meter
+        # The run's clock, read without trio.current_time()'s two layers of lookup.
+        self.now = trio.lowlevel.current_clock().current_time
         self.cache_hits = 0
         self.cache_misses = 0
         self.cache_saved = 0.0

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
-from specroute.engine import Flow, router, step
-from specroute.engine import _state
+from specroute.engine import Flow, _state, router, step
 from specroute.routes import Route
 
 if TYPE_CHECKING:
