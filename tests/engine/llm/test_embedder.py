@@ -1,4 +1,4 @@
-"""HTTPEmbedder: wire format, the provider's key, retries and limits, over MockTransport handlers."""
+"""HTTPEmbedder: its wire format, the provider's key, retries and limits, over mock handlers."""
 
 from __future__ import annotations
 

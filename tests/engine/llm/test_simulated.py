@@ -78,7 +78,8 @@ async def test_injected_failures_at_their_rates_are_retried(
     autojump_clock: MockClock, failure: str, counter: str
 ) -> None:
     sim = SimulatedTransport(SimulatedModel(seed=5, **{failure: 0.3}))
-    async with open_llm_client(Provider.simulated(sim), seed=0, retry=RetryPolicy(max_attempts=10)) as llm:
+    retry = RetryPolicy(max_attempts=10)
+    async with open_llm_client(Provider.simulated(sim), seed=0, retry=retry) as llm:
         for _ in range(40):
             await llm.complete("x", model="sim-small", max_tokens=300)
     stats = sim.statistics()
