@@ -22,7 +22,6 @@ from ._exact import ExactCacheStatistics as ExactCacheStatistics
 from ._flight import SingleFlight as SingleFlight
 from ._flight import SingleFlightStatistics as SingleFlightStatistics
 from ._flight import open_single_flight as open_single_flight
-from ._http_embedder import HTTPEmbedder as HTTPEmbedder
 from ._key import CacheKey as CacheKey
 from ._key import is_never_encodable as is_never_encodable
 from ._key import make_key as make_key
@@ -47,7 +46,6 @@ __all__ = [
     "ExactCache",
     "ExactCacheConfig",
     "ExactCacheStatistics",
-    "HTTPEmbedder",
     "HashingEmbedder",
     "LocalEmbedder",
     "SemanticCache",

@@ -20,13 +20,11 @@ import trio
 import trio.testing
 from specroute.engine.llm import (
     DEFAULT_LIMITS,
-    SIMULATED_BASE_URL,
-    SIMULATED_PRICES,
     LLMClient,
     Provider,
     ProviderLimits,
     RetryPolicy,
-    SimulatedProvider,
+    SimulatedModel,
     SimulatedTransport,
     open_llm_client,
 )
@@ -99,15 +97,11 @@ async def open_llm(
     retry: RetryPolicy = NO_RETRY,
 ) -> AsyncIterator[tuple[LLMClient, InjectedFailures]]:
     """The simulated LLM, with `failures` injected per stage; yields it and the injector."""
-    speed = SimulatedProvider(first_token_latency=0.0, tokens_per_second=TOKENS_PER_SECOND / SCALE)
+    speed = SimulatedModel(first_token_latency=0.0, tokens_per_second=TOKENS_PER_SECOND / SCALE)
     plan = {stage: list(kinds) for stage, kinds in (failures or {}).items()}
     transport = InjectedFailures(SimulatedTransport(speed), plan)
-    provider = Provider(
-        name="simulated", api="openai", base_url=SIMULATED_BASE_URL, limits=limits, api_key=None
-    )
-    async with open_llm_client(
-        provider, retry=retry, prices=SIMULATED_PRICES, seed=0, transport=transport
-    ) as llm:
+    provider = Provider.simulated(transport, limits=limits)
+    async with open_llm_client(provider, retry=retry, seed=0) as llm:
         yield llm, transport
 
 

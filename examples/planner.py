@@ -28,10 +28,9 @@ from specroute.engine import Flow, Mode, RunResult, router, step
 from specroute.engine.llm import (
     LLMClient,
     Provider,
-    SimulatedProvider,
+    SimulatedModel,
     SimulatedTransport,
     open_llm_client,
-    open_simulated_client,
 )
 from specroute.engine.report import RunLog
 from specroute.routes import Branches, Never, Predictor, Route, SpeculationPolicy
@@ -250,16 +249,14 @@ async def repeat(requests: list[str], times: int, cache: Cache) -> None:
 async def main(args: argparse.Namespace) -> None:
     global LLM, MODEL
     if args.provider == "simulated":
-        speed = SimulatedProvider(
-            first_token_latency=0.0, tokens_per_second=TOKENS_PER_SECOND / SCALE
-        )
-        client = open_simulated_client(SimulatedTransport(speed))
+        speed = SimulatedModel(first_token_latency=0.0, tokens_per_second=TOKENS_PER_SECOND / SCALE)
+        provider = Provider.simulated(SimulatedTransport(speed))
         MODEL = "sim-large"
     else:
         make = Provider.openai if args.provider == "openai" else Provider.anthropic
-        client = open_llm_client(make(base_url=args.base_url) if args.base_url else make())
+        provider = make(base_url=args.base_url) if args.base_url else make()
         MODEL = args.model
-    async with client as LLM:
+    async with open_llm_client(provider, seed=0) as LLM:
         await run_main(args)
         usage = LLM.meter.statistics()
         print(f"{usage.calls} model calls, {usage.input_tokens} + {usage.output_tokens} tokens, "

@@ -1,17 +1,23 @@
 """LLM calls over httpx: OpenAI-compatible and Anthropic clients, limits, retries, prices.
 
-Start with `open_simulated_client()` (offline, no key) or `open_llm_client(Provider.openai())`;
-every call is recorded in a `UsageMeter`, cancelled ones included (see `record_usage`).
+Every client is made one way, `open_llm_client(provider)`: with `Provider.simulated()`
+(offline, no key), `Provider.openai()`, `Provider.anthropic()`, or `Provider(format=...)` for
+another API's `WireFormat`. Every call is recorded in a `UsageMeter`, cancelled ones included
+(see `record_usage`). `HTTPEmbedder` embeds through a provider, sharing its key and limits.
 """
 
 from ._anthropic import ANTHROPIC_VERSION as ANTHROPIC_VERSION
 from ._anthropic import DEFAULT_ANTHROPIC_BASE_URL as DEFAULT_ANTHROPIC_BASE_URL
+from ._anthropic import AnthropicFormat as AnthropicFormat
 from ._client import DEFAULT_HTTP_TIMEOUT as DEFAULT_HTTP_TIMEOUT
 from ._client import DEFAULT_MAX_TOKENS as DEFAULT_MAX_TOKENS
 from ._client import DEFAULT_STREAM_MIN_TOKENS as DEFAULT_STREAM_MIN_TOKENS
 from ._client import Completion as Completion
 from ._client import LLMClient as LLMClient
 from ._client import open_llm_client as open_llm_client
+from ._deprecated import __getattr__ as __getattr__
+from ._embedder import DEFAULT_EMBEDDINGS_TIMEOUT as DEFAULT_EMBEDDINGS_TIMEOUT
+from ._embedder import HTTPEmbedder as HTTPEmbedder
 from ._errors import LLMConfigError as LLMConfigError
 from ._errors import LLMError as LLMError
 from ._errors import ProviderConnectionError as ProviderConnectionError
@@ -33,6 +39,7 @@ from ._meter import UsageMeter as UsageMeter
 from ._meter import UsageStatistics as UsageStatistics
 from ._meter import record_usage as record_usage
 from ._openai import DEFAULT_OPENAI_BASE_URL as DEFAULT_OPENAI_BASE_URL
+from ._openai import OpenAIFormat as OpenAIFormat
 from ._prices import DEFAULT_PRICES as DEFAULT_PRICES
 from ._prices import PRICES_AS_OF as PRICES_AS_OF
 from ._prices import ModelPrice as ModelPrice
@@ -44,25 +51,31 @@ from ._retry import RETRYABLE_STATUSES as RETRYABLE_STATUSES
 from ._retry import RetryPolicy as RetryPolicy
 from ._simulated import SIMULATED_BASE_URL as SIMULATED_BASE_URL
 from ._simulated import SIMULATED_PRICES as SIMULATED_PRICES
-from ._simulated import SimulatedProvider as SimulatedProvider
+from ._simulated import SimulatedModel as SimulatedModel
 from ._simulated import SimulatedStatistics as SimulatedStatistics
 from ._simulated import SimulatedTransport as SimulatedTransport
-from ._simulated import open_simulated_client as open_simulated_client
+from ._sse import ServerSentEvent as ServerSentEvent
+from ._sse import SSEDecoder as SSEDecoder
 from ._usage import CHARS_PER_TOKEN as CHARS_PER_TOKEN
 from ._usage import TOKENS_PER_MESSAGE as TOKENS_PER_MESSAGE
 from ._usage import Usage as Usage
 from ._usage import estimate_prompt_tokens as estimate_prompt_tokens
 from ._usage import estimate_tokens as estimate_tokens
+from ._wire import Progress as Progress
+from ._wire import StreamDecoder as StreamDecoder
+from ._wire import WireFormat as WireFormat
 
 # Plain `sorted()` order, which tests/test_exports.py checks; ruff's RUF022 wants isort order.
 __all__ = [  # noqa: RUF022
     "ANTHROPIC_VERSION",
+    "AnthropicFormat",
     "Attempt",
     "CHARS_PER_TOKEN",
     "CallRecord",
     "CallStatus",
     "Completion",
     "DEFAULT_ANTHROPIC_BASE_URL",
+    "DEFAULT_EMBEDDINGS_TIMEOUT",
     "DEFAULT_HTTP_TIMEOUT",
     "DEFAULT_LIMITS",
     "DEFAULT_MAX_RECORDS",
@@ -71,14 +84,17 @@ __all__ = [  # noqa: RUF022
     "DEFAULT_PRICES",
     "DEFAULT_RETRY",
     "DEFAULT_STREAM_MIN_TOKENS",
+    "HTTPEmbedder",
     "LLMClient",
     "LLMConfigError",
     "LLMError",
     "Message",
     "MessageLike",
     "ModelPrice",
+    "OpenAIFormat",
     "PRICES_AS_OF",
     "PriceTable",
+    "Progress",
     "Provider",
     "ProviderConnectionError",
     "ProviderHTTPError",
@@ -92,17 +108,20 @@ __all__ = [  # noqa: RUF022
     "Role",
     "SIMULATED_BASE_URL",
     "SIMULATED_PRICES",
-    "SimulatedProvider",
+    "SSEDecoder",
+    "ServerSentEvent",
+    "SimulatedModel",
     "SimulatedStatistics",
     "SimulatedTransport",
+    "StreamDecoder",
     "TOKENS_PER_MESSAGE",
     "UnknownModelPriceWarning",
     "Usage",
     "UsageMeter",
     "UsageStatistics",
+    "WireFormat",
     "estimate_prompt_tokens",
     "estimate_tokens",
     "open_llm_client",
-    "open_simulated_client",
     "record_usage",
 ]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._errors import ProviderResponseError
+from ._sse import SSEDecoder
 from ._wire import Progress, load_json
 
 if TYPE_CHECKING:
@@ -25,22 +26,27 @@ ANTHROPIC_VERSION = "2023-06-01"
 
 @attrs.frozen
 class AnthropicFormat:
-    """Messages: `POST {base_url}/v1/messages`, `x-api-key`, typed `event:` stream."""
+    """The `WireFormat` of Messages: `POST {base_url}/v1/messages`, an `x-api-key` header,
+    a typed `event:` stream, system messages joined into the top-level `system` field.
+
+    Attributes:
+        name: The API's name, for messages.
+    """
 
     name: str = "Anthropic Messages"
 
     def url(self, base_url: str) -> str:
         return f"{base_url.rstrip('/')}/v1/messages"
 
-    def headers(self, api_key: str | None) -> dict[str, str]:
-        headers = {
+    def headers(self) -> dict[str, str]:
+        return {
             "content-type": "application/json",
             "accept": "application/json",
             "anthropic-version": ANTHROPIC_VERSION,
         }
-        if api_key is not None:
-            headers["x-api-key"] = api_key
-        return headers
+
+    def authorization(self, api_key: str) -> dict[str, str]:
+        return {"x-api-key": api_key}
 
     def body(
         self,
@@ -77,8 +83,11 @@ class AnthropicFormat:
             raise ProviderResponseError(
                 f"a Messages response without `content` blocks: {str(data)[:200]}"
             ) from exc
-        _read_usage(data.get("usage"), progress)
+        self.read_usage(data.get("usage"), progress)
         progress.done = True
+
+    def stream_decoder(self) -> SSEDecoder:
+        return SSEDecoder()
 
     def read_event(self, event: ServerSentEvent, progress: Progress) -> None:
         if event.event == "ping":
@@ -89,19 +98,25 @@ class AnthropicFormat:
         kind = data.get("type", event.event)
         if kind == "message_start":
             message = data.get("message") or {}
-            _read_usage(message.get("usage"), progress)
+            self.read_usage(message.get("usage"), progress)
         elif kind == "content_block_delta":
             delta = data.get("delta") or {}
             if delta.get("type") == "text_delta":
                 progress.add_text(delta.get("text") or "")
         elif kind == "message_delta":
             progress.finish_reason = (data.get("delta") or {}).get("stop_reason")
-            _read_usage(data.get("usage"), progress)
+            self.read_usage(data.get("usage"), progress)
         elif kind == "message_stop":
             progress.done = True
         elif kind == "error":
             message = self.error_message(data) or str(data)[:200]
             raise ProviderResponseError(f"the stream carried an error: {message}")
+
+    def read_usage(self, usage: Any, progress: Progress) -> None:
+        if isinstance(usage, dict):
+            progress.report_usage(
+                input_tokens=usage.get("input_tokens"), output_tokens=usage.get("output_tokens")
+            )
 
     def error_message(self, data: Any) -> str | None:
         if isinstance(data, dict):
@@ -109,12 +124,3 @@ class AnthropicFormat:
             if isinstance(error, dict) and isinstance(error.get("message"), str):
                 return str(error["message"])
         return None
-
-
-def _read_usage(usage: Any, progress: Progress) -> None:
-    if not isinstance(usage, dict):
-        return
-    if isinstance(usage.get("input_tokens"), int):
-        progress.input_tokens = usage["input_tokens"]
-    if isinstance(usage.get("output_tokens"), int):
-        progress.output_tokens = usage["output_tokens"]

@@ -30,7 +30,7 @@ from ._errors import (
 from ._exchange import Request, exchange
 from ._messages import Message, MessageLike, as_messages
 from ._meter import Attempt, CallRecord, CallStatus, UsageMeter, active_meters
-from ._prices import DEFAULT_PRICES, PriceTable, UnknownModelPriceWarning
+from ._prices import PriceTable, UnknownModelPriceWarning
 from ._retry import DEFAULT_RETRY, RetryPolicy
 from ._usage import Usage, estimate_prompt_tokens
 
@@ -111,7 +111,7 @@ class LLMClient:
         http: The HTTP client (trio backend, picked by httpx automatically under trio).
         retry: When and how long to retry.
         timeout: Per-phase HTTP timeouts.
-        prices: Prices used for `cost`.
+        prices: Prices used for `cost` (default: the provider's `prices`).
         meter: This client's ledger (a new one by default).
         rng: Randomness for backoff jitter; seed it for reproducible waits.
         stream_min_tokens: Calls with `stream=None` stream when `max_tokens` reaches this.
@@ -121,7 +121,9 @@ class LLMClient:
     http: httpx.AsyncClient = attrs.field(repr=False)
     retry: RetryPolicy = DEFAULT_RETRY
     timeout: httpx.Timeout = DEFAULT_HTTP_TIMEOUT
-    prices: PriceTable = DEFAULT_PRICES
+    prices: PriceTable = attrs.field(
+        default=attrs.Factory(lambda self: self.provider.prices, takes_self=True)
+    )
     meter: UsageMeter = attrs.field(factory=UsageMeter)
     rng: random.Random = attrs.field(factory=random.Random, repr=False)
     stream_min_tokens: int = attrs.field(
@@ -200,10 +202,11 @@ class LLMClient:
         stream: bool,
         temperature: float | None,
     ) -> Completion:
-        wire = self.provider._format
+        provider = self.provider
+        wire = provider.format
         request = Request(
-            url=wire.url(self.provider.base_url),
-            headers=wire.headers(self.provider._api_key),
+            url=wire.url(provider.base_url),
+            headers=provider.authorize(wire.headers()),
             body=wire.body(
                 prompt, model=model, max_tokens=max_tokens, stream=stream, temperature=temperature
             ),
@@ -228,8 +231,7 @@ class LLMClient:
         )
 
     async def _attempt(self, call: CallState, request: Request) -> LLMError | None:
-        throttle = self.provider._throttle
-        async with throttle.request(request.reserve):
+        async with self.provider.acquire(request.reserve):
             progress = call.open_attempt()
             try:
                 await exchange(
@@ -250,7 +252,7 @@ class LLMClient:
                 call.close_attempt(error=_describe(exc))
                 return exc
             attempt = call.close_attempt(error=None)
-        throttle.give_back_tokens(request.reserve - attempt.usage.total_tokens)
+        self.provider.refund(request.reserve - attempt.usage.total_tokens)
         return None
 
     def _raise_unless_retryable(self, failure: LLMError, call: CallState, number: int) -> None:
@@ -348,28 +350,35 @@ async def open_llm_client(
     *,
     retry: RetryPolicy = DEFAULT_RETRY,
     timeout: httpx.Timeout = DEFAULT_HTTP_TIMEOUT,
-    prices: PriceTable = DEFAULT_PRICES,
+    prices: PriceTable | None = None,
     meter: UsageMeter | None = None,
     seed: int | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[LLMClient]:
     """Open an `httpx.AsyncClient` and yield an `LLMClient` for `provider` over it.
 
+    This is the one way to make a client, real or simulated::
+
+        async with open_llm_client(Provider.openai()) as llm: ...
+        async with open_llm_client(Provider.simulated()) as llm: ...  # offline
+
     Args:
         provider: Where calls go.
         retry: When and how long to retry.
         timeout: Per-phase HTTP timeouts.
-        prices: Prices used for `cost`.
+        prices: Prices used for `cost` (`None`: the provider's `prices`).
         meter: The client's ledger (a new one by default).
         seed: Seed for backoff jitter (`None`: unseeded).
-        transport: An httpx transport to use instead of the network (tests, simulation).
+        transport: An httpx transport to use instead of the network (tests); `None`: the
+            provider's own `transport` (the in-process server of `Provider.simulated()`),
+            else the network.
 
     Yields:
         The client; its HTTP connections close when the block exits.
     """
     async with httpx.AsyncClient(
         timeout=timeout,
-        transport=transport,
+        transport=provider.transport if transport is None else transport,
         # Room for every request the provider lets through, plus keep-alive for reuse.
         limits=httpx.Limits(max_connections=max(100, provider.limits.max_in_flight)),
     ) as http:
@@ -378,7 +387,7 @@ async def open_llm_client(
             http=http,
             retry=retry,
             timeout=timeout,
-            prices=prices,
+            prices=provider.prices if prices is None else prices,
             meter=UsageMeter() if meter is None else meter,
             rng=random.Random(seed),
         )

@@ -21,7 +21,6 @@ from ._errors import (
     ProviderTimeoutError,
 )
 from ._retry import parse_retry_after
-from ._sse import SSEDecoder
 from ._wire import load_json
 
 if TYPE_CHECKING:
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
     from ._retry import RetryPolicy
     from ._wire import Progress
 
-__all__ = ["Request", "exchange"]
+__all__ = ["Request", "exchange", "retry_after"]
 
 # Hints appended to errors for statuses whose fix is known.
 _STATUS_HINTS = {
@@ -66,7 +65,7 @@ async def exchange(
     retry: RetryPolicy,
 ) -> None:
     """Send `request` and read the answer into `progress`; raise a `Provider*Error` on failure."""
-    wire = provider._format
+    wire = provider.format
     try:
         async with http.stream(
             "POST", request.url, headers=request.headers, json=request.body, timeout=timeout
@@ -76,7 +75,7 @@ async def exchange(
                 await response.aread()
                 raise _status_error(provider, retry, call, response)
             if request.stream:
-                decoder = SSEDecoder()
+                decoder = wire.stream_decoder()
                 failure: ProviderResponseError | None = None
                 # Read to the end, even past an error event: leaving httpx's nested line
                 # iterators half-read abandons them to the garbage collector, and reading on
@@ -124,9 +123,9 @@ def _status_error(
         data = json.loads(text)
     except ValueError:
         data = None
-    message = provider._format.error_message(data) or text[:300] or "(no body)"
+    message = provider.format.error_message(data) or text[:300] or "(no body)"
     message = provider.scrub(message)
-    call.retry_after = _retry_after(response)
+    call.retry_after = retry_after(response)
     retryable = retry.is_retryable_status(status)
     hint = _STATUS_HINTS.get(status, "retried" if retryable else "")
     return ProviderHTTPError(
@@ -138,7 +137,8 @@ def _status_error(
     )
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def retry_after(response: httpx.Response) -> float | None:
+    """Return the delay `response` asks for (`retry-after-ms` or `Retry-After`), or `None`."""
     headers = response.headers
     milliseconds = headers.get("retry-after-ms")
     if milliseconds is not None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._errors import ProviderResponseError
+from ._sse import SSEDecoder
 from ._wire import Progress, load_json
 
 if TYPE_CHECKING:
@@ -23,18 +24,23 @@ DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 @attrs.frozen
 class OpenAIFormat:
-    """Chat Completions: `POST {base_url}/chat/completions`, bearer key, `data:` chunks."""
+    """The `WireFormat` of Chat Completions: `POST {base_url}/chat/completions`, a bearer key,
+    `data:` chunks ending with `[DONE]`, usage asked for with `stream_options.include_usage`.
+
+    Attributes:
+        name: The API's name, for messages.
+    """
 
     name: str = "OpenAI Chat Completions"
 
     def url(self, base_url: str) -> str:
         return f"{base_url.rstrip('/')}/chat/completions"
 
-    def headers(self, api_key: str | None) -> dict[str, str]:
-        headers = {"content-type": "application/json", "accept": "application/json"}
-        if api_key is not None:
-            headers["authorization"] = f"Bearer {api_key}"
-        return headers
+    def headers(self) -> dict[str, str]:
+        return {"content-type": "application/json", "accept": "application/json"}
+
+    def authorization(self, api_key: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {api_key}"}
 
     def body(
         self,
@@ -67,8 +73,11 @@ class OpenAIFormat:
             raise ProviderResponseError(
                 f"a Chat Completions response without `choices[0].message`: {str(data)[:200]}"
             ) from exc
-        _read_usage(data.get("usage"), progress)
+        self.read_usage(data.get("usage"), progress)
         progress.done = True
+
+    def stream_decoder(self) -> SSEDecoder:
+        return SSEDecoder()
 
     def read_event(self, event: ServerSentEvent, progress: Progress) -> None:
         if event.data == "[DONE]":
@@ -85,7 +94,14 @@ class OpenAIFormat:
             progress.add_text(delta.get("content") or "")
             if choice.get("finish_reason"):
                 progress.finish_reason = choice["finish_reason"]
-        _read_usage(data.get("usage"), progress)
+        self.read_usage(data.get("usage"), progress)
+
+    def read_usage(self, usage: Any, progress: Progress) -> None:
+        if isinstance(usage, dict):
+            progress.report_usage(
+                input_tokens=usage.get("prompt_tokens"),
+                output_tokens=usage.get("completion_tokens"),
+            )
 
     def error_message(self, data: Any) -> str | None:
         if isinstance(data, dict):
@@ -95,12 +111,3 @@ class OpenAIFormat:
             if isinstance(error, str):
                 return error
         return None
-
-
-def _read_usage(usage: Any, progress: Progress) -> None:
-    if not isinstance(usage, dict):
-        return
-    if isinstance(usage.get("prompt_tokens"), int):
-        progress.input_tokens = usage["prompt_tokens"]
-    if isinstance(usage.get("completion_tokens"), int):
-        progress.output_tokens = usage["completion_tokens"]

@@ -1,15 +1,19 @@
 """A provider: an API endpoint, its key, its wire format and its limits, shared process-wide.
 
 Create one `Provider` per account and endpoint, once, at start-up, and hand it to every
-client and run that uses it: its cap on requests in flight and its per-minute budgets then
-hold across all of them. (Two `Provider` objects for one account would each allow the full
-limits.) Nothing is global: a provider lives as long as you keep it.
+client, embedder and run that uses it: its cap on requests in flight and its per-minute
+budgets then hold across all of them. (Two `Provider` objects for one account would each
+allow the full limits.) Nothing is global: a provider lives as long as you keep it.
+
+The key stays inside the provider: clients ask it to `authorize` request headers and to
+`scrub` provider text, and never read the key itself.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Literal
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -17,40 +21,82 @@ from ._anthropic import DEFAULT_ANTHROPIC_BASE_URL, AnthropicFormat
 from ._errors import LLMConfigError
 from ._limits import DEFAULT_LIMITS, ProviderLimits, ProviderStatistics, Throttle
 from ._openai import DEFAULT_OPENAI_BASE_URL, OpenAIFormat
+from ._prices import DEFAULT_PRICES, PriceTable
+from ._simulated import SIMULATED_BASE_URL, SIMULATED_PRICES, SimulatedTransport
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping
+
+    import httpx
+
     from ._wire import WireFormat
 
 __all__ = ["Provider"]
 
 _REDACTED = "[redacted]"
+# What `Provider` checks a format has: the `WireFormat` protocol's members.
+_WIRE_FORMAT_MEMBERS = (
+    "name",
+    "url",
+    "headers",
+    "authorization",
+    "body",
+    "stream_decoder",
+    "read_body",
+    "read_event",
+    "read_usage",
+    "error_message",
+)
 
 
-@attrs.define(eq=False)
+def _non_empty(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise LLMConfigError(f"`{attribute.name}` must be a non-empty string, got {value!r}")
+
+
+def _wire_format(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    missing = [member for member in _WIRE_FORMAT_MEMBERS if not hasattr(value, member)]
+    if missing:
+        raise LLMConfigError(
+            f"`{attribute.name}` must implement the `WireFormat` protocol; "
+            f"{type(value).__name__} lacks {', '.join(f'`{m}`' for m in missing)}"
+        )
+
+
+@attrs.define(eq=False, kw_only=True)
 class Provider:
-    """One API endpoint with its key, wire format and shared limits.
+    """One API endpoint with its wire format, key, prices and shared limits.
 
-    Build it with `Provider.openai(...)` or `Provider.anthropic(...)`. The key never appears
-    in the provider's repr, in errors or in records.
+    Build it with `Provider.openai(...)`, `Provider.anthropic(...)` or `Provider.simulated()`,
+    or, for another API, with its format: `Provider(name="mine", format=MyFormat(),
+    base_url=..., api_key=...)`. The key never appears in the provider's repr, in errors or
+    in records.
 
-    Attributes:
+    Args:
         name: The name records and errors use (`"openai"`, `"anthropic"` or yours).
-        api: `"openai"` (Chat Completions) or `"anthropic"` (Messages).
+        format: The API's `WireFormat` (`OpenAIFormat()`, `AnthropicFormat()` or yours).
         base_url: Where requests go.
+        api_key: The key, applied to requests by `authorize` (`None`: send none).
         limits: The limits shared by every client using this provider.
+        prices: What its models cost; clients use it unless given other prices.
+        transport: An httpx transport clients use instead of the network (`None`: the
+            network); `Provider.simulated()` sets a `SimulatedTransport`.
+
+    Raises:
+        LLMConfigError: `name` or `base_url` is empty, or `format` is not a `WireFormat`.
     """
 
-    name: str
-    api: Literal["openai", "anthropic"]
-    base_url: str
-    limits: ProviderLimits
-    _api_key: str | None = attrs.field(alias="api_key", repr=False)
+    name: str = attrs.field(validator=_non_empty)
+    format: WireFormat = attrs.field(validator=_wire_format)
+    base_url: str = attrs.field(validator=_non_empty)
+    _api_key: str | None = attrs.field(alias="api_key", default=None, repr=False)
+    limits: ProviderLimits = DEFAULT_LIMITS
+    prices: PriceTable = attrs.field(default=DEFAULT_PRICES, repr=False)
+    transport: httpx.AsyncBaseTransport | None = attrs.field(default=None, repr=False)
     _throttle: Throttle = attrs.field(init=False, repr=False)
-    _format: WireFormat = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self._throttle = Throttle(self.limits)
-        self._format = OpenAIFormat() if self.api == "openai" else AnthropicFormat()
 
     @classmethod
     def openai(
@@ -82,7 +128,7 @@ class Provider:
                 "no OpenAI API key: set OPENAI_API_KEY or pass `api_key=` "
                 "(or pass `base_url=` for a local server that needs none)"
             )
-        return cls(name=name, api="openai", base_url=base_url, limits=limits, api_key=key)
+        return cls(name=name, format=OpenAIFormat(), base_url=base_url, limits=limits, api_key=key)
 
     @classmethod
     def anthropic(
@@ -111,7 +157,76 @@ class Provider:
         key = api_key if api_key is not None else os.environ.get("ANTHROPIC_API_KEY")
         if key is None and base_url == DEFAULT_ANTHROPIC_BASE_URL:
             raise LLMConfigError("no Anthropic API key: set ANTHROPIC_API_KEY or pass `api_key=`")
-        return cls(name=name, api="anthropic", base_url=base_url, limits=limits, api_key=key)
+        return cls(
+            name=name, format=AnthropicFormat(), base_url=base_url, limits=limits, api_key=key
+        )
+
+    @classmethod
+    def simulated(
+        cls,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        limits: ProviderLimits = DEFAULT_LIMITS,
+        name: str = "simulated",
+    ) -> Provider:
+        """Return an offline provider: no key, any model name, answered in-process.
+
+        Its requests go to `transport`, which answers like an OpenAI-compatible server, so
+        a simulated call runs the very client code a real one does. Its prices are
+        `SIMULATED_PRICES` (`sim-small` and `sim-large` are priced).
+
+        Args:
+            transport: The simulated server (keep it to read its `statistics()`); a new
+                `SimulatedTransport()` if `None`. Any transport that speaks Chat Completions
+                works, such as one that wraps a `SimulatedTransport` to inject failures.
+            limits: The provider's limits.
+            name: The name records and errors use.
+
+        Returns:
+            The provider; open a client with `open_llm_client(provider)`.
+        """
+        return cls(
+            name=name,
+            format=OpenAIFormat(),
+            base_url=SIMULATED_BASE_URL,
+            limits=limits,
+            prices=SIMULATED_PRICES,
+            transport=SimulatedTransport() if transport is None else transport,
+        )
+
+    def authorize(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """Return a copy of `headers` with the API key applied as the wire format says.
+
+        Args:
+            headers: The request's other headers.
+
+        Returns:
+            The headers to send; unchanged (copied) when the provider has no key.
+        """
+        authorized = dict(headers)
+        if self._api_key:
+            authorized.update(self.format.authorization(self._api_key))
+        return authorized
+
+    @asynccontextmanager
+    async def acquire(self, tokens: int) -> AsyncIterator[None]:
+        """Wait for the per-minute budgets and a request slot; hold the slot for the block.
+
+        Args:
+            tokens: The request's token reservation (prompt estimate plus `max_tokens`).
+
+        Yields:
+            Nothing; send the request inside the block.
+
+        Raises:
+            LLMConfigError: If `tokens` exceeds the whole per-minute token budget.
+        """
+        async with self._throttle.request(tokens):
+            yield
+
+    def refund(self, tokens: int) -> None:
+        """Return reserved tokens a request did not use to the per-minute token budget."""
+        self._throttle.give_back_tokens(tokens)
 
     def statistics(self) -> ProviderStatistics:
         """Return the state of the provider's limits now (call inside `trio.run`)."""

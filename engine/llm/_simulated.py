@@ -1,5 +1,9 @@
 """A simulated provider: an httpx transport that answers like an OpenAI-compatible server.
 
+`Provider.simulated()` is a provider whose transport is a `SimulatedTransport`; open a client on
+it like on any other, with `open_llm_client(Provider.simulated())`. `SimulatedModel` says how
+the simulated model behaves (it was called `SimulatedProvider`, which it is not).
+
 Because it is a transport, a simulated call goes through the very client code a real one does
 (limits, retries, streaming, cancellation, the ledger): only the network is missing. Time is
 `trio.sleep`, so it runs in real time, or in virtual time under a test's `autojump_clock`.
@@ -20,7 +24,6 @@ from __future__ import annotations
 
 import json
 import random
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -28,13 +31,8 @@ import httpx
 import trio
 
 from ._checks import at_least_one, non_negative, optional_at_least_one, optional_positive, positive
-from ._client import DEFAULT_HTTP_TIMEOUT, LLMClient
-from ._limits import DEFAULT_LIMITS, ProviderLimits
 from ._messages import Message, as_messages
-from ._meter import UsageMeter
-from ._prices import DEFAULT_PRICES, ModelPrice, PriceTable
-from ._provider import Provider
-from ._retry import DEFAULT_RETRY, RetryPolicy
+from ._prices import DEFAULT_PRICES, ModelPrice
 from ._usage import estimate_prompt_tokens
 
 if TYPE_CHECKING:
@@ -43,10 +41,9 @@ if TYPE_CHECKING:
 __all__ = [
     "SIMULATED_BASE_URL",
     "SIMULATED_PRICES",
-    "SimulatedProvider",
+    "SimulatedModel",
     "SimulatedStatistics",
     "SimulatedTransport",
-    "open_simulated_client",
 ]
 
 #: The base URL of the simulated provider; requests to it never leave the process.
@@ -70,8 +67,8 @@ def _rate(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
 
 
 @attrs.frozen(kw_only=True)
-class SimulatedProvider:
-    """How the simulated model behaves.
+class SimulatedModel:
+    """How the simulated model behaves: its speed and the failures injected.
 
     Attributes:
         first_token_latency: Seconds before the first token (the median when jittered).
@@ -153,7 +150,7 @@ class SimulatedTransport(httpx.AsyncBaseTransport):
         simulation: The simulated model's behaviour.
     """
 
-    simulation: SimulatedProvider = attrs.field(factory=SimulatedProvider)
+    simulation: SimulatedModel = attrs.field(factory=SimulatedModel)
     _rng: random.Random = attrs.field(init=False, repr=False)
     _counts: _Counts = attrs.field(init=False, factory=_Counts, repr=False)
 
@@ -307,52 +304,3 @@ def _sse(data: dict[str, Any]) -> bytes:
 def _error(status: int, message: str, headers: dict[str, str]) -> httpx.Response:
     error = {"error": {"message": message, "type": "simulated", "code": status}}
     return httpx.Response(status, json=error, headers=headers)
-
-
-@asynccontextmanager
-async def open_simulated_client(
-    transport: SimulatedTransport | None = None,
-    *,
-    provider: Provider | None = None,
-    limits: ProviderLimits = DEFAULT_LIMITS,
-    retry: RetryPolicy = DEFAULT_RETRY,
-    prices: PriceTable = SIMULATED_PRICES,
-    meter: UsageMeter | None = None,
-    seed: int | None = 0,
-) -> AsyncIterator[LLMClient]:
-    """Yield an `LLMClient` whose provider is simulated: offline, no key, any model name.
-
-    Args:
-        transport: The simulated server (keep it to read its `statistics()`); a default
-            `SimulatedTransport()` if `None`.
-        provider: A provider to share limits with other clients; by default a new one named
-            `"simulated"` with `limits`.
-        limits: The new provider's limits (ignored when `provider` is given).
-        retry: When and how long to retry injected failures.
-        prices: Prices used for `cost` (`sim-small` and `sim-large` are priced).
-        meter: The client's ledger (a new one by default).
-        seed: Seed for backoff jitter.
-
-    Yields:
-        The client.
-    """
-    if provider is None:
-        provider = Provider(
-            name="simulated",
-            api="openai",
-            base_url=SIMULATED_BASE_URL,
-            limits=limits,
-            api_key=None,
-        )
-    async with httpx.AsyncClient(
-        transport=SimulatedTransport() if transport is None else transport,
-        timeout=DEFAULT_HTTP_TIMEOUT,
-    ) as http:
-        yield LLMClient(
-            provider=provider,
-            http=http,
-            retry=retry,
-            prices=prices,
-            meter=UsageMeter() if meter is None else meter,
-            rng=random.Random(seed),
-        )

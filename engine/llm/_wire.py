@@ -1,7 +1,14 @@
-"""What a wire format provides, and what a response has delivered so far.
+"""The wire-format protocol: what a provider's API must do, and what a response has delivered.
 
-A wire format (`_openai.py`, `_anthropic.py`) builds a request and reads answers into a
-`Progress`; the client does the HTTP, retries and accounting, identically for both.
+A wire format turns one call into a request (URL, headers, JSON body), applies an API key to
+headers, and reads answers into a `Progress`: a whole body, or a stream's lines through the
+format's `StreamDecoder`. The client does the HTTP, retries, limits and accounting, identically
+for every format. `OpenAIFormat` (`_openai.py`) and `AnthropicFormat` (`_anthropic.py`) are the
+two shipped; a new API is one module with a class that has these methods, handed to
+`Provider(name=..., format=MyFormat(), base_url=...)`.
+
+A format is stateless (the same object serves every call at once) and never holds the key: the
+provider passes it to `authorization` when it builds a request, and nowhere else.
 """
 
 from __future__ import annotations
@@ -21,12 +28,23 @@ if TYPE_CHECKING:
     from ._messages import Message
     from ._sse import ServerSentEvent
 
-__all__ = ["Progress", "WireFormat", "load_json"]
+__all__ = ["Progress", "StreamDecoder", "WireFormat", "load_json"]
 
 
 @attrs.define(eq=False)
 class Progress:
-    """What one attempt's response has delivered: text, counts the provider sent, the end."""
+    """What one attempt's response has delivered so far; a wire format writes into it.
+
+    Attributes:
+        parts: The text received, in pieces (add with `add_text`).
+        chars: Characters received.
+        input_tokens: The prompt's tokens as the provider reported them (`None`: not yet).
+        output_tokens: The generated tokens as the provider reported them (`None`: not yet).
+        finish_reason: Why generation stopped, as the provider said (`"stop"`, `"length"`).
+        done: Whether the answer's final event (or the whole body) has been read; an answer
+            that ends without it is a connection cut short.
+        first_token_at: `trio.current_time()` when the first text arrived.
+    """
 
     parts: list[str] = attrs.field(factory=list)
     chars: int = 0
@@ -37,6 +55,7 @@ class Progress:
     first_token_at: float | None = None
 
     def add_text(self, text: str) -> None:
+        """Append generated `text` (empty text is ignored)."""
         if not text:
             return
         if self.first_token_at is None:
@@ -44,11 +63,33 @@ class Progress:
         self.parts.append(text)
         self.chars += len(text)
 
+    def report_usage(self, *, input_tokens: object, output_tokens: object) -> None:
+        """Take the token counts a provider sent; a count that is not an int is ignored.
+
+        Args:
+            input_tokens: The prompt's tokens, as found in the answer (may be missing/`None`).
+            output_tokens: The generated tokens, as found in the answer.
+        """
+        if isinstance(input_tokens, int) and not isinstance(input_tokens, bool):
+            self.input_tokens = input_tokens
+        if isinstance(output_tokens, int) and not isinstance(output_tokens, bool):
+            self.output_tokens = output_tokens
+
     def text(self) -> str:
+        """Return the text received so far."""
         return "".join(self.parts)
 
     def usage(self, prompt_estimate: int, *, partial: bool) -> Usage:
-        """Return the usage to bill, estimating what the provider did not report."""
+        """Return the usage to bill, estimating what the provider did not report.
+
+        Args:
+            prompt_estimate: The client's estimate of the prompt's tokens.
+            partial: Whether the answer was cut short (then the text received bounds the
+                output from below).
+
+        Returns:
+            The usage, marked `estimated` if any count is the client's.
+        """
         estimated = False
         input_tokens = self.input_tokens
         if input_tokens is None:
@@ -70,18 +111,40 @@ class Progress:
         )
 
 
+class StreamDecoder(Protocol):
+    """Cuts a streamed answer, fed one line at a time, into events (`SSEDecoder` is one)."""
+
+    def feed(self, line: str) -> ServerSentEvent | None:
+        """Take one line (without its line ending); return the event it completes, if any."""
+        ...
+
+    def flush(self) -> ServerSentEvent | None:
+        """Return an event left incomplete when the stream ended, if any."""
+        ...
+
+
 class WireFormat(Protocol):
-    """One provider API: request building and response reading."""
+    """One provider API: how to build its requests and read its answers.
+
+    Implementations must be stateless and must not keep the API key they are given.
+    """
 
     @property
     def name(self) -> str:
-        """The API's name, for messages."""
+        """The API's name, for messages (`"OpenAI Chat Completions"`)."""
+        ...
 
     def url(self, base_url: str) -> str:
         """Return the completion endpoint under `base_url`."""
+        ...
 
-    def headers(self, api_key: str | None) -> dict[str, str]:
-        """Return the request headers, authentication included."""
+    def headers(self) -> dict[str, str]:
+        """Return the request headers without authentication (content type, API version)."""
+        ...
+
+    def authorization(self, api_key: str) -> dict[str, str]:
+        """Return the headers that carry `api_key` (`{"authorization": "Bearer ..."}`)."""
+        ...
 
     def body(
         self,
@@ -92,20 +155,62 @@ class WireFormat(Protocol):
         stream: bool,
         temperature: float | None,
     ) -> dict[str, Any]:
-        """Return the JSON request body."""
+        """Return the JSON request body for one call.
+
+        Args:
+            messages: The prompt.
+            model: The model asked for.
+            max_tokens: The cap on generated tokens.
+            stream: Whether to ask for a streamed answer.
+            temperature: The sampling temperature (`None`: the provider's default).
+
+        Returns:
+            The body, sent as JSON.
+        """
+        ...
+
+    def stream_decoder(self) -> StreamDecoder:
+        """Return a fresh decoder for one streamed answer's lines."""
+        ...
 
     def read_body(self, data: Any, progress: Progress) -> None:
-        """Read a whole (non-streamed) response body into `progress`."""
+        """Read a whole (non-streamed) response body into `progress` and set `progress.done`.
+
+        Raises:
+            ProviderResponseError: The body is not what the format promises.
+        """
+        ...
 
     def read_event(self, event: ServerSentEvent, progress: Progress) -> None:
-        """Read one stream event into `progress`; set `progress.done` at the stream's end."""
+        """Read one stream event into `progress`; set `progress.done` at the stream's end.
+
+        Raises:
+            ProviderResponseError: The event is malformed or carries an error.
+        """
+        ...
+
+    def read_usage(self, usage: Any, progress: Progress) -> None:
+        """Read a usage object of the format (from a body or an event) into `progress`."""
+        ...
 
     def error_message(self, data: Any) -> str | None:
-        """Return the provider's message from an error body, if it has one."""
+        """Return the provider's own message from an error body, if it has one."""
+        ...
 
 
 def load_json(text: str, *, what: str) -> Any:
-    """Parse `text` as JSON, or raise `ProviderResponseError` naming `what` it was."""
+    """Parse `text` as JSON, or raise `ProviderResponseError` naming `what` it was.
+
+    Args:
+        text: The text to parse.
+        what: What the text is, for the message (`"stream chunk"`).
+
+    Returns:
+        The parsed value.
+
+    Raises:
+        ProviderResponseError: `text` is not JSON.
+    """
     try:
         return json.loads(text)
     except ValueError as exc:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import trio
 from specroute.engine import Flow, StepStatus, router, step
-from specroute.engine.llm import SimulatedProvider, SimulatedTransport, open_simulated_client
+from specroute.engine.llm import Provider, SimulatedModel, SimulatedTransport, open_llm_client
 from specroute.routes import Always, Route, StepFailedError
 
 if TYPE_CHECKING:
@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 async def test_cancelled_speculative_call_is_wasted_dollars(autojump_clock: MockClock) -> None:
     # 200 tokens/s: a 2000-token answer takes 10 s; the router decides after 2 s.
-    simulation = SimulatedProvider(first_token_latency=0.1, tokens_per_second=200.0)
-    async with open_simulated_client(SimulatedTransport(simulation)) as llm:
+    simulation = SimulatedModel(first_token_latency=0.1, tokens_per_second=200.0)
+    async with open_llm_client(Provider.simulated(SimulatedTransport(simulation))) as llm:
 
         @step
         async def decide(request: str) -> Route:

@@ -42,9 +42,10 @@ async def test_key_is_nowhere_but_the_request(
 def test_keys_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "ak-env")
-    assert Provider.openai()._api_key == "sk-env"
-    assert Provider.anthropic()._api_key == "ak-env"
-    assert Provider.openai(api_key="sk-explicit")._api_key == "sk-explicit"
+    assert Provider.openai().authorize({}) == {"authorization": "Bearer sk-env"}
+    assert Provider.anthropic().authorize({}) == {"x-api-key": "ak-env"}
+    explicit = Provider.openai(api_key="sk-explicit")
+    assert explicit.authorize({}) == {"authorization": "Bearer sk-explicit"}
 
 
 def test_missing_key_says_how_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,4 +57,4 @@ def test_missing_key_says_how_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
         Provider.anthropic()
     # A local server needs no key, and then no authorization header is sent.
     local = Provider.openai(base_url="http://localhost:8000/v1")
-    assert local._format.headers(local._api_key).get("authorization") is None
+    assert "authorization" not in local.authorize(local.format.headers())

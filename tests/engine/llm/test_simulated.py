@@ -8,13 +8,14 @@ import pytest
 import trio
 from specroute.engine.llm import (
     CallStatus,
+    Provider,
     RetryBudgetExceededError,
     RetryPolicy,
-    SimulatedProvider,
+    SimulatedModel,
     SimulatedTransport,
     Usage,
     UsageMeter,
-    open_simulated_client,
+    open_llm_client,
 )
 
 if TYPE_CHECKING:
@@ -22,8 +23,8 @@ if TYPE_CHECKING:
 
 
 async def test_latency_and_tokens_are_exact(autojump_clock: MockClock) -> None:
-    sim = SimulatedTransport(SimulatedProvider(first_token_latency=0.5, tokens_per_second=100))
-    async with open_simulated_client(sim) as llm:
+    sim = SimulatedTransport(SimulatedModel(first_token_latency=0.5, tokens_per_second=100))
+    async with open_llm_client(Provider.simulated(sim), seed=0) as llm:
         streamed = await llm.complete("abcd", model="sim-small", max_tokens=300)
         whole = await llm.complete("abcd", model="sim-small", max_tokens=50, stream=False)
     assert streamed.duration == pytest.approx(0.5 + 3.0)
@@ -35,18 +36,18 @@ async def test_latency_and_tokens_are_exact(autojump_clock: MockClock) -> None:
 
 
 async def test_output_tokens_cap(autojump_clock: MockClock) -> None:
-    sim = SimulatedTransport(SimulatedProvider(output_tokens=20))
-    async with open_simulated_client(sim) as llm:
+    sim = SimulatedTransport(SimulatedModel(output_tokens=20))
+    async with open_llm_client(Provider.simulated(sim), seed=0) as llm:
         completion = await llm.complete("x", model="sim-large", max_tokens=1000)
     assert completion.usage.output_tokens == 20
 
 
 async def test_cancellation_bills_tokens_in_proportion_to_time(autojump_clock: MockClock) -> None:
     sim = SimulatedTransport(
-        SimulatedProvider(first_token_latency=1.0, tokens_per_second=100, chunk_tokens=1)
+        SimulatedModel(first_token_latency=1.0, tokens_per_second=100, chunk_tokens=1)
     )
     meter = UsageMeter()
-    async with open_simulated_client(sim) as llm:
+    async with open_llm_client(Provider.simulated(sim), seed=0) as llm:
         with trio.move_on_after(1.0 + 2.0):
             await llm.complete("abcd", model="sim-small", max_tokens=1000, meter=meter)
     [record] = meter.records()
@@ -56,9 +57,9 @@ async def test_cancellation_bills_tokens_in_proportion_to_time(autojump_clock: M
 
 
 async def test_injected_429_is_retried_after_its_retry_after(autojump_clock: MockClock) -> None:
-    sim = SimulatedTransport(SimulatedProvider(rate_429=1.0, retry_after=2.0))
+    sim = SimulatedTransport(SimulatedModel(rate_429=1.0, retry_after=2.0))
     policy = RetryPolicy(max_attempts=3, deadline=None)
-    async with open_simulated_client(sim, retry=policy) as llm:
+    async with open_llm_client(Provider.simulated(sim), seed=0, retry=policy) as llm:
         with pytest.raises(RetryBudgetExceededError) as caught:
             await llm.complete("x", model="sim-small", max_tokens=5)
     assert [a.delay for a in caught.value.attempts] == [2.0, 2.0, None]
@@ -76,8 +77,9 @@ async def test_injected_429_is_retried_after_its_retry_after(autojump_clock: Moc
 async def test_injected_failures_at_their_rates_are_retried(
     autojump_clock: MockClock, failure: str, counter: str
 ) -> None:
-    sim = SimulatedTransport(SimulatedProvider(seed=5, **{failure: 0.3}))
-    async with open_simulated_client(sim, retry=RetryPolicy(max_attempts=10)) as llm:
+    sim = SimulatedTransport(SimulatedModel(seed=5, **{failure: 0.3}))
+    retry = RetryPolicy(max_attempts=10)
+    async with open_llm_client(Provider.simulated(sim), seed=0, retry=retry) as llm:
         for _ in range(40):
             await llm.complete("x", model="sim-small", max_tokens=300)
     stats = sim.statistics()
@@ -88,10 +90,10 @@ async def test_injected_failures_at_their_rates_are_retried(
 
 
 async def test_dropped_stream_is_billed_in_the_retry_total(autojump_clock: MockClock) -> None:
-    sim = SimulatedTransport(SimulatedProvider(rate_drop=1.0))
+    sim = SimulatedTransport(SimulatedModel(rate_drop=1.0))
     policy = RetryPolicy(max_attempts=2, deadline=None)
     meter = UsageMeter()
-    async with open_simulated_client(sim, retry=policy, meter=meter) as llm:
+    async with open_llm_client(Provider.simulated(sim), seed=0, retry=policy, meter=meter) as llm:
         with pytest.raises(RetryBudgetExceededError):
             await llm.complete("abcd", model="sim-small", max_tokens=300)
     # Each attempt streamed half its 300 tokens before the drop: billed, estimated.
@@ -103,8 +105,8 @@ async def test_dropped_stream_is_billed_in_the_retry_total(autojump_clock: MockC
 async def test_seeded_latency_is_reproducible(autojump_clock: MockClock) -> None:
     durations = []
     for seed in (1, 1, 2):
-        sim = SimulatedTransport(SimulatedProvider(latency_sigma=0.5, seed=seed))
-        async with open_simulated_client(sim) as llm:
+        sim = SimulatedTransport(SimulatedModel(latency_sigma=0.5, seed=seed))
+        async with open_llm_client(Provider.simulated(sim), seed=0) as llm:
             completion = await llm.complete("x", model="sim-small", max_tokens=10)
         durations.append(completion.duration)
     assert durations[0] == durations[1]
@@ -113,6 +115,6 @@ async def test_seeded_latency_is_reproducible(autojump_clock: MockClock) -> None
 
 def test_validation() -> None:
     with pytest.raises(ValueError, match="`rate_500` must be a rate in"):
-        SimulatedProvider(rate_500=1.5)
+        SimulatedModel(rate_500=1.5)
     with pytest.raises(ValueError, match="failure rates must add up to <= 1"):
-        SimulatedProvider(rate_500=0.6, rate_429=0.6)
+        SimulatedModel(rate_500=0.6, rate_429=0.6)
