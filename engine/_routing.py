@@ -93,11 +93,12 @@ async def consult_cache(
     if run.cache is None or options is None:
         return None, None
     found = await lookup(run, node.step, kwargs)
-    if isinstance(found, CacheHit) and found.kind == "semantic":
-        if options.on_semantic_hit != "trust":
-            # A near match only predicts the route: the real router decides, and its
-            # answer is stored under this request's own key.
-            return CacheMiss(key=found.key, exact=options.exact, embedding=None), found
+    semantic = isinstance(found, CacheHit) and found.kind == "semantic"
+    if semantic and options.on_semantic_hit != "trust":
+        # A near match only predicts the route: the real router decides, and its answer
+        # is stored under this request's own key.
+        assert isinstance(found, CacheHit)
+        return CacheMiss(key=found.key, exact=options.exact, embedding=None), found
     return found, None
 
 

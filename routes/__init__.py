@@ -19,7 +19,6 @@ from ._learned import LearnedState as LearnedState
 from ._learned import RouterMemory as RouterMemory
 from ._learned import process_learned_state as process_learned_state
 from ._prediction import Blend as Blend
-from ._prediction import Prediction as Prediction
 from ._prediction import PredictivePolicy as PredictivePolicy
 from ._prediction import Predictor as Predictor
 from ._prediction import RouteStatistics as RouteStatistics
@@ -31,9 +30,10 @@ from ._speculation import Branches as Branches
 from ._speculation import Never as Never
 from ._speculation import Plan as Plan
 from ._speculation import PlanReason as PlanReason
-from ._speculation import RouterView as RouterView
 from ._speculation import SpeculationPlan as SpeculationPlan
 from ._speculation import SpeculationPolicy as SpeculationPolicy
+from ._view import Prediction as Prediction
+from ._view import RouterView as RouterView
 
 __all__ = [
     "Always",

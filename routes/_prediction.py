@@ -17,60 +17,26 @@ The policy picks the `k` with the largest `saving - waste`, and none when no `k`
 from __future__ import annotations
 
 import math
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from ._speculation import Plan, PlanReason
+from ._view import Prediction
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Mapping
 
-    from ._speculation import RouterView
+    from ._view import RouterView
 
 __all__ = [
     "Blend",
-    "Prediction",
     "PredictivePolicy",
     "Predictor",
     "RouteStatistics",
     "SimilarityCalibration",
     "WasteBudget",
 ]
-
-
-def _probabilities(values: Mapping[str, float]) -> Mapping[str, float]:
-    for label, probability in values.items():
-        if not (isinstance(probability, int | float) and 0.0 <= probability <= 1.0):
-            raise ValueError(f"probability of {label!r} must be in [0, 1], got {probability!r}")
-    if sum(values.values()) > 1.0 + 1e-9:
-        raise ValueError(f"probabilities must sum to at most 1, got {dict(values)!r}")
-    return MappingProxyType(dict(values))
-
-
-@attrs.frozen(kw_only=True)
-class Prediction:
-    """How likely each label of a router is, before the router returns.
-
-    Attributes:
-        probabilities: Label -> probability in [0, 1]; together at most 1 (the rest is
-            "don't know").
-        source: Who predicted it, for the trace ("statistics", "semantic cache", ...).
-        parts: The predictions it was made of (`Blend`), in the blended predictors' order,
-            so each is told how its own guess fared.
-    """
-
-    probabilities: Mapping[str, float] = attrs.field(converter=_probabilities)
-    source: str = ""
-    parts: tuple[Prediction, ...] = ()
-
-    @property
-    def likeliest(self) -> str | None:
-        """The most probable label, or None for an empty prediction."""
-        if not self.probabilities:
-            return None
-        return max(self.probabilities, key=lambda label: self.probabilities[label])
 
 
 class Predictor(Protocol):

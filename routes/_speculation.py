@@ -9,7 +9,7 @@ only if and when their router picks them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
@@ -18,7 +18,7 @@ import attrs
 from ._errors import UnknownBranchError
 
 if TYPE_CHECKING:
-    from ._prediction import Prediction
+    from ._view import RouterView
 
 __all__ = [
     "Always",
@@ -26,42 +26,12 @@ __all__ = [
     "Never",
     "Plan",
     "PlanReason",
-    "RouterView",
     "SpeculationPlan",
     "SpeculationPolicy",
 ]
 
 #: Branch label -> how many of its steps may start before the route is known (None: all).
 SpeculationPlan: TypeAlias = Mapping[str, int | None]
-
-
-@attrs.frozen(kw_only=True)
-class RouterView:
-    """What a policy may know about a router when it starts.
-
-    Attributes:
-        name: The router step's name.
-        labels: The router's branch labels, in declaration order.
-        branch_sizes: Label -> number of steps (and nested routers) in that branch.
-        prediction: What the router's predictor (or a semantic cache hit) expects, if any.
-        branch_estimates: Label -> (seconds, dollars) expected for each step of the branch,
-            in its order (from `StepOptions.estimated_seconds` / `estimated_dollars`).
-        branch_steps: Label -> the names of the branch's steps, in the same order.
-        router_seconds: The router step's expected duration: the most speculation can hide.
-        now: `trio.current_time()` when the router started.
-        memory: What the run's `LearnedState` keeps for this router's predictor: plain
-            data the predictor reads and updates (see `Predictor`).
-    """
-
-    name: str
-    labels: tuple[str, ...]
-    branch_sizes: Mapping[str, int]
-    prediction: Prediction | None = None
-    branch_estimates: Mapping[str, tuple[tuple[float, float], ...]] = attrs.field(factory=dict)
-    branch_steps: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
-    router_seconds: float = 0.0
-    now: float = 0.0
-    memory: MutableMapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
 
 @attrs.frozen(kw_only=True)

@@ -1,0 +1,75 @@
+"""What a speculation policy or predictor sees of a router: `RouterView`, `Prediction`."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, MutableMapping
+
+__all__ = ["Prediction", "RouterView"]
+
+
+def _probabilities(values: Mapping[str, float]) -> Mapping[str, float]:
+    for label, probability in values.items():
+        if not (isinstance(probability, int | float) and 0.0 <= probability <= 1.0):
+            raise ValueError(f"probability of {label!r} must be in [0, 1], got {probability!r}")
+    if sum(values.values()) > 1.0 + 1e-9:
+        raise ValueError(f"probabilities must sum to at most 1, got {dict(values)!r}")
+    return MappingProxyType(dict(values))
+
+
+@attrs.frozen(kw_only=True)
+class Prediction:
+    """How likely each label of a router is, before the router returns.
+
+    Attributes:
+        probabilities: Label -> probability in [0, 1]; together at most 1 (the rest is
+            "don't know").
+        source: Who predicted it, for the trace ("statistics", "semantic cache", ...).
+        parts: The predictions it was made of (`Blend`), in the blended predictors' order,
+            so each is told how its own guess fared.
+    """
+
+    probabilities: Mapping[str, float] = attrs.field(converter=_probabilities)
+    source: str = ""
+    parts: tuple[Prediction, ...] = ()
+
+    @property
+    def likeliest(self) -> str | None:
+        """The most probable label, or None for an empty prediction."""
+        if not self.probabilities:
+            return None
+        return max(self.probabilities, key=lambda label: self.probabilities[label])
+
+
+@attrs.frozen(kw_only=True)
+class RouterView:
+    """What a policy may know about a router when it starts.
+
+    Attributes:
+        name: The router step's name.
+        labels: The router's branch labels, in declaration order.
+        branch_sizes: Label -> number of steps (and nested routers) in that branch.
+        prediction: What the router's predictor (or a semantic cache hit) expects, if any.
+        branch_estimates: Label -> (seconds, dollars) expected for each step of the branch,
+            in its order (from `StepOptions.estimated_seconds` / `estimated_dollars`).
+        branch_steps: Label -> the names of the branch's steps, in the same order.
+        router_seconds: The router step's expected duration: the most speculation can hide.
+        now: `trio.current_time()` when the router started.
+        memory: What the run's `LearnedState` keeps for this router's predictor: plain
+            data the predictor reads and updates (see `Predictor`).
+    """
+
+    name: str
+    labels: tuple[str, ...]
+    branch_sizes: Mapping[str, int]
+    prediction: Prediction | None = None
+    branch_estimates: Mapping[str, tuple[tuple[float, float], ...]] = attrs.field(factory=dict)
+    branch_steps: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    router_seconds: float = 0.0
+    now: float = 0.0
+    memory: MutableMapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
