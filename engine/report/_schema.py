@@ -396,7 +396,7 @@ def _prediction_in(value: object, _: object) -> Prediction | None:
     try:
         return Prediction(probabilities=chances, source=source or "")
     except ValueError as exc:
-        raise _FieldError(str(exc)) from None
+        raise _FieldError(f"is not valid: {exc}") from None
 
 
 _decision_in = make_dict_structure_fn(
