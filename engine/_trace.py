@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -76,6 +77,11 @@ class TraceEntry:
         """Seconds from start to end."""
         return self.end - self.start
 
+    @property
+    def cost(self) -> float:
+        """Dollars its LLM calls cost (0 without calls)."""
+        return 0.0 if self.usage is None else self.usage.cost
+
 
 @attrs.frozen(kw_only=True)
 class RouteTaken:
@@ -138,6 +144,11 @@ class RouterDecision:
             return None
         return predicted == self.label
 
+    def branch_path(self, label: str) -> str:
+        """The branch path of this router's branch `label` (where its steps run)."""
+        prefix = f"{self.branch}/" if self.branch else ""
+        return f"{prefix}{self.router}:{label}"
+
 
 @attrs.frozen(kw_only=True)
 class RunResult:
@@ -174,75 +185,21 @@ class RunResult:
     decisions: tuple[RouterDecision, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """The run as JSON-ready data: times in ms from the run's start; no values.
+        """The run as JSON-ready data: deprecated, use `specroute.engine.report.run_to_json`.
 
-        Values are left out on purpose (they may hold user data); run logs and `--json`
-        output are built from this.
+        Kept for one release with the same shape (times in ms from the run's start, no
+        values); it is now the run-log schema's own unstructuring.
         """
+        warnings.warn(
+            "RunResult.to_dict() is deprecated and goes in the next release: use "
+            "specroute.engine.report.run_to_json(result), the run-log schema's own JSON",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        # The one import of the report layer from the core, until `to_dict` goes.
+        from .report._schema import run_to_json
 
-        def ms(moment: float) -> float:
-            return round((moment - self.started) * 1000, 3)
-
-        def usage(used: StepUsage | None) -> dict[str, Any] | None:
-            return None if used is None else attrs.asdict(used)
-
-        return {
-            "flow": self.flow,
-            "mode": self.mode.value,
-            "route": self.route,
-            "routes": [
-                {"router": r.router, "branch": r.branch, "label": r.label, "at_ms": ms(r.at)}
-                for r in self.routes
-            ],
-            "wall_ms": ms(self.finished),
-            "wasted_ms": round(self.wasted_time * 1000, 3),
-            "sequential_ms": round(self.sequential_time * 1000, 3),
-            "step_ms": round(self.step_time * 1000, 3),
-            "critical_path": [entry.step for entry in self.critical_path],
-            "cache": {
-                "hits": self.cache_hits,
-                "misses": self.cache_misses,
-                "saved_ms": round(self.cache_saved_time * 1000, 3),
-            },
-            "usage": usage(self.usage),
-            "wasted_cost": self.wasted_cost,
-            "decisions": [
-                {
-                    "router": d.router,
-                    "branch": d.branch,
-                    "label": d.label,
-                    "at_ms": None if d.at is None else ms(d.at),
-                    "predicted": d.predicted,
-                    "probabilities": None
-                    if d.prediction is None
-                    else dict(d.prediction.probabilities),
-                    "source": None if d.prediction is None else d.prediction.source,
-                    "note": d.note,
-                    "right": d.right,
-                    "plan": dict(d.plan),
-                    "reasons": {label: attrs.asdict(r) for label, r in d.reasons.items()},
-                    "cache": d.cache,
-                    "similarity": d.similarity,
-                    "wasted": d.wasted,
-                }
-                for d in self.decisions
-            ],
-            "steps": [
-                {
-                    "name": e.step,
-                    "branch": e.branch,
-                    "start_ms": ms(e.start),
-                    "end_ms": ms(e.end),
-                    "status": e.status.value,
-                    "speculative": e.speculative,
-                    "wasted": e.wasted,
-                    "error": e.error,
-                    "similarity": e.similarity,
-                    "usage": usage(e.usage),
-                }
-                for e in self.trace
-            ],
-        }
+        return run_to_json(self)
 
     @property
     def wasted_cost(self) -> float:

@@ -5,7 +5,12 @@ Append runs to a `RunLog` (or `specroute run ... --log PATH`), read them back wi
 report; `specroute report LOG [--html OUT] [--json]` does all of it. `RunProgress` shows a
 run live. `PrometheusMetrics` (extra `specroute[metrics]`) and `record_spans` (extra
 `specroute[otel]`) import their libraries only when used.
+
+A log line holds the run model itself: `read_log(path).records[i].result` is a `RunResult`
+(times from the run's start); `run_to_json` / `run_from_json` convert one run.
 """
+
+from typing import Any as _Any
 
 from ._costs import measured_costs as measured_costs
 from ._errors import RunLogError as RunLogError
@@ -23,12 +28,10 @@ from ._otel import record_spans as record_spans
 from ._predictions import PredictionSummary as PredictionSummary
 from ._predictions import predictions as predictions
 from ._progress import RunProgress as RunProgress
-from ._record import SCHEMA_VERSION as SCHEMA_VERSION
-from ._record import DecisionRecord as DecisionRecord
-from ._record import RouteRecord as RouteRecord
-from ._record import RunRecord as RunRecord
-from ._record import StepRecord as StepRecord
-from ._record import parse_record as parse_record
+from ._schema import SCHEMA_VERSION as SCHEMA_VERSION
+from ._schema import RunRecord as RunRecord
+from ._schema import run_from_json as run_from_json
+from ._schema import run_to_json as run_to_json
 from ._summary import CacheSummary as CacheSummary
 from ._summary import Distribution as Distribution
 from ._summary import LabelSummary as LabelSummary
@@ -47,7 +50,6 @@ from ._terminal import summary_tables as summary_tables
 __all__ = [  # noqa: RUF022 - plain sorted() order, which tests/test_exports.py checks
     "CacheSummary",
     "DURATION_BUCKETS_MS",
-    "DecisionRecord",
     "Distribution",
     "LabelSummary",
     "LogProblem",
@@ -56,7 +58,6 @@ __all__ = [  # noqa: RUF022 - plain sorted() order, which tests/test_exports.py 
     "PrometheusMetrics",
     "RoiSummary",
     "RoiTerm",
-    "RouteRecord",
     "RouteSummary",
     "RunLog",
     "RunLogError",
@@ -65,12 +66,10 @@ __all__ = [  # noqa: RUF022 - plain sorted() order, which tests/test_exports.py 
     "SCHEMA_VERSION",
     "Speculated",
     "SpeculationSummary",
-    "StepRecord",
     "Summary",
     "inputs_digest",
     "log_line",
     "measured_costs",
-    "parse_record",
     "percentile",
     "pick_run",
     "predictions",
@@ -78,7 +77,37 @@ __all__ = [  # noqa: RUF022 - plain sorted() order, which tests/test_exports.py 
     "read_log",
     "record_spans",
     "render_html",
+    "run_from_json",
+    "run_to_json",
     "speculated",
     "summarize",
     "summary_tables",
 ]
+
+
+# Names that left the public surface in this release; they still import, with a warning.
+_MOVED = {
+    "StepRecord": ("TraceEntry", "specroute.engine.TraceEntry (times in seconds)"),
+    "RouteRecord": ("RouteTaken", "specroute.engine.RouteTaken (times in seconds)"),
+    "DecisionRecord": ("RouterDecision", "specroute.engine.RouterDecision"),
+    "parse_record": ("parse_record", "RunRecord.from_json(data, line=...)"),
+}
+
+
+def __getattr__(name: str) -> _Any:
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import warnings
+
+    from .. import _trace
+
+    target, instead = _MOVED[name]
+    warnings.warn(
+        f"specroute.engine.report.{name} is deprecated and goes in the next release: "
+        f"a log line now holds the run model itself; use {instead}",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    if name == "parse_record":
+        return RunRecord.from_json
+    return getattr(_trace, target)

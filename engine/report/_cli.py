@@ -31,6 +31,7 @@ from ._errors import RunLogError
 from ._html import pick_run, render_html
 from ._log import RunLog, read_log
 from ._progress import RunProgress
+from ._schema import ms, run_to_json
 from ._summary import summarize
 from ._terminal import print_summary
 
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from .._trace import RunResult
-    from ._record import RunRecord
+    from ._schema import RunRecord
 
 __all__ = ["main"]
 
@@ -107,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
         )
         Console(stderr=True).print(f"logged run {run_id} to {args.log}")
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json.dumps(run_to_json(result), indent=2))
     else:
         Console().print(
             f"{result.flow}: route {result.route or '-'}, wall {result.wall_time * 1000:,.0f} ms"
@@ -118,14 +119,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _steps_table(record: RunRecord, number: int) -> Table:
-    table = Table(title=f"Run {number} ({record.id[:8]}): {record.label}, route {record.route}")
+    run = record.result
+    table = Table(title=f"Run {number} ({record.id[:8]}): {record.label}, route {run.route}")
     for name in ("step", "branch", "status", "start ms", "end ms", "speculative", "wasted", "$"):
         table.add_column(name, justify="right" if "ms" in name or name == "$" else "left")
-    for entry in sorted(record.steps, key=lambda e: (e.start_ms, e.end_ms)):
+    for entry in sorted(run.trace, key=lambda e: (e.start, e.end)):
         table.add_row(
-            entry.name, entry.branch or "-", entry.status.value, f"{entry.start_ms:,.0f}",
-            f"{entry.end_ms:,.0f}", "yes" if entry.speculative else "",
-            "yes" if entry.wasted else "", f"{entry.cost:.4f}" if entry.usage else "",
+            entry.step, entry.branch or "-", entry.status.value,
+            f"{ms(entry.start - run.started):,.0f}", f"{ms(entry.end - run.started):,.0f}",
+            "yes" if entry.speculative else "", "yes" if entry.wasted else "",
+            f"{entry.cost:.4f}" if entry.usage else "",
         )  # fmt: skip
     return table
 

@@ -10,7 +10,7 @@ from specroute.engine import StepStatus
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from ._record import RunRecord
+    from ._schema import RunRecord
 
 __all__ = ["measured_costs"]
 
@@ -31,10 +31,10 @@ def measured_costs(records: Iterable[RunRecord]) -> dict[str, tuple[float, float
     seconds: dict[str, list[float]] = defaultdict(list)
     dollars: dict[str, list[float]] = defaultdict(list)
     for record in records:
-        for entry in record.steps:
+        for entry in record.result.trace:
             if entry.status is StepStatus.OK:
-                seconds[entry.name].append((entry.end_ms - entry.start_ms) / 1000)
-                dollars[entry.name].append(0.0 if entry.usage is None else entry.usage.cost)
+                seconds[entry.step].append(entry.duration)
+                dollars[entry.step].append(entry.cost)
     return {
         name: (sum(taken) / len(taken), sum(dollars[name]) / len(taken))
         for name, taken in seconds.items()

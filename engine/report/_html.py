@@ -10,13 +10,15 @@ from __future__ import annotations
 from html import escape
 from typing import TYPE_CHECKING
 
+from ._schema import ms
 from ._svg import STATUS_COLOURS, latency_chart, timeline, waste_chart
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from .._trace import RouterDecision
     from ._log import LogProblem
-    from ._record import DecisionRecord, RunRecord
+    from ._schema import RunRecord
     from ._summary import Summary
 
 __all__ = ["pick_run", "render_html"]
@@ -102,7 +104,7 @@ def pick_run(records: Sequence[RunRecord], which: str | None = None) -> RunRecor
     if not records:
         raise ValueError("the log holds no readable runs, so there is no run to show")
     if which is None:
-        return max(records, key=lambda record: record.wall_ms)
+        return max(records, key=lambda record: record.result.wall_time)
     if which.isdigit() and len(which) < 8:
         number = int(which)
         if not 1 <= number <= len(records):
@@ -219,7 +221,7 @@ def _prediction_table(summary: Summary) -> str:
     return f"<table class='predictions'><tr>{header}</tr>{''.join(rows)}</table>{note}"
 
 
-def _plan(decision: DecisionRecord) -> str:
+def _plan(decision: RouterDecision) -> str:
     parts = []
     for label, limit in decision.plan.items():
         depth = "whole branch" if limit is None else f"{limit} steps"
@@ -243,11 +245,12 @@ def _plan(decision: DecisionRecord) -> str:
 def _decision_table(record: RunRecord) -> str:
     head = ("router", "branch", "predicted", "speculated (why)", "returned", "right", "cache")
     rows = []
-    for decision in record.decisions:
+    for decision in record.result.decisions:
         predicted = "&ndash;"
-        if decision.probabilities is not None:
-            odds = ", ".join(f"{label} {p:.0%}" for label, p in decision.probabilities.items())
-            predicted = escape(f"{odds or 'nothing'} by {decision.source or '?'}")
+        prediction = decision.prediction
+        if prediction is not None:
+            odds = ", ".join(f"{label} {p:.0%}" for label, p in prediction.probabilities.items())
+            predicted = escape(f"{odds or 'nothing'} by {prediction.source or '?'}")
         elif decision.note:
             predicted = escape(decision.note)
         right = {True: "yes", False: "no", None: "&ndash;"}[decision.right]
@@ -287,11 +290,12 @@ def _runs_table(records: Sequence[RunRecord], chosen: RunRecord) -> str:
     rows = []
     for number, record in enumerate(records[start:], start=start + 1):
         chosen_row = ' class="chosen"' if record is chosen else ""
+        run = record.result
         cells = (
-            str(number), escape(record.id[:8]), escape(record.time[:19]), escape(record.flow),
-            escape(record.label), escape(record.route or "&ndash;"), f"{record.wall_ms:,.0f}",
-            f"{record.sequential_ms:,.0f}", f"{record.wasted_ms:,.0f}", f"${record.cost:,.4f}",
-            str(record.cache_hits),
+            str(number), escape(record.id[:8]), escape(record.time[:19]), escape(run.flow),
+            escape(record.label), escape(run.route or "&ndash;"), f"{ms(run.wall_time):,.0f}",
+            f"{ms(run.sequential_time):,.0f}", f"{ms(run.wasted_time):,.0f}",
+            f"${run.usage.cost:,.4f}", str(run.cache_hits),
         )  # fmt: skip
         rows.append(f"<tr{chosen_row}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     header = "".join(f"<th>{name}</th>" for name in head)
@@ -338,17 +342,18 @@ def render_html(
         chosen = run or pick_run(records)
         number = next(i for i, record in enumerate(records, start=1) if record is chosen)
         which = "the slowest run" if run is None else "the chosen run"
+        shown = chosen.result
         parts += [
             f"<h2 id='timeline-title'>Timeline of run {number} ({which}): "
-            f"{escape(chosen.flow)}, {escape(chosen.label)}, route "
-            f"{escape(chosen.route or '&ndash;')}, {chosen.wall_ms:,.0f} ms "
-            f"(sequential {chosen.sequential_ms:,.0f} ms, wasted {chosen.wasted_ms:,.0f} ms, "
-            f"${chosen.cost:,.4f})</h2>",
+            f"{escape(shown.flow)}, {escape(chosen.label)}, route "
+            f"{escape(shown.route or '&ndash;')}, {ms(shown.wall_time):,.0f} ms "
+            f"(sequential {ms(shown.sequential_time):,.0f} ms, wasted "
+            f"{ms(shown.wasted_time):,.0f} ms, ${shown.usage.cost:,.4f})</h2>",
             f"<div class='panel' id='timeline' data-run='{escape(chosen.id)}'>{_legend()}",
             timeline(chosen),
             "</div>",
         ]
-        if chosen.decisions:
+        if shown.decisions:
             parts += [
                 "<h2>Router decisions in this run</h2>",
                 _decision_table(chosen),

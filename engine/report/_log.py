@@ -1,10 +1,10 @@
 """The run log: one JSON line per run, appended as runs finish, read back by the reports.
 
-Schema version 1. Each line is one JSON object; `RunResult.to_dict()` gives most of it and
-the log adds who, when and what was asked (a digest, never the inputs themselves unless
-`record_inputs=True`)::
+Schema version 2 (schema 1 lines still read). Each line is one `RunRecord` as JSON: the log's
+own fields, then the run (`run_to_json(result)`, see `_schema.py`). Times are milliseconds
+from the run's start, to the microsecond::
 
-    schema          1
+    schema          2 (1 in lines written before steps carried `waited_on`)
     id              the run's id, a uuid4 hex string (32 characters)
     time            when it was logged, ISO 8601 in UTC ("2025-01-08T10:00:00.000000+00:00")
     label           the caller's name for the configuration ("parallel-start"); else the mode
@@ -12,37 +12,40 @@ the log adds who, when and what was asked (a digest, never the inputs themselves
     inputs          the inputs themselves: only with record_inputs=True, else absent
     flow            the flow's name
     mode            "sequential" | "parallel" | "speculative"
-    route           the first top-level router's label, or null
+    route           the first top-level router's label, or null (derived)
     routes          [{router, branch, label, at_ms}] every decision on the winning path
     wall_ms         the run's wall time
     sequential_ms   the counterfactual baseline: durations of the useful steps added up
-                    (the wall time of the same work one step at a time, as the seeds count)
-    wasted_ms       step time in branches that lost
-    step_ms         step time over every execution
-    critical_path   [step name] the chain that set the wall time
+                    (the wall time of the same work one step at a time; derived)
+    wasted_ms       step time in branches that lost (derived)
+    step_ms         step time over every execution (derived)
+    critical_path   [step name] the chain that set the wall time (derived)
     cache           {hits, misses, saved_ms}
     usage           {calls, cancelled_calls, input_tokens, output_tokens, cost,
                      unpriced_calls} the run's LLM calls (cost in dollars)
-    wasted_cost     dollars spent by steps whose branch lost
+    wasted_cost     dollars spent by steps whose branch lost (derived)
     steps           [{name, branch, start_ms, end_ms, status, speculative, wasted, error,
-                      similarity, usage}] every step execution, usage as above or null
+                      similarity, usage, waited_on}] every step execution, usage as above
+                    or null; waited_on (schema 2) lists the indices, into `steps`, of the
+                    executions it waited on (absent in schema 1: read as none)
     decisions       optional (absent in older lines, read as none):
                     [{router, branch, label, at_ms, predicted, probabilities, source,
-                      right, plan, reasons, cache, similarity, wasted}] every router
+                      note, right, plan, reasons, cache, similarity, wasted}] every router
                     execution in the order they started: what was predicted ({label:
-                    probability} by `source`, or null), which branches were started
-                    speculatively ({label: step limit or null for the whole branch}),
-                    why ({label: {probability, steps, saving, waste, note}}), the label
-                    returned (null if cancelled first) and whether the likeliest
-                    prediction was `right`; `cache` is null, "exact", "semantic" (a near
-                    match served as the route) or "semantic (verified)" (a near match
-                    that only predicted it, with its `similarity`)
+                    probability} by `source`, or null; `note` says why not), which
+                    branches were started speculatively ({label: step limit or null for
+                    the whole branch}), why ({label: {probability, steps, saving, waste,
+                    note}}), the label returned (null if cancelled first) and whether the
+                    likeliest prediction was `right` (`predicted` and `right` derived);
+                    `cache` is null, "exact", "semantic" (a near match served as the
+                    route) or "semantic (verified)" (a near match that only predicted it,
+                    with its `similarity`)
 
-Whatever else `RunResult.to_dict()` adds is kept as it comes.
-Times are milliseconds from the run's start. A reader ignores fields it does not know, so
-a field may be added without a new version; removing or retyping one makes version 2.
-`read_log` reads every line it can and reports each one it cannot (not JSON, an unknown
-version, a missing field) with its line number.
+Derived fields are written for people and tools reading the file; a reader recomputes them
+from the run. A reader ignores fields it does not know, so a field may be added without a
+new version; removing or retyping one makes a new version. `read_log` reads every line it
+can and reports each one it cannot (not JSON, an unknown version, a missing field) with its
+line number.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._errors import RunLogError
-from ._record import SCHEMA_VERSION, RunRecord, parse_record
+from ._schema import RunRecord
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -114,7 +117,7 @@ def log_line(
     run_id: str | None = None,
     time: datetime.datetime | None = None,
 ) -> dict[str, Any]:
-    """The run-log object for `result` (schema version 1; see this module's docstring).
+    """The run-log object for `result` (the current schema; see this module's docstring).
 
     Args:
         result: The run.
@@ -132,16 +135,17 @@ def log_line(
     """
     if record_inputs and inputs is None:
         raise ValueError("`record_inputs=True` needs `inputs`: pass the run's inputs too")
-    line: dict[str, Any] = {
-        "schema": SCHEMA_VERSION,
-        "id": run_id or uuid.uuid4().hex,
-        "time": (time or _utc_now()).isoformat(),
-        "label": label or result.mode.value,
-        "inputs_digest": None if inputs is None else inputs_digest(inputs),
-    }
-    if record_inputs and inputs is not None:
-        line["inputs"] = json.loads(_canonical_text(dict(inputs)))
-    return line | result.to_dict()
+    record = RunRecord(
+        result=result,
+        id=run_id or uuid.uuid4().hex,
+        time=(time or _utc_now()).isoformat(),
+        label=label or result.mode.value,
+        inputs_digest=None if inputs is None else inputs_digest(inputs),
+        inputs=json.loads(_canonical_text(dict(inputs)))
+        if record_inputs and inputs is not None
+        else None,
+    )
+    return record.to_json()
 
 
 @attrs.frozen(kw_only=True)
@@ -204,7 +208,7 @@ def read_log(path: str | Path, *, strict: bool = False) -> LogReading:
                     data = json.loads(text)
                 except json.JSONDecodeError as exc:
                     raise RunLogError(f"not JSON ({exc.msg} at column {exc.colno})") from None
-                records.append(parse_record(data, line=number))
+                records.append(RunRecord.from_json(data, line=number))
             except RunLogError as exc:
                 if strict:
                     raise RunLogError(exc.reason, path=str(path), line=number) from None

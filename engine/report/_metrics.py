@@ -29,8 +29,6 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._trace import StepStatus
-from ._log import log_line
-from ._record import parse_record
 from ._summary import speculated
 
 if TYPE_CHECKING:
@@ -148,7 +146,7 @@ class PrometheusMetrics:
                     entry.step, _failure_type(entry.error)
                 ).inc()
         m["runs_total"].labels(flow, result.route or "", mode).inc()
-        for one in speculated(parse_record(log_line(result))):
+        for one in speculated(result):
             outcome = "right" if one.right else "wrong"
             m["speculation_outcomes_total"].labels(flow, one.router, outcome).inc()
             m["speculation_saved_seconds_total"].labels(flow).inc(one.head_start_ms / 1000)

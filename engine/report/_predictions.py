@@ -1,6 +1,6 @@
 """How each router's predictions did, and what checking its near-match cache hits caught.
 
-Counted per router name over the logged `DecisionRecord`s. A decision is *predicted* when
+Counted per router name over the logged runs' `RouterDecision`s. A decision is *predicted* when
 it had a likeliest label before the router returned; it was *right* when the router then
 returned that label. Branches *speculated on a prediction* are the entries of the plans of
 decisions that had a prediction (from any source: statistics, a model, the cache).
@@ -25,10 +25,13 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from ._schema import ms
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ._record import DecisionRecord, RunRecord
+    from .._trace import RouterDecision
+    from ._schema import RunRecord
 
 __all__ = ["PredictionSummary", "predictions"]
 
@@ -79,21 +82,21 @@ class PredictionSummary:
     denied_wasted_ms: float = 0.0
 
 
-def _waste(record: RunRecord, decision: DecisionRecord) -> tuple[float, float]:
+def _waste(record: RunRecord, decision: RouterDecision) -> tuple[float, float]:
     """Step time and dollars wasted in the planned branches `decision`'s router did not pick."""
     if decision.label is None:
         return 0.0, 0.0
     lost = [decision.branch_path(label) for label in decision.plan if label != decision.label]
     steps = [
         entry
-        for entry in record.steps
+        for entry in record.result.trace
         if entry.wasted
         and any(entry.branch == path or entry.branch.startswith(f"{path}/") for path in lost)
     ]
-    return sum(entry.duration_ms for entry in steps), sum(entry.cost for entry in steps)
+    return ms(sum(entry.duration for entry in steps)), sum(entry.cost for entry in steps)
 
 
-def _one(router: str, judged: Sequence[tuple[RunRecord, DecisionRecord]]) -> PredictionSummary:
+def _one(router: str, judged: Sequence[tuple[RunRecord, RouterDecision]]) -> PredictionSummary:
     right = wrong = speculated = 0
     wasted_ms = wasted_cost = denied_wasted_ms = 0.0
     counts: dict[str | None, int] = defaultdict(int)
@@ -103,10 +106,10 @@ def _one(router: str, judged: Sequence[tuple[RunRecord, DecisionRecord]]) -> Pre
         counts[decision.cache] += 1
         right += decision.right is True
         wrong += decision.right is False
-        if decision.probabilities is None:
+        if decision.prediction is None:
             continue
-        if decision.source:
-            sources.add(decision.source)
+        if decision.prediction.source:
+            sources.add(decision.prediction.source)
         speculated += len(decision.plan)
         ms, cost = _waste(record, decision)
         wasted_ms += ms
@@ -145,8 +148,8 @@ def predictions(records: Sequence[RunRecord]) -> tuple[PredictionSummary, ...]:
     Returns:
         One summary per router name, sorted by name; empty without decisions.
     """
-    by_router: dict[str, list[tuple[RunRecord, DecisionRecord]]] = defaultdict(list)
+    by_router: dict[str, list[tuple[RunRecord, RouterDecision]]] = defaultdict(list)
     for record in records:
-        for decision in record.decisions:
+        for decision in record.result.decisions:
             by_router[decision.router].append((record, decision))
     return tuple(_one(router, by_router[router]) for router in sorted(by_router))

@@ -1,8 +1,9 @@
 """The figures a report shows, computed from logged runs: `summarize(records) -> Summary`.
 
-Every figure comes from the runs themselves; the baseline for "saved" is each run's own
-`sequential_ms` (the same useful work one step at a time), so no second, sequential run is
-needed. Percentiles interpolate linearly between the two nearest ranks (numpy's default):
+Every figure comes from the runs themselves (`RunRecord.result`, the live run model); the
+baseline for "saved" is each run's own `sequential_time` (the same useful work one step at
+a time), so no second, sequential run is needed. Figures are milliseconds, to the
+microsecond. Percentiles interpolate linearly between the two nearest ranks (numpy's default):
 p50 of 100, 200, 300, 400 ms is 250 ms and p95 is 385 ms.
 
 Speculation is counted per speculated branch: a branch path `router:label` (inside a run)
@@ -26,13 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._trace import StepStatus
+from .._trace import RunResult, StepStatus
 from ._predictions import PredictionSummary, predictions
+from ._schema import RunRecord, ms
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from ._record import RunRecord, StepRecord
+    from .._trace import TraceEntry
 
 __all__ = [
     "CacheSummary",
@@ -313,7 +315,23 @@ def _mean(values: Iterable[float]) -> float:
     return statistics.fmean(got) if got else 0.0
 
 
-def _union_ms(intervals: Iterable[tuple[float, float]]) -> float:
+def _wall(record: RunRecord) -> float:
+    return ms(record.result.wall_time)
+
+
+def _sequential(record: RunRecord) -> float:
+    return ms(record.result.sequential_time)
+
+
+def _saved(record: RunRecord) -> float:
+    return _sequential(record) - _wall(record)
+
+
+def _wasted(record: RunRecord) -> float:
+    return ms(record.result.wasted_time)
+
+
+def _union(intervals: Iterable[tuple[float, float]]) -> float:
     total = 0.0
     reach = -math.inf
     for start, end in sorted(intervals):
@@ -347,20 +365,21 @@ class Speculated:
     wasted_cost: float = 0.0
 
 
-def speculated(record: RunRecord) -> list[Speculated]:
-    """The branches `record` started before their router decided, each judged.
+def speculated(run: RunResult | RunRecord) -> list[Speculated]:
+    """The branches `run` started before their router decided, each judged.
 
     Args:
-        record: One run.
+        run: One run: what `Flow.run` returned, or a logged one.
 
     Returns:
         One entry per speculated branch path, in the order their first step appears.
     """
-    groups: dict[str, list[StepRecord]] = defaultdict(list)
-    for entry in record.steps:
+    result = run.result if isinstance(run, RunRecord) else run
+    groups: dict[str, list[TraceEntry]] = defaultdict(list)
+    for entry in result.trace:
         if entry.speculative and entry.status is not StepStatus.SKIPPED and entry.branch:
             groups[entry.branch].append(entry)
-    decided = {(r.branch, r.router, r.label): r.at_ms for r in record.routes}
+    decided = {(r.branch, r.router, r.label): r.at for r in result.routes}
     judged = []
     for path, entries in groups.items():
         parent, _, last = path.rpartition("/")
@@ -373,19 +392,19 @@ def speculated(record: RunRecord) -> list[Speculated]:
                     router=router,
                     label=label,
                     right=False,
-                    wasted_ms=sum(entry.duration_ms for entry in entries),
+                    wasted_ms=ms(sum(entry.duration for entry in entries)),
                     wasted_cost=sum(entry.cost for entry in entries),
                 )
             )
         else:
-            spans = [(e.start_ms, min(e.end_ms, at)) for e in entries if e.start_ms < at]
+            spans = [(e.start, min(e.end, at)) for e in entries if e.start < at]
             judged.append(
                 Speculated(
                     branch=path,
                     router=router,
                     label=label,
                     right=True,
-                    head_start_ms=_union_ms(spans),
+                    head_start_ms=ms(_union(spans)),
                 )
             )
     return judged
@@ -412,25 +431,25 @@ def _speculation(records: Sequence[RunRecord]) -> SpeculationSummary:
 def _cache(records: Sequence[RunRecord]) -> CacheSummary:
     computed: dict[str, list[float]] = defaultdict(list)
     for record in records:
-        for entry in record.steps:
+        for entry in record.result.trace:
             if entry.status is StepStatus.OK and entry.usage is not None:
-                computed[entry.name].append(entry.cost)
-    hits = sum(record.cache_hits for record in records)
-    misses = sum(record.cache_misses for record in records)
+                computed[entry.step].append(entry.cost)
+    hits = sum(record.result.cache_hits for record in records)
+    misses = sum(record.result.cache_misses for record in records)
     saved_cost = 0.0
     unpriced = 0
     for record in records:
-        for entry in record.steps:
+        for entry in record.result.trace:
             if entry.status is StepStatus.CACHED:
-                if entry.name in computed:
-                    saved_cost += statistics.fmean(computed[entry.name])
+                if entry.step in computed:
+                    saved_cost += statistics.fmean(computed[entry.step])
                 else:
                     unpriced += 1
     return CacheSummary(
         hits=hits,
         misses=misses,
         hit_rate=_ratio(hits, hits + misses) if hits + misses else None,
-        saved_ms=sum(record.cache_saved_ms for record in records),
+        saved_ms=sum(ms(record.result.cache_saved_time) for record in records),
         saved_cost=saved_cost,
         unpriced_hits=unpriced,
     )
@@ -487,17 +506,17 @@ def _roi(routes: Sequence[RouteSummary]) -> RoiSummary:
 
 
 def _route(route: str, runs: Sequence[RunRecord], total: int) -> RouteSummary:
-    baseline = sum(run.sequential_ms for run in runs)
+    baseline = sum(_sequential(run) for run in runs)
     return RouteSummary(
         route=route,
         runs=len(runs),
         share=_ratio(len(runs), total),
-        wall=Distribution.of([run.wall_ms for run in runs]),
-        sequential=Distribution.of([run.sequential_ms for run in runs]),
-        saved_ms=_mean(run.saved_ms for run in runs),
-        saved_pct=_ratio(sum(run.saved_ms for run in runs), baseline),
-        wasted_ms=_mean(run.wasted_ms for run in runs),
-        wasted_cost=_mean(run.wasted_cost for run in runs),
+        wall=Distribution.of([_wall(run) for run in runs]),
+        sequential=Distribution.of([_sequential(run) for run in runs]),
+        saved_ms=_mean(_saved(run) for run in runs),
+        saved_pct=_ratio(sum(_saved(run) for run in runs), baseline),
+        wasted_ms=_mean(_wasted(run) for run in runs),
+        wasted_cost=_mean(run.result.wasted_cost for run in runs),
     )
 
 
@@ -505,11 +524,11 @@ def _label(label: str, runs: Sequence[RunRecord]) -> LabelSummary:
     return LabelSummary(
         label=label,
         runs=len(runs),
-        wall=Distribution.of([run.wall_ms for run in runs]),
-        saved_ms=_mean(run.saved_ms for run in runs),
-        wasted_ms=_mean(run.wasted_ms for run in runs),
-        wasted_cost=_mean(run.wasted_cost for run in runs),
-        speedup=_ratio(sum(r.sequential_ms for r in runs), sum(r.wall_ms for r in runs)),
+        wall=Distribution.of([_wall(run) for run in runs]),
+        saved_ms=_mean(_saved(run) for run in runs),
+        wasted_ms=_mean(_wasted(run) for run in runs),
+        wasted_cost=_mean(run.result.wasted_cost for run in runs),
+        speedup=_ratio(sum(_sequential(r) for r in runs), sum(_wall(r) for r in runs)),
     )
 
 
@@ -525,31 +544,31 @@ def summarize(records: Sequence[RunRecord]) -> Summary:
     by_route: dict[str, list[RunRecord]] = defaultdict(list)
     by_label: dict[str, list[RunRecord]] = defaultdict(list)
     for record in records:
-        by_route[record.route or NO_ROUTE].append(record)
+        by_route[record.result.route or NO_ROUTE].append(record)
         by_label[record.label].append(record)
     total = len(records)
     routes = sorted(
         (_route(route, runs, total) for route, runs in by_route.items()),
         key=lambda route: (-route.runs, route.route),
     )
-    baseline = sum(record.sequential_ms for record in records)
+    baseline = sum(_sequential(record) for record in records)
     times = sorted(record.time for record in records)
     return Summary(
         runs=total,
-        flows=tuple(sorted({record.flow for record in records})),
+        flows=tuple(sorted({record.result.flow for record in records})),
         first=times[0] if times else None,
         last=times[-1] if times else None,
-        wall=Distribution.of([record.wall_ms for record in records]),
-        sequential=Distribution.of([record.sequential_ms for record in records]),
-        saved_ms=_mean(record.saved_ms for record in records),
-        saved_pct=_ratio(sum(record.saved_ms for record in records), baseline),
-        speedup=_ratio(baseline, sum(record.wall_ms for record in records)),
+        wall=Distribution.of([_wall(record) for record in records]),
+        sequential=Distribution.of([_sequential(record) for record in records]),
+        saved_ms=_mean(_saved(record) for record in records),
+        saved_pct=_ratio(sum(_saved(record) for record in records), baseline),
+        speedup=_ratio(baseline, sum(_wall(record) for record in records)),
         failed_steps=sum(
-            entry.status is StepStatus.FAILED for record in records for entry in record.steps
+            entry.status is StepStatus.FAILED for record in records for entry in record.result.trace
         ),
-        cost=sum(record.cost for record in records),
-        wasted_ms=sum(record.wasted_ms for record in records),
-        wasted_cost=sum(record.wasted_cost for record in records),
+        cost=sum(record.result.usage.cost for record in records),
+        wasted_ms=sum(_wasted(record) for record in records),
+        wasted_cost=sum(record.result.wasted_cost for record in records),
         routes=tuple(routes),
         labels=tuple(_label(label, runs) for label, runs in by_label.items()),
         speculation=_speculation(records),

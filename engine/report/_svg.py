@@ -1,7 +1,8 @@
 """Inline SVG charts for the HTML report: a run's timeline, latency per route, waste per run.
 
 Each function returns one `<svg>` element as text; every piece of user text in it (step,
-branch, route names) goes through `html.escape`.
+branch, route names) goes through `html.escape`. Times are drawn in ms from each run's start,
+so a live `RunResult` and one read from a log draw alike.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from .._trace import StepStatus
+from ._schema import ms
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ._record import RunRecord, StepRecord
+    from .._trace import RunResult, TraceEntry
+    from ._schema import RunRecord
     from ._summary import RouteSummary
 
 __all__ = ["STATUS_COLOURS", "latency_chart", "nice_ticks", "timeline", "waste_chart"]
@@ -63,21 +66,21 @@ def _axis(x0: float, width: float, top: float, y: float, height: float) -> list[
     return out
 
 
-def _rows(record: RunRecord) -> list[tuple[str, list[StepRecord]]]:
-    groups: dict[str, list[StepRecord]] = {"": []}
-    for entry in sorted(record.steps, key=lambda e: (e.start_ms, e.end_ms)):
+def _rows(run: RunResult) -> list[tuple[str, list[TraceEntry]]]:
+    groups: dict[str, list[TraceEntry]] = {"": []}
+    for entry in sorted(run.trace, key=lambda e: (e.start, e.end)):
         groups.setdefault(entry.branch, []).append(entry)
     return [(branch, entries) for branch, entries in groups.items() if entries]
 
 
-def _bar(entry: StepRecord, x: float, y: float, width: float, colour: str) -> str:
+def _bar(entry: TraceEntry, zero: float, x: float, y: float, width: float, colour: str) -> str:
     status = entry.status.value
     classes = f"bar status-{status}" + (" wasted" if entry.wasted else "")
     classes += " speculative" if entry.speculative else ""
     tip = (
-        f"{entry.name} [{entry.branch or 'top'}] {status}"
+        f"{entry.step} [{entry.branch or 'top'}] {status}"
         f"{' wasted' if entry.wasted else ''}{' speculative' if entry.speculative else ''}: "
-        f"{entry.start_ms:g}-{entry.end_ms:g} ms ({entry.duration_ms:g} ms)"
+        f"{ms(entry.start - zero):g}-{ms(entry.end - zero):g} ms ({ms(entry.duration):g} ms)"
     )
     if entry.usage is not None:
         tip += f", {entry.usage.calls} LLM calls, ${entry.usage.cost:.4f}"
@@ -85,7 +88,7 @@ def _bar(entry: StepRecord, x: float, y: float, width: float, colour: str) -> st
         tip += f", {entry.error}"
     fill = "none" if entry.status is StepStatus.SKIPPED else STATUS_COLOURS[entry.status]
     bar = (
-        f'<rect class="{classes}" data-step="{escape(entry.name)}" data-status="{status}" '
+        f'<rect class="{classes}" data-step="{escape(entry.step)}" data-status="{status}" '
         f'data-branch="{escape(entry.branch)}" data-wasted="{str(entry.wasted).lower()}" '
         f'data-speculative="{str(entry.speculative).lower()}" x="{x:.1f}" y="{y:.1f}" '
         f'width="{width:.1f}" height="{ROW - 6}" rx="3" fill="{fill}" stroke="{colour}">'
@@ -106,8 +109,10 @@ def timeline(record: RunRecord) -> str:
     `data-branch`, `data-wasted` and `data-speculative`; wasted bars are hatched,
     speculative ones outlined with dashes, and each router's decision is a vertical line.
     """
-    rows = _rows(record)
-    top = max([record.wall_ms, *(entry.end_ms for entry in record.steps)]) or 1.0
+    run = record.result
+    zero = run.started
+    rows = _rows(run)
+    top = max([ms(run.wall_time), *(ms(entry.end - zero) for entry in run.trace)]) or 1.0
     span = nice_ticks(top)[-1] or 1.0
     plot = WIDTH - LABEL_WIDTH - 40
     header = 34
@@ -133,29 +138,30 @@ def timeline(record: RunRecord) -> str:
         )
         y += ROW
         for entry in entries:
-            x = LABEL_WIDTH + entry.start_ms * scale
-            width = max(entry.duration_ms * scale, 3.0)
+            duration = ms(entry.duration)
+            x = LABEL_WIDTH + ms(entry.start - zero) * scale
+            width = max(duration * scale, 3.0)
             parts.append(
                 f'<rect x="8" y="{y + 3:.1f}" width="4" height="{ROW - 6}" fill="{colour}"/>'
-                f'<text class="step-name" x="20" y="{y + 15:.1f}">{escape(entry.name)}</text>'
+                f'<text class="step-name" x="20" y="{y + 15:.1f}">{escape(entry.step)}</text>'
             )
-            parts.append(_bar(entry, x, y + 3, width, colour))
+            parts.append(_bar(entry, zero, x, y + 3, width, colour))
             if entry.status is StepStatus.SKIPPED:
                 parts.append(f'<text class="tick" x="{x + 8:.1f}" y="{y + 15:.1f}">skipped</text>')
-            elif entry.duration_ms * scale > 46:
+            elif duration * scale > 46:
                 parts.append(
                     f'<text class="bar-label" x="{x + 5:.1f}" y="{y + 15:.1f}">'
-                    f"{entry.duration_ms:g} ms</text>"
+                    f"{duration:g} ms</text>"
                 )
             y += ROW
-    for taken in record.routes:
-        x = LABEL_WIDTH + taken.at_ms * scale
+    for taken in run.routes:
+        x = LABEL_WIDTH + ms(taken.at - zero) * scale
         parts.append(
             f'<line class="decision" x1="{x:.1f}" y1="{header - 2}" x2="{x:.1f}" '
             f'y2="{height - 4}"/><text class="decision-label" x="{x + 4:.1f}" '
             f'y="{header + 12}">{escape(taken.router)} \u2192 {escape(taken.label)}</text>'
         )
-    end = LABEL_WIDTH + record.wall_ms * scale
+    end = LABEL_WIDTH + ms(run.wall_time) * scale
     parts.append(
         f'<line class="wall" x1="{end:.1f}" y1="{header - 2}" x2="{end:.1f}" y2="{height - 4}"/>'
     )
@@ -165,7 +171,8 @@ def timeline(record: RunRecord) -> str:
 
 def latency_chart(routes: Sequence[RouteSummary], records: Sequence[RunRecord]) -> str:
     """Each route's wall times as dots, with its p50, p95 and sequential p50 marked."""
-    top = max([1.0, *(r.wall_ms for r in records), *(r.sequential.p50 for r in routes)])
+    walls = [ms(r.result.wall_time) for r in records]
+    top = max([1.0, *walls, *(r.sequential.p50 for r in routes)])
     span = nice_ticks(top)[-1]
     label_width = 160
     plot = WIDTH - label_width - 40
@@ -179,7 +186,11 @@ def latency_chart(routes: Sequence[RouteSummary], records: Sequence[RunRecord]) 
     ]
     for index, route in enumerate(routes):
         y = header + row * index + row / 2
-        walls = [r.wall_ms for r in records if (r.route or "(no route)") == route.route]
+        walls = [
+            ms(r.result.wall_time)
+            for r in records
+            if (r.result.route or "(no route)") == route.route
+        ]
         parts.append(
             f'<text class="step-name" x="8" y="{y + 4:.1f}">{escape(route.route)}</text>'
             f'<text class="tick" x="8" y="{y + 17:.1f}">{route.runs} runs</text>'
@@ -209,11 +220,11 @@ def waste_chart(records: Sequence[RunRecord]) -> str:
     and cumulative wasted dollars as a line."""
     size = max(1, math.ceil(len(records) / MAX_BUCKETS))
     buckets = [records[i : i + size] for i in range(0, len(records), size)]
-    wasted = [sum(r.wasted_ms for r in bucket) for bucket in buckets]
+    wasted = [sum(ms(r.result.wasted_time) for r in bucket) for bucket in buckets]
     dollars: list[float] = []
     total = 0.0
     for bucket in buckets:
-        total += sum(r.wasted_cost for r in bucket)
+        total += sum(r.result.wasted_cost for r in bucket)
         dollars.append(total)
     left, header, plot_h = 70, 30, 180
     plot = WIDTH - left - 90

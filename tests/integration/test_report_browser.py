@@ -71,7 +71,7 @@ def test_chromium_renders_a_bar_for_every_step(tmp_path: Path) -> None:
     write_log(log)
     records = read_log(log, strict=True).records
     # Path A, speculative: speculated, cancelled, skipped and wasted steps all appear.
-    chosen = next(r for r in records if r.label == "speculative" and r.route == "reuse")
+    chosen = next(r for r in records if r.label == "speculative" and r.result.route == "reuse")
     ARTIFACTS.mkdir(exist_ok=True)
     page = ARTIFACTS / "report-browser.html"
     page.write_text(render_html(summarize(records), records, run=chosen, title="planner"))
@@ -85,7 +85,7 @@ def test_chromium_renders_a_bar_for_every_step(tmp_path: Path) -> None:
     parser = TimelineBars()
     parser.feed(dom)
     assert parser.run == chosen.id
-    expected = sorted((s.name, s.status.value, s.branch) for s in chosen.steps)
+    expected = sorted((e.step, e.status.value, e.branch) for e in chosen.result.trace)
     assert sorted(parser.bars) == expected
     assert {status for _, status, _ in parser.bars} >= {"ok", "cancelled", "skipped"}
 

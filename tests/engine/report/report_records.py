@@ -1,16 +1,26 @@
-"""Helpers for the report tests: hand-made log records, and real runs of tiny flows."""
+"""Helpers for the report tests: hand-made runs and log lines, and real runs of tiny flows."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 import trio
-from specroute.engine import Flow, router, step
-from specroute.engine.report import SCHEMA_VERSION, RunRecord, parse_record
+from specroute.engine import (
+    Flow,
+    Mode,
+    RouteTaken,
+    RunResult,
+    StepStatus,
+    StepUsage,
+    TraceEntry,
+    router,
+    step,
+)
+from specroute.engine.report import SCHEMA_VERSION, RunRecord
 from specroute.routes import Always, Route
 
 if TYPE_CHECKING:
-    from specroute.engine import RunObserver, RunResult
+    from specroute.engine import RunObserver
 
 
 def step_data(
@@ -58,7 +68,11 @@ def run_data(
     run_id: str = "0" * 32,
     time: str = "2025-01-08T10:00:00+00:00",
 ) -> dict[str, Any]:
-    """One log line (schema 1) with the given figures; the rest are plausible defaults."""
+    """One log line (the current schema) with the given figures; the rest are plausible.
+
+    Derived figures (`sequential_ms`, `wasted_ms`, ...) are written as given; a reader
+    recomputes them from `steps`.
+    """
     if routes is None:
         routes = [] if route is None else [{"router": "r", "branch": "", "label": route}]
     return {
@@ -83,9 +97,89 @@ def run_data(
     }
 
 
-def run(**figures: Any) -> RunRecord:
-    """`run_data(...)` parsed into a `RunRecord`."""
-    return parse_record(run_data(**figures))
+def entry(
+    name: str,
+    start: float,
+    end: float,
+    *,
+    status: str = "ok",
+    branch: str = "",
+    speculative: bool = False,
+    wasted: bool = False,
+    cost: float | None = None,
+) -> TraceEntry:
+    """`step_data`'s step as a `TraceEntry`: times in ms here, in seconds in the entry."""
+    return TraceEntry(
+        step=name,
+        branch=branch,
+        start=start / 1000,
+        end=end / 1000,
+        status=StepStatus(status),
+        speculative=speculative,
+        wasted=wasted,
+        error="ValueError('boom')" if status == "failed" else None,
+        usage=None
+        if cost is None
+        else StepUsage(calls=1, input_tokens=10, output_tokens=20, cost=cost),
+    )
+
+
+def _taken(data: dict[str, Any]) -> RouteTaken:
+    at = data.get("at_ms", 0.0) / 1000
+    return RouteTaken(router=data["router"], branch=data["branch"], label=data["label"], at=at)
+
+
+def run(
+    *,
+    wall: float,
+    sequential: float | None = None,
+    route: str | None = None,
+    steps: list[TraceEntry] | None = None,
+    routes: list[dict[str, Any]] | None = None,
+    label: str = "speculative",
+    wasted: float = 0.0,
+    wasted_cost: float = 0.0,
+    hits: int = 0,
+    misses: int = 0,
+    saved: float = 0.0,
+    run_id: str = "0" * 32,
+    time: str = "2025-01-08T10:00:00+00:00",
+) -> RunRecord:
+    """A logged run with these figures (ms); the model derives them from its steps.
+
+    When `steps` fall short of `sequential`, `wasted` or `wasted_cost`, a top-level step
+    `work` makes up the useful time and a losing branch `r:lost` the waste.
+    """
+    trace = list(steps or [])
+    useful = sum(e.duration for e in trace if not e.wasted and e.status is not StepStatus.SKIPPED)
+    lost = sum(e.duration for e in trace if e.wasted)
+    lost_cost = sum(e.cost for e in trace if e.wasted)
+    more = 0.0 if sequential is None else sequential - useful * 1000
+    assert more > -1e-6, "the steps already take longer than `sequential`"
+    if more > 1e-6:
+        trace.append(entry("work", 0, more))
+    if wasted - lost * 1000 > 1e-6 or wasted_cost - lost_cost > 1e-9:
+        cost = wasted_cost - lost_cost
+        trace.append(
+            entry("lost", 0, wasted - lost * 1000, branch="r:lost", wasted=True,
+                  cost=cost if cost > 1e-9 else None)
+        )  # fmt: skip
+    if routes is None:
+        routes = [] if route is None else [{"router": "r", "branch": "", "label": route}]
+    result = RunResult(
+        flow="demo",
+        mode=Mode.SPECULATIVE,
+        outputs={},
+        values={},
+        routes=tuple(_taken(r) for r in routes),
+        trace=tuple(trace),
+        started=0.0,
+        finished=wall / 1000,
+        cache_hits=hits,
+        cache_misses=misses,
+        cache_saved_time=saved / 1000,
+    )
+    return RunRecord(result=result, id=run_id, time=time, label=label)
 
 
 async def writer_run(*, fail_long: bool = False, observer: RunObserver | None = None) -> RunResult:

@@ -41,7 +41,7 @@ def test_run_logs_and_report_reads(tmp_path: Path, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert "shouter: route -, wall 250 ms" in out
     first, _ = read_log(log).records
-    assert first.wall_ms == 250
+    assert first.result.wall_time == 0.25
     assert first.inputs is None
     assert first.inputs_digest is not None
 

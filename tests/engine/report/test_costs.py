@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from report_records import run, step_data
+from report_records import entry, run
 from specroute.engine.report import measured_costs
 from specroute.routes import Prediction, PredictivePolicy, RouterView
 
 
 def test_costs_are_means_of_the_steps_that_completed() -> None:
     records = [
-        run(wall=900, sequential=900, steps=[step_data("plan", 0, 400, cost=0.002),
-                                             step_data("write", 400, 900)]),
-        run(wall=700, sequential=700, steps=[step_data("plan", 0, 600, cost=0.004),
-                                             step_data("write", 0, 100, status="cancelled")]),
+        run(wall=900, steps=[entry("plan", 0, 400, cost=0.002), entry("write", 400, 900)]),
+        run(wall=700, steps=[entry("plan", 0, 600, cost=0.004),
+                             entry("write", 0, 100, status="cancelled")]),
     ]  # fmt: skip
     costs = measured_costs(records)
     assert costs["plan"] == pytest.approx((0.5, 0.003))

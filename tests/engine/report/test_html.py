@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING
 
 import pytest
-from report_records import run, step_data, writer_run
-from specroute.engine.report import log_line, parse_record, pick_run, render_html, summarize
+from report_records import entry, run, writer_run
+from specroute.engine.report import RunRecord, log_line, pick_run, render_html, summarize
 
 if TYPE_CHECKING:
     from trio.testing import MockClock
+
+MOMENT = datetime.datetime(2025, 1, 8, 10, 0, tzinfo=datetime.UTC)
 
 
 class Bars(HTMLParser):
@@ -37,8 +40,11 @@ def parsed(page: str) -> Bars:
 
 async def test_a_bar_per_trace_entry_with_status_and_branch(autojump_clock: MockClock) -> None:
     result = await writer_run()
-    record = parse_record(log_line(result))
+    # The live result renders as it is, and as it reads back from its log line.
+    live = RunRecord(result=result, id="1" * 32, time=MOMENT.isoformat(), label="speculative")
+    record = RunRecord.from_json(log_line(result, run_id="1" * 32, time=MOMENT))
     page = render_html(summarize([record]), [record])
+    assert render_html(summarize([live]), [live]) == page
     bars = parsed(page).bars
     assert len(bars) == len(result.trace)
     got = {(bar["data-step"], bar["data-status"], bar["data-branch"]) for bar in bars}
@@ -55,7 +61,7 @@ def test_step_named_script_is_escaped() -> None:
     script = "<script>alert(1)</script>"
     record = run(
         wall=100, sequential=100, route=script, label='"><img src=x>',
-        steps=[step_data(script, 0, 100, branch=f"r:{script}")],
+        steps=[entry(script, 0, 100, branch=f"r:{script}")],
     )  # fmt: skip
     page = render_html(summarize([record]), [record], title="<b>log</b>")
     assert "<script" not in page
@@ -70,9 +76,9 @@ def test_step_named_script_is_escaped() -> None:
 
 def test_self_contained_no_network() -> None:
     records = [
-        run(wall=300, sequential=400, route="gen", steps=[step_data("a", 0, 300)]),
+        run(wall=300, sequential=400, route="gen", steps=[entry("a", 0, 300)]),
         run(wall=100, sequential=100, route="reuse", wasted=50, wasted_cost=0.01,
-            steps=[step_data("b", 0, 100, status="failed")]),
+            steps=[entry("b", 0, 100, status="failed")]),
     ]  # fmt: skip
     page = render_html(summarize(records), records)
     assert not re.search(r"(src|href)\s*=\s*['\"]?(https?:)?//", page)

@@ -7,17 +7,18 @@ import json
 import re
 from typing import TYPE_CHECKING
 
+import attrs
 import pytest
 from report_records import run_data, writer_run
-from specroute.engine import StepStatus
+from specroute.engine import Mode, StepStatus
 from specroute.engine.report import (
     SCHEMA_VERSION,
     LogProblem,
     RunLog,
     RunLogError,
+    RunRecord,
     inputs_digest,
     log_line,
-    parse_record,
     read_log,
 )
 
@@ -42,23 +43,27 @@ async def test_round_trip_keeps_every_figure(tmp_path: Path, autojump_clock: Moc
     assert len(run_id) == 32
     assert record.line == 1
     assert record.time == "2025-01-08T10:00:00+00:00"
-    assert (record.flow, record.mode, record.label, record.route) == (
+    assert record.schema == SCHEMA_VERSION
+    run = record.result
+    assert (run.flow, run.mode, record.label, run.route) == (
         "writer",
-        "speculative",
+        Mode.SPECULATIVE,
         "eager",
         "short",
     )
+    # The log holds the run itself: read back, it is the result less its values.
+    assert run == attrs.evolve(result, outputs={}, values={})
     # write_short was speculated too, and won: the run ends with its router.
-    assert record.wall_ms == pytest.approx(500)
-    assert record.sequential_ms == pytest.approx(600)
-    assert record.wasted_ms == pytest.approx(500)
-    by_name = {entry.name: entry for entry in record.steps}
+    assert run.wall_time == pytest.approx(0.5)
+    assert run.sequential_time == pytest.approx(0.6)
+    assert run.wasted_time == pytest.approx(0.5)
+    by_name = {entry.step: entry for entry in run.trace}
     assert by_name["write_long"].status is StepStatus.CANCELLED
     assert by_name["write_long"].speculative
     assert by_name["write_long"].wasted
     assert by_name["write_long"].branch == "decide:long"
-    assert [r.label for r in record.routes] == ["short"]
-    assert len(record.steps) == len(result.trace)
+    assert [r.label for r in run.routes] == ["short"]
+    assert run.critical_path == result.critical_path
 
 
 async def test_inputs_are_a_digest_unless_asked(tmp_path: Path, autojump_clock: MockClock) -> None:
@@ -86,7 +91,7 @@ def test_digest_is_canonical() -> None:
 
 async def test_log_line_documents_its_schema(autojump_clock: MockClock) -> None:
     line = log_line(await writer_run(), run_id="x" * 32, time=MOMENT)
-    assert line["schema"] == SCHEMA_VERSION == 1
+    assert line["schema"] == SCHEMA_VERSION == 2
     assert line["inputs_digest"] is None
     assert "inputs" not in line
     from specroute.engine.report import _log
@@ -115,9 +120,9 @@ def test_damaged_and_old_lines_name_their_line_and_the_rest_reads(tmp_path: Path
     reasons = [problem.reason for problem in reading.problems]
     assert reasons[0].startswith("not JSON")
     assert "no `schema` field" in reasons[1]
-    assert "schema version 99 is not supported; this reader reads schema 1" in reasons[2]
+    assert "schema version 99 is not supported; this reader reads schemas 1 and 2" in reasons[2]
     assert reasons[3] == "field `wall_ms` is missing"
-    assert "steps[0]" in reasons[4]
+    assert reasons[4] == "field `steps[0].branch` is missing"
     assert str(reading.problems[0]).startswith("line 2: not JSON")
 
     with pytest.raises(RunLogError, match=r"runs.jsonl:2: not JSON") as caught:
@@ -127,14 +132,14 @@ def test_damaged_and_old_lines_name_their_line_and_the_rest_reads(tmp_path: Path
 
 def test_wrong_types_are_named() -> None:
     with pytest.raises(RunLogError, match="field `wall_ms` must be int or float, got 'fast'"):
-        parse_record({**run_data(wall=1, sequential=2), "wall_ms": "fast"})
+        RunRecord.from_json({**run_data(wall=1, sequential=2), "wall_ms": "fast"})
     with pytest.raises(RunLogError, match=re.escape("field `cache.hits` must be int, got True")):
-        parse_record({**run_data(wall=1, sequential=2), "cache": {"hits": True}})
+        RunRecord.from_json({**run_data(wall=1, sequential=2), "cache": {"hits": True}})
     data = run_data(wall=1, sequential=1, steps=[{**_step(), "status": "exploded"}])
     with pytest.raises(
         RunLogError, match=re.escape("field `steps[0].status` must be one of ok, failed")
     ):
-        parse_record(data)
+        RunRecord.from_json(data)
 
 
 def _step() -> dict[str, object]:

@@ -15,7 +15,7 @@ from specroute.engine import Flow, router, step
 from specroute.engine.report import (
     PredictionSummary,
     RunLog,
-    parse_record,
+    RunRecord,
     predictions,
     read_log,
     render_html,
@@ -125,9 +125,10 @@ async def test_counts_from_a_log(tmp_path: Path, autojump_clock: MockClock) -> N
         log.append(result)
     reading = read_log(log.path)
     assert reading.problems == ()
-    assert [len(record.decisions) for record in reading.records] == [1] * 8
-    denied = reading.records[4].decisions[0]
-    assert (denied.router, denied.cache, denied.source) == (
+    assert [len(record.result.decisions) for record in reading.records] == [1] * 8
+    denied = reading.records[4].result.decisions[0]
+    assert denied.prediction is not None
+    assert (denied.router, denied.cache, denied.prediction.source) == (
         "decide",
         "semantic (verified)",
         "cache",
@@ -135,7 +136,7 @@ async def test_counts_from_a_log(tmp_path: Path, autojump_clock: MockClock) -> N
     assert (denied.predicted, denied.label, denied.right) == ("known", "new", False)
     assert denied.plan == {"known": None}
     assert denied.similarity is not None
-    assert reading.records[0].decisions[0].reasons["slow"].steps == 1
+    assert reading.records[0].result.decisions[0].reasons["slow"].steps == 1
 
     summary = summarize(reading.records)
     by_router = {part.router: part for part in summary.predictions}
@@ -196,7 +197,7 @@ async def test_counts_from_a_log(tmp_path: Path, autojump_clock: MockClock) -> N
 
 def test_older_lines_have_no_decisions() -> None:
     record = run(wall=1, sequential=1)
-    assert record.decisions == ()
+    assert record.result.decisions == ()
     assert predictions([record]) == ()
     assert summarize([record]).predictions == ()
     console = Console(record=True, width=200)
@@ -205,7 +206,7 @@ def test_older_lines_have_no_decisions() -> None:
 
 
 def decision(**fields: Any) -> dict[str, Any]:
-    """One decision of a log line, as `RunResult.to_dict` writes it."""
+    """One decision of a log line, as `run_to_json` writes it."""
     return {
         "router": "r",
         "branch": "",
@@ -227,9 +228,9 @@ def decision(**fields: Any) -> dict[str, Any]:
 def test_malformed_decisions_are_log_problems(tmp_path: Path) -> None:
     bad_plan = {**run_data(wall=1, sequential=1), "decisions": [decision(plan={"gen": "all"})]}
     bad_list = {**run_data(wall=1, sequential=1), "decisions": {"r": "gen"}}
-    bad_right = {**run_data(wall=1, sequential=1), "decisions": [decision(right="yes")]}
+    bad_wasted = {**run_data(wall=1, sequential=1), "decisions": [decision(wasted="yes")]}
     path = tmp_path / "runs.jsonl"
-    lines = [bad_plan, bad_list, bad_right, run_data(wall=1, sequential=1)]
+    lines = [bad_plan, bad_list, bad_wasted, run_data(wall=1, sequential=1)]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     reading = read_log(path)
     assert len(reading.records) == 1
@@ -237,7 +238,7 @@ def test_malformed_decisions_are_log_problems(tmp_path: Path) -> None:
     assert reasons == [
         "field `decisions[0].plan.gen` must be int, got 'all'",
         "field `decisions` must be list, got {'r': 'gen'}",
-        "field `decisions[0].right` must be bool, got 'yes'",
+        "field `decisions[0].wasted` must be bool, got 'yes'",
     ]
 
 
@@ -259,7 +260,7 @@ def test_waste_counts_only_the_lost_branches_and_what_they_nest() -> None:
         decision(label="reuse", right=False, plan={"gen": None, "reuse": 2}),
         decision(router="other", label="x", predicted=None, probabilities=None, right=None),
     ]
-    summary = predictions([parse_record(data)])
+    summary = predictions([RunRecord.from_json(data)])
     assert [part.router for part in summary] == ["other", "r"]
     assert summary[1].wasted_ms == 150
     assert summary[1].wasted_cost == pytest.approx(0.01)
@@ -280,7 +281,7 @@ def test_html_escapes_labels_sources_and_notes() -> None:
             reasons={"<script>": reason},
         )
     ]
-    record = parse_record(data)
+    record = RunRecord.from_json(data)
     page = render_html(summarize([record]), [record])
     assert "Predictions and verification" in page
     for raw in ("<b>gen</b>", "<script>", "<em>model</em>", "<i>no</i>"):

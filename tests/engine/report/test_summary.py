@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import pytest
-from report_records import run, step_data
+from report_records import entry, run
 from specroute.engine.report import Distribution, RunRecord, percentile, summarize
 
 GEN = "r:gen"
 
 
 def hand_log() -> list[RunRecord]:
-    """Three runs of route gen, one of reuse; one right and one wrong speculation."""
+    """Three runs of route gen, one of reuse; one right and one wrong speculation.
+
+    Each run's baseline is its useful steps' durations added up (`run` adds a step `work`
+    where the listed steps fall short).
+    """
     right = run(
         wall=300,
         sequential=400,
         route="gen",
         routes=[{"router": "r", "branch": "", "label": "gen", "at_ms": 200}],
         steps=[
-            step_data("r", 0, 200),
-            step_data("a", 0, 150, branch=GEN, speculative=True, cost=0.01),
-            step_data("b", 150, 300, branch=GEN, speculative=True),
+            entry("r", 0, 200),
+            entry("a", 0, 150, branch=GEN, speculative=True, cost=0.01),
+            entry("b", 150, 200, branch=GEN, speculative=True),
         ],
         label="speculative",
     )
@@ -32,7 +36,7 @@ def hand_log() -> list[RunRecord]:
         hits=2,
         misses=2,
         saved=300,
-        steps=[step_data("a", 0, 1, status="cached"), step_data("z", 1, 2, status="cached")],
+        steps=[entry("a", 0, 1, status="cached"), entry("z", 1, 2, status="cached")],
     )
     wrong = run(
         wall=100,
@@ -42,9 +46,9 @@ def hand_log() -> list[RunRecord]:
         wasted_cost=0.02,
         routes=[{"router": "r", "branch": "", "label": "reuse", "at_ms": 100}],
         steps=[
-            step_data("r", 0, 100),
-            step_data("a", 0, 100, branch=GEN, speculative=True, wasted=True, cost=0.01),
-            step_data(
+            entry("r", 0, 100),
+            entry("a", 0, 100, branch=GEN, speculative=True, wasted=True, cost=0.01),
+            entry(
                 "b",
                 100,
                 200,
@@ -54,8 +58,8 @@ def hand_log() -> list[RunRecord]:
                 cost=0.01,
                 status="cancelled",
             ),
-            step_data("c", 200, 200, branch=GEN, speculative=True, status="skipped"),
-            step_data("f", 0, 50, status="failed"),
+            entry("c", 200, 200, branch=GEN, speculative=True, status="skipped"),
+            entry("f", 0, 0, status="failed"),
         ],
         label="speculative",
     )
@@ -105,7 +109,7 @@ def test_speculation_right_and_wrong() -> None:
     speculation = summarize(hand_log()).speculation
     assert (speculation.runs, speculation.speculated) == (2, 2)
     assert (speculation.right, speculation.wrong, speculation.right_rate) == (1, 1, 0.5)
-    # Right: a ran 0-150 and b 150-300; the router decided at 200: a 200 ms head start.
+    # Right: a ran 0-150 and b 150-200; the router decided at 200: a 200 ms head start.
     assert speculation.saved_ms == 200
     assert speculation.saved_ms_mean == 200
     # Wrong: a (0-100) and b (100-200, cancelled) are waste; c never started.
@@ -123,8 +127,8 @@ def test_nested_branch_speculation_is_judged_by_its_own_router() -> None:
             {"router": "q", "branch": "r:x", "label": "y", "at_ms": 8},
         ],
         steps=[
-            step_data("s", 0, 9, branch="r:x/q:y", speculative=True),
-            step_data("t", 0, 9, branch="r:x/q:z", speculative=True, wasted=True),
+            entry("s", 0, 9, branch="r:x/q:y", speculative=True),
+            entry("t", 0, 9, branch="r:x/q:z", speculative=True, wasted=True),
         ],
     )
     speculation = summarize([record]).speculation

@@ -1,0 +1,34 @@
+"""The SVG charts: bars placed from each run's start, whether live or read from a log."""
+
+from __future__ import annotations
+
+import re
+
+import attrs
+from report_records import entry, run
+from specroute.engine.report._summary import summarize
+from specroute.engine.report._svg import latency_chart, nice_ticks, timeline, waste_chart
+
+
+def bar_x(svg: str) -> list[str]:
+    return re.findall(r'<rect class="bar[^"]*" data-step="[^"]*"[^>]*? x="([\d.]+)"', svg)
+
+
+def test_live_times_are_drawn_from_the_run_start() -> None:
+    record = run(wall=300, steps=[entry("a", 0, 100), entry("b", 100, 300)])
+    trace = tuple(attrs.evolve(e, start=e.start + 50, end=e.end + 50) for e in record.result.trace)
+    shifted = attrs.evolve(record.result, started=50.0, finished=50.3, trace=trace)
+    live = attrs.evolve(record, result=shifted)
+    assert bar_x(timeline(live)) == bar_x(timeline(record))
+    assert len(bar_x(timeline(record))) == 2
+    assert "a [top] ok: 0-100 ms (100 ms)" in timeline(record)
+
+
+def test_ticks_and_the_other_charts() -> None:
+    assert nice_ticks(0) == [0.0, 1.0]
+    assert nice_ticks(950)[-1] >= 950
+    records = [run(wall=100, sequential=100, route="gen"), run(wall=50, wasted=20, wasted_cost=0.5)]
+    assert latency_chart(summarize(records).routes, records).count('class="dot"') == 2
+    waste = waste_chart(records)
+    assert "run 2: 20 ms wasted, $0.5000 wasted so far" in waste
+    assert "$0.5000 total" in waste
