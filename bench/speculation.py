@@ -23,7 +23,7 @@ import trio
 import trio.testing
 from rich.console import Console
 from rich.table import Table
-from specroute.engine.report import log_line, parse_record, summarize
+from specroute.engine.report import RunRecord, log_line, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "speculation.json"
@@ -70,7 +70,7 @@ def rows(lines: dict[str, list[dict[str, Any]]], share_b: float) -> list[dict[st
     """One row per mode: the summary's figures beside the seed's mixed the same way."""
     out = []
     for mode, runs in lines.items():
-        summary = summarize([parse_record(line) for line in runs])
+        summary = summarize([RunRecord.from_json(line) for line in runs])
         seed_b = SEED_B_MS.get(mode)
         seed = None if seed_b is None else (1 - share_b) * SEED_A_MS + share_b * seed_b
         out.append({

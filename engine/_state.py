@@ -24,6 +24,7 @@ import trio
 from specroute.cache import CacheError
 from specroute.routes import RunError, SpecrouteError
 
+from ._step import Step
 from ._trace import StepStatus
 
 if TYPE_CHECKING:
@@ -363,12 +364,12 @@ class Scope:
         for index, launched in enumerate(self.launched):
             if not launched:
                 node = self.flow.nodes[index]
-                step = node.step if self.tables.routers_at[index] else node  # type: ignore[union-attr]
-                execution = Execution(self, step.name, step.params, None, now, speculative)  # type: ignore[union-attr]
+                step = node if isinstance(node, Step) else node.step
+                execution = Execution(self, step.name, step.params, None, now, speculative)
                 execution.status = SKIPPED
                 self.run.executions.append(execution)
                 if observer is not None:
-                    observer.step_finished(step.name, self.path, SKIPPED, 0.0)  # type: ignore[union-attr]
+                    observer.step_finished(step.name, self.path, SKIPPED, 0.0)
 
     # -- routing outcomes -----------------------------------------------------------------
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import warnings
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -183,23 +182,6 @@ class RunResult:
     cache_saved_time: float = 0.0
     usage: StepUsage = attrs.Factory(StepUsage)
     decisions: tuple[RouterDecision, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """The run as JSON-ready data: deprecated, use `specroute.engine.report.run_to_json`.
-
-        Kept for one release with the same shape (times in ms from the run's start, no
-        values); it is now the run-log schema's own unstructuring.
-        """
-        warnings.warn(
-            "RunResult.to_dict() is deprecated and goes in the next release: use "
-            "specroute.engine.report.run_to_json(result), the run-log schema's own JSON",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        # The one import of the report layer from the core, until `to_dict` goes.
-        from .report._schema import run_to_json
-
-        return run_to_json(self)
 
     @property
     def wasted_cost(self) -> float:

@@ -21,6 +21,7 @@ import trio
 from _common import ask, open_llm
 from specroute.engine import Flow, RunResult, StepStatus, step
 from specroute.engine.llm import ProviderHTTPError, ProviderLimits, RetryPolicy
+from specroute.engine.report import run_to_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -107,7 +108,7 @@ async def brief(mode: str, failures: list[str], progress: bool = False) -> dict[
     values = result.outputs
     errors = [v for v in values.values() if isinstance(v, dict) and "code" in v]
     return {
-        **result.to_dict(),
+        **run_to_json(result),
         "errors": errors,
         "injected": injector.injected,
         "max_in_flight": statistics.max_in_flight,

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import Progress
 from specroute.cache import Cache, CacheOptions, HashingEmbedder, open_cache
 from specroute.engine import Flow, RunResult, StepStatus, step
+from specroute.engine.report import run_to_json
 
 if TYPE_CHECKING:
     from specroute.engine.llm import LLMClient
@@ -78,7 +79,7 @@ async def batch(mode: str, workers: int, texts: dict[str, str], show: bool) -> d
                     nursery.start_soon(analyse, name, text, llm, cache, observer, slots, results)
             wall = trio.current_time() - started
         statistics = cache.statistics()
-    runs = [results[name].to_dict() | {"document": name} for name in texts]
+    runs = [run_to_json(results[name]) | {"document": name} for name in texts]
     return {"mode": mode, "workers": workers if mode == "concurrent" else 1,
             "documents": len(texts), "wall_ms": round(wall * 1000, 3),
             "sequential_ms": round(sum(r["sequential_ms"] for r in runs), 3),

@@ -32,7 +32,7 @@ from specroute.engine.llm import (
     SimulatedTransport,
     open_llm_client,
 )
-from specroute.engine.report import RunLog
+from specroute.engine.report import RunLog, run_to_json
 from specroute.routes import Branches, Never, Predictor, Route, SpeculationPolicy
 
 # The seed's latency table, in milliseconds.
@@ -199,7 +199,7 @@ async def run_planner(path: str, mode: str) -> RunResult:
 
 def record(result: RunResult, mode: str) -> dict[str, Any]:
     """One run as plain JSON, under the seed's name for its mode."""
-    return {**result.to_dict(), "mode": mode}
+    return {**run_to_json(result), "mode": mode}
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:

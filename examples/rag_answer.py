@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import _common
 from _common import ask, open_llm, work
 from specroute.engine import Flow, RunResult, StepStatus, step
+from specroute.engine.report import run_to_json
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -113,7 +114,7 @@ def record(result: RunResult, scenario: str) -> dict[str, Any]:
     degraded = [e.step for e in result.trace if e.status is StepStatus.RECOVERED]
     errors = [e.error for e in result.trace if e.status is StepStatus.RECOVERED]
     outputs = result.outputs
-    return {**result.to_dict(), "scenario": scenario, "answer_chars": len(outputs["response"]),
+    return {**run_to_json(result), "scenario": scenario, "answer_chars": len(outputs["response"]),
             "citations": outputs["citations"], "degraded": degraded, "errors": errors}  # fmt: skip
 
 

@@ -24,6 +24,7 @@ import _common
 from _common import ask, open_llm
 from specroute.engine import Flow, RunResult, Step, step
 from specroute.engine.llm import estimate_tokens
+from specroute.engine.report import run_to_json
 
 if TYPE_CHECKING:
     from specroute.engine.llm import LLMClient
@@ -139,7 +140,7 @@ async def analyse(mode: str, run_dir: Path, failures: list[str]) -> R:
     at = {entry.step: entry for entry in result.trace}
     stage_a = max(at[name].end for name in STAGE_A) - result.started
     stage_b = max(at[name].end for name in STAGE_B) - min(at[name].start for name in STAGE_B)
-    return {**result.to_dict(), "run_dir": str(run_dir), "layout": layout(run_dir),
+    return {**run_to_json(result), "run_dir": str(run_dir), "layout": layout(run_dir),
             "stage_a_ms": round(stage_a * 1000, 3), "stage_b_ms": round(stage_b * 1000, 3),
             "metadata": result.outputs["save_stage_b"]}  # fmt: skip
 
