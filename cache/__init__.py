@@ -63,3 +63,15 @@ __all__ = [
     "open_cache",
     "open_single_flight",
 ]
+
+
+def _fix_module_names() -> None:
+    """Show the public name in reprs and tracebacks, not the private module's."""
+    for name in __all__:
+        obj = globals().get(name)
+        named = isinstance(obj, type) or (callable(obj) and hasattr(obj, "__qualname__"))
+        if named and getattr(obj, "__module__", "").startswith(f"{__name__}._"):
+            obj.__module__ = __name__
+
+
+_fix_module_names()

@@ -1,4 +1,52 @@
-"""The scheduler: steps, flows, runs, speculation and cancellation on trio."""
+"""specroute: speculative, cancellable dataflow for LLM pipelines on trio.
+
+This is the one namespace a flow author imports from: steps, flows and routers; routes,
+speculation policies and predictors; the learned state; cache options and the cache
+protocol; the LLM client's entry points; and every error a run can raise. Each name is
+defined in exactly one module (`specroute.routes`, `specroute.cache`, `specroute.engine.llm`
+or the engine itself) and gathered here, the way `trio` and `httpx` present one namespace.
+"""
+
+from specroute.cache import CacheConfigError as CacheConfigError
+from specroute.cache import CacheError as CacheError
+from specroute.cache import CacheOptions as CacheOptions
+from specroute.cache import EmbeddingError as EmbeddingError
+from specroute.cache import SemanticInputError as SemanticInputError
+from specroute.cache import UncacheableValueError as UncacheableValueError
+from specroute.cache import UnencodableInputError as UnencodableInputError
+from specroute.cache import open_cache as open_cache
+from specroute.routes import Always as Always
+from specroute.routes import Blend as Blend
+from specroute.routes import BranchError as BranchError
+from specroute.routes import Branches as Branches
+from specroute.routes import CycleError as CycleError
+from specroute.routes import DuplicateProducerError as DuplicateProducerError
+from specroute.routes import FlowError as FlowError
+from specroute.routes import HandoffError as HandoffError
+from specroute.routes import LearnedState as LearnedState
+from specroute.routes import MissingInputError as MissingInputError
+from specroute.routes import Never as Never
+from specroute.routes import Plan as Plan
+from specroute.routes import PlanReason as PlanReason
+from specroute.routes import Prediction as Prediction
+from specroute.routes import PredictivePolicy as PredictivePolicy
+from specroute.routes import Predictor as Predictor
+from specroute.routes import Route as Route
+from specroute.routes import RouterMemory as RouterMemory
+from specroute.routes import RouterView as RouterView
+from specroute.routes import RouteStatistics as RouteStatistics
+from specroute.routes import RunError as RunError
+from specroute.routes import RunTimeoutError as RunTimeoutError
+from specroute.routes import SpecrouteError as SpecrouteError
+from specroute.routes import SpeculationPolicy as SpeculationPolicy
+from specroute.routes import StepDefinitionError as StepDefinitionError
+from specroute.routes import StepFailedError as StepFailedError
+from specroute.routes import StepTimeoutError as StepTimeoutError
+from specroute.routes import UnknownBranchError as UnknownBranchError
+from specroute.routes import UnknownInputError as UnknownInputError
+from specroute.routes import UnknownRouteError as UnknownRouteError
+from specroute.routes import WasteBudget as WasteBudget
+from specroute.routes import process_learned_state as process_learned_state
 
 from ._flow import Flow as Flow
 from ._graph import Router as Router
@@ -15,21 +63,80 @@ from ._trace import RunResult as RunResult
 from ._trace import StepStatus as StepStatus
 from ._trace import TraceEntry as TraceEntry
 from ._usage import StepUsage as StepUsage
+from .llm import LLMError as LLMError
+from .llm import Provider as Provider
+from .llm import open_llm_client as open_llm_client
 
 __all__ = [
+    "Always",
+    "Blend",
+    "BranchError",
+    "Branches",
+    "CacheConfigError",
+    "CacheError",
+    "CacheOptions",
+    "CycleError",
+    "DuplicateProducerError",
+    "EmbeddingError",
     "Flow",
+    "FlowError",
+    "HandoffError",
+    "LLMError",
+    "LearnedState",
+    "MissingInputError",
     "Mode",
     "ModelPredictor",
+    "Never",
+    "Plan",
+    "PlanReason",
+    "Prediction",
+    "PredictivePolicy",
+    "Predictor",
+    "Provider",
+    "Route",
+    "RouteStatistics",
     "RouteTaken",
     "Router",
     "RouterDecision",
+    "RouterMemory",
+    "RouterView",
+    "RunError",
     "RunObserver",
     "RunResult",
+    "RunTimeoutError",
+    "SemanticInputError",
+    "SpecrouteError",
+    "SpeculationPolicy",
     "Step",
+    "StepDefinitionError",
+    "StepFailedError",
     "StepOptions",
     "StepStatus",
+    "StepTimeoutError",
     "StepUsage",
     "TraceEntry",
+    "UncacheableValueError",
+    "UnencodableInputError",
+    "UnknownBranchError",
+    "UnknownInputError",
+    "UnknownRouteError",
+    "WasteBudget",
+    "open_cache",
+    "open_llm_client",
+    "process_learned_state",
     "router",
     "step",
 ]
+
+
+def _fix_module_names() -> None:
+    """Show the public name in reprs, tracebacks and docs: `specroute.engine.Flow`, not
+    `specroute.engine._flow.Flow` (trio does the same)."""
+    for name in __all__:
+        obj = globals()[name]
+        named = isinstance(obj, type) or (callable(obj) and hasattr(obj, "__qualname__"))
+        if named and getattr(obj, "__module__", "").startswith("specroute."):
+            obj.__module__ = __name__
+
+
+_fix_module_names()

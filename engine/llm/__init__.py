@@ -125,3 +125,15 @@ __all__ = [  # noqa: RUF022
     "open_llm_client",
     "record_usage",
 ]
+
+
+def _fix_module_names() -> None:
+    """Show the public name in reprs and tracebacks, not the private module's."""
+    for name in __all__:
+        obj = globals().get(name)
+        named = isinstance(obj, type) or (callable(obj) and hasattr(obj, "__qualname__"))
+        if named and getattr(obj, "__module__", "").startswith(f"{__name__}._"):
+            obj.__module__ = __name__
+
+
+_fix_module_names()

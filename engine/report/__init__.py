@@ -111,3 +111,15 @@ def __getattr__(name: str) -> _Any:
     if name == "parse_record":
         return RunRecord.from_json
     return getattr(_trace, target)
+
+
+def _fix_module_names() -> None:
+    """Show the public name in reprs and tracebacks, not the private module's."""
+    for name in __all__:
+        obj = globals().get(name)
+        named = isinstance(obj, type) or (callable(obj) and hasattr(obj, "__qualname__"))
+        if named and getattr(obj, "__module__", "").startswith(f"{__name__}._"):
+            obj.__module__ = __name__
+
+
+_fix_module_names()
