@@ -178,14 +178,55 @@ async def open_single_flight() -> AsyncIterator[SingleFlight]:
     """Open a `SingleFlight` whose computations run in a nursery this block owns.
 
     On leaving the block, new calls are refused and the block waits for computations still
-    running for callers elsewhere.
+    running for callers elsewhere. An exception raised in the block leaves it as itself, not
+    wrapped in the nursery's `ExceptionGroup`: the computations deliver their own failures to
+    their callers and never raise into the nursery, so `except SomeError` around the block
+    works as it reads.
 
     Yields:
         The single flight.
     """
-    async with trio.open_nursery() as nursery:
-        flight = SingleFlight(nursery=nursery)
-        try:
-            yield flight
-        finally:
-            flight.close()
+    body = _BodyException()
+    try:
+        async with trio.open_nursery() as nursery:
+            flight = SingleFlight(nursery=nursery)
+            try:
+                yield flight
+            except BaseException as exc:
+                body.exception = exc
+                raise
+            finally:
+                flight.close()
+    except BaseExceptionGroup as group:
+        alone = _only(group, body.exception)
+        if alone is None:
+            raise
+    else:
+        return
+    # Raised outside the handler, so the group does not become its `__context__`.
+    raise alone
+
+
+@attrs.define
+class _BodyException:
+    """What the body of `open_single_flight` raised, if anything."""
+
+    exception: BaseException | None = None
+
+
+def _only(
+    group: BaseExceptionGroup[BaseException], body: BaseException | None
+) -> BaseException | None:
+    """`body` if the nursery's group holds it and nothing else but `trio.Cancelled`.
+
+    Strict nurseries wrap even a single exception. The computations never raise anything
+    but `Cancelled` (from a scope outside the block, which is also cancelling the body), so
+    a group of the body's exception and such `Cancelled` means "the body raised"; the
+    dropped `Cancelled` is redelivered at the next checkpoint while its scope is cancelled.
+    Any other group (a `KeyboardInterrupt` inside a computation) is left as it is.
+    """
+    if body is None or not any(exc is body for exc in group.exceptions):
+        return None
+    if all(exc is body or isinstance(exc, trio.Cancelled) for exc in group.exceptions):
+        return body
+    return None
