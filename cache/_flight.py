@@ -186,19 +186,19 @@ async def open_single_flight() -> AsyncIterator[SingleFlight]:
     Yields:
         The single flight.
     """
-    body = _BodyException()
+    raised: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
             flight = SingleFlight(nursery=nursery)
             try:
                 yield flight
             except BaseException as exc:
-                body.exception = exc
+                raised = exc
                 raise
             finally:
                 flight.close()
     except BaseExceptionGroup as group:
-        alone = _only(group, body.exception)
+        alone = _only(group, raised)
         if alone is None:
             raise
     else:
@@ -207,23 +207,17 @@ async def open_single_flight() -> AsyncIterator[SingleFlight]:
     raise alone
 
 
-@attrs.define
-class _BodyException:
-    """What the body of `open_single_flight` raised, if anything."""
-
-    exception: BaseException | None = None
-
-
 def _only(
     group: BaseExceptionGroup[BaseException], body: BaseException | None
 ) -> BaseException | None:
     """`body` if the nursery's group holds it and nothing else but `trio.Cancelled`.
 
-    Strict nurseries wrap even a single exception. The computations never raise anything
-    but `Cancelled` (from a scope outside the block, which is also cancelling the body), so
-    a group of the body's exception and such `Cancelled` means "the body raised"; the
-    dropped `Cancelled` is redelivered at the next checkpoint while its scope is cancelled.
-    Any other group (a `KeyboardInterrupt` inside a computation) is left as it is.
+    Strict nurseries wrap even a single exception. A computation catches every `Exception`
+    for its callers, and its own cancel scope absorbs its abandonment, so what else reaches
+    the group is `Cancelled` from a scope outside the block, which is cancelling the body
+    too: such a group means "the body raised", and a dropped `Cancelled` is delivered again
+    at the next checkpoint while its scope stays cancelled. Any other group (a
+    `KeyboardInterrupt` inside a computation) is left as it is.
     """
     if body is None or not any(exc is body for exc in group.exceptions):
         return None
