@@ -1,10 +1,7 @@
-"""Exact and semantic caches in front of steps: keys, caches, embedders, single flight."""
+"""Caches in front of steps: the `StepCache` protocol, exact and semantic caches, embedders."""
 
 from ._cache import Cache as Cache
-from ._cache import CacheHit as CacheHit
-from ._cache import CacheMiss as CacheMiss
 from ._cache import CacheOptions as CacheOptions
-from ._cache import CacheStatistics as CacheStatistics
 from ._cache import open_cache as open_cache
 from ._embedders import Embedder as Embedder
 from ._embedders import HashingEmbedder as HashingEmbedder
@@ -26,6 +23,10 @@ from ._key import CacheKey as CacheKey
 from ._key import is_never_encodable as is_never_encodable
 from ._key import make_key as make_key
 from ._local_embedder import LocalEmbedder as LocalEmbedder
+from ._protocol import CacheHit as CacheHit
+from ._protocol import CacheMiss as CacheMiss
+from ._protocol import CacheStatistics as CacheStatistics
+from ._protocol import StepCache as StepCache
 from ._semantic import SemanticCache as SemanticCache
 from ._semantic import SemanticCacheConfig as SemanticCacheConfig
 from ._semantic import SemanticCacheStatistics as SemanticCacheStatistics
@@ -56,6 +57,7 @@ __all__ = [
     "SingleFlight",
     "SingleFlightClosedError",
     "SingleFlightStatistics",
+    "StepCache",
     "UncacheableValueError",
     "UnencodableInputError",
     "is_never_encodable",

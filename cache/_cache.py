@@ -1,4 +1,4 @@
-"""`Cache`: what the engine calls around a step (lookup, store, compute once, statistics)."""
+"""`Cache`: the in-memory `StepCache` (exact then semantic lookup, store, single flight)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ._errors import CacheConfigError, EmbeddingError, SemanticInputError
 from ._exact import ExactCache
 from ._flight import SingleFlight, open_single_flight
 from ._key import CacheKey, make_key
+from ._protocol import CacheHit, CacheMiss, CacheStatistics
 from ._semantic import SemanticCache
 from ._validators import non_empty_text, unit_interval
 
@@ -21,15 +22,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
-__all__ = [
-    "DEFAULT_THRESHOLD",
-    "Cache",
-    "CacheHit",
-    "CacheMiss",
-    "CacheOptions",
-    "CacheStatistics",
-    "open_cache",
-]
+__all__ = ["DEFAULT_THRESHOLD", "Cache", "CacheEntry", "CacheOptions", "open_cache"]
 
 T = TypeVar("T")
 
@@ -84,80 +77,30 @@ class CacheOptions:
             )
 
 
-@attrs.frozen(kw_only=True)
-class CacheHit:
-    """A lookup that found a result.
+@attrs.frozen
+class CacheEntry:
+    """What `Cache` keeps per stored lookup: the step's value and how long it took.
 
-    Args:
-        value: The result, a private copy the caller may change.
-        kind: `"exact"` or `"semantic"`.
-        key: The key of the lookup's own inputs.
-        similarity: The cosine similarity for a semantic hit, `None` for an exact one.
-        matched_key: The key the result was stored under (`key` itself for an exact hit).
+    The exact and semantic caches snapshot the whole entry and copy it out on every get,
+    so the value a hit hands out is a private copy.
     """
 
     value: Any
-    kind: Literal["exact", "semantic"]
-    key: CacheKey
-    similarity: float | None
-    matched_key: CacheKey
+    seconds: float
 
-
-@attrs.frozen(kw_only=True, eq=False)
-class CacheMiss:
-    """A lookup that found nothing; hand it to `Cache.store` with the result once computed.
-
-    Args:
-        key: The key of the lookup's inputs.
-        exact: Whether the result goes into the exact cache.
-        embedding: The embedding of the semantic input, so storing need not embed again
-            (`None` when the step has no semantic lookup).
-    """
-
-    key: CacheKey
-    exact: bool
-    embedding: NDArray[np.float32] | None
-
-
-@attrs.frozen(kw_only=True)
-class CacheStatistics:
-    """A snapshot of a `Cache`'s counters.
-
-    Args:
-        exact_hits: Lookups answered by the exact cache.
-        semantic_hits: Lookups answered by the semantic cache.
-        misses: Lookups that found nothing.
-        stores: Results stored.
-        evictions: Entries dropped to make room, in either cache.
-        expirations: Exact entries dropped because their TTL passed.
-        entries: Entries in the exact cache.
-        semantic_entries: Entries in the semantic cache.
-        in_flight: Shared computations running now.
-    """
-
-    exact_hits: int
-    semantic_hits: int
-    misses: int
-    stores: int
-    evictions: int
-    expirations: int
-    entries: int
-    semantic_entries: int
-    in_flight: int
-
-    @property
-    def hits(self) -> int:
-        """Lookups answered by either cache."""
-        return self.exact_hits + self.semantic_hits
+    def __reduce__(self) -> tuple[type[CacheEntry], tuple[Any, float]]:
+        # Pickled as a call, like a tuple: attrs' default (a state dict set slot by slot)
+        # made unpickling a hit about twice as slow.
+        return (CacheEntry, (self.value, self.seconds))
 
 
 @attrs.define(eq=False)
 class Cache:
-    """The cache in front of steps: exact then semantic lookup, store, single flight.
+    """The in-memory `StepCache`: exact then semantic lookup, store, single flight.
 
     Build it with `open_cache()`, which owns the nursery its shared computations run in.
     The caller decides when to store: a speculative branch's results must be stored only
-    once its branch wins.
+    once its branch wins. Each value is kept with the seconds it took, as a `CacheEntry`.
 
     Args:
         exact: The exact cache.
@@ -196,11 +139,16 @@ class Cache:
         """
         key = make_key(step, options.version, namespace, inputs)
         if options.exact:
-            value = self._exact.get(key, _MISSING)
-            if value is not _MISSING:
+            entry: CacheEntry | None = self._exact.get(key)
+            if entry is not None:
                 self._exact_hits += 1
                 return CacheHit(
-                    value=value, kind="exact", key=key, similarity=None, matched_key=key
+                    value=entry.value,
+                    seconds=entry.seconds,
+                    kind="exact",
+                    key=key,
+                    similarity=None,
+                    matched_key=key,
                 )
         embedding = None
         if options.semantic is not None:
@@ -209,8 +157,10 @@ class Cache:
             match = self._semantic.search(key, embedding, options.threshold)
             if match is not None:
                 self._semantic_hits += 1
+                found: CacheEntry = match.value
                 return CacheHit(
-                    value=match.value,
+                    value=found.value,
+                    seconds=found.seconds,
                     kind="semantic",
                     key=key,
                     similarity=match.similarity,
@@ -219,23 +169,26 @@ class Cache:
         self._misses += 1
         return CacheMiss(key=key, exact=options.exact, embedding=embedding)
 
-    def store(self, miss: CacheMiss, value: Any) -> None:
+    async def store(self, miss: CacheMiss, value: Any, *, seconds: float) -> None:
         """Store a step's result for the lookup that missed.
 
         Call it only for a result that is final: never for a failure, and for a speculative
-        branch only once that branch has won.
+        branch only once that branch has won. It does not await: an in-memory store is done
+        when it returns, and it is `async` only because `StepCache` allows a network store.
 
         Args:
             miss: What `lookup` returned.
             value: The step's result; it is snapshotted, so later changes do not reach it.
+            seconds: How long computing the result took; a later hit reports it.
 
         Raises:
             UncacheableValueError: The result cannot be pickled.
         """
+        entry = CacheEntry(value, seconds)
         if miss.exact:
-            self._exact.put(miss.key, value)
+            self._exact.put(miss.key, entry)
         if miss.embedding is not None:
-            self._semantic.put(miss.key, miss.embedding, value)
+            self._semantic.put(miss.key, miss.embedding, entry)
         self._stores += 1
 
     async def compute_once(self, key: CacheKey, compute: Callable[[], Awaitable[T]]) -> T:

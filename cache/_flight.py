@@ -178,14 +178,49 @@ async def open_single_flight() -> AsyncIterator[SingleFlight]:
     """Open a `SingleFlight` whose computations run in a nursery this block owns.
 
     On leaving the block, new calls are refused and the block waits for computations still
-    running for callers elsewhere.
+    running for callers elsewhere. An exception raised in the block leaves it as itself, not
+    wrapped in the nursery's `ExceptionGroup`: the computations deliver their own failures to
+    their callers and never raise into the nursery, so `except SomeError` around the block
+    works as it reads.
 
     Yields:
         The single flight.
     """
-    async with trio.open_nursery() as nursery:
-        flight = SingleFlight(nursery=nursery)
-        try:
-            yield flight
-        finally:
-            flight.close()
+    raised: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            flight = SingleFlight(nursery=nursery)
+            try:
+                yield flight
+            except BaseException as exc:
+                raised = exc
+                raise
+            finally:
+                flight.close()
+    except BaseExceptionGroup as group:
+        alone = _only(group, raised)
+        if alone is None:
+            raise
+    else:
+        return
+    # Raised outside the handler, so the group does not become its `__context__`.
+    raise alone
+
+
+def _only(
+    group: BaseExceptionGroup[BaseException], body: BaseException | None
+) -> BaseException | None:
+    """`body` if the nursery's group holds it and nothing else but `trio.Cancelled`.
+
+    Strict nurseries wrap even a single exception. A computation catches every `Exception`
+    for its callers, and its own cancel scope absorbs its abandonment, so what else reaches
+    the group is `Cancelled` from a scope outside the block, which is cancelling the body
+    too: such a group means "the body raised", and a dropped `Cancelled` is delivered again
+    at the next checkpoint while its scope stays cancelled. Any other group (a
+    `KeyboardInterrupt` inside a computation) is left as it is.
+    """
+    if body is None or not any(exc is body for exc in group.exceptions):
+        return None
+    if all(exc is body or isinstance(exc, trio.Cancelled) for exc in group.exceptions):
+        return body
+    return None

@@ -20,6 +20,7 @@ from specroute.cache import (
     UnencodableInputError,
     open_cache,
 )
+from specroute.routes import Route
 
 SEMANTIC = CacheOptions(semantic="request")
 
@@ -45,11 +46,12 @@ async def test_miss_then_store_then_exact_hit() -> None:
         miss = await cache.lookup("discovery", CacheOptions(), "acme", {"request": "hi"})
         assert isinstance(miss, CacheMiss)
         assert miss.embedding is None
-        cache.store(miss, {"route": "search"})
+        await cache.store(miss, {"route": "search"}, seconds=2.5)
         hit = await cache.lookup("discovery", CacheOptions(), "acme", {"request": "hi"})
         assert isinstance(hit, CacheHit)
         assert (hit.kind, hit.similarity, hit.matched_key) == ("exact", None, miss.key)
         assert hit.value == {"route": "search"}
+        assert hit.seconds == 2.5
         stats = cache.statistics()
     assert (stats.exact_hits, stats.misses, stats.stores, stats.entries) == (1, 1, 1, 1)
 
@@ -61,12 +63,12 @@ async def test_a_paraphrase_is_a_semantic_hit_with_similarity() -> None:
         )
         assert isinstance(miss, CacheMiss)
         assert miss.embedding is not None
-        cache.store(miss, "travel")
+        await cache.store(miss, "travel", seconds=0.75)
         hit = await cache.lookup(
             "discovery", SEMANTIC, "acme", {"request": "book a flight to Paris for monday!"}
         )
         assert isinstance(hit, CacheHit)
-        assert hit.kind == "semantic"
+        assert (hit.kind, hit.value, hit.seconds) == ("semantic", "travel", 0.75)
         assert hit.matched_key == miss.key
         assert hit.key != miss.key
         assert hit.similarity is not None
@@ -78,7 +80,7 @@ async def test_exact_is_tried_before_semantic() -> None:
     async with open_cache() as cache:
         miss = await cache.lookup("discovery", SEMANTIC, "acme", {"request": "hello"})
         assert isinstance(miss, CacheMiss)
-        cache.store(miss, "v")
+        await cache.store(miss, "v", seconds=1.0)
         hit = await cache.lookup("discovery", SEMANTIC, "acme", {"request": "hello"})
         assert isinstance(hit, CacheHit)
         assert hit.kind == "exact"
@@ -89,7 +91,7 @@ async def test_semantic_only_does_not_fill_the_exact_cache() -> None:
     async with open_cache() as cache:
         miss = await cache.lookup("discovery", options, "acme", {"request": "hello"})
         assert isinstance(miss, CacheMiss)
-        cache.store(miss, "v")
+        await cache.store(miss, "v", seconds=1.0)
         stats = cache.statistics()
     assert (stats.entries, stats.semantic_entries) == (0, 1)
 
@@ -98,7 +100,7 @@ async def test_namespaces_never_share_hits() -> None:
     async with open_cache() as cache:
         miss = await cache.lookup("discovery", SEMANTIC, "acme", {"request": "hello"})
         assert isinstance(miss, CacheMiss)
-        cache.store(miss, "acme's")
+        await cache.store(miss, "acme's", seconds=1.0)
         other = await cache.lookup("discovery", SEMANTIC, "globex", {"request": "hello"})
         assert isinstance(other, CacheMiss)
 
@@ -139,18 +141,56 @@ async def test_store_snapshots_the_value() -> None:
         miss = await cache.lookup("s", CacheOptions(), "acme", {"x": 1})
         assert isinstance(miss, CacheMiss)
         value = {"list": [1]}
-        cache.store(miss, value)
+        await cache.store(miss, value, seconds=1.0)
         value["list"].append(2)
         hit = await cache.lookup("s", CacheOptions(), "acme", {"x": 1})
         assert isinstance(hit, CacheHit)
         assert hit.value == {"list": [1]}
 
 
+async def test_a_route_is_the_hit_value_itself() -> None:
+    async with open_cache() as cache:
+        miss = await cache.lookup("triage", CacheOptions(), "acme", {"x": 1})
+        assert isinstance(miss, CacheMiss)
+        await cache.store(miss, Route("billing"), seconds=0.2)
+        hit = await cache.lookup("triage", CacheOptions(), "acme", {"x": 1})
+        assert isinstance(hit, CacheHit)
+        assert hit.value == Route("billing")
+
+
+async def test_none_is_a_value_like_any_other() -> None:
+    async with open_cache() as cache:
+        miss = await cache.lookup("s", CacheOptions(), "acme", {"x": 1})
+        assert isinstance(miss, CacheMiss)
+        await cache.store(miss, None, seconds=0.5)
+        hit = await cache.lookup("s", CacheOptions(), "acme", {"x": 1})
+        assert isinstance(hit, CacheHit)
+        assert (hit.value, hit.seconds) == (None, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("options", "later", "kind"),
+    [(CacheOptions(), "same request", "exact"), (SEMANTIC, "Same request!", "semantic")],
+)
+async def test_both_lookups_hand_out_copies(options: CacheOptions, later: str, kind: str) -> None:
+    async with open_cache() as cache:
+        miss = await cache.lookup("s", options, "acme", {"request": "same request"})
+        assert isinstance(miss, CacheMiss)
+        await cache.store(miss, {"tags": ["a"]}, seconds=1.0)
+        first = await cache.lookup("s", options, "acme", {"request": later})
+        assert isinstance(first, CacheHit)
+        first.value["tags"].append("changed by a reader")
+        second = await cache.lookup("s", options, "acme", {"request": later})
+        assert isinstance(second, CacheHit)
+        assert second.kind == first.kind == kind
+        assert second.value == {"tags": ["a"]}
+
+
 async def test_ttl_on_the_run_clock(autojump_clock: trio.testing.MockClock) -> None:
     async with open_cache(exact=ExactCache(ExactCacheConfig(ttl=60))) as cache:
         miss = await cache.lookup("s", CacheOptions(), "acme", {"x": 1})
         assert isinstance(miss, CacheMiss)
-        cache.store(miss, "v")
+        await cache.store(miss, "v", seconds=1.0)
         await trio.sleep(61)
         assert isinstance(await cache.lookup("s", CacheOptions(), "acme", {"x": 1}), CacheMiss)
         assert cache.statistics().expirations == 1

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 import trio
 import trio.lowlevel
 import trio.testing
 from specroute.cache import (
+    Cache,
     CacheOptions,
     ComputationFailedError,
+    SingleFlight,
     SingleFlightClosedError,
     open_cache,
     open_single_flight,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractAsyncContextManager
 
 
 class Computation:
@@ -190,3 +198,96 @@ async def test_use_after_the_block_is_refused() -> None:
 
     with pytest.raises(SingleFlightClosedError, match="async with open_single_flight"):
         await flight.run("key", compute)
+
+
+class Interrupt(BaseException):
+    """Stands in for KeyboardInterrupt: a BaseException that is not an Exception."""
+
+
+OPENERS = {"open_single_flight": open_single_flight, "open_cache": open_cache}
+
+
+@pytest.mark.parametrize("opener", OPENERS.values(), ids=OPENERS.keys())
+@pytest.mark.parametrize("error", [ValueError("bad"), Interrupt("stop")], ids=repr)
+async def test_an_error_in_the_block_leaves_as_itself(
+    opener: Callable[[], AbstractAsyncContextManager[object]], error: BaseException
+) -> None:
+    with pytest.raises(type(error)) as info:
+        async with opener():
+            raise error
+    assert info.value is error
+    assert not isinstance(info.value, BaseExceptionGroup)
+
+
+@pytest.mark.parametrize("error", [ValueError("bad"), Interrupt("stop")], ids=repr)
+async def test_an_error_leaves_as_itself_while_a_computation_runs(
+    autojump_clock: trio.testing.MockClock, error: BaseException
+) -> None:
+    compute = Computation(seconds=10)
+    failures: list[ComputationFailedError] = []
+
+    async def waits_from_outside(flight: SingleFlight) -> None:
+        try:
+            await flight.run("key", compute)
+        except ComputationFailedError as exc:
+            failures.append(exc)
+
+    async def fails_while_computing(nursery: trio.Nursery) -> None:
+        async with open_single_flight() as flight:
+            nursery.start_soon(waits_from_outside, flight)
+            await trio.sleep(1)
+            assert flight.statistics().in_flight == 1
+            raise error
+
+    async with trio.open_nursery() as nursery:
+        with pytest.raises(type(error)) as info:
+            await fails_while_computing(nursery)
+    assert info.value is error
+    # The block's nursery cancelled the computation on the way out; its waiter was told.
+    assert compute.cancelled == 1
+    assert len(failures) == 1
+
+
+async def test_an_error_keeps_its_cause_and_context() -> None:
+    async def fails_while_handling() -> None:
+        async with open_cache():
+            try:
+                raise KeyError("inner")
+            except KeyError as exc:
+                raise ValueError("outer") from exc
+
+    with pytest.raises(ValueError, match="outer") as info:
+        await fails_while_handling()
+    assert isinstance(info.value.__cause__, KeyError)
+    assert isinstance(info.value.__context__, KeyError)
+
+
+@pytest.mark.parametrize("opener", OPENERS.values(), ids=OPENERS.keys())
+@pytest.mark.parametrize("in_flight", [False, True], ids=["idle", "computing"])
+async def test_an_outer_cancel_leaves_as_cancelled_and_is_caught(
+    autojump_clock: trio.testing.MockClock,
+    opener: Callable[[], AbstractAsyncContextManager[SingleFlight | Cache]],
+    in_flight: bool,
+) -> None:
+    compute = Computation(seconds=10)
+    left: list[BaseException] = []
+    with trio.move_on_after(1) as scope:
+        try:
+            async with opener() as flight_or_cache:
+                if in_flight:
+                    await run_once(flight_or_cache, compute)
+                await trio.sleep_forever()
+        except BaseException as exc:
+            left.append(exc)
+            raise
+    assert scope.cancelled_caught
+    assert [type(exc) for exc in left] == [trio.Cancelled]
+    assert compute.finished == 0
+    assert trio.current_time() == pytest.approx(1)
+
+
+async def run_once(flight_or_cache: SingleFlight | Cache, compute: Computation) -> object:
+    if isinstance(flight_or_cache, SingleFlight):
+        return await flight_or_cache.run("key", compute)
+    key = (await flight_or_cache.lookup("s", CacheOptions(), "acme", {"x": 1})).key
+    return await flight_or_cache.compute_once(key, compute)
