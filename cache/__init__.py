@@ -1,7 +1,6 @@
 """Caches in front of steps: the `StepCache` protocol, exact and semantic caches, embedders."""
 
 from ._cache import Cache as Cache
-from ._cache import CacheOptions as CacheOptions
 from ._cache import open_cache as open_cache
 from ._embedders import Embedder as Embedder
 from ._embedders import HashingEmbedder as HashingEmbedder
@@ -23,6 +22,7 @@ from ._key import CacheKey as CacheKey
 from ._key import is_never_encodable as is_never_encodable
 from ._key import make_key as make_key
 from ._local_embedder import LocalEmbedder as LocalEmbedder
+from ._options import CacheOptions as CacheOptions
 from ._protocol import CacheHit as CacheHit
 from ._protocol import CacheMiss as CacheMiss
 from ._protocol import CacheStatistics as CacheStatistics

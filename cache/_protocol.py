@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-    from ._cache import CacheOptions
     from ._key import CacheKey
+    from ._options import CacheOptions
 
 __all__ = ["CacheHit", "CacheMiss", "CacheStatistics", "StepCache"]
 

@@ -241,14 +241,17 @@ class AdversarialCache:
     ) -> CacheHit | CacheMiss:
         key = make_key(step, options.version, namespace, inputs)
         if step in self.routes:
-            return CacheHit(value=(Route(self.routes[step]), 1.0), kind="semantic", key=key,
-                            similarity=0.96, matched_key=key)  # fmt: skip
+            return CacheHit(value=Route(self.routes[step]), kind="semantic", key=key,
+                            similarity=0.96, matched_key=key, seconds=1.0)  # fmt: skip
         return CacheMiss(key=key, exact=True, embedding=None)
 
     async def compute_once(self, key: Any, compute: Any) -> Any:
         return await compute()
 
-    def store(self, miss: Any, value: Any) -> None:
+    async def store(self, miss: Any, value: Any, *, seconds: float) -> None:
+        return None
+
+    def statistics(self) -> Any:
         return None
 
 
