@@ -281,7 +281,11 @@ def resident_kib() -> int:
 
 
 async def memory(planner: Planner, user_input: str, runs: int) -> Memory:
-    """RSS around `runs` concurrent runs, sampled once per scheduler batch while they run."""
+    """RSS around `runs` concurrent runs, sampled once per scheduler batch while they run.
+
+    The sampler never sleeps, so under a `MockClock` the clock would never autojump: real
+    clock only.
+    """
     await planner(user_input)
     gc.collect()
     before = resident_kib()
