@@ -50,6 +50,7 @@ test: lint typecheck install-check pytest
 
 bench: $(STAMP)
 	$(PY) bench/overhead.py
+	$(PY) bench/concurrency.py
 	OPENBLAS_NUM_THREADS=1 $(PY) bench/cache.py
 	$(PY) bench/llm_client.py
 	$(PY) bench/speculation.py
