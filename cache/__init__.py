@@ -19,7 +19,6 @@ from ._flight import SingleFlight as SingleFlight
 from ._flight import SingleFlightStatistics as SingleFlightStatistics
 from ._flight import open_single_flight as open_single_flight
 from ._key import CacheKey as CacheKey
-from ._key import is_never_encodable as is_never_encodable
 from ._key import make_key as make_key
 from ._local_embedder import LocalEmbedder as LocalEmbedder
 from ._options import CacheOptions as CacheOptions
@@ -60,7 +59,6 @@ __all__ = [
     "StepCache",
     "UncacheableValueError",
     "UnencodableInputError",
-    "is_never_encodable",
     "make_key",
     "open_cache",
     "open_single_flight",

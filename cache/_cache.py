@@ -13,7 +13,6 @@ from ._errors import EmbeddingError, SemanticInputError
 from ._exact import ExactCache
 from ._flight import SingleFlight, open_single_flight
 from ._key import CacheKey, make_key
-from ._options import DEFAULT_THRESHOLD, CacheOptions
 from ._protocol import CacheHit, CacheMiss, CacheStatistics
 from ._semantic import SemanticCache
 
@@ -21,6 +20,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
     from numpy.typing import NDArray
+
+    from ._options import CacheOptions
 
 __all__ = ["Cache", "CacheEntry", "open_cache"]
 

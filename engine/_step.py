@@ -9,7 +9,8 @@ from types import MappingProxyType
 from typing import Any, overload
 
 import attrs
-from specroute.cache import CacheOptions, is_never_encodable
+from specroute.cache import CacheOptions
+from specroute.cache._key import is_never_encodable
 from specroute.routes import StepDefinitionError
 
 __all__ = ["Step", "StepOptions", "step"]

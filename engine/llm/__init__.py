@@ -6,7 +6,6 @@ another API's `WireFormat`. Every call is recorded in a `UsageMeter`, cancelled 
 (see `record_usage`). `HTTPEmbedder` embeds through a provider, sharing its key and limits.
 """
 
-from ._anthropic import ANTHROPIC_VERSION as ANTHROPIC_VERSION
 from ._anthropic import DEFAULT_ANTHROPIC_BASE_URL as DEFAULT_ANTHROPIC_BASE_URL
 from ._anthropic import AnthropicFormat as AnthropicFormat
 from ._client import DEFAULT_HTTP_TIMEOUT as DEFAULT_HTTP_TIMEOUT
@@ -47,17 +46,13 @@ from ._prices import PriceTable as PriceTable
 from ._prices import UnknownModelPriceWarning as UnknownModelPriceWarning
 from ._provider import Provider as Provider
 from ._retry import DEFAULT_RETRY as DEFAULT_RETRY
-from ._retry import RETRYABLE_STATUSES as RETRYABLE_STATUSES
 from ._retry import RetryPolicy as RetryPolicy
-from ._simulated import SIMULATED_BASE_URL as SIMULATED_BASE_URL
 from ._simulated import SIMULATED_PRICES as SIMULATED_PRICES
 from ._simulated import SimulatedModel as SimulatedModel
 from ._simulated import SimulatedStatistics as SimulatedStatistics
 from ._simulated import SimulatedTransport as SimulatedTransport
 from ._sse import ServerSentEvent as ServerSentEvent
 from ._sse import SSEDecoder as SSEDecoder
-from ._usage import CHARS_PER_TOKEN as CHARS_PER_TOKEN
-from ._usage import TOKENS_PER_MESSAGE as TOKENS_PER_MESSAGE
 from ._usage import Usage as Usage
 from ._usage import estimate_prompt_tokens as estimate_prompt_tokens
 from ._usage import estimate_tokens as estimate_tokens
@@ -67,10 +62,8 @@ from ._wire import WireFormat as WireFormat
 
 # Plain `sorted()` order, which tests/test_exports.py checks; ruff's RUF022 wants isort order.
 __all__ = [  # noqa: RUF022
-    "ANTHROPIC_VERSION",
     "AnthropicFormat",
     "Attempt",
-    "CHARS_PER_TOKEN",
     "CallRecord",
     "CallStatus",
     "Completion",
@@ -102,11 +95,9 @@ __all__ = [  # noqa: RUF022
     "ProviderResponseError",
     "ProviderStatistics",
     "ProviderTimeoutError",
-    "RETRYABLE_STATUSES",
     "RetryBudgetExceededError",
     "RetryPolicy",
     "Role",
-    "SIMULATED_BASE_URL",
     "SIMULATED_PRICES",
     "SSEDecoder",
     "ServerSentEvent",
@@ -114,7 +105,6 @@ __all__ = [  # noqa: RUF022
     "SimulatedStatistics",
     "SimulatedTransport",
     "StreamDecoder",
-    "TOKENS_PER_MESSAGE",
     "UnknownModelPriceWarning",
     "Usage",
     "UsageMeter",

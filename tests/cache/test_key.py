@@ -13,7 +13,8 @@ from typing import Annotated, Any, Protocol
 import attrs
 import httpx
 import pytest
-from specroute.cache import CacheKey, UnencodableInputError, is_never_encodable, make_key
+from specroute.cache import CacheKey, UnencodableInputError, make_key
+from specroute.cache._key import is_never_encodable
 from specroute.routes import SpecrouteError
 
 

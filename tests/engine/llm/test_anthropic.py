@@ -9,7 +9,6 @@ import httpx
 import pytest
 from llm_mocks import API_KEY, MakeClient, sse
 from specroute.engine.llm import (
-    ANTHROPIC_VERSION,
     Message,
     ProviderHTTPError,
     ProviderResponseError,
@@ -17,6 +16,7 @@ from specroute.engine.llm import (
     RetryPolicy,
     Usage,
 )
+from specroute.engine.llm._anthropic import ANTHROPIC_VERSION
 
 PROMPT = [
     Message.system("Be brief."),

@@ -8,7 +8,6 @@ import pytest
 import trio
 from specroute.engine.llm import (
     DEFAULT_PRICES,
-    SIMULATED_BASE_URL,
     SIMULATED_PRICES,
     AnthropicFormat,
     LLMConfigError,
@@ -17,6 +16,7 @@ from specroute.engine.llm import (
     ProviderLimits,
     SimulatedTransport,
 )
+from specroute.engine.llm._simulated import SIMULATED_BASE_URL
 
 if TYPE_CHECKING:
     from trio.testing import MockClock
