@@ -58,30 +58,49 @@ async def run_step(run: RunState, scope: Scope, index: int, token: object | None
 
 async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
     """The task of a plain step (no cache, timeout, fallback, cap or observer): `call`
-    and `run_step` in one frame, since this is most steps and every frame costs."""
-    step: Step = scope.flow.nodes[index]  # type: ignore[assignment]
-    kwargs = scope.gather(step.params)
+    and `run_step` in one frame, since this is most steps and every frame costs.
+
+    When the step's value makes exactly one more plain step of the same scope ready, that
+    step runs next in this task instead of in a new one (`RunState.tail`): a chain costs
+    one task, not one per step. Steps that become ready together still start in tasks of
+    their own, so nothing that could run at once waits; and the task lives in the scope's
+    nursery either way, so cancelling the scope cancels it.
+    """
     by_task = run.meter.by_task
     task = trio.lowlevel.current_task()
-    by_task[task] = None
     now = run.now
-    execution = Execution(scope, step.name, step.params, step.output, now(), not scope.confirmed)
-    try:
-        value = await step.fn(**kwargs)
-    except Exception as exc:  # noqa: BLE001 -- the step boundary: wrapped and re-raised by `execute`
-        execution.status = FAILED
-        execution.error = exc
-    else:
-        execution.status = OK
-    finally:
-        execution.end = now()
-        execution.calls = by_task.pop(task, None)
-        run.executions.append(execution)
-    if execution.status is OK:
-        scope.write(step.output, value)
-        scope.node_done()
-    else:
-        _fail(scope, step, execution.error)
+    nodes = scope.flow.nodes
+    while True:
+        step: Step = nodes[index]  # type: ignore[assignment]
+        kwargs = scope.gather(step.params)
+        by_task[task] = None
+        execution = Execution(
+            scope, step.name, step.params, step.output, now(), not scope.confirmed
+        )
+        try:
+            value = await step.fn(**kwargs)
+        except Exception as exc:  # noqa: BLE001 -- the step boundary: wrapped and re-raised by `execute`
+            execution.status = FAILED
+            execution.error = exc
+        else:
+            execution.status = OK
+        finally:
+            execution.end = now()
+            execution.calls = by_task.pop(task, None)
+            run.executions.append(execution)
+        if execution.status is not OK:
+            _fail(scope, step, execution.error)
+            return
+        run.tail_scope = scope
+        try:
+            scope.write(step.output, value)
+            scope.node_done()
+        finally:
+            index = run.tail_index
+            run.tail_scope = None
+            run.tail_index = -1
+        if index < 0:
+            return
 
 
 def _fail(scope: Scope, step: Step, error: BaseException | None) -> None:

@@ -73,6 +73,9 @@ class Run(RunState):
             return
         scope.launched[index] = True
         if self.observer is None and scope.tables.plain[index]:
+            if self.tail_scope is scope and self.tail_index < 0:
+                self.tail_index = index  # the writing task runs it next
+                return
             scope.nursery.start_soon(run_plain_step, self, scope, index)  # type: ignore[union-attr]
         else:
             scope.nursery.start_soon(run_step, self, scope, index)  # type: ignore[union-attr]

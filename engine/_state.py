@@ -178,6 +178,10 @@ class RunState:
         self.scopes: list[Scope] = []
         self.failures: list[SpecrouteError] = []
         self.confirmed_stores: list[PendingStore] = []
+        # While a plain step's task writes its value, the one plain step of the same scope
+        # that the write makes ready may run next in that task (see `run_plain_step`).
+        self.tail_scope: Scope | None = None
+        self.tail_index = -1
         self.top: Scope | None = None
 
     def start_step(self, scope: Scope, index: int) -> None:
@@ -240,6 +244,8 @@ class Scope:
         self.failure: SpecrouteError | None = None
         self.closed = False
         self.router_execution: Execution | None = None
+        self.waits_outside = False
+        self.may_park = False
         # What this branch computed for the cache, stored only if the branch wins.
         self.pending_stores: list[PendingStore] = []
         if parent is None or router is None:
@@ -331,8 +337,10 @@ class Scope:
                     provider = provider.parent
                 if provider is not None and name not in provider.values:
                     provider.watchers.setdefault(name, []).append((self, len(self.missing)))
+                    self.waits_outside = True
                     count += 1
             self.missing.append(count)
+        self.may_park = not self.confirmed and (self.limit is not None or any(self.tables.effects))
         for index, count in enumerate(self.missing):
             if count == 0:
                 self.ready(index)
@@ -350,7 +358,13 @@ class Scope:
                 async with trio.open_nursery() as nursery:
                     self.nursery = nursery
                     self.begin()
-                    if self.done < len(self.missing):
+                    # Each started node is a task of this nursery, and a node's inputs are
+                    # written by tasks of this nursery before they end, so the nursery itself
+                    # waits for everything, unless a node waits on a value from an enclosing
+                    # scope, may be parked by a barrier, or queues for a slot of the run's cap
+                    # (the admitter is not in this nursery): then wait for the last node.
+                    waits = self.waits_outside or self.may_park or self.run.limiter is not None
+                    if self.done < len(self.missing) and waits:
                         await self.finished.wait()
             finally:
                 self.closed = True
