@@ -49,6 +49,8 @@ __all__ = ["execute"]
 class Run(RunState):
     """One run: starts each ready node as a task in its scope's nursery."""
 
+    __slots__ = ("queue", "queued")
+
     def __init__(
         self,
         policy: SpeculationPolicy | None,

@@ -150,6 +150,30 @@ class RunState:
     """State shared by every scope of one run. The scheduler subclasses it to say how a
     ready node starts (`start_step`, `start_router`)."""
 
+    __slots__ = (
+        "__weakref__",
+        "answered",
+        "cache",
+        "cache_hits",
+        "cache_misses",
+        "cache_saved",
+        "confirmed_stores",
+        "decisions",
+        "executions",
+        "failures",
+        "learned",
+        "limiter",
+        "meter",
+        "namespace",
+        "now",
+        "observer",
+        "policy",
+        "scopes",
+        "tail_index",
+        "tail_scope",
+        "top",
+    )
+
     def __init__(
         self,
         policy: SpeculationPolicy | None,
@@ -202,7 +226,7 @@ class RunState:
         for scope in self.scopes:
             scope.parent = None
             scope.chosen_children = []
-            scope.watchers = {}
+            scope.watchers = None
             scope.nursery = None
         self.scopes = []
         self.executions = []
@@ -214,6 +238,37 @@ class RunState:
 
 class Scope:
     """One flow execution: the top level, or one branch (an overlay over its parent)."""
+
+    __slots__ = (
+        "__weakref__",
+        "cancel_scope",
+        "chosen",
+        "chosen_children",
+        "closed",
+        "confirmed",
+        "done",
+        "exports",
+        "failure",
+        "finished",
+        "flow",
+        "launched",
+        "limit",
+        "may_park",
+        "missing",
+        "nursery",
+        "parent",
+        "parked",
+        "path",
+        "pending_stores",
+        "provides",
+        "router_execution",
+        "run",
+        "tables",
+        "values",
+        "waits_outside",
+        "watchers",
+        "where",
+    )
 
     def __init__(
         self,
@@ -232,12 +287,13 @@ class Scope:
         self.parent = parent
         self.limit = limit
         self.values: dict[str, Any] = {}
-        self.watchers: dict[str, list[tuple[Scope, int]]] = {}
+        # Made on first use: most scopes are watched by none and wait on no Event.
+        self.watchers: dict[str, list[tuple[Scope, int]]] | None = None
         self.missing: list[int] = []
         self.launched = [False] * len(flow.nodes)
         self.parked: list[int] = []
         self.done = 0
-        self.finished = trio.Event()
+        self.finished: trio.Event | None = None
         self.cancel_scope = trio.CancelScope()
         self.nursery: trio.Nursery | None = None
         self.chosen_children: list[Scope] = []
@@ -258,7 +314,8 @@ class Scope:
             self.path = f"{prefix}{router.name}:{label}"
             self.exports = router.outputs
             self.chosen = self.confirmed = False
-            self.provides = flow._produced | router.handoff[label]
+            handoff = router.handoff[label]
+            self.provides = flow._produced | handoff if handoff else flow._produced
         self.where = f" in branch {self.path!r}" if self.path else ""
 
     # -- values ---------------------------------------------------------------------------
@@ -280,10 +337,11 @@ class Scope:
         if self.nursery is not None:
             for index in self.tables.consumers.get(name, ()):
                 self.satisfy(index)
-        watchers = self.watchers.pop(name, None)
-        if watchers:
-            for child, index in watchers:
-                child.satisfy(index)
+        if self.watchers:
+            watchers = self.watchers.pop(name, None)
+            if watchers:
+                for child, index in watchers:
+                    child.satisfy(index)
         if self.chosen and name in self.exports:
             self.parent.write(name, value)  # type: ignore[union-attr]
 
@@ -336,6 +394,8 @@ class Scope:
                 while provider is not None and name not in provider.provides:
                     provider = provider.parent
                 if provider is not None and name not in provider.values:
+                    if provider.watchers is None:
+                        provider.watchers = {}
                     provider.watchers.setdefault(name, []).append((self, len(self.missing)))
                     self.waits_outside = True
                     count += 1
@@ -347,7 +407,7 @@ class Scope:
 
     def node_done(self) -> None:
         self.done += 1
-        if self.done == len(self.missing):
+        if self.done == len(self.missing) and self.finished is not None:
             self.finished.set()
 
     async def run_nodes(self) -> None:
@@ -365,6 +425,7 @@ class Scope:
                     # (the admitter is not in this nursery): then wait for the last node.
                     waits = self.waits_outside or self.may_park or self.run.limiter is not None
                     if self.done < len(self.missing) and waits:
+                        self.finished = trio.Event()
                         await self.finished.wait()
             finally:
                 self.closed = True
