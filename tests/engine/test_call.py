@@ -1,0 +1,155 @@
+"""The step path (`engine/_call.py`): fallback, timeout, failure wrapping, observer calls."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import trio
+from specroute.engine import Flow, StepStatus, router, step
+from specroute.routes import Never, Route, StepFailedError, StepTimeoutError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from trio.testing import MockClock
+
+
+def entry(result: Any, name: str) -> Any:
+    return next(e for e in result.trace if e.step == name)
+
+
+async def test_a_fallback_stands_in_and_the_trace_says_recovered(
+    autojump_clock: MockClock,
+) -> None:
+    seen: list[BaseException] = []
+
+    def empty(exc: BaseException) -> list[str]:
+        seen.append(exc)
+        return []
+
+    @step(fallback=empty)
+    async def search(query: str) -> list[str]:
+        await trio.sleep(0.5)
+        raise ConnectionError("index down")
+
+    @step
+    async def answer(search: list[str]) -> str:
+        return f"{len(search)} hits"
+
+    result = await Flow([search, answer]).run(query="q")
+    assert result.outputs == {"answer": "0 hits"}
+    recovered = entry(result, "search")
+    assert recovered.status is StepStatus.RECOVERED
+    assert recovered.error == "ConnectionError('index down')"
+    assert recovered.duration == pytest.approx(0.5)
+    assert [type(exc) for exc in seen] == [ConnectionError]
+
+
+async def test_a_two_argument_fallback_gets_the_steps_inputs(autojump_clock: MockClock) -> None:
+    def echo(exc: BaseException, inputs: Mapping[str, Any]) -> str:
+        return f"default for {inputs['query']}"
+
+    @step(fallback=echo)
+    async def search(query: str) -> str:
+        raise ValueError("no")
+
+    result = await Flow([search]).run(query="cats")
+    assert result.outputs == {"search": "default for cats"}
+
+
+async def test_a_failing_fallback_is_the_steps_failure(autojump_clock: MockClock) -> None:
+    def also_broken(exc: BaseException) -> str:
+        raise KeyError("fallback broke")
+
+    @step(fallback=also_broken)
+    async def search(query: str) -> str:
+        raise ValueError("no")
+
+    with pytest.raises(StepFailedError, match=r"step 'search' failed: KeyError") as info:
+        await Flow([search]).run(query="q")
+    assert isinstance(info.value.__cause__, KeyError)
+    assert entry(info.value, "search").status is StepStatus.FAILED
+
+
+async def test_a_step_past_its_timeout_fails_with_a_step_timeout(
+    autojump_clock: MockClock,
+) -> None:
+    @step(timeout=2)
+    async def slow(x: int) -> int:
+        await trio.sleep(10)
+        return x
+
+    start = trio.current_time()
+    with pytest.raises(StepFailedError, match=r"step 'slow' failed: StepTimeoutError") as info:
+        await Flow([slow]).run(x=1)
+    assert isinstance(info.value.__cause__, StepTimeoutError)
+    assert "timeout of 2s" in str(info.value.__cause__)
+    assert trio.current_time() - start == pytest.approx(2.0)
+
+
+async def test_a_step_inside_its_timeout_returns_its_value(autojump_clock: MockClock) -> None:
+    @step(timeout=2)
+    async def quick(x: int) -> int:
+        await trio.sleep(1.5)
+        return x + 1
+
+    assert (await Flow([quick]).run(x=1)).outputs == {"quick": 2}
+
+
+@pytest.mark.parametrize("mode", ["parallel", "sequential"])
+async def test_a_failure_is_wrapped_once_naming_step_and_branch(
+    autojump_clock: MockClock, mode: str
+) -> None:
+    @step
+    async def pick(x: int) -> Route:
+        return Route("go")
+
+    @step(output="out")
+    async def boom(x: int) -> int:
+        raise ZeroDivisionError("x/0")
+
+    flow = Flow([router(pick, {"go": [boom]})])
+    with pytest.raises(StepFailedError) as info:
+        await flow.run(x=1, mode=mode, speculate=Never())
+    error = info.value
+    assert str(error) == "step 'boom' failed in branch 'pick:go': ZeroDivisionError: x/0"
+    assert (error.step, error.branch) == ("boom", "pick:go")
+    assert isinstance(error.__cause__, ZeroDivisionError)
+    assert error.concurrent_failures == ()
+
+
+async def test_time_queued_for_a_slot_is_not_step_time(autojump_clock: MockClock) -> None:
+    @step
+    async def first(x: int) -> int:
+        await trio.sleep(1)
+        return x
+
+    @step(timeout=5)  # not a plain step: it goes through `call`
+    async def second(x: int) -> int:
+        await trio.sleep(1)
+        return x
+
+    result = await Flow([first, second]).run(x=1, max_concurrency=1)
+    assert [round(e.duration, 6) for e in result.trace] == [1.0, 1.0]
+    assert result.wall_time == pytest.approx(2.0)
+
+
+async def test_the_observer_hears_the_status_the_trace_records(autojump_clock: MockClock) -> None:
+    heard: list[tuple[str, StepStatus, float]] = []
+
+    class Listener:
+        def step_started(self, step: str, branch: str, speculative: bool) -> None:
+            heard.append((step, StepStatus.CANCELLED, -1.0))  # a start, for the order
+
+        def step_finished(self, step: str, branch: str, status: StepStatus, seconds: float) -> None:
+            heard.append((step, status, seconds))
+
+    @step(fallback=lambda exc: 0)
+    async def shaky(x: int) -> int:
+        await trio.sleep(0.5)
+        raise ValueError("no")
+
+    result = await Flow([shaky]).run(x=1, observer=Listener())
+    assert heard == [("shaky", StepStatus.CANCELLED, -1.0), ("shaky", StepStatus.RECOVERED, 0.5)]
+    assert entry(result, "shaky").status is StepStatus.RECOVERED

@@ -1,0 +1,135 @@
+"""Build-time analysis (`engine/_graph.py`): `router()`, graph order, inputs, run tables.
+
+`tests/engine/test_flow.py` covers the errors `Flow(...)` raises; this file covers the
+graph layer under it: what `router()` refuses and derives, and what a graph indexes.
+"""
+
+from __future__ import annotations
+
+import pytest
+from specroute.cache import CacheOptions
+from specroute.engine import Flow, Router, router, step
+from specroute.engine._graph import Graph
+from specroute.routes import BranchError, Route, StepDefinitionError
+
+
+@step
+async def pick(x: int) -> Route:
+    return Route("a")
+
+
+@step(estimated_seconds=2.0, estimated_dollars=0.01)
+async def draft(x: int) -> str:
+    return "d"
+
+
+@step(output="out")
+async def polish(draft: str) -> str:
+    return draft
+
+
+@step(output="out")
+async def reuse(saved: str) -> str:
+    return saved
+
+
+@step(output="out")
+async def plain(x: int, hint: str = "") -> str:
+    return hint
+
+
+def test_router_names_branches_outputs_and_estimates() -> None:
+    node = router(pick, {"gen": [draft, polish], "plain": [plain]})
+    assert isinstance(node, Router)
+    assert node.name == "pick"
+    assert list(node.branches) == ["gen", "plain"]
+    assert node.outputs == {"out"}
+    assert node.estimates == {"gen": ((2.0, 0.01), (0.0, 0.0)), "plain": ((0.0, 0.0),)}
+    assert repr(node) == "<Router 'pick' branches ['gen', 'plain']>"
+
+
+def test_a_router_reads_its_branches_inputs_but_not_what_it_hands_over() -> None:
+    node = router(pick, {"saved": [reuse], "gen": [draft, polish]}, handoff={"saved": ["saved"]})
+    assert node.reads == {"x"}
+    assert node.handoff == {"saved": {"saved"}, "gen": frozenset()}
+
+
+def test_router_refuses_a_non_step() -> None:
+    with pytest.raises(StepDefinitionError, match=r"router step must be a Step \(use @step\)"):
+        router(print, {"a": [plain]})  # type: ignore[arg-type]
+
+
+def test_handoff_of_a_value_the_branch_produces_is_refused() -> None:
+    with pytest.raises(BranchError, match=r"branch 'gen': handoff value\(s\) \['draft'\]"):
+        router(pick, {"gen": [draft, polish]}, handoff={"gen": ["draft"]})
+
+
+def test_a_declared_output_nothing_produces_or_hands_over_is_refused() -> None:
+    with pytest.raises(BranchError, match=r"branch 'a': outputs \['missing'\] are neither"):
+        router(pick, {"a": Flow([plain], outputs=["out", "missing"])})
+
+
+def test_unequal_outputs_name_both_labels_and_the_fix() -> None:
+    expected = r"'a' produces \['out'\] and 'b' produces \['draft'\]; declare `outputs="
+    with pytest.raises(BranchError, match=expected):
+        router(pick, {"a": [plain], "b": [draft]})
+
+
+def test_nodes_run_in_declaration_order_among_equals() -> None:
+    @step
+    async def c(x: int) -> int:
+        return x
+
+    @step
+    async def b(x: int) -> int:
+        return x
+
+    @step
+    async def a(b: int, c: int) -> int:
+        return b + c
+
+    graph = Graph([a, c, b])
+    assert [node.name for node in graph.nodes] == ["c", "b", "a"]
+    assert graph.outputs == {"a"}
+
+
+def test_inputs_leave_out_values_with_a_default_everywhere() -> None:
+    graph = Graph([plain])
+    assert graph.inputs == {"x"}
+    assert graph._externals == {"x", "hint"}
+
+
+def test_routers_of_nested_branches_are_collected_with_their_labels() -> None:
+    @step
+    async def inner(x: int) -> Route:
+        return Route("p")
+
+    nested = Graph([router(inner, {"p": [plain]})], outputs=["out"])
+    graph = Graph([router(pick, {"a": nested, "b": [draft, polish]})])
+    assert dict(graph.routers) == {"pick": ("a", "b"), "inner": ("p",)}
+
+
+def test_tables_mark_routers_effects_and_plain_steps() -> None:
+    @step(output="saved", effect=True)
+    async def save(out: str) -> str:
+        return out
+
+    @step(output="final", timeout=3)
+    async def check(saved: str) -> str:
+        return saved
+
+    graph = Graph([router(pick, {"a": [plain]}), save, check])
+    tables = graph._tables
+    assert tables.routers_at == (True, False, False)
+    assert tables.effects == (False, True, False)
+    assert tables.plain == (False, True, False)
+    assert tables.consumers == {"out": (1,), "saved": (2,)}
+
+
+def test_a_plain_step_may_not_verify_semantic_hits() -> None:
+    @step(cache=CacheOptions(semantic="query", on_semantic_hit="verify"))
+    async def answer(query: str) -> str:
+        return query
+
+    with pytest.raises(StepDefinitionError, match=r"step 'answer' asks to verify"):
+        Graph([answer], name="qa")
