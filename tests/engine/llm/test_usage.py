@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 from specroute.engine.llm import (
-    CHARS_PER_TOKEN,
-    TOKENS_PER_MESSAGE,
     Message,
     Usage,
     estimate_prompt_tokens,
     estimate_tokens,
 )
+from specroute.engine.llm._usage import CHARS_PER_TOKEN, TOKENS_PER_MESSAGE
 
 
 def test_total_is_input_plus_output() -> None:
