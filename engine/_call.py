@@ -96,10 +96,11 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
             scope.write(step.output, value)
             scope.node_done()
         finally:
-            index = run.tail_index
-            run.tail_scope = None
-            run.tail_index = -1
+            index = run.take_tail()
         if index < 0:
+            return
+        if scope.tables.routers_at[index]:
+            await run.run_here(scope, index)
             return
 
 

@@ -215,15 +215,18 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
             return
         for other, child in children.items():
             if other != route.label:
-                child.cancel_scope.cancel()
+                child.cancel()
         winner = children.get(route.label)
+        started = winner is not None
         if winner is None:
             winner = Scope(run, node.branches[route.label], scope, node, route.label, None)
-            nursery.start_soon(winner.run_nodes)
         winner.router_execution = box.execution
         winner.choose(route.values)
         if run.confirmed_stores:
             await flush(run)
+        if not started:
+            # Not speculated: the router's own task runs the branch (no task to start).
+            await winner.run_nodes()
     scope.node_done()
 
 

@@ -85,7 +85,16 @@ class Run(RunState):
     def start_router(self, scope: Scope, index: int) -> None:
         # A router holds no slot itself (its branches need them); its step takes one.
         scope.launched[index] = True
+        if self.tail_scope is scope and self.tail_index < 0:
+            self.tail_index = index  # the task that made it ready runs it next
+            return
         scope.nursery.start_soon(run_router, self, scope, index)  # type: ignore[union-attr]
+
+    async def run_here(self, scope: Scope, index: int) -> None:
+        if scope.tables.routers_at[index]:
+            await run_router(self, scope, index)
+        else:
+            await run_plain_step(self, scope, index)
 
     async def admit(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Start queued steps as slots free up, first come first served."""
@@ -190,7 +199,7 @@ async def _execute(
     top.values.update(inputs)
     started = trio.current_time()
     if timeout is not None:
-        top.cancel_scope.deadline = started + timeout
+        top.deadline = started + timeout
     try:
         with record_usage(run.meter):
             await run.run_top(top, mode)
@@ -215,7 +224,7 @@ async def _execute(
             )
             error.trace = trace
         raise error
-    if top.cancel_scope.cancelled_caught:
+    if top.cancel_scope is not None and top.cancel_scope.cancelled_caught:
         timed_out = RunTimeoutError(f"flow {flow.name!r} ran longer than its timeout of {timeout}s")
         timed_out.trace = trace
         raise timed_out

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import trio
+
 from ._call import call
 from ._routing import close_decision, consult_cache, open_decision
 from ._state import Scope
@@ -24,9 +26,10 @@ __all__ = ["run_in_order"]
 
 async def run_in_order(run: RunState, scope: Scope) -> None:
     """Run every node of `scope`'s flow in order; stop at the first failure."""
-    with scope.cancel_scope:
+    with trio.CancelScope() as cancel_scope:
         try:
-            await _nodes(run, scope)
+            if scope.enter(cancel_scope):
+                await _nodes(run, scope)
         finally:
             scope.closed = True
             if scope.done < len(scope.flow.nodes):

@@ -216,10 +216,21 @@ class RunState:
         """Start router `index` of `scope`, whose inputs all exist."""
         raise NotImplementedError
 
+    async def run_here(self, scope: Scope, index: int) -> None:
+        """Run node `index` of `scope` in the calling task (a tail taken by that task)."""
+        raise NotImplementedError
+
+    def take_tail(self) -> int:
+        """The node the current task agreed to run next (-1: none), and stop offering."""
+        index = self.tail_index
+        self.tail_scope = None
+        self.tail_index = -1
+        return index
+
     def fail(self, error: SpecrouteError) -> None:
         self.failures.append(error)
         if len(self.failures) == 1 and self.top is not None:
-            self.top.cancel_scope.cancel()
+            self.top.cancel()
 
     def close(self) -> None:
         """Break the links between scopes and the run once nothing will use them again."""
@@ -241,11 +252,13 @@ class Scope:
 
     __slots__ = (
         "__weakref__",
+        "cancel_requested",
         "cancel_scope",
         "chosen",
         "chosen_children",
         "closed",
         "confirmed",
+        "deadline",
         "done",
         "exports",
         "failure",
@@ -294,7 +307,11 @@ class Scope:
         self.parked: list[int] = []
         self.done = 0
         self.finished: trio.Event | None = None
-        self.cancel_scope = trio.CancelScope()
+        # The nursery's own cancel scope, once it is open; until then a cancel or a
+        # deadline is only requested (one cancel scope per scope, not two).
+        self.cancel_scope: trio.CancelScope | None = None
+        self.cancel_requested = False
+        self.deadline: float | None = None
         self.nursery: trio.Nursery | None = None
         self.chosen_children: list[Scope] = []
         self.failure: SpecrouteError | None = None
@@ -413,24 +430,48 @@ class Scope:
     async def run_nodes(self) -> None:
         """Run every node of this scope's flow, each as its inputs appear; return when all
         are done or the scope is cancelled."""
-        with self.cancel_scope:
-            try:
-                async with trio.open_nursery() as nursery:
-                    self.nursery = nursery
-                    self.begin()
+        try:
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                if self.enter(nursery.cancel_scope):
+                    # The body runs the first ready node itself rather than idle in a task.
+                    run = self.run
+                    run.tail_scope = self
+                    try:
+                        self.begin()
+                    finally:
+                        index = run.take_tail()
+                    if index >= 0:
+                        await run.run_here(self, index)
                     # Each started node is a task of this nursery, and a node's inputs are
-                    # written by tasks of this nursery before they end, so the nursery itself
-                    # waits for everything, unless a node waits on a value from an enclosing
-                    # scope, may be parked by a barrier, or queues for a slot of the run's cap
-                    # (the admitter is not in this nursery): then wait for the last node.
+                    # written by tasks of this nursery before they end, so the nursery
+                    # itself waits for everything, unless a node waits on a value from an
+                    # enclosing scope, may be parked by a barrier, or queues for a slot of
+                    # the run's cap (the admitter is elsewhere): then wait for the last node.
                     waits = self.waits_outside or self.may_park or self.run.limiter is not None
                     if self.done < len(self.missing) and waits:
                         self.finished = trio.Event()
                         await self.finished.wait()
-            finally:
-                self.closed = True
-                if self.done < len(self.flow.nodes):
-                    self._record_skipped()
+        finally:
+            self.closed = True
+            if self.done < len(self.flow.nodes):
+                self._record_skipped()
+
+    def enter(self, cancel_scope: trio.CancelScope) -> bool:
+        """Adopt the cancel scope the scope's nodes run under, applying what was asked of
+        it before it existed; False if the scope was cancelled before it started."""
+        self.cancel_scope = cancel_scope
+        if self.deadline is not None:
+            cancel_scope.deadline = self.deadline
+        if self.cancel_requested:
+            cancel_scope.cancel()
+            return False
+        return True
+
+    def cancel(self) -> None:
+        self.cancel_requested = True
+        if self.cancel_scope is not None:
+            self.cancel_scope.cancel()
 
     def _record_skipped(self) -> None:
         now = trio.current_time()
@@ -482,14 +523,16 @@ class Scope:
         else:
             if self.failure is None:
                 self.failure = error
-            self.cancel_scope.cancel()
+            self.cancel()
 
     @property
     def doomed(self) -> bool:
         """This scope or an enclosing one was cancelled: nothing new should start in it."""
         scope: Scope | None = self
         while scope is not None:
-            if scope.closed or scope.cancel_scope.cancel_called:
+            if scope.closed or scope.cancel_requested:
+                return True
+            if scope.cancel_scope is not None and scope.cancel_scope.cancel_called:
                 return True
             scope = scope.parent
         return False

@@ -139,6 +139,10 @@ class UsageStatistics:
     unpriced_calls: int
 
 
+# Iterating an Enum is slow, and a meter is made per run: list the statuses once.
+_STATUSES = tuple(CallStatus)
+
+
 @attrs.define(eq=False)
 class UsageMeter:
     """A ledger of LLM calls: running totals plus the most recent records.
@@ -166,7 +170,7 @@ class UsageMeter:
 
     def __attrs_post_init__(self) -> None:
         self._records = deque(maxlen=self.max_records)
-        self._counts = dict.fromkeys(CallStatus, 0)
+        self._counts = dict.fromkeys(_STATUSES, 0)
 
     def record(self, record: CallRecord) -> None:
         """Add one call. The client calls this; call it yourself only for calls made elsewhere.
