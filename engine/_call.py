@@ -143,7 +143,9 @@ async def call(
             run.cache_saved += found.seconds
             return True, found.value, execution
         if found is None:
-            if run.limiter is None or admitted:
+            if step.options.timeout is None and (run.limiter is None or admitted):
+                value = await step.fn(**kwargs)
+            elif run.limiter is None or admitted:
                 value = await _invoke(step, kwargs)
             else:
                 async with run.limiter:

@@ -56,7 +56,9 @@ async def decide(
     run: RunState, scope: Scope, node: Router, found: CacheHit | CacheMiss | None, box: Pending
 ) -> None:
     box.ok, box.value, box.execution = await call(run, scope, node.step, found)
-    box.done.set()
+    box.answered = True
+    if box.done is not None:
+        box.done.set()
     if box.predicting is not None:
         box.predicting.cancel()  # a prediction that comes after the answer is moot
 
@@ -173,6 +175,7 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
             asked = Execution(
                 scope, f"{node.name}.predict", node.step.params, None, trio.current_time(), True
             )
+            box.done = trio.Event()
             with trio.CancelScope() as predicting:
                 box.predicting = predicting
                 nursery.start_soon(decide, run, scope, node, found, box)
@@ -181,7 +184,7 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
                 note = answer
             else:
                 prediction = answer
-            speculate = not box.done.is_set()
+            speculate = not box.answered
         if speculate:
             assert run.policy is not None
             plan = run.policy.plan(view(run, node, prediction))
@@ -205,9 +208,10 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
         record.plan = MappingProxyType(dict(plan))
         record.reasons = plan.reasons if isinstance(plan, Plan) else MappingProxyType({})
         if concurrent:
-            await box.done.wait()
+            if not box.answered:
+                await box.done.wait()  # type: ignore[union-attr]
         else:
-            await decide(run, scope, node, found, box)
+            box.ok, box.value, box.execution = await call(run, scope, node.step, found)
         if not box.ok:
             return
         route = close_decision(run, scope, node, record, box.value, kwargs, verifying, asked)
@@ -250,10 +254,12 @@ def learn(
 class Pending:
     """A router's answer, filled in by whichever task ran the router step."""
 
-    __slots__ = ("done", "execution", "ok", "predicting", "value")
+    __slots__ = ("answered", "done", "execution", "ok", "predicting", "value")
 
     def __init__(self) -> None:
-        self.done = trio.Event()
+        self.answered = False
+        # Made only when a predictor runs beside the router and must be told it answered.
+        self.done: trio.Event | None = None
         self.ok = False
         self.value: Any = None
         self.execution: Execution | None = None

@@ -35,7 +35,7 @@ from ._usage import RunMeter, StepUsage
 from .llm import record_usage
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Coroutine, Mapping
 
     from specroute.cache import Cache
     from specroute.routes import LearnedState
@@ -65,13 +65,16 @@ class Run(RunState):
         )
         # With a limiter, ready steps queue here in the order they became ready, and one
         # admitter task takes slots for them: a fixed order, and no task per waiting step.
-        self.queue: deque[tuple[Scope, int]] = deque()
-        self.queued = trio.Event()
+        self.queue: deque[tuple[Scope, int]] | None = None
+        self.queued: trio.Event | None = None
+        if limiter is not None:
+            self.queue = deque()
+            self.queued = trio.Event()
 
     def start_step(self, scope: Scope, index: int) -> None:
-        if self.limiter is not None:
+        if self.queue is not None:
             self.queue.append((scope, index))
-            self.queued.set()
+            self.queued.set()  # type: ignore[union-attr]
             return
         scope.launched[index] = True
         if self.observer is None and scope.tables.plain[index]:
@@ -90,38 +93,35 @@ class Run(RunState):
             return
         scope.nursery.start_soon(run_router, self, scope, index)  # type: ignore[union-attr]
 
-    async def run_here(self, scope: Scope, index: int) -> None:
+    def run_here(self, scope: Scope, index: int) -> Coroutine[Any, Any, None]:
+        # The node's own coroutine, awaited by the caller: no frame of ours in between.
         if scope.tables.routers_at[index]:
-            await run_router(self, scope, index)
-        else:
-            await run_plain_step(self, scope, index)
+            return run_router(self, scope, index)
+        return run_plain_step(self, scope, index)
 
     async def admit(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Start queued steps as slots free up, first come first served."""
         limiter = self.limiter
+        queue = self.queue
         assert limiter is not None
+        assert queue is not None
         task_status.started()
         while True:
-            if not self.queue:
-                self.queued = trio.Event()
-                await self.queued.wait()
+            if not queue:
+                self.queued = queued = trio.Event()
+                await queued.wait()
                 continue
             token = object()
             await limiter.acquire_on_behalf_of(token)
-            scope, index = self.queue.popleft()
+            scope, index = queue.popleft()
             if scope.doomed:
                 limiter.release_on_behalf_of(token)
                 continue
             scope.launched[index] = True
             scope.nursery.start_soon(run_step, self, scope, index, token)  # type: ignore[union-attr]
 
-    async def run_top(self, top: Scope, mode: Mode) -> None:
-        if mode is Mode.SEQUENTIAL:
-            await run_in_order(self, top)
-            return
-        if self.limiter is None:
-            await top.run_nodes()
-            return
+    async def run_capped(self, top: Scope) -> None:
+        """Run the top scope beside the admitter that hands out the cap's slots."""
         async with trio.open_nursery() as nursery:
             await nursery.start(self.admit)
             await top.run_nodes()
@@ -187,24 +187,23 @@ async def execute(
         policy if mode is Mode.SPECULATIVE else None, limiter, cache, namespace, observer, learned
     )
     try:
-        return await _execute(run, flow, inputs, mode, timeout)
-    finally:
-        run.close()
-
-
-async def _execute(
-    run: Run, flow: Graph, inputs: dict[str, Any], mode: Mode, timeout: float | None
-) -> RunResult:
-    top = run.top = Scope(run, flow, None, None, "", None, frozenset(inputs))
-    top.values.update(inputs)
-    started = trio.current_time()
-    if timeout is not None:
-        top.deadline = started + timeout
-    try:
+        top = run.top = Scope(run, flow, None, None, "", None, frozenset(inputs))
+        top.values.update(inputs)
+        started = trio.current_time()
+        if timeout is not None:
+            top.deadline = started + timeout
         with record_usage(run.meter):
-            await run.run_top(top, mode)
+            # One frame fewer on every resume of every step: the run's own task runs the
+            # top scope directly when nothing else (an admitter) must run beside it.
+            if mode is Mode.SEQUENTIAL:
+                await run_in_order(run, top)
+            elif limiter is None:
+                await top.run_nodes()
+            else:
+                await run.run_capped(top)
             if run.confirmed_stores and not run.failures:
                 await flush(run)
+        return _result(run, flow, top, mode, started, timeout)
     except BaseExceptionGroup as group:
         # Ctrl-C reaches the caller as itself, not wrapped by our nurseries.
         interrupt = group.subgroup(KeyboardInterrupt)
@@ -214,6 +213,14 @@ async def _execute(
         while isinstance(first, BaseExceptionGroup):
             first = first.exceptions[0]
         raise first from None
+    finally:
+        run.close()
+
+
+def _result(
+    run: Run, flow: Graph, top: Scope, mode: Mode, started: float, timeout: float | None
+) -> RunResult:
+    """The run's result, or the one error it raises."""
     finished = trio.current_time()
     trace = build_trace(run)
     if run.failures:

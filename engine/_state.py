@@ -28,7 +28,7 @@ from ._step import Step
 from ._trace import StepStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Coroutine, Mapping
 
     from specroute.cache import Cache, CacheMiss
     from specroute.routes import LearnedState, Prediction, SpeculationPolicy
@@ -216,8 +216,8 @@ class RunState:
         """Start router `index` of `scope`, whose inputs all exist."""
         raise NotImplementedError
 
-    async def run_here(self, scope: Scope, index: int) -> None:
-        """Run node `index` of `scope` in the calling task (a tail taken by that task)."""
+    def run_here(self, scope: Scope, index: int) -> Coroutine[Any, Any, None]:
+        """Node `index` of `scope` to await in the calling task (a tail it took)."""
         raise NotImplementedError
 
     def take_tail(self) -> int:

@@ -160,7 +160,7 @@ class UsageMeter:
         kw_only=True,
         validator=optional_at_least_one,
     )
-    _records: deque[CallRecord] = attrs.field(init=False)
+    _records: deque[CallRecord] | list[CallRecord] = attrs.field(init=False)
     _counts: dict[CallStatus, int] = attrs.field(init=False)
     _input_tokens: int = attrs.field(init=False, default=0)
     _output_tokens: int = attrs.field(init=False, default=0)
@@ -169,7 +169,9 @@ class UsageMeter:
     _unpriced: int = attrs.field(init=False, default=0)
 
     def __attrs_post_init__(self) -> None:
-        self._records = deque(maxlen=self.max_records)
+        # A list when every record is kept: a run makes one meter, and an empty deque is
+        # ten times the size of an empty list.
+        self._records = [] if self.max_records is None else deque(maxlen=self.max_records)
         self._counts = dict.fromkeys(_STATUSES, 0)
 
     def record(self, record: CallRecord) -> None:
