@@ -3,7 +3,7 @@ step waited on), the routes taken and the router decisions."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._trace import RouterDecision, RouteTaken, StepStatus, TraceEntry
 from ._usage import StepUsage
@@ -22,40 +22,56 @@ OK, CACHED, RECOVERED, SKIPPED = (
 
 
 def build_trace(run: RunState) -> tuple[TraceEntry, ...]:
-    """Turn execution records into entries, marking waste and what each entry waited on."""
+    """Turn execution records into entries, marking waste and what each entry waited on.
+
+    Run once per run, over every execution, so it looks things up rather than walks: each
+    scope's producers sit in a dict of its own, and where a scope finds a value it reads
+    is worked out once per (scope, name).
+    """
     executions = run.executions
-    position = {id(execution): index for index, execution in enumerate(executions)}
-    producer: dict[tuple[int, str], int] = {}
     for index, execution in enumerate(executions):
+        execution.index = index
+    # scope -> value name -> the index of the execution whose value the scope sees
+    producers: dict[Scope, dict[str, int]] = {}
+    for execution in executions:
         status = execution.status
         name = execution.output
         if name is not None and (status is OK or status is CACHED or status is RECOVERED):
             target: Scope | None = execution.scope
             while target is not None:
-                producer[id(target), name] = index
+                producers.setdefault(target, {})[name] = execution.index
                 if not (target.chosen and target.parent and name in target.exports):
                     break
                 target = target.parent
     # A chosen branch waited on its router: for the values handed over and for its start.
     for scope in run.scopes:
         if scope.router_execution is not None:
-            router_index = position[id(scope.router_execution)]
+            router_index = scope.router_execution.index
+            own = producers.setdefault(scope, {})
             for name in scope.provides - scope.flow._produced:
-                producer[id(scope), name] = router_index
-    committed = {id(scope): scope.committed for scope in run.scopes}
+                own[name] = router_index
+    committed = {scope: scope.committed for scope in run.scopes}
+    sources: dict[tuple[Scope, str], dict[str, int] | None] = {}
     entries = []
     for execution in executions:
         scope = execution.scope
-        waited = [] if scope.router_execution is None else [position[id(scope.router_execution)]]
+        router = scope.router_execution
+        waited = [] if router is None else [router.index]
         for name in execution.params:
-            source: Scope | None = scope
-            while source is not None and name not in source.provides:
-                source = source.parent
-            found = None if source is None else producer.get((id(source), name))
+            found_in = sources.get((scope, name), _UNKNOWN)
+            if found_in is _UNKNOWN:
+                source: Scope | None = scope
+                while source is not None and name not in source.provides:
+                    source = source.parent
+                found_in = sources[scope, name] = None if source is None else producers.get(source)
+            found = None if found_in is None else found_in.get(name)
             if found is not None and found not in waited:
                 waited.append(found)
-        entries.append(_entry(execution, committed[id(scope)], tuple(waited)))
+        entries.append(_entry(execution, committed[scope], tuple(waited)))
     return tuple(entries)
+
+
+_UNKNOWN: Any = object()
 
 
 def _entry(execution: Execution, committed: bool, waited: tuple[int, ...]) -> TraceEntry:

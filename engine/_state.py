@@ -51,6 +51,7 @@ class Execution:
         "calls",
         "end",
         "error",
+        "index",
         "name",
         "output",
         "params",
@@ -84,6 +85,7 @@ class Execution:
         self.calls: Any = None
         # None: wasted exactly when its scope was not committed; a prediction decides its own.
         self.wasted: bool | None = None
+        self.index = -1  # its place in the trace, set when the trace is built
 
 
 class Decision:
