@@ -1,5 +1,7 @@
 """Caches in front of steps: the `StepCache` protocol, exact and semantic caches, embedders."""
 
+from specroute.routes._public import show_public_module as _show_public_module
+
 from ._cache import Cache as Cache
 from ._cache import open_cache as open_cache
 from ._embedders import Embedder as Embedder
@@ -65,13 +67,4 @@ __all__ = [
 ]
 
 
-def _fix_module_names() -> None:
-    """Show the public name in reprs and tracebacks, not the private module's."""
-    for name in __all__:
-        obj = globals().get(name)
-        named = isinstance(obj, type) or (callable(obj) and hasattr(obj, "__qualname__"))
-        if named and getattr(obj, "__module__", "").startswith(f"{__name__}._"):
-            obj.__module__ = __name__
-
-
-_fix_module_names()
+_show_public_module(__name__, globals(), __all__)

@@ -47,6 +47,7 @@ from specroute.routes import UnknownInputError as UnknownInputError
 from specroute.routes import UnknownRouteError as UnknownRouteError
 from specroute.routes import WasteBudget as WasteBudget
 from specroute.routes import process_learned_state as process_learned_state
+from specroute.routes._public import show_public_module as _show_public_module
 
 from ._flow import Flow as Flow
 from ._graph import Router as Router
@@ -129,14 +130,4 @@ __all__ = [
 ]
 
 
-def _fix_module_names() -> None:
-    """Show the public name in reprs, tracebacks and docs: `specroute.engine.Flow`, not
-    `specroute.engine._flow.Flow` (trio does the same)."""
-    for name in __all__:
-        obj = globals()[name]
-        named = isinstance(obj, type) or (callable(obj) and hasattr(obj, "__qualname__"))
-        if named and getattr(obj, "__module__", "").startswith("specroute."):
-            obj.__module__ = __name__
-
-
-_fix_module_names()
+_show_public_module(__name__, globals(), __all__)

@@ -220,22 +220,8 @@ class Tables:
 class Graph:
     """A set of steps and routers; the graph comes from the names they read and write.
 
-    `Flow` is the public name: a graph you can run. A router's branches given as lists of
-    steps are graphs.
-
-    Args:
-        nodes: Steps and routers, in any order.
-        name: The flow's name, for traces and errors.
-        outputs: The values the flow returns (default: the values no node of the flow
-            reads). A branch's outputs appear in the flow around its router.
-        inputs: The run inputs, if you want them checked now: any value read that no step
-            produces and that is not listed raises `MissingInputError` at once.
-        speculate: The default speculation policy for runs of this flow.
-
-    Raises:
-        FlowError: A subclass naming the step, value or router at fault: `CycleError`,
-            `DuplicateProducerError`, `MissingInputError`, `BranchError`,
-            `StepDefinitionError`, `UnknownBranchError`.
+    `Flow` is the public name: a graph you can run, whose docstring lists the arguments.
+    A router's branches given as lists of steps are graphs.
     """
 
     def __init__(

@@ -24,6 +24,7 @@ from ._prediction import Predictor as Predictor
 from ._prediction import RouteStatistics as RouteStatistics
 from ._prediction import SimilarityCalibration as SimilarityCalibration
 from ._prediction import WasteBudget as WasteBudget
+from ._public import show_public_module as _show_public_module
 from ._route import Route as Route
 from ._speculation import Always as Always
 from ._speculation import Branches as Branches
@@ -73,13 +74,4 @@ __all__ = [
 ]
 
 
-def _fix_module_names() -> None:
-    """Show the public name in reprs and tracebacks, not the private module's."""
-    for name in __all__:
-        obj = globals().get(name)
-        named = isinstance(obj, type) or (callable(obj) and hasattr(obj, "__qualname__"))
-        if named and getattr(obj, "__module__", "").startswith(f"{__name__}._"):
-            obj.__module__ = __name__
-
-
-_fix_module_names()
+_show_public_module(__name__, globals(), __all__)

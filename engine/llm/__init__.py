@@ -6,6 +6,8 @@ another API's `WireFormat`. Every call is recorded in a `UsageMeter`, cancelled 
 (see `record_usage`). `HTTPEmbedder` embeds through a provider, sharing its key and limits.
 """
 
+from specroute.routes._public import show_public_module as _show_public_module
+
 from ._anthropic import DEFAULT_ANTHROPIC_BASE_URL as DEFAULT_ANTHROPIC_BASE_URL
 from ._anthropic import AnthropicFormat as AnthropicFormat
 from ._client import DEFAULT_HTTP_TIMEOUT as DEFAULT_HTTP_TIMEOUT
@@ -117,13 +119,4 @@ __all__ = [  # noqa: RUF022
 ]
 
 
-def _fix_module_names() -> None:
-    """Show the public name in reprs and tracebacks, not the private module's."""
-    for name in __all__:
-        obj = globals().get(name)
-        named = isinstance(obj, type) or (callable(obj) and hasattr(obj, "__qualname__"))
-        if named and getattr(obj, "__module__", "").startswith(f"{__name__}._"):
-            obj.__module__ = __name__
-
-
-_fix_module_names()
+_show_public_module(__name__, globals(), __all__)

@@ -12,6 +12,8 @@ A log line holds the run model itself: `read_log(path).records[i].result` is a `
 
 from typing import Any as _Any
 
+from specroute.routes._public import show_public_module as _show_public_module
+
 from ._costs import measured_costs as measured_costs
 from ._errors import RunLogError as RunLogError
 from ._html import pick_run as pick_run
@@ -113,13 +115,4 @@ def __getattr__(name: str) -> _Any:
     return getattr(_trace, target)
 
 
-def _fix_module_names() -> None:
-    """Show the public name in reprs and tracebacks, not the private module's."""
-    for name in __all__:
-        obj = globals().get(name)
-        named = isinstance(obj, type) or (callable(obj) and hasattr(obj, "__qualname__"))
-        if named and getattr(obj, "__module__", "").startswith(f"{__name__}._"):
-            obj.__module__ = __name__
-
-
-_fix_module_names()
+_show_public_module(__name__, globals(), __all__)
