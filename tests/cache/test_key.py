@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import enum
 import socket
 import subprocess
 import sys
+import types
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, NamedTuple, Protocol
 
 import attrs
 import httpx
@@ -41,6 +43,27 @@ class Color(enum.Enum):
 
 
 class Plain:
+    pass
+
+
+class Pair(NamedTuple):
+    first: int
+    second: int
+
+
+class Label(str):
+    __slots__ = ()
+
+
+class UserId(int):
+    __slots__ = ()
+
+
+class Seconds(float):
+    __slots__ = ()
+
+
+class Items(list[int]):
     pass
 
 
@@ -81,6 +104,18 @@ def test_dict_key_order_does_not_change_the_key() -> None:
         ("ab", ["a", "b"]),
         ({"a": 1}, [("a", 1)]),
         (Color.RED, 1),
+        (b"ab", bytearray(b"ab")),
+        ({1, 2}, frozenset({1, 2})),
+        ({"a": 1}, collections.OrderedDict(a=1)),
+        ({"a": 1}, types.MappingProxyType({"a": 1})),
+        ({"a": 1}, collections.defaultdict(int, a=1)),
+        ({"a": 1}, collections.Counter(a=1)),
+        ((1, 2), Pair(1, 2)),
+        ("ab", Label("ab")),
+        (1, UserId(1)),
+        (1.5, Seconds(1.5)),
+        ([1], Items([1])),
+        (collections.OrderedDict(a=1, b=2), collections.OrderedDict(b=2, a=1)),
     ],
 )
 def test_different_values_give_different_keys(left: object, right: object) -> None:
@@ -97,6 +132,15 @@ def test_step_version_and_namespace_are_part_of_the_key(overrides: dict[str, str
 
 def test_argument_names_are_part_of_the_key() -> None:
     assert key({"a": 1}) != key({"b": 1})
+
+
+def test_a_plain_dict_and_its_kind_keep_their_own_keys() -> None:
+    # Exact types are kept apart, but each type keeps its own equalities.
+    assert key({"x": {"a": 1, "b": 2}}) == key({"x": {"b": 2, "a": 1}})
+    assert key({"x": bytearray(b"ab")}) == key({"x": bytearray(b"ab")})
+    assert key({"x": frozenset({1, 2})}) == key({"x": frozenset({2, 1})})
+    assert key({"x": Label("ab")}) == key({"x": Label("ab")})
+    assert key({"x": collections.Counter("ab")}) == key({"x": collections.Counter("ba")})
 
 
 def test_attrs_instances_encode_by_class_and_fields() -> None:
