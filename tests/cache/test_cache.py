@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 import trio
@@ -85,6 +86,32 @@ async def test_a_paraphrase_is_a_semantic_hit_with_similarity() -> None:
         assert hit.similarity is not None
         assert SEMANTIC.threshold <= hit.similarity <= 1.0
         assert cache.statistics().semantic_hits == 1
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
+        (
+            (StepIdentity("summarize", "app.short"), SEMANTIC),
+            (StepIdentity("summarize", "app.long"), SEMANTIC),
+        ),
+        (
+            (StepIdentity("discovery"), attrs.evolve(SEMANTIC, depends_on={"model": "small"})),
+            (StepIdentity("discovery"), attrs.evolve(SEMANTIC, depends_on={"model": "large"})),
+        ),
+    ],
+)
+async def test_a_near_match_is_never_taken_from_another_step_or_model(
+    stored: tuple[StepIdentity, CacheOptions], asked: tuple[StepIdentity, CacheOptions]
+) -> None:
+    async with open_cache() as cache:
+        miss = await cache.lookup(*stored, "acme", {"request": "Book a flight to Paris"})
+        assert isinstance(miss, CacheMiss)
+        await cache.store(miss, "travel", seconds=1.0)
+        near = await cache.lookup(*asked, "acme", {"request": "book a flight to Paris!"})
+        same = await cache.lookup(*stored, "acme", {"request": "book a flight to Paris!"})
+    assert isinstance(near, CacheMiss)
+    assert isinstance(same, CacheHit)
 
 
 async def test_exact_is_tried_before_semantic() -> None:

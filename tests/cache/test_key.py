@@ -15,7 +15,13 @@ from typing import Annotated, Any, NamedTuple, Protocol
 import attrs
 import httpx
 import pytest
-from specroute.cache import CacheKey, UnencodableInputError, make_key
+from specroute.cache import (
+    CacheConfigError,
+    CacheKey,
+    StepIdentity,
+    UnencodableInputError,
+    make_key,
+)
 from specroute.cache._key import is_never_encodable
 from specroute.routes import SpecrouteError
 
@@ -242,3 +248,50 @@ def test_annotations_that_may_be_encodable(annotation: object) -> None:
 
 def test_annotated_unencodable_is_never_encodable() -> None:
     assert is_never_encodable(Annotated[socket.socket, "doc"])
+
+
+async def summarize(text: str) -> str:
+    return text
+
+
+def test_a_step_identity_names_its_function() -> None:
+    identity = StepIdentity.of("summarize", summarize, None)
+    assert identity == StepIdentity("summarize", f"{__name__}.summarize")
+    assert str(identity) == f"summarize ({__name__}.summarize)"
+
+
+def test_an_explicit_cache_name_is_an_identity_without_a_function() -> None:
+    assert StepIdentity.of("summarize", summarize, "summary") == StepIdentity("summary")
+    assert make_key("summary", "1", "n", {}) == make_key(StepIdentity("summary"), "1", "n", {})
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        StepIdentity("summarize", f"{__name__}.other"),
+        StepIdentity("brief", f"{__name__}.summarize"),
+        StepIdentity("summarize"),
+    ],
+)
+def test_identities_differing_in_name_or_function_give_different_keys(other: StepIdentity) -> None:
+    own = StepIdentity.of("summarize", summarize, None)
+    assert make_key(own, "1", "n", {"x": 1}) != make_key(other, "1", "n", {"x": 1})
+    assert make_key(own, "1", "n", {}).partition != make_key(other, "1", "n", {}).partition
+
+
+def test_dependencies_are_part_of_the_key_and_of_its_partition() -> None:
+    small = make_key("s", "1", "n", {"x": 1}, depends_on={"model": "small"})
+    large = make_key("s", "1", "n", {"x": 1}, depends_on={"model": "large"})
+    assert small != large
+    assert small.partition != large.partition
+    assert make_key("s", "1", "n", {"x": 1}, depends_on={}) == make_key("s", "1", "n", {"x": 1})
+
+
+def test_inputs_are_not_part_of_the_partition() -> None:
+    assert key({"x": 1}).partition == key({"x": 2}).partition
+    assert key({"x": 1}).partition != key({"x": 1}, namespace="globex").partition
+
+
+def test_a_key_refuses_a_namespace_that_is_not_a_non_empty_str() -> None:
+    with pytest.raises(CacheConfigError, match="`namespace` must be a non-empty str"):
+        make_key("s", "1", "", {})
