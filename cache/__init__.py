@@ -21,6 +21,7 @@ from ._flight import SingleFlight as SingleFlight
 from ._flight import SingleFlightStatistics as SingleFlightStatistics
 from ._flight import open_single_flight as open_single_flight
 from ._key import CacheKey as CacheKey
+from ._key import StepIdentity as StepIdentity
 from ._key import make_key as make_key
 from ._local_embedder import LocalEmbedder as LocalEmbedder
 from ._options import CacheOptions as CacheOptions
@@ -59,6 +60,7 @@ __all__ = [
     "SingleFlightClosedError",
     "SingleFlightStatistics",
     "StepCache",
+    "StepIdentity",
     "UncacheableValueError",
     "UnencodableInputError",
     "make_key",

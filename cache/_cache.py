@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from numpy.typing import NDArray
 
+    from ._key import StepIdentity
     from ._options import CacheOptions
 
 __all__ = ["Cache", "CacheEntry", "open_cache"]
@@ -72,13 +73,15 @@ class Cache:
     _stores: int = attrs.field(init=False, default=0)
 
     async def lookup(
-        self, step: str, options: CacheOptions, namespace: str, inputs: Mapping[str, Any]
+        self, step: StepIdentity, options: CacheOptions, namespace: str, inputs: Mapping[str, Any]
     ) -> CacheHit | CacheMiss:
         """Look a step's inputs up: by exact key first, then by meaning.
 
         Args:
-            step: The step's name.
-            options: The step's cache options.
+            step: The step's identity (`StepIdentity.of`): entries are shared only between
+                equal identities.
+            options: The step's cache options; its `version` and `depends_on` are part of
+                the key.
             namespace: The tenant; lookups never see another namespace's entries.
             inputs: The step's arguments by name.
 
@@ -90,7 +93,7 @@ class Cache:
             SemanticInputError: The semantic input is missing or not a `str`.
             EmbeddingError: The embedder failed.
         """
-        key = make_key(step, options.version, namespace, inputs)
+        key = make_key(step, options.version, namespace, inputs, depends_on=options.depends_on)
         if options.exact:
             entry: CacheEntry | None = self._exact.get(key)
             if entry is not None:
@@ -105,7 +108,7 @@ class Cache:
                 )
         embedding = None
         if options.semantic is not None:
-            embedding = await self._embed(step, options.semantic, inputs)
+            embedding = await self._embed(step.name, options.semantic, inputs)
             # No await from here to the return: the index cannot change under the search.
             match = self._semantic.search(key, embedding, options.threshold)
             if match is not None:

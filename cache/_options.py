@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Literal
 
 import attrs
 
-from ._errors import CacheConfigError
+from ._errors import CacheConfigError, UnencodableInputError
+from ._key import check_encodable
 from ._validators import non_empty_text, unit_interval
 
 __all__ = ["DEFAULT_THRESHOLD", "CacheOptions"]
 
 # Chosen from tests/cache/test_false_hits.py; see the docstring of `CacheOptions`.
 DEFAULT_THRESHOLD = 0.95
+
+
+def _read_only_copy(value: Any) -> Any:
+    if not isinstance(value, Mapping):
+        raise CacheConfigError(
+            f"`depends_on` must be a mapping of names to plain data, such as"
+            f" {{'model': 'gpt-4o-mini'}}, got {value!r}"
+        )
+    return MappingProxyType(dict(value))
+
+
+def _encodable(instance: object, attribute: attrs.Attribute[Any], value: Mapping[str, Any]) -> None:
+    try:
+        check_encodable(value, attribute.name)
+    except UnencodableInputError as exc:
+        raise CacheConfigError(str(exc)) from exc
 
 
 @attrs.frozen(kw_only=True)
@@ -36,6 +55,14 @@ class CacheOptions:
             (`None`: no semantic lookup).
         threshold: The least cosine similarity that is a semantic hit, in (0, 1].
         version: The step's cache version; bump it when the prompt changes.
+        depends_on: What the step's answer depends on beyond its inputs: the model, its
+            temperature, tool definitions, a prompt version. Any mapping of names to plain
+            data (what a step input may be); it is part of every key, so changing the model
+            never serves the old model's answers. Copied when the options are made.
+        name: An explicit cache name. Without one, a step's entries are its own: its key
+            names the step and its function (module and qualified name), so two functions
+            that share a step name never share entries. Steps that give one cache name
+            share entries (and in-flight computations), whatever their functions.
         on_semantic_hit: `"trust"`: a semantic hit is the answer. `"verify"`: a hit only
             predicts the answer, which the real step checks (routers only: the predicted
             branch starts at once and is kept if the router agrees). `None`: verify for
@@ -52,6 +79,12 @@ class CacheOptions:
     on_semantic_hit: Literal["trust", "verify"] | None = attrs.field(
         default=None, validator=attrs.validators.in_((None, "trust", "verify"))
     )
+    # Excluded from the hash only: a mapping is not hashable, and equal options still hash
+    # alike without it.
+    depends_on: Mapping[str, Any] = attrs.field(
+        factory=dict, converter=_read_only_copy, validator=_encodable, hash=False
+    )
+    name: str | None = attrs.field(default=None, validator=non_empty_text)
 
     def __attrs_post_init__(self) -> None:
         if not self.exact and self.semantic is None:

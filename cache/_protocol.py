@@ -7,6 +7,10 @@ can serve a run (the in-memory `Cache`, or a network store). Its public types:
 - `CacheMiss`: a lookup that found nothing; handed back to `store` with the value;
 - `CacheStatistics`: a snapshot of the counters.
 
+A lookup names the step by its `StepIdentity` (from `specroute.cache`): the step's name and
+function, or an explicit cache name. Pass both to `make_key` with the options' `version`
+and `depends_on`, and the key keeps every one of them apart.
+
 The contract (checked for every implementation by `tests/cache/test_contract.py`):
 
 1. A hit's `value` is the step's own value (for a router, its `Route`), a private copy:
@@ -14,7 +18,8 @@ The contract (checked for every implementation by `tests/cache/test_contract.py`
    value after it was stored.
 2. `store(miss, value, seconds=s)` makes later lookups with the same inputs hit with
    that value and `seconds == s`.
-3. A namespace is a hard partition: a lookup never sees another namespace's entries.
+3. A namespace is a hard partition: a lookup never sees another namespace's entries; nor
+   does a lookup see the entries of another step identity, version or `depends_on`.
 4. `compute_once` shares one computation between concurrent callers with equal keys and
    stores nothing, so a failed computation is never stored; a failure reaches every
    waiting caller as `ComputationFailedError`.
@@ -32,7 +37,7 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-    from ._key import CacheKey
+    from ._key import CacheKey, StepIdentity
     from ._options import CacheOptions
 
 __all__ = ["CacheHit", "CacheMiss", "CacheStatistics", "StepCache"]
@@ -120,13 +125,15 @@ class StepCache(Protocol):
     """
 
     async def lookup(
-        self, step: str, options: CacheOptions, namespace: str, inputs: Mapping[str, Any]
+        self, step: StepIdentity, options: CacheOptions, namespace: str, inputs: Mapping[str, Any]
     ) -> CacheHit | CacheMiss:
         """Look a step's inputs up.
 
         Args:
-            step: The step's name.
-            options: The step's cache options.
+            step: The step's identity (`StepIdentity.of`): entries are shared only between
+                equal identities.
+            options: The step's cache options; its `version` and `depends_on` are part of
+                the key.
             namespace: The tenant; lookups never see another namespace's entries.
             inputs: The step's arguments by name.
 

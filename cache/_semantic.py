@@ -1,9 +1,10 @@
 """The semantic cache: the nearest stored entry by cosine similarity, partitioned by step.
 
-Each partition (step, version, namespace) keeps its vectors as the rows of one normalized
-float32 matrix, dense from row 0: a lookup is one matrix-vector product over exactly the
-rows that exist (brute force, so the nearest entry is exact, never approximate). Removing
-a row moves the last row into its place, so the matrix never has holes to skip.
+Each partition (a key's `partition`: step identity, version, dependencies, namespace) keeps
+its vectors as the rows of one normalized float32 matrix, dense from row 0: a lookup is one
+matrix-vector product over exactly the rows that exist (brute force, so the nearest entry
+is exact, never approximate). Removing a row moves the last row into its place, so the
+matrix never has holes to skip.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ DEFAULT_SEMANTIC_MAXSIZE = 10_000
 SIMILARITY_TOLERANCE = 1e-5
 _INITIAL_ROWS = 16
 
-_PartitionId = tuple[str, str, str]
+_PartitionId = str
 
 
 @attrs.frozen(kw_only=True)
@@ -74,7 +75,8 @@ class SemanticCacheStatistics:
 
     Args:
         entries: Entries held now.
-        partitions: Non-empty (step, version, namespace) partitions.
+        partitions: Non-empty partitions (one per step identity, version, dependencies and
+            namespace).
         hits: Searches that found an entry at or above the threshold.
         misses: Searches that found none.
         stores: Results stored.
@@ -141,11 +143,12 @@ class _Partition:
 
 @attrs.define(eq=False)
 class SemanticCache:
-    """Step results found by the meaning of a text, within one step, version and namespace.
+    """Step results found by the meaning of a text, within one partition of keys.
 
     A search returns the stored entry nearest to the query vector (cosine similarity) if it
-    reaches the threshold, and only among entries whose key has the same step, version and
-    namespace as the query's key. Results are copied in and out like `ExactCache`'s.
+    reaches the threshold, and only among entries whose key has the same `partition` as the
+    query's key: the same step identity, version, dependencies and namespace. Results are
+    copied in and out like `ExactCache`'s.
 
     Args:
         config: The bound on entries.
@@ -177,7 +180,7 @@ class SemanticCache:
         """Find the entry nearest to `vector` in the partition of `key`.
 
         Args:
-            key: The query's own key; its step, version and namespace pick the partition.
+            key: The query's own key; its `partition` picks where to search.
             vector: The query's embedding (any length; it is normalized here).
             threshold: The least cosine similarity that counts as a hit, in (0, 1].
 
@@ -293,7 +296,7 @@ class SemanticCache:
 
 
 def _partition_of(key: CacheKey) -> _PartitionId:
-    return (key.step, key.version, key.namespace)
+    return key.partition
 
 
 def _check_dimension(partition: _Partition, row: NDArray[np.float32], key: CacheKey) -> None:

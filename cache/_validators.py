@@ -51,3 +51,13 @@ def non_empty_text(instance: Any, attribute: attrs.Attribute[Any], value: Any) -
         return
     if not isinstance(value, str) or not value:
         raise CacheConfigError(f"`{attribute.name}` must be a non-empty str, got {value!r}")
+
+
+def check_namespace(namespace: object) -> None:
+    """A run's namespace: a non-empty `str` (a tuple, `None` or `""` would each make a
+    silent partition of their own)."""
+    if not isinstance(namespace, str) or not namespace:
+        raise CacheConfigError(
+            f"`namespace` must be a non-empty str naming the tenant (such as 'acme'), got"
+            f" {namespace!r}; entries in one namespace are never seen from another"
+        )

@@ -13,7 +13,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import trio
-from specroute.cache import CacheHit, CacheMiss, ComputationFailedError
+from specroute.cache import CacheHit, CacheMiss, ComputationFailedError, StepIdentity
 from specroute.routes import StepFailedError, StepTimeoutError
 
 from ._state import Execution, PendingStore, store
@@ -34,13 +34,17 @@ OK, FAILED, CACHED, RECOVERED = (
 
 
 async def lookup(run: RunState, step: Step, kwargs: dict[str, Any]) -> CacheHit | CacheMiss | None:
-    """Look `step` up in the run's cache; None when it is not cached in this run."""
+    """Look `step` up in the run's cache; None when it is not cached in this run.
+
+    The step is looked up by its identity (name and function, or its explicit cache name),
+    so two functions under one step name never share entries."""
     options = step.options.cache
     if run.cache is None or options is None:
         return None
     names = step.options.cache_inputs
     keyed = kwargs if names is None else {n: kwargs[n] for n in names if n in kwargs}
-    return await run.cache.lookup(step.name, options, run.namespace, keyed)
+    identity = StepIdentity.of(step.name, step.fn, options.name)
+    return await run.cache.lookup(identity, options, run.namespace, keyed)
 
 
 async def run_step(run: RunState, scope: Scope, index: int, token: object | None = None) -> None:

@@ -74,7 +74,7 @@ class Flow(Graph):
             cache: The cache that serves steps with a `cache` option (from
                 `specroute.cache.open_cache`, or any `StepCache`); without one those steps
                 always run. A speculative branch's results enter it only if the branch wins.
-            namespace: The tenant: a hard partition of the cache.
+            namespace: The tenant: a hard partition of the cache; a non-empty `str`.
             observer: Told as each step starts and ends (a progress display, metrics).
             learned: Where predictors and cache-hit calibration learn (default: the
                 process's one `LearnedState`, shared by every run).
@@ -85,6 +85,8 @@ class Flow(Graph):
 
         Raises:
             FlowError: Missing or unknown inputs, or a policy naming an unknown branch;
+                raised before any step runs.
+            CacheConfigError: `namespace` is not a non-empty `str` (also a `ValueError`);
                 raised before any step runs.
             StepFailedError: A step on the winning path raised (one error, not a group;
                 see the README's "When things go wrong").

@@ -161,6 +161,44 @@ def _node_writes(node: Node) -> frozenset[str]:
     return node.outputs if isinstance(node, Router) else frozenset((node.output,))
 
 
+def _functions_by_step_name(nodes: Sequence[Node], flow: str) -> Mapping[str, object]:
+    """Step name -> its function, over the whole tree; refuses two functions under one name.
+
+    A name identifies a step in traces, policies and cache keys, so two different functions
+    under one name (in two branches, say) would be mistaken for each other. The same
+    function under one name in several branches is one step, and allowed.
+    """
+    functions: dict[str, object] = {}
+
+    def add(step_name: str, function: object) -> None:
+        known = functions.setdefault(step_name, function)
+        if known is not function:
+            first, second = _qualified(known), _qualified(function)
+            alike = " (one factory made both)" if first == second else ""
+            raise StepDefinitionError(
+                f"flow {flow!r}: step name {step_name!r} is given to two different functions,"
+                f" {first} and {second}{alike}; a name identifies one step in traces,"
+                f" policies and cache keys, so give one of them another name with"
+                f" @step(name=...); to share cache entries between them, give both one"
+                f" CacheOptions(name=...)"
+            )
+
+    for node in nodes:
+        if isinstance(node, Router):
+            add(node.step.name, node.step.fn)
+            for branch in node.branches.values():
+                for step_name, function in branch._functions.items():
+                    add(step_name, function)
+        else:
+            add(node.name, node.fn)
+    return MappingProxyType(functions)
+
+
+def _qualified(function: object) -> str:
+    module = getattr(function, "__module__", None) or "?"
+    return f"{module}.{getattr(function, '__qualname__', type(function).__qualname__)}"
+
+
 def _topological(nodes: Sequence[Node], producer: Mapping[str, int], flow: str) -> list[int]:
     """Kahn's algorithm, earliest declaration first; raises `CycleError` naming the cycle."""
     deps = [{producer[n] for n in _node_reads(node) if n in producer} for node in nodes]
@@ -266,6 +304,7 @@ class Graph:
                 producer[value] = index
         order = _topological(given, producer, name)
         self.nodes: tuple[Node, ...] = tuple(given[index] for index in order)
+        self._functions = _functions_by_step_name(self.nodes, name)
         self._produced: frozenset[str] = frozenset(producer)
         deep = set(producer)
         for node in self.nodes:

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import trio
+from specroute.cache._validators import check_namespace
 from specroute.routes import (
     MissingInputError,
     RunError,
@@ -173,6 +174,7 @@ async def execute(
     learned: LearnedState,
 ) -> RunResult:
     """Run `flow` (see `Flow.run`, which documents the arguments and errors)."""
+    check_namespace(namespace)
     mode = Mode.parse(mode)
     _check_inputs(flow, inputs)
     if timeout is not None and not timeout > 0:

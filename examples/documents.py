@@ -33,12 +33,17 @@ FOLDER = Path(__file__).parent / "data" / "documents"
 SEED = {"sequential": "1.00x", "concurrent": "2.33-2.64x"}
 
 
-@step(cache=CacheOptions(semantic="text"), cache_inputs=("text",))  # a near-duplicate hits
+# A cached answer is keyed on what it depends on beyond its inputs: the model and the prompt.
+SUMMARY_CACHE = CacheOptions(semantic="text", depends_on={"model": _common.MODEL, "prompt": "1"})
+TAGS_CACHE = CacheOptions(depends_on={"model": _common.MODEL, "prompt": "1"})
+
+
+@step(cache=SUMMARY_CACHE, cache_inputs=("text",))  # a near-duplicate hits
 async def summary(text: str, llm: LLMClient) -> str:
     return await ask(llm, "summary", 1000 + 20 * len(text.split()), f"summarise:\n{text}")
 
 
-@step(cache=CacheOptions(), cache_inputs=("summary",))
+@step(cache=TAGS_CACHE, cache_inputs=("summary",))
 async def tags(summary: str, llm: LLMClient) -> list[str]:
     answer = await ask(llm, "tags", 500, f"three tags for: {summary[:200]}")
     return answer.split()[:3]

@@ -86,7 +86,17 @@ async def work(name: str) -> None:
         await LLM.complete(prompt, model=MODEL, max_tokens=64)
 
 
-@step(cache=CacheOptions(semantic="user_input"), **estimate("discovery"))  # exact, then near
+# What a cached answer depends on beyond the step's inputs goes in its key: Discovery answers
+# from the saved workflows. The model is picked by flags after these steps are made; each
+# process opens its own in-memory cache for one model, so a cache that outlives the process
+# would add `"model"` here as well.
+DISCOVERY_CACHE = CacheOptions(
+    semantic="user_input", depends_on={"saved_workflows": SAVED_WORKFLOWS, "prompt": "1"}
+)
+BROWSING_CACHE = CacheOptions(depends_on={"prompt": "1"})
+
+
+@step(cache=DISCOVERY_CACHE, **estimate("discovery"))  # exact, then near
 async def discovery(user_input: str) -> Route:
     await work("discovery")
     words = user_input.lower().translate(str.maketrans("", "", string.punctuation))
@@ -106,7 +116,7 @@ async def requirements_analysis(templatized_input: str) -> list[str]:
     return [f"needs: {word}" for word in templatized_input.split()[:3]]
 
 
-@step(output="components", cache=CacheOptions(), cache_inputs=("requirements",),
+@step(output="components", cache=BROWSING_CACHE, cache_inputs=("requirements",),
       **estimate("component_browsing"))  # fmt: skip
 async def component_browsing(user_input: str, requirements: list[str]) -> list[str]:
     await work("component_browsing")

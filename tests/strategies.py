@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 from hypothesis import strategies as st
-from specroute.cache import CacheHit, CacheMiss, CacheOptions, make_key
+from specroute.cache import CacheHit, CacheMiss, CacheOptions, StepIdentity, make_key
 from specroute.engine import Flow, Step, router, step
 from specroute.routes import Branches, Prediction, Route, RouterView
 
@@ -237,11 +237,11 @@ class AdversarialCache:
     routes: dict[str, str]
 
     async def lookup(
-        self, step: str, options: Any, namespace: str, inputs: Mapping[str, Any]
+        self, step: StepIdentity, options: Any, namespace: str, inputs: Mapping[str, Any]
     ) -> CacheHit | CacheMiss:
-        key = make_key(step, options.version, namespace, inputs)
-        if step in self.routes:
-            return CacheHit(value=Route(self.routes[step]), kind="semantic", key=key,
+        key = make_key(step, options.version, namespace, inputs, depends_on=options.depends_on)
+        if step.name in self.routes:
+            return CacheHit(value=Route(self.routes[step.name]), kind="semantic", key=key,
                             similarity=0.96, matched_key=key, seconds=1.0)  # fmt: skip
         return CacheMiss(key=key, exact=True, embedding=None)
 

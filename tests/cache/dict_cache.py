@@ -18,6 +18,7 @@ from specroute.cache import (
     CacheOptions,
     CacheStatistics,
     SingleFlight,
+    StepIdentity,
     make_key,
     open_single_flight,
 )
@@ -45,9 +46,9 @@ class DictCache:
     _stores: int = attrs.field(init=False, default=0)
 
     async def lookup(
-        self, step: str, options: CacheOptions, namespace: str, inputs: Mapping[str, Any]
+        self, step: StepIdentity, options: CacheOptions, namespace: str, inputs: Mapping[str, Any]
     ) -> CacheHit | CacheMiss:
-        key = make_key(step, options.version, namespace, inputs)
+        key = make_key(step, options.version, namespace, inputs, depends_on=options.depends_on)
         entry = self._entries.get(key)
         if entry is None:
             self._misses += 1

@@ -26,6 +26,7 @@ from specroute.cache import (
     SemanticCache,
     SemanticCacheConfig,
     StepCache,
+    StepIdentity,
     make_key,
     open_cache,
 )
@@ -176,13 +177,13 @@ def open_step_cache(request: pytest.FixtureRequest) -> Callable[[], Any]:
 
 
 async def miss_for(cache: StepCache, n: int, namespace: str = "acme") -> CacheMiss:
-    found = await cache.lookup("step", OPTIONS, namespace, {"n": n})
+    found = await cache.lookup(StepIdentity("step"), OPTIONS, namespace, {"n": n})
     assert isinstance(found, CacheMiss)
     return found
 
 
 async def hit_for(cache: StepCache, n: int, namespace: str = "acme") -> CacheHit:
-    found = await cache.lookup("step", OPTIONS, namespace, {"n": n})
+    found = await cache.lookup(StepIdentity("step"), OPTIONS, namespace, {"n": n})
     assert isinstance(found, CacheHit)
     return found
 
@@ -242,7 +243,9 @@ async def test_namespaces_are_hard_partitions(open_step_cache: OpenStepCache) ->
     async with open_step_cache() as cache:
         await cache.store(await miss_for(cache, 1, "acme"), "acme's", seconds=1.0)
         await cache.store(await miss_for(cache, 1, "globex"), "globex's", seconds=2.0)
-        other_version = await cache.lookup("step", CacheOptions(version="2"), "acme", {"n": 1})
+        other_version = await cache.lookup(
+            StepIdentity("step"), CacheOptions(version="2"), "acme", {"n": 1}
+        )
         assert isinstance(other_version, CacheMiss)
         assert (await hit_for(cache, 1, "acme")).value == "acme's"
         assert (await hit_for(cache, 1, "globex")).value == "globex's"

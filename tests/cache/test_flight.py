@@ -14,6 +14,7 @@ from specroute.cache import (
     ComputationFailedError,
     SingleFlight,
     SingleFlightClosedError,
+    StepIdentity,
     open_cache,
     open_single_flight,
 )
@@ -181,7 +182,7 @@ async def test_a_failure_is_not_stored(autojump_clock: trio.testing.MockClock) -
         return "second attempt works"
 
     async with open_cache() as cache:
-        key = (await cache.lookup("s", CacheOptions(), "acme", {"x": 1})).key
+        key = (await cache.lookup(StepIdentity("s"), CacheOptions(), "acme", {"x": 1})).key
         with pytest.raises(ComputationFailedError):
             await cache.compute_once(key, flaky)
         assert await cache.compute_once(key, flaky) == "second attempt works"
@@ -289,5 +290,5 @@ async def test_an_outer_cancel_leaves_as_cancelled_and_is_caught(
 async def run_once(flight_or_cache: SingleFlight | Cache, compute: Computation) -> object:
     if isinstance(flight_or_cache, SingleFlight):
         return await flight_or_cache.run("key", compute)
-    key = (await flight_or_cache.lookup("s", CacheOptions(), "acme", {"x": 1})).key
+    key = (await flight_or_cache.lookup(StepIdentity("s"), CacheOptions(), "acme", {"x": 1})).key
     return await flight_or_cache.compute_once(key, compute)

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import enum
 import socket
 import subprocess
 import sys
+import types
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, NamedTuple, Protocol
 
 import attrs
 import httpx
 import pytest
-from specroute.cache import CacheKey, UnencodableInputError, make_key
+from specroute.cache import (
+    CacheConfigError,
+    CacheKey,
+    StepIdentity,
+    UnencodableInputError,
+    make_key,
+)
 from specroute.cache._key import is_never_encodable
 from specroute.routes import SpecrouteError
 
@@ -41,6 +49,27 @@ class Color(enum.Enum):
 
 
 class Plain:
+    pass
+
+
+class Pair(NamedTuple):
+    first: int
+    second: int
+
+
+class Label(str):
+    __slots__ = ()
+
+
+class UserId(int):
+    __slots__ = ()
+
+
+class Seconds(float):
+    __slots__ = ()
+
+
+class Items(list[int]):
     pass
 
 
@@ -81,6 +110,18 @@ def test_dict_key_order_does_not_change_the_key() -> None:
         ("ab", ["a", "b"]),
         ({"a": 1}, [("a", 1)]),
         (Color.RED, 1),
+        (b"ab", bytearray(b"ab")),
+        ({1, 2}, frozenset({1, 2})),
+        ({"a": 1}, collections.OrderedDict(a=1)),
+        ({"a": 1}, types.MappingProxyType({"a": 1})),
+        ({"a": 1}, collections.defaultdict(int, a=1)),
+        ({"a": 1}, collections.Counter(a=1)),
+        ((1, 2), Pair(1, 2)),
+        ("ab", Label("ab")),
+        (1, UserId(1)),
+        (1.5, Seconds(1.5)),
+        ([1], Items([1])),
+        (collections.OrderedDict(a=1, b=2), collections.OrderedDict(b=2, a=1)),
     ],
 )
 def test_different_values_give_different_keys(left: object, right: object) -> None:
@@ -97,6 +138,15 @@ def test_step_version_and_namespace_are_part_of_the_key(overrides: dict[str, str
 
 def test_argument_names_are_part_of_the_key() -> None:
     assert key({"a": 1}) != key({"b": 1})
+
+
+def test_a_plain_dict_and_its_kind_keep_their_own_keys() -> None:
+    # Exact types are kept apart, but each type keeps its own equalities.
+    assert key({"x": {"a": 1, "b": 2}}) == key({"x": {"b": 2, "a": 1}})
+    assert key({"x": bytearray(b"ab")}) == key({"x": bytearray(b"ab")})
+    assert key({"x": frozenset({1, 2})}) == key({"x": frozenset({2, 1})})
+    assert key({"x": Label("ab")}) == key({"x": Label("ab")})
+    assert key({"x": collections.Counter("ab")}) == key({"x": collections.Counter("ba")})
 
 
 def test_attrs_instances_encode_by_class_and_fields() -> None:
@@ -198,3 +248,50 @@ def test_annotations_that_may_be_encodable(annotation: object) -> None:
 
 def test_annotated_unencodable_is_never_encodable() -> None:
     assert is_never_encodable(Annotated[socket.socket, "doc"])
+
+
+async def summarize(text: str) -> str:
+    return text
+
+
+def test_a_step_identity_names_its_function() -> None:
+    identity = StepIdentity.of("summarize", summarize, None)
+    assert identity == StepIdentity("summarize", f"{__name__}.summarize")
+    assert str(identity) == f"summarize ({__name__}.summarize)"
+
+
+def test_an_explicit_cache_name_is_an_identity_without_a_function() -> None:
+    assert StepIdentity.of("summarize", summarize, "summary") == StepIdentity("summary")
+    assert make_key("summary", "1", "n", {}) == make_key(StepIdentity("summary"), "1", "n", {})
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        StepIdentity("summarize", f"{__name__}.other"),
+        StepIdentity("brief", f"{__name__}.summarize"),
+        StepIdentity("summarize"),
+    ],
+)
+def test_identities_differing_in_name_or_function_give_different_keys(other: StepIdentity) -> None:
+    own = StepIdentity.of("summarize", summarize, None)
+    assert make_key(own, "1", "n", {"x": 1}) != make_key(other, "1", "n", {"x": 1})
+    assert make_key(own, "1", "n", {}).partition != make_key(other, "1", "n", {}).partition
+
+
+def test_dependencies_are_part_of_the_key_and_of_its_partition() -> None:
+    small = make_key("s", "1", "n", {"x": 1}, depends_on={"model": "small"})
+    large = make_key("s", "1", "n", {"x": 1}, depends_on={"model": "large"})
+    assert small != large
+    assert small.partition != large.partition
+    assert make_key("s", "1", "n", {"x": 1}, depends_on={}) == make_key("s", "1", "n", {"x": 1})
+
+
+def test_inputs_are_not_part_of_the_partition() -> None:
+    assert key({"x": 1}).partition == key({"x": 2}).partition
+    assert key({"x": 1}).partition != key({"x": 1}, namespace="globex").partition
+
+
+def test_a_key_refuses_a_namespace_that_is_not_a_non_empty_str() -> None:
+    with pytest.raises(CacheConfigError, match="`namespace` must be a non-empty str"):
+        make_key("s", "1", "", {})

@@ -7,7 +7,13 @@ from typing import Any
 import attrs
 import pytest
 from specroute.cache import CacheConfigError
-from specroute.cache._validators import at_least, non_empty_text, positive, unit_interval
+from specroute.cache._validators import (
+    at_least,
+    check_namespace,
+    non_empty_text,
+    positive,
+    unit_interval,
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -51,3 +57,15 @@ def test_non_empty_text_refuses_empty_and_non_str(value: Any) -> None:
 def test_errors_are_value_errors_for_generic_callers() -> None:
     with pytest.raises(ValueError, match=r"`maxsize`"):
         Settings(maxsize=0)
+
+
+@pytest.mark.parametrize("namespace", [None, 0, "", ("acme",), ["acme"], b"acme"])
+def test_check_namespace_refuses_anything_but_a_non_empty_str(namespace: Any) -> None:
+    with pytest.raises(CacheConfigError, match=r"`namespace` must be a non-empty str") as info:
+        check_namespace(namespace)
+    assert repr(namespace) in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_check_namespace_accepts_a_tenant() -> None:
+    check_namespace("acme")

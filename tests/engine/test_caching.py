@@ -8,8 +8,15 @@ from typing import TYPE_CHECKING
 import pytest
 import trio
 from specroute.cache import CacheOptions, HashingEmbedder, open_cache
-from specroute.engine import Flow, StepStatus, router, step
-from specroute.routes import Always, Never, Route, StepDefinitionError, StepFailedError
+from specroute.engine import Flow, Step, StepStatus, router, step
+from specroute.routes import (
+    Always,
+    Never,
+    Route,
+    SpecrouteError,
+    StepDefinitionError,
+    StepFailedError,
+)
 
 if TYPE_CHECKING:
     from trio.testing import MockClock
@@ -171,3 +178,93 @@ def test_unannotated_inputs_may_be_cached() -> None:
         return request
 
     assert plain.options.cache is not None
+
+
+def summarizer(answer: str, *, cache_name: str | None = None) -> Step:
+    """A cached step named `summarize` whose function is new on every call."""
+
+    @step(name="summarize", cache=CacheOptions(name=cache_name))
+    async def summarize(text: str) -> str:
+        await trio.sleep(1)
+        return answer
+
+    return summarize
+
+
+@step(name="summarize", cache=CacheOptions())
+async def short_summary(text: str) -> str:
+    return "SHORT"
+
+
+@step(name="summarize", cache=CacheOptions())
+async def long_summary(text: str) -> str:
+    return "LONG"
+
+
+async def test_two_functions_named_alike_never_share_entries(autojump_clock: MockClock) -> None:
+    async with open_cache() as cache:
+        first = await Flow([short_summary]).run(text="a report", cache=cache)
+        second = await Flow([long_summary]).run(text="a report", cache=cache)
+    assert first.outputs == {"summarize": "SHORT"}
+    assert second.outputs == {"summarize": "LONG"}
+    assert second.cache_hits == 0
+
+
+async def test_factory_made_steps_are_told_apart_by_name(autojump_clock: MockClock) -> None:
+    def summarizer_named(name: str) -> Step:
+        @step(name=name, output="summary", cache=CacheOptions())
+        async def summarize(text: str) -> str:
+            return name
+
+        return summarize
+
+    async with open_cache() as cache:
+        await Flow([summarizer_named("brief")]).run(text="a report", cache=cache)
+        second = await Flow([summarizer_named("detailed")]).run(text="a report", cache=cache)
+    assert second.outputs == {"summary": "detailed"}
+    assert second.cache_hits == 0
+
+
+async def test_an_explicit_cache_name_shares_entries(autojump_clock: MockClock) -> None:
+    short, long = (
+        summarizer("SHORT", cache_name="summary"),
+        summarizer("LONG", cache_name="summary"),
+    )
+    async with open_cache() as cache:
+        await Flow([short]).run(text="a report", cache=cache)
+        second = await Flow([long]).run(text="a report", cache=cache)
+    assert second.outputs == {"summarize": "SHORT"}
+    assert second.cache_hits == 1
+
+
+async def test_what_an_answer_depends_on_is_in_the_key(autojump_clock: MockClock) -> None:
+    def answerer(model: str) -> Step:
+        async def answer(question: str) -> str:
+            return f"{model} says 42"
+
+        return step(cache=CacheOptions(depends_on={"model": model}))(answer)
+
+    async with open_cache() as cache:
+        small = await Flow([answerer("small")]).run(question="why", cache=cache)
+        large = await Flow([answerer("large")]).run(question="why", cache=cache)
+        again = await Flow([answerer("large")]).run(question="why", cache=cache)
+    assert (small.cache_hits, large.cache_hits, again.cache_hits) == (0, 0, 1)
+    assert large.outputs == again.outputs == {"answer": "large says 42"}
+
+
+@pytest.mark.parametrize("namespace", [None, 0, "", ("acme",), ["acme"], b"acme"])
+async def test_a_namespace_must_be_a_non_empty_str(namespace: object) -> None:
+    calls: list[str] = []
+    flow = planner(calls)
+    async with open_cache() as cache:
+        with pytest.raises(SpecrouteError, match=r"`namespace` must be a non-empty str") as info:
+            await flow.run(request="hi", cache=cache, namespace=namespace)  # type: ignore[arg-type]
+    assert isinstance(info.value, ValueError)
+    assert repr(namespace) in str(info.value)
+    assert calls == []
+
+
+async def test_a_namespace_is_checked_without_a_cache() -> None:
+    flow = planner([])
+    with pytest.raises(SpecrouteError, match=r"`namespace`"):
+        await flow.run(request="hi", namespace="", mode="sequential")

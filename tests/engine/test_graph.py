@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from specroute.cache import CacheOptions
-from specroute.engine import Flow, Router, router, step
+from specroute.engine import Flow, Router, Step, router, step
 from specroute.engine._graph import Graph
 from specroute.routes import BranchError, Route, StepDefinitionError
 
@@ -133,3 +133,41 @@ def test_a_plain_step_may_not_verify_semantic_hits() -> None:
 
     with pytest.raises(StepDefinitionError, match=r"step 'answer' asks to verify"):
         Graph([answer], name="qa")
+
+
+def summarizer(answer: str) -> Step:
+    """A step named `summarize` whose function is new on every call."""
+
+    @step(name="summarize", output="summary")
+    async def summarize(text: str) -> str:
+        return answer
+
+    return summarize
+
+
+def test_two_functions_under_one_name_in_two_branches_are_refused() -> None:
+    @step
+    async def length(text: str) -> Route:
+        return Route("short" if len(text) < 100 else "long")
+
+    short, long = summarizer("SHORT"), summarizer("LONG")
+    with pytest.raises(StepDefinitionError) as info:
+        Flow([router(length, {"short": [short], "long": [long]})], name="digest")
+    message = str(info.value)
+    assert "'summarize'" in message
+    assert message.count(f"{__name__}.summarizer.<locals>.summarize") == 2
+    assert "@step(name=...)" in message
+    assert "CacheOptions(name=" in message
+
+
+def test_two_functions_under_one_name_in_a_flow_and_a_nested_branch_are_refused() -> None:
+    inner = Flow([router(pick, {"a": [summarizer("A")]})], name="inner")
+    with pytest.raises(StepDefinitionError, match=r"'summarize'"):
+        Flow([router(pick, {"a": inner}), step(name="summarize")(draft.fn)], name="outer")
+
+
+def test_one_function_in_two_branches_is_allowed() -> None:
+    shared = summarizer("SAME")
+    again = step(name="summarize", output="summary", timeout=5)(shared.fn)
+    flow = Flow([router(pick, {"a": [shared], "b": [again], "c": [shared]})])
+    assert flow.outputs == {"summary"}

@@ -34,7 +34,8 @@ def make_flow(mode: Literal["trust", "verify"], threshold: float) -> Flow:
         return Route(understand(request))  # one branch per intent: the label is the answer
 
     def act(intent: str) -> Flow:
-        @step(output="answer")
+        # One function per branch, so one name per branch: a name is one step's identity.
+        @step(name=f"do_{INTENTS.index(intent)}", output="answer")
         async def do() -> str:
             await trio.sleep(1)
             return f"did {intent}"
