@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 MODES = ("sequential", "parallel", "speculative")
+CAP_RULE = r"`max_concurrency` must be None, an int >= 1 or a trio.CapacityLimiter"
 
 
 @step
@@ -62,7 +63,7 @@ RUN_CASES = [
         pytest.param(
             {"max_concurrency": value},
             ConfigurationError,
-            rf"`max_concurrency` must be None, an int >= 1 or a trio.CapacityLimiter, got {shown(value)}",
+            rf"{CAP_RULE}, got {shown(value)}",
             id=f"max_concurrency={value!r}",
         )
         for value in (0, -1)
@@ -71,7 +72,7 @@ RUN_CASES = [
         pytest.param(
             {"max_concurrency": value},
             ConfigurationTypeError,
-            rf"`max_concurrency` must be None, an int >= 1 or a trio.CapacityLimiter, got {shown(value)}",
+            rf"{CAP_RULE}, got {shown(value)}",
             id=f"max_concurrency={value!r}",
         )
         for value in ("3", 2.5, True)

@@ -12,7 +12,6 @@ import sys
 import textwrap
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pytest
 import trio
 from specroute.cache import CacheOptions, EmbeddingError, open_cache
@@ -26,11 +25,19 @@ from specroute.engine import (
     router,
     step,
 )
-from specroute.routes import Always, Never, PredictivePolicy, Route, RouteStatistics, StepFailedError
+from specroute.routes import (
+    Always,
+    Never,
+    PredictivePolicy,
+    Route,
+    RouteStatistics,
+    StepFailedError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    import numpy as np
     from numpy.typing import NDArray
     from trio.testing import MockClock
 
@@ -223,7 +230,7 @@ def test_a_process_whose_step_calls_sys_exit_exits_with_that_status() -> None:
         trio.run(main)
         """
     )
-    done = subprocess.run(  # noqa: S603 -- our own interpreter and script
+    done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 3, done.stderr
@@ -375,7 +382,9 @@ async def test_an_embedder_failing_in_a_router_lookup_fails_the_router_step(
     autojump_clock: MockClock, mode: str
 ) -> None:
     async with open_cache(embedder=BrokenEmbedder()) as cache:
-        with pytest.raises(StepFailedError, match=r"step 'classify' failed: EmbeddingError") as info:
+        with pytest.raises(
+            StepFailedError, match=r"step 'classify' failed: EmbeddingError"
+        ) as info:
             await routed(fallback=False).run(request="r", cache=cache, mode=mode)
     assert info.value.step == "classify"
     assert isinstance(info.value.__cause__, EmbeddingError)
