@@ -19,6 +19,8 @@ from specroute.routes import Always as Always
 from specroute.routes import Blend as Blend
 from specroute.routes import BranchError as BranchError
 from specroute.routes import Branches as Branches
+from specroute.routes import ConfigurationError as ConfigurationError
+from specroute.routes import ConfigurationTypeError as ConfigurationTypeError
 from specroute.routes import CycleError as CycleError
 from specroute.routes import DuplicateProducerError as DuplicateProducerError
 from specroute.routes import FlowError as FlowError
@@ -26,6 +28,7 @@ from specroute.routes import HandoffError as HandoffError
 from specroute.routes import LearnedState as LearnedState
 from specroute.routes import MissingInputError as MissingInputError
 from specroute.routes import Never as Never
+from specroute.routes import ObserverFailedError as ObserverFailedError
 from specroute.routes import Plan as Plan
 from specroute.routes import PlanReason as PlanReason
 from specroute.routes import Prediction as Prediction
@@ -76,6 +79,8 @@ __all__ = [
     "CacheConfigError",
     "CacheError",
     "CacheOptions",
+    "ConfigurationError",
+    "ConfigurationTypeError",
     "CycleError",
     "DuplicateProducerError",
     "EmbeddingError",
@@ -88,6 +93,7 @@ __all__ = [
     "Mode",
     "ModelPredictor",
     "Never",
+    "ObserverFailedError",
     "Plan",
     "PlanReason",
     "Prediction",

@@ -43,6 +43,8 @@ class Flow(Graph):
         FlowError: A subclass naming the step, value or router at fault: `CycleError`,
             `DuplicateProducerError`, `MissingInputError`, `BranchError`,
             `StepDefinitionError`, `UnknownBranchError`.
+        ConfigurationTypeError: `nodes` not a list, `inputs` or `outputs` given as one
+            string (which would be read letter by letter), or `speculate` not a policy.
     """
 
     async def run(
@@ -84,17 +86,25 @@ class Flow(Graph):
             The `RunResult`.
 
         Raises:
-            FlowError: Missing or unknown inputs, or a policy naming an unknown branch;
-                raised before any step runs.
+            ConfigurationError: An argument out of range (`max_concurrency=0`,
+                `timeout=-1`), or `ConfigurationTypeError` for one of the wrong kind (not a
+                policy, cache, observer or `LearnedState`); raised before any step runs,
+                in every mode.
+            FlowError: Missing or unknown inputs, or a policy naming an unknown router or
+                branch (in every mode); raised before any step runs.
             CacheConfigError: `namespace` is not a non-empty `str` (also a `ValueError`);
                 raised before any step runs.
-            StepFailedError: A step on the winning path raised (one error, not a group;
-                see the README's "When things go wrong").
+            StepFailedError: A step on the winning path raised, or a router's cache lookup
+                failed and it has no fallback (one error, not a group; see the README's
+                "When things go wrong").
             UnknownRouteError: A winning router returned a label with no branch.
             HandoffError: A winning router handed over values its branch does not declare.
             RunTimeoutError: `timeout` passed.
-            trio.Cancelled: The caller's scope was cancelled (never swallowed).
+            ObserverFailedError: The observer raised; the run stopped.
+            trio.Cancelled: The caller's scope was cancelled: one bare `Cancelled`, never
+                swallowed and never wrapped in a group.
             KeyboardInterrupt: Ctrl-C; every task has stopped when it propagates.
+            SystemExit: A step called `sys.exit()`; re-raised as itself.
         """
         values = dict(inputs or {})
         values.update(named_inputs)
@@ -102,7 +112,13 @@ class Flow(Graph):
             self,
             values,
             mode=mode,
-            policy=speculate or self.speculate or DEFAULT_POLICY,
+            policy=(
+                speculate
+                if speculate is not None
+                else self.speculate
+                if self.speculate is not None
+                else DEFAULT_POLICY
+            ),
             max_concurrency=max_concurrency,
             timeout=timeout,
             cache=cache,

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, TypeAlias
 
 import attrs
 from specroute.routes import (
     BranchError,
+    ConfigurationTypeError,
     CycleError,
     DuplicateProducerError,
     MissingInputError,
@@ -25,11 +27,11 @@ from specroute.routes import (
 from ._step import Step
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Sequence
 
     from specroute.routes import Predictor
 
-__all__ = ["Graph", "Router", "Tables", "router"]
+__all__ = ["Graph", "Router", "Tables", "check_policy", "router"]
 
 Node: TypeAlias = "Step | Router"
 
@@ -94,16 +96,34 @@ def router(
     Raises:
         BranchError: No branches, a handoff for an unknown label, a handoff name that the
             branch also produces, or branches whose outputs differ.
+        ConfigurationTypeError: `branches` or `handoff` not a mapping, a branch that is not
+            a flow or a list of steps, a handoff or branch given as one string (which would
+            be read letter by letter), or a `predictor` without `predict` and `observe`.
     """
     if not isinstance(step, Step):
         raise StepDefinitionError(f"router step must be a Step (use @step), got {step!r}")
+    where = f"router {step.name!r}"
+    if not isinstance(branches, Mapping):
+        raise ConfigurationTypeError(
+            f"{where}: `branches` must be a mapping label -> Flow or list of steps, got "
+            f"{branches!r}; write {{'label': [...]}}"
+        )
     if not branches:
         raise BranchError(f"router {step.name!r} has no branches; give it at least one")
-    flows = {
-        label: flow if isinstance(flow, Graph) else Graph(flow, name=label)
-        for label, flow in branches.items()
+    flows = {label: _branch(flow, label, where) for label, flow in branches.items()}
+    if handoff is not None and not isinstance(handoff, Mapping):
+        raise ConfigurationTypeError(
+            f"{where}: `handoff` must be a mapping label -> value names, got {handoff!r}"
+        )
+    if predictor is not None and not _has_methods(predictor, "predict", "observe"):
+        raise ConfigurationTypeError(
+            f"{where}: `predictor` must have `predict` and `observe` methods (see "
+            f"Predictor), got {predictor!r}"
+        )
+    handoff = {
+        label: value_names(names, f"the handoff to branch {label!r}", where)
+        for label, names in (handoff or {}).items()
     }
-    handoff = dict(handoff or {})
     for label in handoff:
         if label not in flows:
             raise BranchError(
@@ -146,6 +166,52 @@ def router(
         predictor,
         MappingProxyType(estimates),
     )
+
+
+def _branch(flow: object, label: str, where: str) -> Graph:
+    """A branch as a graph; refuse what would be read as something else."""
+    if isinstance(flow, Graph):
+        return flow
+    if isinstance(flow, str | Step | Router) or not isinstance(flow, Iterable):
+        shown = f"the string {flow!r}" if isinstance(flow, str) else repr(flow)
+        raise ConfigurationTypeError(
+            f"{where}: branch {label!r} must be a Flow or a list of steps, got {shown}"
+        )
+    return Graph(flow, name=label)
+
+
+def value_names(names: object, what: str, where: str) -> tuple[str, ...]:
+    """`names` as a tuple of value names; a lone string would be read letter by letter."""
+    if isinstance(names, str):
+        raise ConfigurationTypeError(
+            f"{where}: {what} must be a list of value names, got the string {names!r}; "
+            f"write [{names!r}]"
+        )
+    if not isinstance(names, Iterable):
+        raise ConfigurationTypeError(
+            f"{where}: {what} must be a list of value names, got {names!r}"
+        )
+    given = tuple(names)
+    for name in given:
+        if not isinstance(name, str):
+            raise ConfigurationTypeError(
+                f"{where}: {what} must be a list of value names, got {names!r} (holding {name!r})"
+            )
+    return given
+
+
+def _has_methods(value: object, *names: str) -> bool:
+    return all(callable(getattr(value, name, None)) for name in names)
+
+
+def check_policy(policy: object, routers: Mapping[str, tuple[str, ...]]) -> None:
+    """Refuse what is not a speculation policy, then let the policy check the routers."""
+    if not _has_methods(policy, "check", "plan"):
+        raise ConfigurationTypeError(
+            f"`speculate` must be a speculation policy (Always(), Never(), Branches(...) or "
+            f"PredictivePolicy(...)), got {policy!r}"
+        )
+    policy.check(routers)  # type: ignore[attr-defined]
 
 
 def _estimate(node: Node) -> tuple[float, float]:
@@ -242,6 +308,14 @@ def _topological(nodes: Sequence[Node], producer: Mapping[str, int], flow: str) 
     )
 
 
+def _node_list(nodes: object, name: str) -> list[Step | Router]:
+    if isinstance(nodes, str | Step | Router) or not isinstance(nodes, Iterable):
+        raise ConfigurationTypeError(
+            f"flow {name!r}: `nodes` must be a list of steps and routers, got {nodes!r}"
+        )
+    return list(nodes)
+
+
 @attrs.frozen(slots=True)
 class Tables:
     """What the scheduler looks up per step: who consumes each value, what each node reads
@@ -272,7 +346,7 @@ class Graph:
         speculate: SpeculationPolicy | None = None,
     ) -> None:
         self.name = name
-        given = list(nodes)
+        given = _node_list(nodes, name)
         producer: dict[str, int] = {}
         seen_names: dict[str, Node] = {}
         for index, node in enumerate(given):
@@ -339,7 +413,7 @@ class Graph:
             read_here = set().union(*(_node_reads(node) for node in self.nodes))
             self.outputs: frozenset[str] = frozenset(self._produced - read_here)
         else:
-            self.outputs = frozenset(outputs)
+            self.outputs = frozenset(value_names(outputs, "`outputs`", f"flow {name!r}"))
             # An output no step produces passes a value through: a run input, or a value
             # the enclosing router hands over.
             for value in self.outputs - self._produced:
@@ -351,7 +425,7 @@ class Graph:
         )
         self._optional = frozenset(v for v, flag in optional_everywhere.items() if flag)
         if inputs is not None:
-            declared = frozenset(inputs)
+            declared = frozenset(value_names(inputs, "`inputs`", f"flow {name!r}"))
             missing = sorted(self._externals - declared - self._optional)
             if missing:
                 value = missing[0]
@@ -364,7 +438,7 @@ class Graph:
         self._index_for_runs()
         self.speculate = speculate
         if speculate is not None:
-            speculate.check(self.routers)
+            check_policy(speculate, self.routers)
 
     def _collect_router_reads(
         self,

@@ -6,6 +6,11 @@ start beside it; when the router answers, losers are cancelled and the winner is
 default: it predicts the route, and the real router decides. A predictor is scheduled like
 a step: its execution (and any LLM call it makes) is in the trace, and it is waste when
 its prediction was wrong.
+
+Failures around the router step keep the run's one-error promise: a cache lookup that
+fails (an embedder down) is the router step's own failure, so its `fallback` applies and
+the run raises one `StepFailedError`; a predictor that fails to predict or to learn only
+costs the speculation, and the decision's `note` says why.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 from specroute.cache import CacheHit, CacheMiss
 from specroute.routes import (
@@ -34,8 +40,9 @@ from ._trace import StepStatus
 if TYPE_CHECKING:
     from ._graph import Router
     from ._state import RunState
+    from ._step import Step
 
-__all__ = ["close_decision", "consult_cache", "open_decision", "run_router"]
+__all__ = ["Consulted", "close_decision", "consult_cache", "open_decision", "run_router"]
 
 
 def view(run: RunState, node: Router, prediction: Prediction | None = None) -> RouterView:
@@ -52,10 +59,8 @@ def view(run: RunState, node: Router, prediction: Prediction | None = None) -> R
     )
 
 
-async def decide(
-    run: RunState, scope: Scope, node: Router, found: CacheHit | CacheMiss | None, box: Pending
-) -> None:
-    box.ok, box.value, box.execution = await call(run, scope, node.step, found)
+async def decide(run: RunState, scope: Scope, consulted: Consulted, box: Pending) -> None:
+    box.ok, box.value, box.execution = await call(run, scope, consulted.step, consulted.found)
     box.answered = True
     if box.done is not None:
         box.done.set()
@@ -87,21 +92,50 @@ async def predict(
         execution.calls = by_task.pop(task, None)
 
 
-async def consult_cache(
-    run: RunState, node: Router, kwargs: dict[str, Any]
-) -> tuple[CacheHit | CacheMiss | None, CacheHit | None]:
-    """Look the router up: (what the router's call is given, the near match to verify)."""
+@attrs.frozen
+class Consulted:
+    """What a router's cache lookup decided about its call.
+
+    Attributes:
+        found: What the router step's call is given (a hit serves it, a miss stores it).
+        verifying: The near match the real router verifies (None: none).
+        step: The step to call: the router's own, or, when the lookup failed, one that
+            raises the lookup's error inside the step boundary.
+    """
+
+    found: CacheHit | CacheMiss | None
+    verifying: CacheHit | None
+    step: Step
+
+
+async def consult_cache(run: RunState, node: Router, kwargs: dict[str, Any]) -> Consulted:
+    """Look the router up before its step is called (a hit decides what is speculated)."""
     options = node.step.options.cache
     if run.cache is None or options is None:
-        return None, None
-    found = await lookup(run, node.step, kwargs)
+        return Consulted(found=None, verifying=None, step=node.step)
+    try:
+        found = await lookup(run, node.step, kwargs)
+    except Exception as exc:  # noqa: BLE001 -- handed to the router step's own boundary
+        return Consulted(found=None, verifying=None, step=_failing(node.step, exc))
     semantic = isinstance(found, CacheHit) and found.kind == "semantic"
     if semantic and options.on_semantic_hit != "trust":
         # A near match only predicts the route: the real router decides, and its answer
         # is stored under this request's own key.
         assert isinstance(found, CacheHit)
-        return CacheMiss(key=found.key, exact=options.exact, embedding=None), found
-    return found, None
+        miss = CacheMiss(key=found.key, exact=options.exact, embedding=None)
+        return Consulted(found=miss, verifying=found, step=node.step)
+    return Consulted(found=found, verifying=None, step=node.step)
+
+
+def _failing(step: Step, error: Exception) -> Step:
+    """`step` as it would be called had its lookup been inside its boundary: it raises the
+    lookup's error, so the step's fallback, trace entry and `StepFailedError` follow. It
+    is not looked up again: a retried lookup could serve a near match unverified."""
+
+    async def lookup_failed(**values: Any) -> Any:
+        raise error
+
+    return attrs.evolve(step, fn=lookup_failed, options=attrs.evolve(step.options, cache=None))
 
 
 def open_decision(
@@ -143,7 +177,7 @@ def close_decision(
         # A prediction's own cost is waste unless it named the branch the router chose.
         right = asked.status is StepStatus.OK and prediction is not None
         asked.wasted = not (right and prediction.likeliest == label)  # type: ignore[union-attr]
-    learn(run, node, kwargs, label, verifying, prediction if asked is not None else None)
+    learn(run, node, kwargs, label, verifying, prediction if asked is not None else None, record)
     route: Route = answer
     return route
 
@@ -152,7 +186,8 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
     """The task of one router: predict, speculate, decide, then choose the winner."""
     node: Router = scope.flow.nodes[index]  # type: ignore[assignment]
     kwargs = scope.gather(node.step.params)
-    found, verifying = await consult_cache(run, node, kwargs)
+    consulted = await consult_cache(run, node, kwargs)
+    found, verifying = consulted.found, consulted.verifying
     box = Pending()
     prediction: Prediction | None = None
     asked: Execution | None = None
@@ -178,7 +213,7 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
             box.done = trio.Event()
             with trio.CancelScope() as predicting:
                 box.predicting = predicting
-                nursery.start_soon(decide, run, scope, node, found, box)
+                nursery.start_soon(decide, run, scope, consulted, box)
                 answer = await predict(run, scope, node, kwargs, asked)
             if isinstance(answer, str):
                 note = answer
@@ -211,7 +246,7 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
             if not box.answered:
                 await box.done.wait()  # type: ignore[union-attr]
         else:
-            box.ok, box.value, box.execution = await call(run, scope, node.step, found)
+            box.ok, box.value, box.execution = await call(run, scope, consulted.step, found)
         if not box.ok:
             return
         route = close_decision(run, scope, node, record, box.value, kwargs, verifying, asked)
@@ -241,11 +276,17 @@ def learn(
     label: str,
     verifying: CacheHit | None,
     predicted: Prediction | None,
+    record: Decision,
 ) -> None:
     """Tell the predictor (with what it predicted) and the hit calibration what the router
-    really said."""
+    really said. A predictor that cannot learn only costs later speculation: the answer
+    stands, and the decision's note says why."""
     if node.predictor is not None:
-        node.predictor.observe(view(run, node, predicted), kwargs, label)
+        try:
+            node.predictor.observe(view(run, node, predicted), kwargs, label)
+        except Exception as exc:  # noqa: BLE001 -- reported in the router's decision record
+            note = f"predictor could not learn: {type(exc).__name__}: {exc}"
+            record.note = f"{record.note}; {note}" if record.note else note
     if verifying is not None:
         confirmed = verifying.value.label == label
         run.learned.router(node.name).calibration.record(verifying.similarity or 0.0, confirmed)

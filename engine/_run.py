@@ -2,7 +2,8 @@
 
 `execute` checks a run's arguments, builds the top scope, runs it, and turns what happened
 into one `RunResult` or one error. Failures never travel through nurseries (see
-`_call.py`), so `execute` raises exactly one error.
+`_call.py`), so `execute` raises exactly one error; what does travel through them (the
+caller's cancellation, Ctrl-C, `sys.exit`) reaches the caller as itself, not as a group.
 
 With a concurrency cap, ready steps queue in the order they became ready and one admitter
 task takes limiter slots for them, so capped runs are repeatable and no task waits per step.
@@ -17,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 from specroute.cache._validators import check_namespace
 from specroute.routes import (
+    ConfigurationError,
+    ConfigurationTypeError,
+    LearnedState,
     MissingInputError,
     RunError,
     RunTimeoutError,
@@ -26,7 +30,9 @@ from specroute.routes import (
 )
 
 from ._call import run_plain_step, run_step
+from ._graph import check_policy
 from ._mode import Mode
+from ._observer import GuardedObserver, check_observer
 from ._results import build_decisions, build_routes, build_trace
 from ._routing import run_router
 from ._sequential import run_in_order
@@ -39,7 +45,6 @@ if TYPE_CHECKING:
     from collections.abc import Coroutine, Mapping
 
     from specroute.cache import Cache
-    from specroute.routes import LearnedState
 
     from ._graph import Graph
     from ._observer import RunObserver
@@ -152,12 +157,62 @@ def _check_inputs(flow: Graph, inputs: Mapping[str, Any]) -> None:
 def _limiter(max_concurrency: int | trio.CapacityLimiter | None) -> trio.CapacityLimiter | None:
     if max_concurrency is None or isinstance(max_concurrency, trio.CapacityLimiter):
         return max_concurrency
-    if not isinstance(max_concurrency, int) or max_concurrency < 1:
-        raise ValueError(
-            f"`max_concurrency` must be None, an int >= 1 or a trio.CapacityLimiter, "
-            f"got {max_concurrency!r}"
-        )
+    message = (
+        f"`max_concurrency` must be None, an int >= 1 or a trio.CapacityLimiter, "
+        f"got {max_concurrency!r}"
+    )
+    if not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool):
+        raise ConfigurationTypeError(message)
+    if max_concurrency < 1:
+        raise ConfigurationError(message)
     return trio.CapacityLimiter(max_concurrency)
+
+
+def _check_arguments(
+    timeout: float | None, cache: Cache | None, observer: object, learned: LearnedState
+) -> None:
+    """Refuse, before anything runs and in every mode, arguments a run could not use."""
+    if timeout is not None:
+        message = f"`timeout` must be None or a number of seconds > 0, got {timeout!r}"
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool):
+            raise ConfigurationTypeError(message)
+        if not timeout > 0:  # also refuses nan
+            raise ConfigurationError(message)
+    if cache is not None and not all(
+        callable(getattr(cache, name, None)) for name in ("lookup", "store", "compute_once")
+    ):
+        raise ConfigurationTypeError(
+            f"`cache` must be a cache (from `async with open_cache() as cache`, or any "
+            f"StepCache), got {cache!r}"
+        )
+    if observer is not None:
+        check_observer(observer)
+    if not isinstance(learned, LearnedState):
+        raise ConfigurationTypeError(f"`learned` must be a LearnedState, got {learned!r}")
+
+
+def _alone(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one exception the caller sees for what left the run's nurseries, or None to
+    let the group through (an internal error of specroute).
+
+    Ctrl-C and `sys.exit` reach the caller as themselves. A group of nothing but
+    `trio.Cancelled` is the caller's own cancellation (the run's own cancellations are
+    absorbed by the scopes that made them), so the caller gets one bare `Cancelled`:
+    `except trio.Cancelled` matches it and the cancelled scope absorbs it."""
+    for kind in (KeyboardInterrupt, SystemExit):
+        found = group.subgroup(kind)
+        if found is not None:
+            return _first(found)
+    if group.split(trio.Cancelled)[1] is None:
+        return _first(group)
+    return None
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first: BaseException = group
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first
 
 
 async def execute(
@@ -177,17 +232,18 @@ async def execute(
     check_namespace(namespace)
     mode = Mode.parse(mode)
     _check_inputs(flow, inputs)
-    if timeout is not None and not timeout > 0:
-        raise ValueError(f"`timeout` must be None or > 0, got {timeout!r}")
-    if mode is Mode.SPECULATIVE:
-        policy.check(flow.routers)
+    _check_arguments(timeout, cache, observer, learned)
+    # The policy is checked in every mode: a run that would ignore it still names its bug.
+    check_policy(policy, flow.routers)
     # Sequential runs take one step at a time by construction; a cap is still checked.
     limiter = _limiter(max_concurrency)
     if mode is Mode.SEQUENTIAL:
         limiter = None
     run = Run(
-        policy if mode is Mode.SPECULATIVE else None, limiter, cache, namespace, observer, learned
+        policy if mode is Mode.SPECULATIVE else None, limiter, cache, namespace, None, learned
     )
+    if observer is not None:
+        run.observer = GuardedObserver(observer, run.fail)
     try:
         top = run.top = Scope(run, flow, None, None, "", None, frozenset(inputs))
         top.values.update(inputs)
@@ -207,16 +263,13 @@ async def execute(
                 await flush(run)
         return _result(run, flow, top, mode, started, timeout)
     except BaseExceptionGroup as group:
-        # Ctrl-C reaches the caller as itself, not wrapped by our nurseries.
-        interrupt = group.subgroup(KeyboardInterrupt)
-        if interrupt is None:
+        alone = _alone(group)
+        if alone is None:
             raise
-        first: BaseException = interrupt
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        raise first from None
     finally:
         run.close()
+    # Raised outside the handler, so the group does not become its `__context__`.
+    raise alone
 
 
 def _result(

@@ -56,9 +56,10 @@ async def _nodes(run: RunState, scope: Scope) -> None:
 
 async def _router(run: RunState, scope: Scope, node: Router) -> bool:
     kwargs = scope.gather(node.step.params)
-    found, verifying = await consult_cache(run, node, kwargs)
+    consulted = await consult_cache(run, node, kwargs)
+    found, verifying = consulted.found, consulted.verifying
     record = open_decision(run, scope, node, found, verifying)
-    ok, answer, execution = await call(run, scope, node.step, found)
+    ok, answer, execution = await call(run, scope, consulted.step, found)
     if not ok:
         return False
     route = close_decision(run, scope, node, record, answer, kwargs, verifying, None)

@@ -11,26 +11,79 @@ from typing import Any, overload
 import attrs
 from specroute.cache import CacheOptions
 from specroute.cache._key import is_never_encodable
-from specroute.routes import StepDefinitionError
+from specroute.routes import ConfigurationError, ConfigurationTypeError, StepDefinitionError
 
 __all__ = ["Step", "StepOptions", "step"]
 
 StepFunction = Callable[..., Awaitable[Any]]
 
 
+def _number_or_none(value: Any, rule: str, ok: bool, attribute: attrs.Attribute[Any]) -> None:
+    message = f"`{attribute.name}` must be None or a number {rule}, got {value!r}"
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ConfigurationTypeError(message)
+    if not ok:
+        raise ConfigurationError(message)
+
+
 def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and not (isinstance(value, int | float) and value > 0):
-        raise ValueError(f"`{attribute.name}` must be None or a number > 0, got {value!r}")
+    if value is not None:
+        _number_or_none(value, "> 0", isinstance(value, int | float) and value > 0, attribute)
 
 
 def _non_negative_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and not (isinstance(value, int | float) and value >= 0):
-        raise ValueError(f"`{attribute.name}` must be None or a number >= 0, got {value!r}")
+    if value is not None:
+        _number_or_none(value, ">= 0", isinstance(value, int | float) and value >= 0, attribute)
 
 
 def _identifier_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and not (isinstance(value, str) and value.isidentifier()):
-        raise ValueError(f"`{attribute.name}` must be None or an identifier, got {value!r}")
+    if value is None:
+        return
+    message = f"`{attribute.name}` must be None or an identifier, got {value!r}"
+    if not isinstance(value, str):
+        raise ConfigurationTypeError(message)
+    if not value.isidentifier():
+        raise ConfigurationError(message)
+
+
+def _bool(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigurationTypeError(f"`{attribute.name}` must be a bool, got {value!r}")
+
+
+def _cache_options_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, CacheOptions):
+        raise ConfigurationTypeError(
+            f"`{attribute.name}` must be None or a CacheOptions, got {value!r}"
+        )
+
+
+def _callable_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not callable(value):
+        raise ConfigurationTypeError(f"`{attribute.name}` must be None or callable, got {value!r}")
+
+
+def _input_names(value: Any) -> tuple[str, ...] | None:
+    """`cache_inputs` as a tuple; a lone string would be read letter by letter."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raise ConfigurationTypeError(
+            f"`cache_inputs` must be a list of input names, got the string {value!r}; "
+            f"write [{value!r}]"
+        )
+    try:
+        names = tuple(value)
+    except TypeError:
+        raise ConfigurationTypeError(
+            f"`cache_inputs` must be a list of input names, got {value!r}"
+        ) from None
+    for name in names:
+        if not isinstance(name, str):
+            raise ConfigurationTypeError(
+                f"`cache_inputs` must be a list of input names, got {value!r} (holding {name!r})"
+            )
+    return names
 
 
 @attrs.frozen(kw_only=True)
@@ -52,23 +105,21 @@ class StepOptions:
             inputs as a second argument, if it takes two); its return value stands in for
             the step's (the trace shows `recovered`, and the run goes on). For a step with a
             safe default, such as retrieval that may come back empty.
+
+    Raises:
+        ConfigurationError: An option out of range (`timeout=-1`, `output="not an id"`);
+            `ConfigurationTypeError` for one of the wrong kind (`timeout="5"`,
+            `cache_inputs="text"`, which would be read letter by letter).
     """
 
     output: str | None = attrs.field(default=None, validator=_identifier_or_none)
     timeout: float | None = attrs.field(default=None, validator=_positive_or_none)
-    effect: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    effect: bool = attrs.field(default=False, validator=_bool)
     estimated_seconds: float | None = attrs.field(default=None, validator=_non_negative_or_none)
     estimated_dollars: float | None = attrs.field(default=None, validator=_non_negative_or_none)
-    cache: CacheOptions | None = attrs.field(
-        default=None,
-        validator=attrs.validators.optional(attrs.validators.instance_of(CacheOptions)),
-    )
-    cache_inputs: tuple[str, ...] | None = attrs.field(
-        default=None, converter=attrs.converters.optional(tuple)
-    )
-    fallback: Callable[..., Any] | None = attrs.field(
-        default=None, validator=attrs.validators.optional(attrs.validators.is_callable())
-    )
+    cache: CacheOptions | None = attrs.field(default=None, validator=_cache_options_or_none)
+    cache_inputs: tuple[str, ...] | None = attrs.field(default=None, converter=_input_names)
+    fallback: Callable[..., Any] | None = attrs.field(default=None, validator=_callable_or_none)
 
 
 DEFAULT_OPTIONS = StepOptions()

@@ -1,11 +1,14 @@
 """Route decisions, speculation policies and the error hierarchy: plain synchronous objects."""
 
 from ._errors import BranchError as BranchError
+from ._errors import ConfigurationError as ConfigurationError
+from ._errors import ConfigurationTypeError as ConfigurationTypeError
 from ._errors import CycleError as CycleError
 from ._errors import DuplicateProducerError as DuplicateProducerError
 from ._errors import FlowError as FlowError
 from ._errors import HandoffError as HandoffError
 from ._errors import MissingInputError as MissingInputError
+from ._errors import ObserverFailedError as ObserverFailedError
 from ._errors import RunError as RunError
 from ._errors import RunTimeoutError as RunTimeoutError
 from ._errors import SpecrouteError as SpecrouteError
@@ -41,6 +44,8 @@ __all__ = [
     "Blend",
     "BranchError",
     "Branches",
+    "ConfigurationError",
+    "ConfigurationTypeError",
     "CycleError",
     "DuplicateProducerError",
     "FlowError",
@@ -48,6 +53,7 @@ __all__ = [
     "LearnedState",
     "MissingInputError",
     "Never",
+    "ObserverFailedError",
     "Plan",
     "PlanReason",
     "Prediction",

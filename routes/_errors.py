@@ -3,6 +3,13 @@
 The hierarchy (each class says when it is raised)::
 
     SpecrouteError                     anything specroute raises on purpose
+    ├── ConfigurationError             an argument or setting out of range (also a
+    │   │                              `ValueError`); raised when the object is built
+    │   │                              or before a run starts
+    │   └── ConfigurationTypeError     an argument of the wrong kind: a string where a
+    │                                  list of names is expected, something that is not
+    │                                  a policy, cache, predictor or observer (also a
+    │                                  `TypeError`)
     ├── FlowError                      a flow that cannot be built; raised by `Flow(...)`
     │   ├── CycleError                 steps that wait on each other (the cycle is named)
     │   ├── MissingInputError          a value read that nothing produces and no input gives
@@ -18,7 +25,9 @@ The hierarchy (each class says when it is raised)::
     │   │                              the step's own exception
     │   ├── UnknownRouteError          a router returned a label with no branch
     │   ├── HandoffError               a router handed over values its branch does not take
-    │   └── RunTimeoutError            the run's own deadline passed
+    │   ├── RunTimeoutError            the run's own deadline passed
+    │   └── ObserverFailedError        the run's observer raised; `__cause__` is its
+    │                                  exception
     ├── StepTimeoutError               a step's own deadline passed (the cause of a
     │                                  `StepFailedError`, never raised by `run` itself)
     ├── CacheError                     specroute.cache: CacheConfigError,
@@ -32,8 +41,11 @@ The hierarchy (each class says when it is raised)::
     └── RunLogError                    specroute.engine.report: a damaged or unknown run
                                        log line, in strict reading
 
-Build-time errors derive from `FlowError` and are raised before any step runs; run-time
-failures derive from `RunError` and are raised by `Flow.run`.
+Configuration errors are about one argument's value and are raised where it is given (a
+`StepOptions`, a policy, `Flow(...)`, `router(...)`, or `Flow.run` before any step runs);
+build-time errors derive from `FlowError` and are about how a flow's parts fit together,
+also raised before any step runs; run-time failures derive from `RunError` and are raised
+by `Flow.run`.
 """
 
 from __future__ import annotations
@@ -42,11 +54,14 @@ from typing import Any
 
 __all__ = [
     "BranchError",
+    "ConfigurationError",
+    "ConfigurationTypeError",
     "CycleError",
     "DuplicateProducerError",
     "FlowError",
     "HandoffError",
     "MissingInputError",
+    "ObserverFailedError",
     "RunError",
     "RunTimeoutError",
     "SpecrouteError",
@@ -61,6 +76,29 @@ __all__ = [
 
 class SpecrouteError(Exception):
     """Root of every error specroute raises on purpose."""
+
+
+class ConfigurationError(SpecrouteError, ValueError):
+    """An argument or setting out of range, refused where it is given: when the object is
+    built (`StepOptions`, a policy, `Flow(...)`, `router(...)`) or by `Flow.run` before any
+    step runs, whatever the mode. The message names the argument, states the rule and
+    echoes the value: "`max_concurrency` must be None, an int >= 1 or a
+    trio.CapacityLimiter, got 0".
+
+    It is also a `ValueError`, as `CacheConfigError` is, so code that catches bad arguments
+    generically still does. Unlike `FlowError`, it is about one argument, not about how
+    the steps of a flow fit together.
+    """
+
+
+class ConfigurationTypeError(ConfigurationError, TypeError):
+    """An argument of the wrong kind: a string where a list of names is expected (which
+    would otherwise be read letter by letter), or an object that is not a policy, cache,
+    predictor or observer. The message says what was expected and how to write it.
+
+    It is also a `TypeError`, and, as a `ConfigurationError`, a `ValueError`: one
+    `except ConfigurationError` catches every bad argument.
+    """
 
 
 class FlowError(SpecrouteError):
@@ -140,6 +178,17 @@ class HandoffError(RunError):
 
 class RunTimeoutError(RunError):
     """The deadline given to `Flow.run(timeout=...)` passed; every task was cancelled."""
+
+
+class ObserverFailedError(RunError):
+    """The run's observer (`Flow.run(observer=...)`) raised; its exception is `__cause__`.
+
+    An observer is told of every step on the scheduler's path, so one that breaks would
+    otherwise tear through the run's nurseries. Instead the run stops as it does for a
+    failing step, and this one error names the observer and the method that raised. The
+    observer is told nothing more once it has raised. Unlike `StepFailedError`, no step
+    failed: the trace shows each step as it really ended.
+    """
 
 
 class StepTimeoutError(SpecrouteError):

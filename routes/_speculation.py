@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import attrs
 
-from ._errors import UnknownBranchError
+from ._errors import ConfigurationError, ConfigurationTypeError, UnknownBranchError
 
 if TYPE_CHECKING:
     from ._view import RouterView
@@ -97,8 +97,13 @@ class SpeculationPolicy(Protocol):
 
 
 def _check_limit(name: str, limit: int | None) -> None:
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"`{name}` must be None (whole branch) or an int >= 1, got {limit!r}")
+    if limit is None:
+        return
+    message = f"`{name}` must be None (whole branch) or an int >= 1, got {limit!r}"
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        raise ConfigurationTypeError(message)
+    if limit < 1:
+        raise ConfigurationError(message)
 
 
 @attrs.frozen
@@ -137,12 +142,22 @@ class Always:
 def _normalize(
     plans: Mapping[str, Mapping[str, int | None] | Iterable[str]],
 ) -> Mapping[str, SpeculationPlan]:
+    if not isinstance(plans, Mapping):
+        raise ConfigurationTypeError(
+            f"`plans` must be a mapping router name -> branches, got {plans!r} "
+            f"(write {{'router': ['label']}})"
+        )
     result: dict[str, SpeculationPlan] = {}
     for router, plan in plans.items():
         if isinstance(plan, str):
-            raise TypeError(
+            raise ConfigurationTypeError(
                 f"branches for router {router!r} must be a list of labels or a mapping "
                 f"label -> limit, got the string {plan!r} (write [{plan!r}])"
+            )
+        if not isinstance(plan, Iterable):
+            raise ConfigurationTypeError(
+                f"branches for router {router!r} must be a list of labels or a mapping "
+                f"label -> limit, got {plan!r}"
             )
         if isinstance(plan, Mapping):
             normalized = dict(plan)
