@@ -14,7 +14,7 @@ import attrs
 import trio
 import trio.testing
 from planner import DOLLARS_PER_SECOND, REQUESTS, make_planner
-from specroute.routes import (
+from specroute.engine import (
     Always,
     Branches,
     Never,

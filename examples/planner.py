@@ -24,7 +24,18 @@ from typing import Any, TypedDict
 import trio
 import trio.testing
 from specroute.cache import Cache, CacheOptions, HashingEmbedder, open_cache
-from specroute.engine import Flow, Mode, RunResult, router, step
+from specroute.engine import (
+    Branches,
+    Flow,
+    Mode,
+    Never,
+    Predictor,
+    Route,
+    RunResult,
+    SpeculationPolicy,
+    router,
+    step,
+)
 from specroute.engine.llm import (
     LLMClient,
     Provider,
@@ -33,7 +44,6 @@ from specroute.engine.llm import (
     open_llm_client,
 )
 from specroute.engine.report import RunLog, run_to_json
-from specroute.routes import Branches, Never, Predictor, Route, SpeculationPolicy
 
 # The seed's latency table, in milliseconds.
 LATENCY_MS = {
