@@ -35,7 +35,7 @@ def _clear_events() -> None:
 
 @step(output="doubled")
 async def double(x: int) -> int:
-    await trio.sleep(0)
+    await trio.lowlevel.checkpoint()
     return 2 * x
 
 
@@ -72,6 +72,12 @@ async def fetch(x: int) -> str:
 @step(output="fetched")
 async def fetch_forever(x: int) -> str:
     return await on_asyncio(asyncio_sleep_then, "never", 30)
+
+
+async def started(count: int) -> None:
+    """Wait until `count` `sleep_long` steps have started (they run in trio: poll)."""
+    while EVENTS.count("started") < count:  # noqa: ASYNC110
+        await asyncio.sleep(0.001)
 
 
 def in_asyncio(main: Callable[[], Awaitable[None]]) -> None:
@@ -113,8 +119,7 @@ def test_cancelling_the_asyncio_caller_cancels_the_run_and_waits_for_it() -> Non
     async def main() -> None:
         async with asyncio_portal() as portal:
             task = asyncio.create_task(portal.run(Flow([sleep_long]), x=1))
-            while EVENTS != ["started"]:
-                await asyncio.sleep(0.001)
+            await started(1)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
@@ -161,8 +166,7 @@ def test_closing_the_portal_cancels_runs_in_flight_and_waits() -> None:
     async def main() -> None:
         async with asyncio_portal() as portal:
             tasks = [asyncio.create_task(portal.run(Flow([sleep_long]), x=i)) for i in range(3)]
-            while EVENTS.count("started") < 3:
-                await asyncio.sleep(0.001)
+            await started(3)
         assert EVENTS.count("stopped") == 3
         for task in tasks:
             with pytest.raises(AsyncioBridgeError, match="closed while this call was in flight"):
