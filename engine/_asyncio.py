@@ -25,7 +25,7 @@ a portal runs on the loop's thread, so an observer may hand events to asyncio di
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -93,6 +93,9 @@ class AsyncioPortal:
     _token: trio.lowlevel.TrioToken | None = attrs.field(init=False, default=None)
     _root: trio.lowlevel.Task | None = attrs.field(init=False, default=None)
     _nursery: trio.Nursery | None = attrs.field(init=False, default=None)
+    _resources: trio.Nursery | None = attrs.field(init=False, default=None)
+    # One event per entered context manager: set, in reverse order, to exit it at close.
+    _releases: list[tuple[trio.Event, trio.Event]] = attrs.field(init=False, factory=list)
     _closing: bool = attrs.field(init=False, default=False)
     _in_flight: int = attrs.field(init=False, default=0)
     _started: int = attrs.field(init=False, default=0)
@@ -156,6 +159,28 @@ class AsyncioPortal:
                 outcome.exception()  # retrieved: its result is dropped with the cancellation
             raise
 
+    async def enter(self, manager: AbstractAsyncContextManager[T]) -> T:
+        """Enter a trio async context manager for the rest of the portal's life.
+
+        For what a service opens once and shares (`open_llm_client(...)`, `open_cache(...)`):
+        it is entered in a task of the trio run, and exited when the portal closes, after the
+        runs in flight have stopped, the last entered first.
+
+        Args:
+            manager: A trio async context manager.
+
+        Returns:
+            What entering it gave (the `as` value).
+
+        Raises:
+            AsyncioBridgeError: The portal is closed or closing.
+            Exception: Whatever entering it raised, as itself.
+        """
+        token = self._usable_token()
+        entered: asyncio.Future[T] = self._loop.create_future()
+        token.run_sync_soon(self._start_holding, manager, entered)
+        return await entered
+
     def statistics(self) -> AsyncioPortalStatistics:
         """Return the portal's calls and the guest run's task count now."""
         return AsyncioPortalStatistics(
@@ -182,10 +207,49 @@ class AsyncioPortal:
         """The guest run's main task: holds the nursery every call runs in."""
         self._token = trio.lowlevel.current_trio_token()
         self._root = trio.lowlevel.current_root_task()
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            ready.set_result(None)
-            await trio.sleep_forever()
+        async with trio.open_nursery() as resources:
+            self._resources = resources
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                ready.set_result(None)
+                await trio.sleep_forever()
+            # Closing: every call has stopped; exit what was entered, the last first.
+            for release, released in reversed(self._releases):
+                release.set()
+                await released.wait()
+
+    def _start_holding(
+        self, manager: AbstractAsyncContextManager[T], entered: asyncio.Future[T]
+    ) -> None:
+        # Runs in trio, like `_start`.
+        if self._closing or self._resources is None:
+            entered.set_exception(_closed_under_call())
+            return
+        release = trio.Event()
+        released = trio.Event()
+        self._releases.append((release, released))
+        self._resources.start_soon(self._hold, manager, entered, release, released)
+
+    async def _hold(
+        self,
+        manager: AbstractAsyncContextManager[T],
+        entered: asyncio.Future[T],
+        release: trio.Event,
+        released: trio.Event,
+    ) -> None:
+        try:
+            try:
+                value = await manager.__aenter__()
+            except Exception as exc:  # noqa: BLE001 -- handed to `enter`'s caller, who raises it
+                entered.set_exception(exc)
+                return
+            entered.set_result(value)
+            try:
+                await release.wait()
+            finally:
+                await manager.__aexit__(None, None, None)
+        finally:
+            released.set()
 
     def _start(
         self, scope: trio.CancelScope, outcome: asyncio.Future[T], fn: Callable[[], Awaitable[T]]
@@ -231,7 +295,8 @@ async def asyncio_portal() -> AsyncIterator[AsyncioPortal]:
             result = await portal.run(flow, user_input="...")
 
     Leaving the block cancels the runs still in flight, waits for every one to finish (each
-    caller gets `AsyncioBridgeError`), then ends the trio run.
+    caller gets `AsyncioBridgeError`), exits what `portal.enter` entered (the last first),
+    then ends the trio run.
 
     Yields:
         The `AsyncioPortal`.

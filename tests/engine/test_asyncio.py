@@ -7,6 +7,7 @@ runs its own `asyncio.run(...)`.
 from __future__ import annotations
 
 import asyncio
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import pytest
@@ -22,7 +23,7 @@ from specroute.engine import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
 # Events the steps below record, so a test can see what ran and what was cancelled.
 EVENTS: list[str] = []
@@ -236,5 +237,45 @@ def test_on_asyncio_refuses_a_trio_run_beside_an_open_portal() -> None:
     async def main() -> None:
         async with asyncio_portal():
             await asyncio.to_thread(trio.run, elsewhere)
+
+    in_asyncio(main)
+
+
+@asynccontextmanager
+async def recorded(name: str) -> AsyncIterator[str]:
+    await trio.lowlevel.checkpoint()  # entered and exited in trio
+    EVENTS.append(f"enter {name}")
+    try:
+        yield name.upper()
+    finally:
+        EVENTS.append(f"exit {name}")
+
+
+def test_entered_managers_live_until_close_and_exit_last_first_after_the_runs() -> None:
+    async def main() -> None:
+        async with asyncio_portal() as portal:
+            assert await portal.enter(recorded("client")) == "CLIENT"
+            assert await portal.enter(recorded("cache")) == "CACHE"
+            run = asyncio.create_task(portal.run(Flow([sleep_long]), x=1))
+            await started(1)
+            assert EVENTS == ["enter client", "enter cache", "started"]
+        assert EVENTS[3:] == ["stopped", "exit cache", "exit client"]
+        with pytest.raises(AsyncioBridgeError):
+            await run
+
+    in_asyncio(main)
+
+
+def test_a_manager_that_fails_to_enter_raises_in_asyncio() -> None:
+    @asynccontextmanager
+    async def refusing() -> AsyncIterator[None]:
+        raise ConnectionError("no route to the cache")
+        yield
+
+    async def main() -> None:
+        async with asyncio_portal() as portal:
+            with pytest.raises(ConnectionError, match="no route"):
+                await portal.enter(refusing())
+            assert (await portal.run(Flow([double]), x=2)).outputs == {"doubled": 4}
 
     in_asyncio(main)
