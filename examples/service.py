@@ -103,6 +103,10 @@ def make_app(args: argparse.Namespace) -> FastAPI:
         events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         run = asyncio.ensure_future(run_plan(request, user_input, mode, observer=Progress(events)))
         run.add_done_callback(lambda _: events.put_nowait(None))
+        # Starlette notices a client that left only when it next writes; a run waiting on a
+        # slow model writes nothing for a while, so watch for the disconnect here as well.
+        gone = asyncio.ensure_future(disconnected(request))
+        gone.add_done_callback(lambda _: run.cancel())
 
         async def stream() -> AsyncIterator[str]:
             try:
@@ -111,7 +115,8 @@ def make_app(args: argparse.Namespace) -> FastAPI:
                 yield sse("result", summary(await run))
             except SpecrouteError as exc:
                 yield sse("error", error_body(exc))
-            finally:  # Starlette cancels this generator when the client goes away
+            finally:  # done, or Starlette closed this generator: the client went away
+                gone.cancel()
                 run.cancel()
 
         return StreamingResponse(stream(), media_type="text/event-stream")
