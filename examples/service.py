@@ -214,4 +214,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 if __name__ == "__main__":
     arguments = parse(sys.argv[1:])
-    uvicorn.run(make_app(arguments), host=arguments.host, port=arguments.port, log_level="warning")
+    # Keep-alive longer than a load balancer's idle timeout (and than a busy loop's lag), so
+    # the server never closes a connection a client is about to reuse.
+    uvicorn.run(make_app(arguments), host=arguments.host, port=arguments.port,
+                log_level="warning", timeout_keep_alive=75)  # fmt: skip
