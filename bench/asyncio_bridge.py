@@ -97,10 +97,9 @@ def bridged_per_run(runs: int) -> float:
     return asyncio.run(main())
 
 
-def simulated_provider(scale: float) -> Provider:
-    speed = SimulatedModel(
-        first_token_latency=0.0, tokens_per_second=planner.TOKENS_PER_SECOND / scale
-    )
+def simulated_provider() -> Provider:
+    rate = planner.TOKENS_PER_SECOND / SCALE
+    speed = SimulatedModel(first_token_latency=0.0, tokens_per_second=rate)
     return Provider.simulated(SimulatedTransport(speed))
 
 
