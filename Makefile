@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(PY) bench/llm_client.py
 	$(PY) bench/speculation.py
 	$(PY) bench/policy.py
+	$(PY) bench/asyncio_bridge.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

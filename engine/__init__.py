@@ -52,6 +52,11 @@ from specroute.routes import WasteBudget as WasteBudget
 from specroute.routes import process_learned_state as process_learned_state
 from specroute.routes._public import show_public_module as _show_public_module
 
+from ._asyncio import AsyncioBridgeError as AsyncioBridgeError
+from ._asyncio import AsyncioPortal as AsyncioPortal
+from ._asyncio import AsyncioPortalStatistics as AsyncioPortalStatistics
+from ._asyncio import asyncio_portal as asyncio_portal
+from ._asyncio import on_asyncio as on_asyncio
 from ._flow import Flow as Flow
 from ._graph import Router as Router
 from ._graph import router as router
@@ -73,6 +78,9 @@ from .llm import open_llm_client as open_llm_client
 
 __all__ = [
     "Always",
+    "AsyncioBridgeError",
+    "AsyncioPortal",
+    "AsyncioPortalStatistics",
     "Blend",
     "BranchError",
     "Branches",
@@ -128,6 +136,8 @@ __all__ = [
     "UnknownInputError",
     "UnknownRouteError",
     "WasteBudget",
+    "asyncio_portal",
+    "on_asyncio",
     "open_cache",
     "open_llm_client",
     "process_learned_state",

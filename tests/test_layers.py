@@ -24,7 +24,7 @@ PACKAGES = {
 }
 
 # Lowest first. Data and definitions -> build-time graph -> run state -> the step path ->
-# speculation -> results -> schedulers -> the runnable Flow.
+# speculation -> results -> schedulers -> the runnable Flow -> the asyncio bridge at the edge.
 CORE_LAYERS = (
     ("_mode", "_observer", "_step", "_trace", "_usage", "_model_predictor"),
     ("_graph",),
@@ -34,6 +34,7 @@ CORE_LAYERS = (
     ("_results",),
     ("_sequential", "_run"),
     ("_flow",),
+    ("_asyncio",),
     ("__init__",),
 )
 RANK = {name: rank for rank, names in enumerate(CORE_LAYERS) for name in names}

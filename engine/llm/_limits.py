@@ -6,11 +6,14 @@ holds a minute's worth and refills continuously; a request takes 1 from the requ
 and its prompt estimate plus `max_tokens` from the token bucket (what providers themselves
 count against the limit), and gets back what it did not use when it ends. Waiting is a
 `trio.sleep` (or a `CapacityLimiter` wait), so it is cancellable and follows the run's clock.
+A provider outlives runs: a bucket carries its level from one `trio.run` to the next (and to
+the one run an asyncio portal hosts), refilled only by the time that really passed between.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -21,7 +24,7 @@ from ._checks import at_least_one, optional_at_least_one
 from ._errors import LLMConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
 __all__ = ["DEFAULT_LIMITS", "ProviderLimits", "ProviderStatistics", "Throttle"]
 
@@ -48,11 +51,22 @@ DEFAULT_LIMITS = ProviderLimits()
 
 @attrs.define(eq=False)
 class _TokenBucket:
-    """Holds up to `capacity`, refilled at `capacity` per minute; callers wait in FIFO order."""
+    """Holds up to `capacity`, refilled at `capacity` per minute; callers wait in FIFO order.
+
+    A bucket belongs to a provider, which may outlive the trio run it was first used in (a
+    provider made once and used by several `trio.run`s, or by the one run an asyncio portal
+    hosts). Within a run it follows the run's clock, virtual ones included; each run's clock
+    has its own origin, so when a new run first reads the bucket it keeps its level, credits
+    the time `wall` (a clock common to every run) says passed since the last reading, and
+    re-bases on the new run's clock. A new run never refills it to full for free.
+    """
 
     capacity: int
+    wall: Callable[[], float] = time.monotonic
     _level: float = attrs.field(init=False)
-    _updated: float | None = attrs.field(init=False, default=None)
+    _updated: float = attrs.field(init=False, default=0.0)
+    _wall_updated: float | None = attrs.field(init=False, default=None)
+    _run: trio.lowlevel.TrioToken | None = attrs.field(init=False, default=None)
     _lock: trio.Lock = attrs.field(init=False, factory=trio.Lock)
 
     def __attrs_post_init__(self) -> None:
@@ -60,13 +74,18 @@ class _TokenBucket:
 
     def level(self) -> float:
         now = trio.current_time()
-        # A bucket kept across `trio.run` calls sees another clock; start it full again.
-        if self._updated is not None and now >= self._updated:
+        wall = self.wall()
+        run = trio.lowlevel.current_trio_token()
+        if run is self._run:
             elapsed = now - self._updated
-            self._level = min(float(self.capacity), self._level + elapsed * self.capacity / 60)
+        elif self._wall_updated is None:
+            elapsed = 0.0  # first reading ever: the bucket starts full
         else:
-            self._level = float(self.capacity)
+            elapsed = max(0.0, wall - self._wall_updated)
+        self._level = min(float(self.capacity), self._level + elapsed * self.capacity / 60)
         self._updated = now
+        self._wall_updated = wall
+        self._run = run
         return self._level
 
     async def take(self, amount: int) -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 import trio
+import trio.testing
 from llm_mocks import MakeClient, openai_answer
 from specroute.engine.llm import (
     CallStatus,
@@ -17,7 +18,9 @@ from specroute.engine.llm import (
     ProviderStatistics,
     Usage,
     UsageMeter,
+    open_llm_client,
 )
+from specroute.engine.llm._limits import _TokenBucket
 
 if TYPE_CHECKING:
     from trio.testing import MockClock
@@ -122,3 +125,40 @@ def test_limits_validation_names_the_field() -> None:
         ProviderLimits(max_in_flight=0)
     with pytest.raises(ValueError, match="`tokens_per_minute` must be an int >= 1, got -5"):
         ProviderLimits(tokens_per_minute=-5)
+
+
+async def _spend(provider: Provider, requests: int, *, jump_to: float = 0.0) -> int | None:
+    """In a fresh run (its clock first moved to `jump_to`), send `requests`; return what is
+    left of the request budget."""
+    clock = trio.lowlevel.current_clock()
+    if jump_to:
+        assert isinstance(clock, trio.testing.MockClock)
+        clock.jump(jump_to)
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=openai_answer("ok")))
+    async with open_llm_client(provider, transport=transport) as client:
+        for _ in range(requests):
+            await client.complete("hi", model="gpt-4o", max_tokens=5)
+    return provider.statistics().requests_available
+
+
+def test_a_provider_keeps_its_budget_across_trio_runs() -> None:
+    """A run's clock has its own origin; a new run must not find the budget refilled."""
+    provider = local(ProviderLimits(requests_per_minute=10))
+    late = trio.testing.MockClock()
+    assert trio.run(partial(_spend, provider, 10, jump_to=100.0), clock=late) == 0
+    # The next run's clock starts at 0, far "before" 100: the budget is still spent.
+    assert trio.run(partial(_spend, provider, 0), clock=trio.testing.MockClock()) == 0
+    assert trio.run(partial(_spend, provider, 0)) == 0
+
+
+def test_time_between_runs_refills_by_the_wall_clock() -> None:
+    seconds = [1000.0]
+    bucket = _TokenBucket(60, wall=lambda: seconds[0])
+
+    async def take(amount: int) -> float:
+        await bucket.take(amount)
+        return bucket.level()
+
+    assert trio.run(take, 60, clock=trio.testing.MockClock()) == 0
+    seconds[0] += 15  # a quarter of a minute between the runs: a quarter of the budget back
+    assert trio.run(take, 0, clock=trio.testing.MockClock()) == pytest.approx(15)
