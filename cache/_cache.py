@@ -121,6 +121,7 @@ class Cache:
                     key=key,
                     similarity=match.similarity,
                     matched_key=match.key,
+                    embedding=embedding,
                 )
         self._misses += 1
         return CacheMiss(key=key, exact=options.exact, embedding=embedding)
@@ -131,6 +132,8 @@ class Cache:
         Call it only for a result that is final: never for a failure, and for a speculative
         branch only once that branch has won. It does not await: an in-memory store is done
         when it returns, and it is `async` only because `StepCache` allows a network store.
+        A miss with nowhere to go (not `exact` and no `embedding`) stores nothing and is not
+        counted in `statistics().stores`.
 
         Args:
             miss: What `lookup` returned.
@@ -140,6 +143,8 @@ class Cache:
         Raises:
             UncacheableValueError: The result cannot be pickled.
         """
+        if not miss.exact and miss.embedding is None:
+            return
         entry = CacheEntry(value, seconds)
         if miss.exact:
             self._exact.put(miss.key, entry)

@@ -57,6 +57,10 @@ class CacheHit:
         key: The key of the lookup's own inputs.
         similarity: The cosine similarity for a semantic hit, `None` for an exact one.
         matched_key: The key the value was stored under (`key` itself for an exact hit).
+        embedding: For a semantic hit, the embedding of this lookup's own semantic input,
+            so a hit that turns out wrong can be stored under its own answer
+            (`CacheMiss(key=hit.key, exact=..., embedding=hit.embedding)`) without
+            embedding again; `None` for an exact hit.
     """
 
     value: Any
@@ -65,6 +69,7 @@ class CacheHit:
     key: CacheKey
     similarity: float | None
     matched_key: CacheKey
+    embedding: NDArray[np.float32] | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen(kw_only=True, eq=False)

@@ -63,6 +63,7 @@ from ._graph import router as router
 from ._mode import Mode as Mode
 from ._model_predictor import ModelPredictor as ModelPredictor
 from ._observer import RunObserver as RunObserver
+from ._step import DEFAULT_EFFECT_GRACE as DEFAULT_EFFECT_GRACE
 from ._step import Step as Step
 from ._step import StepOptions as StepOptions
 from ._step import step as step
@@ -77,6 +78,7 @@ from .llm import Provider as Provider
 from .llm import open_llm_client as open_llm_client
 
 __all__ = [
+    "DEFAULT_EFFECT_GRACE",
     "Always",
     "AsyncioBridgeError",
     "AsyncioPortal",

@@ -5,6 +5,12 @@ Failures never travel through nurseries: a step's exception is wrapped once in
 `StepFailedError` and given to `Scope.fail`, which cancels the smallest scope that must stop
 (a branch that has not won yet, else the run). Nurseries therefore only see
 `trio.Cancelled`, which the cancelled scope absorbs.
+
+Cancellation is all or nothing for each step. No step's function is called once its task
+is cancelled (its inputs may appear in the very instant its scope is cancelled): it is
+recorded as `skipped`. An effect that has started is shielded and runs to its end, for at
+most its `effect_grace` after the cancellation reached it; past that it is cancelled and
+recorded as `cancelled` with a `StepTimeoutError` naming its grace.
 """
 
 from __future__ import annotations
@@ -13,24 +19,30 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import trio
-from specroute.cache import CacheHit, CacheMiss, ComputationFailedError, StepIdentity
+from specroute.cache import CacheHit, ComputationFailedError, StepIdentity
 from specroute.routes import StepFailedError, StepTimeoutError
 
 from ._state import Execution, PendingStore, store
 from ._trace import StepStatus
 
 if TYPE_CHECKING:
+    from specroute.cache import CacheMiss
+
     from ._state import RunState, Scope
     from ._step import Step
 
 __all__ = ["call", "lookup", "run_plain_step", "run_step"]
 
-OK, FAILED, CACHED, RECOVERED = (
+OK, FAILED, CACHED, RECOVERED, SKIPPED, CANCELLED = (
     StepStatus.OK,
     StepStatus.FAILED,
     StepStatus.CACHED,
     StepStatus.RECOVERED,
+    StepStatus.SKIPPED,
+    StepStatus.CANCELLED,
 )
+# Raises `Cancelled` if the calling task is cancelled, else returns without yielding.
+_checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 
 
 async def lookup(run: RunState, step: Step, kwargs: dict[str, Any]) -> CacheHit | CacheMiss | None:
@@ -82,6 +94,9 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
             scope, step.name, step.params, step.output, now(), not scope.confirmed
         )
         try:
+            execution.status = SKIPPED
+            await _checkpoint_if_cancelled()
+            execution.status = CANCELLED
             value = await step.fn(**kwargs)
         except Exception as exc:  # noqa: BLE001 -- the step boundary: wrapped and re-raised by `execute`
             execution.status = FAILED
@@ -146,28 +161,13 @@ async def call(
             run.cache_hits += 1
             run.cache_saved += found.seconds
             return True, found.value, execution
-        if found is None:
-            if step.options.timeout is None and (run.limiter is None or admitted):
-                value = await step.fn(**kwargs)
-            elif run.limiter is None or admitted:
-                value = await _invoke(step, kwargs)
-            else:
-                async with run.limiter:
-                    execution.start = now()  # queued time is not step time
-                    value = await _invoke(step, kwargs)
+        execution.status = SKIPPED
+        await _checkpoint_if_cancelled()
+        execution.status = CANCELLED
+        if step.options.effect:
+            value = await _effect(run, scope, step, kwargs, found, admitted, execution)
         else:
-            run.cache_misses += 1
-            try:
-                value, seconds = await run.cache.compute_once(  # type: ignore[union-attr]
-                    found.key, lambda: _timed(run, step, kwargs, admitted)
-                )
-            except ComputationFailedError as failed:
-                raise (failed.__cause__ or failed) from None
-            pending = PendingStore(scope, step.name, found, value, seconds)
-            if scope.confirmed:
-                await store(pending, run.cache)  # type: ignore[arg-type]
-            else:
-                scope.pending_stores.append(pending)
+            value = await _compute(run, scope, step, kwargs, found, admitted, execution)
         execution.status = OK
         return True, value, execution
     except Exception as exc:  # noqa: BLE001 -- the step boundary: wrapped and re-raised by `execute`
@@ -193,6 +193,94 @@ async def call(
             observer.step_finished(step.name, scope.path, execution.status, end - execution.start)
     _fail(scope, step, execution.error)
     return False, None, execution
+
+
+async def _compute(
+    run: RunState,
+    scope: Scope,
+    step: Step,
+    kwargs: dict[str, Any],
+    found: CacheMiss | None,
+    admitted: bool,
+    execution: Execution,
+) -> Any:
+    """The step's value: called (under its timeout and the run's cap), or computed once for
+    a cache miss and stored (now, or when its branch is confirmed)."""
+    if found is None:
+        if step.options.timeout is None and (run.limiter is None or admitted):
+            return await step.fn(**kwargs)
+        if run.limiter is None or admitted:
+            return await _invoke(step, kwargs)
+        async with run.limiter:
+            execution.start = run.now()  # queued time is not step time
+            return await _invoke(step, kwargs)
+    run.cache_misses += 1
+    try:
+        value, seconds = await run.cache.compute_once(  # type: ignore[union-attr]
+            found.key, lambda: _timed(run, step, kwargs, admitted)
+        )
+    except ComputationFailedError as failed:
+        raise (failed.__cause__ or failed) from None
+    pending = PendingStore(scope, step.name, found, value, seconds)
+    if scope.confirmed:
+        await store(pending, run.cache)  # type: ignore[arg-type]
+    else:
+        scope.pending_stores.append(pending)
+    return value
+
+
+async def _effect(
+    run: RunState,
+    scope: Scope,
+    step: Step,
+    kwargs: dict[str, Any],
+    found: CacheMiss | None,
+    admitted: bool,
+    execution: Execution,
+) -> Any:
+    """`_compute` for an effect: shielded, so a cancellation (from outside, the run's
+    timeout or a failing sibling) lets it finish, for at most its `effect_grace` after the
+    cancellation reached it.
+
+    A shielded task is told nothing of the cancellation, so an unshielded watcher beside it
+    is: when it is cancelled, it gives the shield a deadline. If the effect then finishes, its
+    record says so (`ok`, or `failed` if it raised) before the `Cancelled` goes on up."""
+    shield = trio.CancelScope(shield=True)
+    failure: Exception | None = None
+    value: Any = None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_grant_grace, shield, step.options.effect_grace)
+        with shield:
+            try:
+                value = await _compute(run, scope, step, kwargs, found, admitted, execution)
+            except Exception as exc:  # noqa: BLE001 -- re-raised below, outside the nursery
+                failure = exc
+                execution.status = FAILED
+                execution.error = exc
+            else:
+                execution.status = OK
+        if shield.cancelled_caught:
+            execution.status = CANCELLED
+            execution.error = StepTimeoutError(
+                f"effect step {step.name!r} was still running {step.options.effect_grace}s "
+                f"after its run was cancelled (its `effect_grace`), so it was cancelled and "
+                f"may be half done; raise `effect_grace=` if it needs longer to finish"
+            )
+        # Stop the watcher; if the run was cancelled, leaving the nursery raises `Cancelled`.
+        nursery.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    return value
+
+
+async def _grant_grace(shield: trio.CancelScope, grace: float) -> None:
+    """Wait for a cancellation, then let the shielded effect run `grace` seconds more."""
+    try:
+        await trio.sleep_forever()
+    finally:
+        # Also reached when `_effect` stops this watcher, after the shield was left: a
+        # deadline on a scope that has exited changes nothing.
+        shield.deadline = min(shield.deadline, trio.current_time() + grace)
 
 
 async def _timed(

@@ -320,7 +320,7 @@ def _node_list(nodes: object, name: str) -> list[Step | Router]:
 class Tables:
     """What the scheduler looks up per step: who consumes each value, what each node reads
     (values produced in this flow, values from outside), which nodes are effects or routers,
-    and which are plain steps (no cache, timeout or fallback: the short path)."""
+    and which are plain steps (no cache, timeout, fallback or effect: the short path)."""
 
     consumers: Mapping[str, tuple[int, ...]]
     reads: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
@@ -492,6 +492,7 @@ class Graph:
                 and node.options.cache is None
                 and node.options.timeout is None
                 and node.options.fallback is None
+                and not node.options.effect
                 for node in self.nodes
             ),
         )

@@ -117,12 +117,18 @@ async def consult_cache(run: RunState, node: Router, kwargs: dict[str, Any]) -> 
         found = await lookup(run, node.step, kwargs)
     except Exception as exc:  # noqa: BLE001 -- handed to the router step's own boundary
         return Consulted(found=None, verifying=None, step=_failing(node.step, exc))
-    semantic = isinstance(found, CacheHit) and found.kind == "semantic"
-    if semantic and options.on_semantic_hit != "trust":
-        # A near match only predicts the route: the real router decides, and its answer
-        # is stored under this request's own key.
-        assert isinstance(found, CacheHit)
-        miss = CacheMiss(key=found.key, exact=options.exact, embedding=None)
+    if not isinstance(found, CacheHit):
+        return Consulted(found=found, verifying=None, step=node.step)
+    # Either way the router runs, its answer is stored under this request's own key, in
+    # the semantic index too (with the embedding the lookup made), so a paraphrase of a
+    # request the router corrected finds the corrected answer.
+    miss = CacheMiss(key=found.key, exact=options.exact, embedding=found.embedding)
+    value = found.value
+    if not isinstance(value, Route) or value.label not in node.branches:
+        # A route cached before the router lost that branch: a miss, not a failed run.
+        return Consulted(found=miss, verifying=None, step=node.step)
+    if found.kind == "semantic" and options.on_semantic_hit != "trust":
+        # A near match only predicts the route: the real router decides.
         return Consulted(found=miss, verifying=found, step=node.step)
     return Consulted(found=found, verifying=None, step=node.step)
 

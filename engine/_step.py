@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import keyword
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import Any, overload
@@ -13,9 +14,12 @@ from specroute.cache import CacheOptions
 from specroute.cache._key import is_never_encodable
 from specroute.routes import ConfigurationError, ConfigurationTypeError, StepDefinitionError
 
-__all__ = ["Step", "StepOptions", "step"]
+__all__ = ["DEFAULT_EFFECT_GRACE", "Step", "StepOptions", "step"]
 
 StepFunction = Callable[..., Awaitable[Any]]
+
+DEFAULT_EFFECT_GRACE = 30.0
+"""Seconds an effect that has started may go on running once its run is cancelled."""
 
 
 def _number_or_none(value: Any, rule: str, ok: bool, attribute: attrs.Attribute[Any]) -> None:
@@ -34,6 +38,14 @@ def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: 
 def _non_negative_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None:
         _number_or_none(value, ">= 0", isinstance(value, int | float) and value >= 0, attribute)
+
+
+def _grace(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    message = f"`{attribute.name}` must be a number > 0 of seconds (not inf), got {value!r}"
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ConfigurationTypeError(message)
+    if not 0 < value < math.inf:  # also refuses nan
+        raise ConfigurationError(message)
 
 
 def _identifier_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -94,7 +106,14 @@ class StepOptions:
         output: The name the step's value is written under (default: the step's name).
         timeout: Seconds the step may run before it fails with `StepTimeoutError`.
         effect: The step has side effects: inside a speculative branch it waits until the
-            branch is confirmed, so it never runs for a branch that loses.
+            branch is confirmed, so it never runs for a branch that loses; and once it has
+            started it runs to its end even if the run is cancelled (from outside, by its
+            `timeout`, or because another step failed), for at most `effect_grace` seconds
+            after the cancellation.
+        effect_grace: Seconds an effect that has started may go on running once its run is
+            cancelled (default `DEFAULT_EFFECT_GRACE`, 30). Past it the effect is cancelled
+            and its trace entry says `cancelled`, with an `error` naming its grace. Only
+            read for `effect=True` steps.
         estimated_seconds: Expected duration, for speculation policies.
         estimated_dollars: Expected cost, for speculation policies.
         cache: Serve the step from the run's cache (exact, semantic or both); see
@@ -110,11 +129,13 @@ class StepOptions:
         ConfigurationError: An option out of range (`timeout=-1`, `output="not an id"`);
             `ConfigurationTypeError` for one of the wrong kind (`timeout="5"`,
             `cache_inputs="text"`, which would be read letter by letter).
+            `effect_grace` must be a finite number > 0.
     """
 
     output: str | None = attrs.field(default=None, validator=_identifier_or_none)
     timeout: float | None = attrs.field(default=None, validator=_positive_or_none)
     effect: bool = attrs.field(default=False, validator=_bool)
+    effect_grace: float = attrs.field(default=DEFAULT_EFFECT_GRACE, validator=_grace)
     estimated_seconds: float | None = attrs.field(default=None, validator=_non_negative_or_none)
     estimated_dollars: float | None = attrs.field(default=None, validator=_non_negative_or_none)
     cache: CacheOptions | None = attrs.field(default=None, validator=_cache_options_or_none)
@@ -237,6 +258,7 @@ def step(
     output: str | None = None,
     timeout: float | None = None,
     effect: bool = False,
+    effect_grace: float | None = None,
     estimated_seconds: float | None = None,
     estimated_dollars: float | None = None,
     cache: CacheOptions | None = None,
@@ -254,6 +276,7 @@ def step(
     output: str | None = None,
     timeout: float | None = None,
     effect: bool = False,
+    effect_grace: float | None = None,
     estimated_seconds: float | None = None,
     estimated_dollars: float | None = None,
     cache: CacheOptions | None = None,
@@ -269,6 +292,7 @@ def step(
         output: See `StepOptions.output`.
         timeout: See `StepOptions.timeout`.
         effect: See `StepOptions.effect`.
+        effect_grace: See `StepOptions.effect_grace` (default `DEFAULT_EFFECT_GRACE`).
         estimated_seconds: See `StepOptions.estimated_seconds`.
         estimated_dollars: See `StepOptions.estimated_dollars`.
         cache: See `StepOptions.cache`.
@@ -290,6 +314,7 @@ def step(
                 "output": output,
                 "timeout": timeout,
                 "effect": effect or None,
+                "effect_grace": effect_grace,
                 "estimated_seconds": estimated_seconds,
                 "estimated_dollars": estimated_dollars,
                 "cache": cache,

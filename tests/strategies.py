@@ -143,6 +143,7 @@ class Probe:
 
     effects: list[tuple[str, str]] = attrs.Factory(list)
     running: int = 0
+    started_at: dict[str, float] = attrs.Factory(dict)
 
 
 def _function(spec: StepSpec | RouterSpec, probe: Probe) -> Any:
@@ -151,6 +152,7 @@ def _function(spec: StepSpec | RouterSpec, probe: Probe) -> Any:
         try:
             if getattr(spec, "effect", False):
                 probe.effects.append(("start", spec.name))
+                probe.started_at[spec.name] = trio.current_time()
             await trio.sleep(spec.duration)
             if spec.fails:
                 raise ValueError(f"{spec.name} failed on purpose")
@@ -189,8 +191,10 @@ def build(
     outputs: str = "",
     predictions: Mapping[str, dict[str, float]] | None = None,
     cached_routers: frozenset[str] = frozenset(),
+    effect_grace: float | None = None,
 ) -> Flow:
-    """A real flow for `spec`; routers get fixed predictors and cache options if asked.
+    """A real flow for `spec`; routers get fixed predictors and cache options if asked, and
+    effects `effect_grace` if given.
 
     Steps estimate their own cost honestly: their duration, and a tenth of a cent a second.
     """
@@ -201,7 +205,7 @@ def build(
         if isinstance(node, RouterSpec):
             branches = {
                 label: build(branch, probe, f"{node.name}{label}", node.writes, predictions,
-                             cached_routers)
+                             cached_routers, effect_grace)
                 for label, branch in node.branches.items()
             }  # fmt: skip
             cache = CacheOptions() if node.name in cached_routers else None
@@ -209,9 +213,11 @@ def build(
             predictor = FixedPredictor(predictions[node.name]) if node.name in predictions else None
             nodes.append(router(router_step, branches, predictor=predictor))
         else:
+            grace = {"effect_grace": effect_grace} if node.effect and effect_grace else {}
             nodes.append(
-                step(_function(node, probe), output=node.writes, effect=node.effect, **estimates)
-            )
+                step(_function(node, probe), output=node.writes, effect=node.effect,
+                     **estimates, **grace)
+            )  # fmt: skip
     return Flow(nodes, name=name, outputs=[outputs] if outputs else None)
 
 

@@ -262,3 +262,35 @@ async def test_compute_once_shares_between_concurrent_misses(
             await trio.sleep(1)
             assert cache.statistics().in_flight == 1
     assert calls == 1
+
+
+async def test_stores_counts_only_what_was_stored() -> None:
+    semantic_only = CacheOptions(semantic="request", exact=False)
+    async with open_cache() as cache:
+        miss = await cache.lookup(StepIdentity("s"), semantic_only, "acme", {"request": "hi"})
+        assert isinstance(miss, CacheMiss)
+        # A miss that goes nowhere (no exact entry, no embedding) stores nothing.
+        await cache.store(attrs.evolve(miss, embedding=None), "value", seconds=1.0)
+        assert cache.statistics().stores == 0
+        await cache.store(miss, "value", seconds=1.0)
+        assert cache.statistics().stores == 1
+
+
+async def test_a_semantic_hit_carries_the_requests_own_embedding() -> None:
+    async with open_cache() as cache:
+        miss = await cache.lookup(
+            StepIdentity("s"), SEMANTIC, "acme", {"request": "Book a flight to Paris for Monday"}
+        )
+        assert isinstance(miss, CacheMiss)
+        await cache.store(miss, "travel", seconds=1.0)
+        hit = await cache.lookup(
+            StepIdentity("s"), SEMANTIC, "acme", {"request": "book a flight to Paris for monday!"}
+        )
+        assert isinstance(hit, CacheHit)
+        assert hit.embedding is not None
+        assert hit.embedding.shape == (miss.embedding.shape if miss.embedding is not None else ())
+        exact = await cache.lookup(
+            StepIdentity("s"), SEMANTIC, "acme", {"request": "Book a flight to Paris for Monday"}
+        )
+        assert isinstance(exact, CacheHit)
+        assert exact.embedding is None  # an exact hit embeds nothing

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
-from specroute.engine import Flow, StepStatus, router, step
-from specroute.routes import Never, Route, StepFailedError, StepTimeoutError
+from specroute.engine import Flow, StepOptions, StepStatus, router, step
+from specroute.engine._step import DEFAULT_EFFECT_GRACE
+from specroute.routes import (
+    ConfigurationError,
+    ConfigurationTypeError,
+    Never,
+    Route,
+    StepFailedError,
+    StepTimeoutError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -153,3 +162,102 @@ async def test_the_observer_hears_the_status_the_trace_records(autojump_clock: M
     result = await Flow([shaky]).run(x=1, observer=Listener())
     assert heard == [("shaky", StepStatus.CANCELLED, -1.0), ("shaky", StepStatus.RECOVERED, 0.5)]
     assert entry(result, "shaky").status is StepStatus.RECOVERED
+
+
+# -- effects are all or nothing ----------------------------------------------------------
+
+
+def effect_flow(log: list[str], *, seconds: float, grace: float | None = None) -> Flow:
+    """`save` (an effect taking `seconds`) beside `check` (fails after 1 s)."""
+    extra = {} if grace is None else {"effect_grace": grace}
+
+    @step(effect=True, output="saved", **extra)
+    async def save(order: str) -> str:
+        log.append("save started")
+        await trio.sleep(seconds)
+        log.append("save finished")
+        return order
+
+    @step
+    async def check(order: str) -> str:
+        await trio.sleep(1)
+        raise ValueError("card declined")
+
+    return Flow([save, check], name="checkout")
+
+
+@pytest.mark.parametrize("mode", ["parallel", "speculative"])
+async def test_an_effect_runs_to_its_end_when_a_sibling_fails(
+    autojump_clock: MockClock, mode: str
+) -> None:
+    log: list[str] = []
+    with pytest.raises(StepFailedError) as caught:
+        await effect_flow(log, seconds=3).run(order="o-1", mode=mode)
+    assert log == ["save started", "save finished"]
+    assert trio.current_time() == 3
+    saved = entry(caught.value, "save")
+    assert (saved.status, saved.end) == (StepStatus.OK, 3)
+
+
+@pytest.mark.parametrize("mode", ["parallel", "speculative"])
+async def test_an_effect_past_its_grace_is_cancelled_and_the_trace_says_so(
+    autojump_clock: MockClock, mode: str
+) -> None:
+    log: list[str] = []
+    with pytest.raises(StepFailedError) as caught:
+        await effect_flow(log, seconds=10, grace=2).run(order="o-1", mode=mode)
+    assert log == ["save started"]
+    assert trio.current_time() == 3  # the sibling failed at 1, plus a grace of 2
+    saved = entry(caught.value, "save")
+    assert (saved.status, saved.end) == (StepStatus.CANCELLED, 3)
+    assert "effect_grace" in (saved.error or "")
+
+
+@pytest.mark.parametrize("mode", ["sequential", "parallel", "speculative"])
+async def test_an_effect_runs_to_its_end_when_the_run_is_cancelled_from_outside(
+    autojump_clock: MockClock, mode: str
+) -> None:
+    log: list[str] = []
+    with trio.move_on_after(1) as outside:
+        await effect_flow(log, seconds=3).run(order="o-1", mode=mode)
+    assert outside.cancelled_caught
+    assert log == ["save started", "save finished"]
+    assert trio.current_time() == 3
+
+
+@pytest.mark.parametrize("mode", ["sequential", "parallel", "speculative"])
+@pytest.mark.parametrize("effect", [True, False])
+async def test_no_step_is_called_once_its_scope_is_cancelled(mode: str, effect: bool) -> None:
+    log: list[str] = []
+    with trio.CancelScope() as outside:
+
+        @step
+        async def first(order: str) -> str:
+            outside.cancel()  # its value appears in the same instant as the cancel
+            return order
+
+        @step(effect=effect, output="saved")
+        async def then(first: str) -> str:
+            log.append("called")
+            await trio.lowlevel.checkpoint()
+            return first
+
+        await Flow([first, then]).run(order="o-1", mode=mode)
+    assert outside.cancelled_caught
+    assert log == []
+
+
+@pytest.mark.parametrize("grace", [0, -1, math.nan, math.inf])
+def test_effect_grace_must_be_a_positive_number(grace: float) -> None:
+    with pytest.raises(ConfigurationError, match="`effect_grace` must be a number > 0"):
+        StepOptions(effect=True, effect_grace=grace)
+
+
+@pytest.mark.parametrize("grace", ["5", True, None])
+def test_effect_grace_of_the_wrong_kind_is_refused(grace: Any) -> None:
+    with pytest.raises(ConfigurationTypeError, match="`effect_grace`"):
+        StepOptions(effect=True, effect_grace=grace)
+
+
+def test_effect_grace_has_a_documented_default() -> None:
+    assert StepOptions().effect_grace == DEFAULT_EFFECT_GRACE > 0

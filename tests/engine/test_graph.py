@@ -122,7 +122,7 @@ def test_tables_mark_routers_effects_and_plain_steps() -> None:
     tables = graph._tables
     assert tables.routers_at == (True, False, False)
     assert tables.effects == (False, True, False)
-    assert tables.plain == (False, True, False)
+    assert tables.plain == (False, False, False)  # an effect takes the general path
     assert tables.consumers == {"out": (1,), "saved": (2,)}
 
 

@@ -164,3 +164,94 @@ async def test_an_answer_that_is_not_a_known_route_is_refused(autojump_clock: Mo
         await make_flow(answer=Route("c")).run(request="a")
     with pytest.raises(HandoffError, match=r"handed \['extra'\] to branch 'a'"):
         await make_flow(answer=Route("a", extra=1)).run(request="a")
+
+
+# -- verified hits: a stale cached route is a miss, a corrected near match is stored -------
+
+
+def cached_router(answer: list[str], labels: tuple[str, ...], **cache: Any) -> tuple[Any, Flow]:
+    """A cached router step answering `answer[0]`, over one branch per label."""
+    from specroute.cache import CacheOptions
+
+    calls: list[str] = []
+
+    @step(cache=CacheOptions(**cache))
+    async def triage(request: str) -> Route:
+        calls.append(request)
+        return Route(answer[0])
+
+    def leaf(label: str) -> Flow:
+        @step(name=f"handle_{label}", output="out")
+        async def handle(request: str) -> str:
+            return label
+
+        return Flow([handle])
+
+    flow = Flow([router(triage, {label: leaf(label) for label in labels})], name="triage")
+    return calls, flow
+
+
+@pytest.mark.parametrize("mode", ["sequential", "parallel", "speculative"])
+async def test_an_exact_hit_naming_a_label_the_router_lost_is_a_miss(mode: str) -> None:
+    from specroute.cache import open_cache
+
+    answer = ["old"]
+    calls, before = cached_router(answer, ("old", "new"))
+    async with open_cache() as cache:
+        await before.run(request="refund", cache=cache, mode=mode)
+        # The same router step, in a flow whose branches no longer include "old".
+        answer[0] = "new"
+        renamed = Flow(
+            [router(before.nodes[0].step, {"new": before.nodes[0].branches["new"]})], name="v2"
+        )
+        result = await renamed.run(request="refund", cache=cache, mode=mode)
+        assert result.outputs["out"] == "new"
+        assert calls == ["refund", "refund"]
+        assert result.decisions[0].cache is None
+        # The router's own answer replaced the stale one: the next run is an exact hit.
+        again = await renamed.run(request="refund", cache=cache, mode=mode)
+        assert again.outputs["out"] == "new"
+        assert calls == ["refund", "refund"]
+        assert again.decisions[0].cache == "exact"
+
+
+@pytest.mark.parametrize("mode", ["sequential", "parallel", "speculative"])
+async def test_a_near_match_naming_a_label_the_router_lost_is_a_miss(mode: str) -> None:
+    from specroute.cache import open_cache
+
+    answer = ["old"]
+    calls, before = cached_router(answer, ("old", "new"), semantic="request")
+    async with open_cache() as cache:
+        await before.run(request="Book a flight to Paris for Monday", cache=cache, mode=mode)
+        answer[0] = "new"
+        renamed = Flow(
+            [router(before.nodes[0].step, {"new": before.nodes[0].branches["new"]})], name="v2"
+        )
+        result = await renamed.run(
+            request="book a flight to Paris for monday!", cache=cache, mode=mode
+        )
+        assert result.outputs["out"] == "new"
+        assert len(calls) == 2
+        assert result.decisions[0].cache is None
+
+
+@pytest.mark.parametrize("exact", [True, False])
+async def test_a_corrected_near_match_is_stored_under_its_own_answer(exact: bool) -> None:
+    from specroute.cache import open_cache
+
+    answer = ["travel"]
+    calls, flow = cached_router(answer, ("travel", "billing"), semantic="request", exact=exact)
+    async with open_cache() as cache:
+        await flow.run(request="Book a flight to Paris for Monday", cache=cache)
+        answer[0] = "billing"
+        corrected = await flow.run(request="book a flight to Paris for monday!", cache=cache)
+        assert corrected.outputs["out"] == "billing"
+        assert corrected.decisions[0].cache == "semantic (verified)"
+        stats = cache.statistics()
+        assert stats.stores == 2
+        assert stats.semantic_entries == 2
+        if exact:
+            # The paraphrase's own answer is an exact hit now; the router is not asked.
+            again = await flow.run(request="book a flight to Paris for monday!", cache=cache)
+            assert (again.decisions[0].cache, again.outputs["out"]) == ("exact", "billing")
+            assert len(calls) == 2
