@@ -77,8 +77,7 @@ from .llm import LLMError as LLMError
 from .llm import Provider as Provider
 from .llm import open_llm_client as open_llm_client
 
-__all__ = [
-    "DEFAULT_EFFECT_GRACE",
+__all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_exports.py checks
     "Always",
     "AsyncioBridgeError",
     "AsyncioPortal",
@@ -92,6 +91,7 @@ __all__ = [
     "ConfigurationError",
     "ConfigurationTypeError",
     "CycleError",
+    "DEFAULT_EFFECT_GRACE",
     "DuplicateProducerError",
     "EmbeddingError",
     "Flow",

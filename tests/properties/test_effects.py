@@ -97,8 +97,7 @@ def test_a_failing_step_never_leaves_an_effect_half_done(
     if not failed:
         return
     error = failed[0]
-    # The run was cancelled when the first step failed: its failing entry's end.
-    cancel_at = min(e.end for e in error.trace if e.status is StepStatus.FAILED and not e.wasted)
+    cancel_at = _cancelled_at(error, reference(spec).winning_failures)
     failing = {node for node, dur in spec_durations(spec).items() if _fails(spec, node)}
     durations = spec_durations(spec)
     for name in failing:
@@ -113,6 +112,27 @@ def test_a_failing_step_never_leaves_an_effect_half_done(
             assert completed == (entry.step in ended), entry
             if entry.status is StepStatus.CANCELLED:
                 assert "effect_grace" in (entry.error or "")
+
+
+def _cancelled_at(error: StepFailedError, winning_failures: set[str]) -> float:
+    """When the failure became the run's, so the run was cancelled: the failing step's end,
+    or, for a step that failed while its branch was still speculative, the moment the
+    routers above it chose that branch (the failure surfaces then)."""
+    trace = error.trace
+    moments = []
+    for entry in trace:
+        if entry.status is not StepStatus.FAILED or entry.step not in winning_failures:
+            continue
+        moment = entry.end
+        parent = ""
+        for part in entry.branch.split("/") if entry.branch else ():
+            router = part.split(":")[0]
+            moment = max(
+                [moment] + [r.end for r in trace if r.step == router and r.branch == parent]
+            )
+            parent = f"{parent}/{part}" if parent else part
+        moments.append(moment)
+    return min(moments)
 
 
 def _fails(spec: FlowSpec, name: str) -> bool:
