@@ -238,11 +238,19 @@ class RunResult:
             return ()
         current = max(useful, key=lambda i: (self.trace[i].end, self.trace[i].start, i))
         path = [current]
+        seen = {current}
         while True:
             start = self.trace[current].start
-            before = [i for i in self.trace[current].waited_on if self.trace[i].end <= start]
+            # `seen`: zero-length entries at one instant could otherwise wait on each other
+            # (a trace read from a log is not bound to be acyclic) and loop for ever.
+            before = [
+                i
+                for i in self.trace[current].waited_on
+                if i not in seen and 0 <= i < len(self.trace) and self.trace[i].end <= start
+            ]
             if not before:
                 break
             current = max(before, key=lambda i: (self.trace[i].end, self.trace[i].start, i))
             path.append(current)
+            seen.add(current)
         return tuple(self.trace[index] for index in reversed(path))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import attrs
 import trio
 from specroute.engine import Flow, RouterDecision, StepUsage, TraceEntry, step
 from specroute.engine.report import run_to_json
@@ -41,3 +42,24 @@ async def test_run_json_comes_from_the_report_schema(autojump_clock: MockClock) 
     assert data["wall_ms"] == 250.0
     assert data["steps"][0]["name"] == "first"
     assert "values" not in data
+
+
+def test_critical_path_ends_on_a_trace_whose_entries_wait_on_each_other() -> None:
+    """A log can hold any `waited_on`: two zero-length entries at one instant that name
+    each other once looped for ever (found by the schema's round-trip property test)."""
+    from specroute.engine import Mode, RunResult, StepStatus, TraceEntry
+
+    def entry(name: str, waited_on: tuple[int, ...]) -> TraceEntry:
+        return TraceEntry(
+            step=name, branch="", start=1.0, end=1.0, status=StepStatus.OK,
+            speculative=False, wasted=False, waited_on=waited_on,
+        )  # fmt: skip
+
+    result = RunResult(
+        flow="f", mode=Mode.PARALLEL, outputs={}, values={}, routes=(),
+        trace=(entry("a", (1,)), entry("b", (0,))), started=0.0, finished=1.0,
+    )  # fmt: skip
+    assert [e.step for e in result.critical_path] == ["a", "b"]
+    # An index past the trace (a damaged log) is not followed either.
+    damaged = attrs.evolve(result, trace=(entry("a", ()), entry("b", (0, 7))))
+    assert [e.step for e in damaged.critical_path] == ["a", "b"]
