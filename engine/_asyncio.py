@@ -7,8 +7,9 @@ thread. One guest run serves every request, so what is process-wide (provider li
 budgets, caches, single-flight, waste budgets, learned router state) is shared as under trio.
 
 - `asyncio_portal()` starts the guest run and, on exit, cancels the runs still in flight and
-  waits for them to finish (there is no grace period for effects yet: shutdown cancels and
-  waits). `await portal.run(flow, ...)` runs a flow from any task of the loop.
+  waits for them to finish (an effect that has started runs to its end within its
+  `effect_grace`, so shutdown is bounded by the longest grace in flight).
+  `await portal.run(flow, ...)` runs a flow from any task of the loop.
 - Cancellation crosses both ways. Cancelling the asyncio task that awaits `portal.run` (a
   client that went away, `asyncio.timeout`) cancels that run's own `trio.CancelScope`, and
   the task's `CancelledError` propagates only once every step of the run has stopped. A

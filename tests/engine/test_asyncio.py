@@ -279,3 +279,25 @@ def test_a_manager_that_fails_to_enter_raises_in_asyncio() -> None:
             assert (await portal.run(Flow([double]), x=2)).outputs == {"doubled": 4}
 
     in_asyncio(main)
+
+
+@step(effect=True, effect_grace=5.0, output="saved")
+async def save_slowly(x: int) -> int:
+    EVENTS.append("started")
+    await trio.sleep(0.2)  # still running when the portal closes
+    EVENTS.append("saved")
+    return x
+
+
+def test_closing_the_portal_lets_a_running_effect_finish_within_its_grace() -> None:
+    """Shutdown is bounded by the effects' grace, and an effect that started is whole."""
+
+    async def main() -> None:
+        async with asyncio_portal() as portal:
+            task = asyncio.create_task(portal.run(Flow([save_slowly]), x=1))
+            await started(1)
+        assert EVENTS == ["started", "saved"]
+        with pytest.raises(AsyncioBridgeError, match="closed while this call was in flight"):
+            await task
+
+    in_asyncio(main)
