@@ -85,8 +85,14 @@ class Service:
         return int(line.split()[1]) * 1024
 
     def sockets(self) -> int:
-        fds = Path(f"/proc/{self.pid}/fd")
-        return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:"))
+        count = 0
+        for fd in Path(f"/proc/{self.pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except FileNotFoundError:
+                continue  # closed between the listing and the read: not open, not counted
+            count += target.startswith("socket:")
+        return count
 
 
 @pytest.fixture(scope="module")
