@@ -19,13 +19,15 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import trio
-from specroute.cache import CacheHit, ComputationFailedError, StepIdentity
+from specroute.cache import CacheHit, ComputationFailedError
 from specroute.routes import StepFailedError, StepTimeoutError
 
 from ._state import Execution, PendingStore, store
 from ._trace import StepStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from specroute.cache import CacheMiss
 
     from ._state import RunState, Scope
@@ -55,7 +57,8 @@ async def lookup(run: RunState, step: Step, kwargs: dict[str, Any]) -> CacheHit 
         return None
     names = step.options.cache_inputs
     keyed = kwargs if names is None else {n: kwargs[n] for n in names if n in kwargs}
-    identity = StepIdentity.of(step.name, step.fn, options.name)
+    identity = step.cache_identity
+    assert identity is not None  # a step with cache options has one
     return await run.cache.lookup(identity, options, run.namespace, keyed)
 
 
@@ -207,8 +210,6 @@ async def _compute(
     """The step's value: called (under its timeout and the run's cap), or computed once for
     a cache miss and stored (now, or when its branch is confirmed)."""
     if found is None:
-        if step.options.timeout is None and (run.limiter is None or admitted):
-            return await step.fn(**kwargs)
         if run.limiter is None or admitted:
             return await _invoke(step, kwargs)
         async with run.limiter:
@@ -297,10 +298,16 @@ async def _timed(
     return value, trio.current_time() - start
 
 
-async def _invoke(step: Step, kwargs: dict[str, Any]) -> Any:
+def _invoke(step: Step, kwargs: dict[str, Any]) -> Awaitable[Any]:
+    """The step's call, under its timeout if it has one (without one, the function's own
+    coroutine, so no frame of ours sits between the caller and the step)."""
     timeout = step.options.timeout
     if timeout is None:
-        return await step.fn(**kwargs)
+        return step.fn(**kwargs)
+    return _invoke_with_timeout(step, kwargs, timeout)
+
+
+async def _invoke_with_timeout(step: Step, kwargs: dict[str, Any], timeout: float) -> Any:
     with trio.move_on_after(timeout):
         return await step.fn(**kwargs)
     raise StepTimeoutError(f"step {step.name!r} ran longer than its timeout of {timeout}s")

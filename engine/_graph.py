@@ -55,6 +55,19 @@ class Router:
     outputs: frozenset[str]
     predictor: Predictor | None = None
     estimates: Mapping[str, tuple[tuple[float, float], ...]] = attrs.Factory(dict)
+    # What every run shows a policy of this router (`RouterView`): worked out once here,
+    # not per router execution.
+    _labels: tuple[str, ...] = attrs.field(init=False)
+    _branch_sizes: Mapping[str, int] = attrs.field(init=False)
+    _branch_steps: Mapping[str, tuple[str, ...]] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        branches = self.branches
+        object.__setattr__(self, "_labels", tuple(branches))
+        sizes = {label: len(branch.nodes) for label, branch in branches.items()}
+        object.__setattr__(self, "_branch_sizes", MappingProxyType(sizes))
+        steps = {label: tuple(n.name for n in branch.nodes) for label, branch in branches.items()}
+        object.__setattr__(self, "_branch_steps", MappingProxyType(steps))
 
     @property
     def name(self) -> str:

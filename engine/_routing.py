@@ -48,11 +48,11 @@ __all__ = ["Consulted", "close_decision", "consult_cache", "open_decision", "run
 def view(run: RunState, node: Router, prediction: Prediction | None = None) -> RouterView:
     return RouterView(
         name=node.name,
-        labels=tuple(node.branches),
-        branch_sizes={label: len(b.nodes) for label, b in node.branches.items()},
+        labels=node._labels,
+        branch_sizes=node._branch_sizes,
         prediction=prediction,
         branch_estimates=node.estimates,
-        branch_steps={label: tuple(n.name for n in b.nodes) for label, b in node.branches.items()},
+        branch_steps=node._branch_steps,
         router_seconds=node.step.options.estimated_seconds or 0.0,
         now=trio.current_time(),
         memory=run.learned.router(node.name).predictor,

@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import Any, overload
 
 import attrs
-from specroute.cache import CacheOptions
+from specroute.cache import CacheOptions, StepIdentity
 from specroute.cache._key import is_never_encodable
 from specroute.routes import ConfigurationError, ConfigurationTypeError, StepDefinitionError
 
@@ -169,6 +169,14 @@ class Step:
     params: tuple[str, ...]
     optional: frozenset[str]
     fallback_takes_inputs: bool = False
+    # Whose cache entries it reads and writes (None: it is not cached); made once here,
+    # not per lookup.
+    cache_identity: StepIdentity | None = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        cache = self.options.cache
+        identity = None if cache is None else StepIdentity.of(self.name, self.fn, cache.name)
+        object.__setattr__(self, "cache_identity", identity)
 
     @property
     def output(self) -> str:
