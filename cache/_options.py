@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -34,6 +34,14 @@ def _encodable(instance: object, attribute: attrs.Attribute[Any], value: Mapping
         raise CacheConfigError(str(exc)) from exc
 
 
+def _callable_or_none(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not callable(value):
+        raise CacheConfigError(
+            f"`{attribute.name}` must be a function agree(predicted, real) -> bool or None"
+            f" (equality), got {value!r}"
+        )
+
+
 @attrs.frozen(kw_only=True)
 class CacheOptions:
     """How one step is cached.
@@ -63,10 +71,20 @@ class CacheOptions:
             names the step and its function (module and qualified name), so two functions
             that share a step name never share entries. Steps that give one cache name
             share entries (and in-flight computations), whatever their functions.
-        on_semantic_hit: `"trust"`: a semantic hit is the answer. `"verify"`: a hit only
-            predicts the answer, which the real step checks (routers only: the predicted
-            branch starts at once and is kept if the router agrees). `None`: verify for
-            routers, trust for other steps.
+        on_semantic_hit: `"verify"` (the default, also what `None` means): a semantic
+            hit is a guess, never the answer. The step still computes its real value; in
+            a speculative run the hit's value is a *predicted value* that starts the
+            steps downstream early (for a router: the predicted branch), and `agree`
+            decides when the real value arrives whether that work is kept or redone.
+            `"trust"`: a semantic hit is served as the step's value without computing
+            (an explicit opt-in: a near match may be another request's answer).
+        agree: `agree(predicted, real) -> bool`: whether work started on a predicted value
+            may stand once the real value is known. `None` (the default) is equality,
+            which suits deterministic steps (retrieval, classification); for free text
+            pass a normalised comparison or a cheap judge. The run's value for this step
+            is always the real one; steps downstream of an accepted prediction computed
+            theirs from the predicted value. For a router, it compares the cached `Route`
+            with the real one (the default: same label and equal handoff values).
 
     Raises:
         CacheConfigError: A setting is out of range, or neither lookup is on.
@@ -85,6 +103,9 @@ class CacheOptions:
         factory=dict, converter=_read_only_copy, validator=_encodable, hash=False
     )
     name: str | None = attrs.field(default=None, validator=non_empty_text)
+    agree: Callable[[Any, Any], bool] | None = attrs.field(
+        default=None, validator=_callable_or_none
+    )
 
     def __attrs_post_init__(self) -> None:
         if not self.exact and self.semantic is None:

@@ -44,10 +44,12 @@ from specroute.routes import SpecrouteError as SpecrouteError
 from specroute.routes import SpeculationPolicy as SpeculationPolicy
 from specroute.routes import StepDefinitionError as StepDefinitionError
 from specroute.routes import StepFailedError as StepFailedError
+from specroute.routes import StepMemory as StepMemory
 from specroute.routes import StepTimeoutError as StepTimeoutError
 from specroute.routes import UnknownBranchError as UnknownBranchError
 from specroute.routes import UnknownInputError as UnknownInputError
 from specroute.routes import UnknownRouteError as UnknownRouteError
+from specroute.routes import ValueView as ValueView
 from specroute.routes import WasteBudget as WasteBudget
 from specroute.routes import process_learned_state as process_learned_state
 from specroute.routes._public import show_public_module as _show_public_module
@@ -67,6 +69,7 @@ from ._step import DEFAULT_EFFECT_GRACE as DEFAULT_EFFECT_GRACE
 from ._step import Step as Step
 from ._step import StepOptions as StepOptions
 from ._step import step as step
+from ._trace import PredictedValue as PredictedValue
 from ._trace import RouterDecision as RouterDecision
 from ._trace import RouteTaken as RouteTaken
 from ._trace import RunResult as RunResult
@@ -106,6 +109,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_exports.py
     "ObserverFailedError",
     "Plan",
     "PlanReason",
+    "PredictedValue",
     "Prediction",
     "PredictivePolicy",
     "Predictor",
@@ -127,6 +131,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_exports.py
     "Step",
     "StepDefinitionError",
     "StepFailedError",
+    "StepMemory",
     "StepOptions",
     "StepStatus",
     "StepTimeoutError",
@@ -137,6 +142,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_exports.py
     "UnknownBranchError",
     "UnknownInputError",
     "UnknownRouteError",
+    "ValueView",
     "WasteBudget",
     "asyncio_portal",
     "on_asyncio",

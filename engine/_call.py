@@ -19,17 +19,17 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import trio
-from specroute.cache import CacheHit, ComputationFailedError
+from specroute.cache import CacheHit, CacheMiss, ComputationFailedError
 from specroute.routes import StepFailedError, StepTimeoutError
 
+from ._predicted import drop, open_guess, settle
 from ._state import Execution, PendingStore, store
 from ._trace import StepStatus
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
-    from specroute.cache import CacheMiss
-
+    from ._predicted import Guess
     from ._state import RunState, Scope
     from ._step import Step
 
@@ -156,14 +156,22 @@ async def call(
     observer = run.observer
     if observer is not None:
         observer.step_started(step.name, scope.path, execution.speculative)
+    guess: Guess | None = None
     try:
-        if found is None and step.options.cache is not None:
+        options = step.options.cache
+        if found is None and options is not None:
             found = await lookup(run, step, kwargs)
         if isinstance(found, CacheHit):
-            execution.status, execution.similarity = CACHED, found.similarity
-            run.cache_hits += 1
-            run.cache_saved += found.seconds
-            return True, found.value, execution
+            if found.kind == "semantic" and options.on_semantic_hit != "trust":  # type: ignore[union-attr]
+                # A near match is a guess: it may start the steps downstream, and the step
+                # still computes its value, stored under this request's own key.
+                guess = open_guess(run, scope, step, found)
+                found = CacheMiss(key=found.key, exact=options.exact, embedding=found.embedding)  # type: ignore[union-attr]
+            else:
+                execution.status, execution.similarity = CACHED, found.similarity
+                run.cache_hits += 1
+                run.cache_saved += found.seconds
+                return True, found.value, execution
         execution.status = SKIPPED
         await _checkpoint_if_cancelled()
         execution.status = CANCELLED
@@ -172,6 +180,9 @@ async def call(
         else:
             value = await _compute(run, scope, step, kwargs, found, admitted, execution)
         execution.status = OK
+        if guess is not None:
+            settle(run, guess, value, options.agree)  # type: ignore[union-attr]
+            guess = None
         return True, value, execution
     except Exception as exc:  # noqa: BLE001 -- the step boundary: wrapped and re-raised by `execute`
         execution.status = FAILED
@@ -189,6 +200,8 @@ async def call(
                 execution.status = RECOVERED
                 return True, value, execution
     finally:
+        if guess is not None:
+            drop(run, guess, f"step {step.name!r} ended {execution.status.value}")
         execution.end = end = now()
         execution.calls = by_task.pop(task, None)
         run.executions.append(execution)

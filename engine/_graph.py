@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from specroute.routes import Predictor
 
-__all__ = ["Graph", "Router", "Tables", "check_policy", "router"]
+__all__ = ["Downstream", "Graph", "Router", "Tables", "check_policy", "router"]
 
 Node: TypeAlias = "Step | Router"
 
@@ -329,6 +329,24 @@ def _node_list(nodes: object, name: str) -> list[Step | Router]:
     return list(nodes)
 
 
+@attrs.frozen
+class Downstream:
+    """The nodes of a graph that read one value, directly or through other nodes' values:
+    what a predicted value of that name may start early.
+
+    Attributes:
+        graph: Those nodes as a graph of their own (its overlay reads the rest from above).
+        indices: Their indices in the enclosing graph's `nodes`.
+        steps: Their names, in that order.
+        estimates: (seconds, dollars) expected for each of them, in that order.
+    """
+
+    graph: Graph
+    indices: tuple[int, ...]
+    steps: tuple[str, ...]
+    estimates: tuple[tuple[float, float], ...]
+
+
 @attrs.frozen(slots=True)
 class Tables:
     """What the scheduler looks up per step: who consumes each value, what each node reads
@@ -374,13 +392,6 @@ class Graph:
                     f"another name with @step(name=...)"
                 )
             seen_names[node.name] = node
-            cache = node.options.cache if isinstance(node, Step) else None
-            if cache is not None and cache.on_semantic_hit == "verify":
-                raise StepDefinitionError(
-                    f"flow {name!r}: step {node.name!r} asks to verify semantic cache hits, "
-                    f"which only routers can (a hit starts the predicted branch); use "
-                    f"on_semantic_hit='trust' or make it a router"
-                )
             for value in _node_writes(node):
                 if value in producer:
                     raise DuplicateProducerError(
@@ -452,6 +463,33 @@ class Graph:
         self.speculate = speculate
         if speculate is not None:
             check_policy(speculate, self.routers)
+        self._downstream: dict[str, Downstream | None] = {}
+
+    def downstream(self, value: str) -> Downstream | None:
+        """The nodes that read `value`, directly or through what they produce (None: no
+        node reads it). Worked out on first use and kept: only predicted values ask."""
+        try:
+            return self._downstream[value]
+        except KeyError:
+            pass
+        names = {value}
+        indices = []
+        for index, node in enumerate(self.nodes):  # topological: one pass finds them all
+            if _node_reads(node) & names:
+                indices.append(index)
+                names |= _node_writes(node)
+        found = None
+        if indices:
+            nodes = [self.nodes[index] for index in indices]
+            graph = Graph(nodes, name=f"{self.name}/after {value}")
+            found = Downstream(
+                graph=graph,
+                indices=tuple(indices),
+                steps=tuple(node.name for node in nodes),
+                estimates=tuple(_estimate(node) for node in nodes),
+            )
+        self._downstream[value] = found
+        return found
 
     def _collect_router_reads(
         self,

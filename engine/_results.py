@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._trace import RouterDecision, RouteTaken, StepStatus, TraceEntry
+from ._trace import PredictedValue, RouterDecision, RouteTaken, StepStatus, TraceEntry
 from ._usage import StepUsage
 
 if TYPE_CHECKING:
     from ._state import Execution, RunState, Scope
 
-__all__ = ["build_decisions", "build_routes", "build_trace"]
+__all__ = ["build_decisions", "build_predicted_values", "build_routes", "build_trace"]
 
 OK, CACHED, RECOVERED, SKIPPED = (
     StepStatus.OK,
@@ -127,4 +127,22 @@ def build_decisions(run: RunState) -> tuple[RouterDecision, ...]:
             wasted=not decision.scope.committed,
         )
         for decision in run.decisions
+    )
+
+
+def build_predicted_values(run: RunState) -> tuple[PredictedValue, ...]:
+    """One public record per semantic near match used as a predicted value."""
+    if not run.guesses:
+        return ()
+    return tuple(
+        PredictedValue(
+            step=guess.step,
+            branch=guess.scope.path,
+            similarity=guess.similarity,
+            speculated=guess.speculated,
+            confirmed=guess.confirmed,
+            at=guess.at,
+            note=guess.note,
+        )
+        for guess in run.guesses
     )

@@ -33,7 +33,7 @@ from ._call import run_plain_step, run_step
 from ._graph import check_policy
 from ._mode import Mode
 from ._observer import GuardedObserver, check_observer
-from ._results import build_decisions, build_routes, build_trace
+from ._results import build_decisions, build_predicted_values, build_routes, build_trace
 from ._routing import run_router
 from ._sequential import run_in_order
 from ._state import RunState, Scope, flush
@@ -305,4 +305,5 @@ def _result(
         cache_saved_time=run.cache_saved,
         usage=StepUsage.of(run.meter.records()),
         decisions=build_decisions(run),
+        predicted_values=build_predicted_values(run),
     )

@@ -163,6 +163,7 @@ class RunState:
         "decisions",
         "executions",
         "failures",
+        "guesses",
         "learned",
         "limiter",
         "meter",
@@ -204,6 +205,8 @@ class RunState:
         self.scopes: list[Scope] = []
         self.failures: list[SpecrouteError] = []
         self.confirmed_stores: list[PendingStore] = []
+        # Semantic near matches used as predicted values (`_predicted.Guess`).
+        self.guesses: list[Any] = []
         # While a plain step's task writes its value, the one plain step of the same scope
         # that the write makes ready may run next in that task (see `run_plain_step`).
         self.tail_scope: Scope | None = None
@@ -246,6 +249,7 @@ class RunState:
         self.decisions = []
         self.answered = []
         self.confirmed_stores = []
+        self.guesses = []
         self.top = None
 
 

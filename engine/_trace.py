@@ -16,7 +16,14 @@ if TYPE_CHECKING:
 
     from ._mode import Mode
 
-__all__ = ["RouteTaken", "RouterDecision", "RunResult", "StepStatus", "TraceEntry"]
+__all__ = [
+    "PredictedValue",
+    "RouteTaken",
+    "RouterDecision",
+    "RunResult",
+    "StepStatus",
+    "TraceEntry",
+]
 
 
 class StepStatus(enum.StrEnum):
@@ -150,6 +157,32 @@ class RouterDecision:
 
 
 @attrs.frozen(kw_only=True)
+class PredictedValue:
+    """One semantic cache near match on a step, used as a predicted value.
+
+    Attributes:
+        step: The step's name.
+        branch: The branch path the step ran in ("" at the top level).
+        similarity: How near the match was.
+        speculated: Whether the steps downstream started on the predicted value (the
+            speculation policy's `speculate_value` said yes).
+        confirmed: Whether the step's real value agreed with the prediction (`agree`);
+            None when the step produced no value of its own (it failed, fell back or was
+            cancelled), so nothing started on the prediction was kept.
+        at: `trio.current_time()` when the real value settled it (None: never).
+        note: Why the prediction was not used or not settled, when that needs saying.
+    """
+
+    step: str
+    branch: str
+    similarity: float
+    speculated: bool
+    confirmed: bool | None
+    at: float | None = None
+    note: str = ""
+
+
+@attrs.frozen(kw_only=True)
 class RunResult:
     """What `Flow.run` returns.
 
@@ -167,6 +200,8 @@ class RunResult:
         cache_saved_time: Seconds the cache hits took when they were computed.
         usage: Every LLM call of the run, added up (including calls no step owned).
         decisions: One `RouterDecision` per router that started, in the order they did.
+        predicted_values: One `PredictedValue` per semantic near match on a step that was
+            not a router, in the order they were found.
     """
 
     flow: str
@@ -182,6 +217,7 @@ class RunResult:
     cache_saved_time: float = 0.0
     usage: StepUsage = attrs.Factory(StepUsage)
     decisions: tuple[RouterDecision, ...] = ()
+    predicted_values: tuple[PredictedValue, ...] = ()
 
     @property
     def wasted_cost(self) -> float:

@@ -20,6 +20,7 @@ from ._errors import UnknownInputError as UnknownInputError
 from ._errors import UnknownRouteError as UnknownRouteError
 from ._learned import LearnedState as LearnedState
 from ._learned import RouterMemory as RouterMemory
+from ._learned import StepMemory as StepMemory
 from ._learned import process_learned_state as process_learned_state
 from ._prediction import Blend as Blend
 from ._prediction import PredictivePolicy as PredictivePolicy
@@ -38,6 +39,7 @@ from ._speculation import SpeculationPlan as SpeculationPlan
 from ._speculation import SpeculationPolicy as SpeculationPolicy
 from ._view import Prediction as Prediction
 from ._view import RouterView as RouterView
+from ._view import ValueView as ValueView
 
 __all__ = [
     "Always",
@@ -71,10 +73,12 @@ __all__ = [
     "SpeculationPolicy",
     "StepDefinitionError",
     "StepFailedError",
+    "StepMemory",
     "StepTimeoutError",
     "UnknownBranchError",
     "UnknownInputError",
     "UnknownRouteError",
+    "ValueView",
     "WasteBudget",
     "process_learned_state",
 ]

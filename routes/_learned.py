@@ -19,7 +19,7 @@ from ._prediction import SimilarityCalibration
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["LearnedState", "RouterMemory", "process_learned_state"]
+__all__ = ["LearnedState", "RouterMemory", "StepMemory", "process_learned_state"]
 
 
 @attrs.define(eq=False)
@@ -37,14 +37,46 @@ class RouterMemory:
 
 
 @attrs.define(eq=False)
+class StepMemory:
+    """What has been learned about one step's predicted values (by step name): how often
+    a semantic near match's value agreed with the value the step really computed.
+
+    Attributes:
+        confirmed: Predictions the real value confirmed.
+        refuted: Predictions the real value refuted.
+    """
+
+    confirmed: int = 0
+    refuted: int = 0
+
+    @property
+    def settled(self) -> int:
+        """Predictions confirmed or refuted so far."""
+        return self.confirmed + self.refuted
+
+    @property
+    def confirm_rate(self) -> float:
+        """How often a prediction was confirmed, Laplace-smoothed (0.5 with no history)."""
+        return (self.confirmed + 1) / (self.settled + 2)
+
+    def record(self, confirmed: bool) -> None:
+        """Count one settled prediction."""
+        if confirmed:
+            self.confirmed += 1
+        else:
+            self.refuted += 1
+
+
+@attrs.define(eq=False)
 class LearnedState:
-    """Everything runs learn, per router name; give it to `Flow.run(learned=...)`.
+    """Everything runs learn, per router and step name; give it to `Flow.run(learned=...)`.
 
     One per process serves every run by default (`process_learned_state()`); make your own
     to keep tenants, experiments or tests apart. Not shared between processes (yet).
     """
 
     _routers: dict[str, RouterMemory] = attrs.field(init=False, factory=dict)
+    _steps: dict[str, StepMemory] = attrs.field(init=False, factory=dict)
 
     def router(self, name: str) -> RouterMemory:
         """Return the memory of router `name`, made empty on first use.
@@ -64,6 +96,24 @@ class LearnedState:
         """Return a read-only view of router name -> memory."""
         return MappingProxyType(self._routers)
 
+    def step(self, name: str) -> StepMemory:
+        """Return what was learned about step `name`'s predicted values, made on first use.
+
+        Args:
+            name: The step's name.
+
+        Returns:
+            Its `StepMemory`, which runs update in place.
+        """
+        memory = self._steps.get(name)
+        if memory is None:
+            memory = self._steps[name] = StepMemory()
+        return memory
+
+    def steps(self) -> Mapping[str, StepMemory]:
+        """Return a read-only view of step name -> memory."""
+        return MappingProxyType(self._steps)
+
     def snapshot(self) -> LearnedState:
         """Return a deep copy, to save or to restore later with `restore`."""
         return copy.deepcopy(self)
@@ -71,13 +121,17 @@ class LearnedState:
     def restore(self, snapshot: LearnedState) -> None:
         """Replace what this state holds with a copy of `snapshot`'s."""
         self._routers = copy.deepcopy(snapshot._routers)
+        self._steps = copy.deepcopy(snapshot._steps)
 
-    def reset(self, router: str | None = None) -> None:
-        """Forget everything, or only what was learned about `router`."""
-        if router is None:
+    def reset(self, router: str | None = None, *, step: str | None = None) -> None:
+        """Forget everything, or only what was learned about `router` or `step`."""
+        if router is None and step is None:
             self._routers.clear()
-        else:
+            self._steps.clear()
+        if router is not None:
             self._routers.pop(router, None)
+        if step is not None:
+            self._steps.pop(step, None)
 
 
 _PROCESS_STATE = LearnedState()

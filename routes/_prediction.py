@@ -27,7 +27,7 @@ from ._view import Prediction
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Mapping
 
-    from ._view import RouterView
+    from ._view import RouterView, ValueView
 
 __all__ = [
     "Blend",
@@ -227,6 +227,28 @@ class PredictivePolicy:
             )
             limits[label] = None if steps >= len(self._estimates(router, label)) else steps
         return Plan(limits, reasons)
+
+    def speculate_value(self, value: ValueView) -> bool:
+        """Start the steps downstream of a predicted value when the step's learned confirm
+        rate makes the time they save worth more than what they waste when it is refuted
+        (the same rule as for a branch, with the confirm rate as its probability). A step
+        whose predictions are rarely confirmed (free text compared by equality) soon
+        stops costing anything."""
+        probability = value.confirm_rate
+        if probability < self.min_probability or probability == 0.0:
+            return False
+        hide = value.step_seconds
+        elapsed = dollars = 0.0
+        for seconds, cost in value.downstream_estimates:
+            if elapsed >= hide:
+                break
+            dollars += cost
+            elapsed += seconds
+        saving = probability * min(hide, elapsed) * self.value_of_time
+        waste = (1.0 - probability) * dollars
+        if saving - waste <= 1e-15:
+            return False
+        return self.budget is None or self.budget.spend(waste, value.now)
 
     def _estimates(self, router: RouterView, label: str) -> tuple[tuple[float, float], ...]:
         """The branch's step estimates, measured costs taking precedence."""

@@ -18,7 +18,7 @@ import attrs
 from ._errors import ConfigurationError, ConfigurationTypeError, UnknownBranchError
 
 if TYPE_CHECKING:
-    from ._view import RouterView
+    from ._view import RouterView, ValueView
 
 __all__ = [
     "Always",
@@ -84,7 +84,13 @@ class Plan(Mapping[str, "int | None"]):
 
 
 class SpeculationPolicy(Protocol):
-    """Decides, per router execution, which branches to speculate and how far."""
+    """Decides, per router execution, which branches to speculate and how far.
+
+    A policy may also define `speculate_value(view: ValueView) -> bool`: whether a
+    semantic cache near match on a step starts the steps downstream of it before the step
+    returns (a predicted value). Without it, predicted values are never speculated: the
+    step computes, and its downstream steps start on its real value.
+    """
 
     def check(self, routers: Mapping[str, tuple[str, ...]]) -> None:
         """Raise `UnknownBranchError` if the policy names a router or label not in `routers`.
@@ -117,6 +123,10 @@ class Never:
         """Return an empty plan."""
         return {}
 
+    def speculate_value(self, value: ValueView) -> bool:
+        """Never start downstream steps on a predicted value."""
+        return False
+
 
 @attrs.frozen(kw_only=True)
 class Always:
@@ -137,6 +147,11 @@ class Always:
     def plan(self, router: RouterView) -> SpeculationPlan:
         """Return every label of `router` with this policy's limit."""
         return dict.fromkeys(router.labels, self.limit)
+
+    def speculate_value(self, value: ValueView) -> bool:
+        """Always start downstream steps on a predicted value (the real value still decides
+        what the run returns; a refuted prediction's downstream work is wasted)."""
+        return True
 
 
 def _normalize(

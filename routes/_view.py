@@ -1,4 +1,5 @@
-"""What a speculation policy or predictor sees of a router: `RouterView`, `Prediction`."""
+"""What a speculation policy or predictor sees: of a router (`RouterView`, `Prediction`)
+and of a predicted step value (`ValueView`)."""
 
 from __future__ import annotations
 
@@ -73,3 +74,31 @@ class RouterView:
     router_seconds: float = 0.0
     now: float = 0.0
     memory: MutableMapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class ValueView:
+    """What a speculation policy sees of a predicted step value: a semantic cache near
+    match that could start the steps downstream of `step` before the step returns.
+
+    Attributes:
+        step: The step's name.
+        similarity: How near the match is (cosine similarity).
+        confirm_rate: How often this step's predicted values were confirmed by its real
+            value (`agree`), Laplace-smoothed: 0.5 with no history.
+        settled: How many of its predictions were confirmed or refuted so far.
+        step_seconds: The step's expected duration: the most speculation can hide.
+        downstream_steps: The names of the steps that would start on the prediction, in
+            topological order.
+        downstream_estimates: (seconds, dollars) expected for each of them, in that order.
+        now: `trio.current_time()` when the prediction was made.
+    """
+
+    step: str
+    similarity: float
+    confirm_rate: float
+    settled: int
+    step_seconds: float = 0.0
+    downstream_steps: tuple[str, ...] = ()
+    downstream_estimates: tuple[tuple[float, float], ...] = ()
+    now: float = 0.0

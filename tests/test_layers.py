@@ -23,12 +23,14 @@ PACKAGES = {
     "specroute.cache": ROOT / "cache",
 }
 
-# Lowest first. Data and definitions -> build-time graph -> run state -> the step path ->
-# speculation -> results -> schedulers -> the runnable Flow -> the asyncio bridge at the edge.
+# Lowest first. Data and definitions -> build-time graph -> run state -> predicted values ->
+# the step path -> speculation -> results -> schedulers -> the runnable Flow -> the asyncio
+# bridge at the edge.
 CORE_LAYERS = (
     ("_mode", "_observer", "_step", "_trace", "_usage", "_model_predictor"),
     ("_graph",),
     ("_state",),
+    ("_predicted",),
     ("_call",),
     ("_routing",),
     ("_results",),

@@ -7,7 +7,6 @@ graph layer under it: what `router()` refuses and derives, and what a graph inde
 from __future__ import annotations
 
 import pytest
-from specroute.cache import CacheOptions
 from specroute.engine import Flow, Router, Step, router, step
 from specroute.engine._graph import Graph
 from specroute.routes import BranchError, Route, StepDefinitionError
@@ -126,13 +125,31 @@ def test_tables_mark_routers_effects_and_plain_steps() -> None:
     assert tables.consumers == {"out": (1,), "saved": (2,)}
 
 
-def test_a_plain_step_may_not_verify_semantic_hits() -> None:
-    @step(cache=CacheOptions(semantic="query", on_semantic_hit="verify"))
-    async def answer(query: str) -> str:
+def test_downstream_holds_every_node_that_reads_a_value_directly_or_not() -> None:
+    @step
+    async def first(query: str) -> str:
         return query
 
-    with pytest.raises(StepDefinitionError, match=r"step 'answer' asks to verify"):
-        Graph([answer], name="qa")
+    @step
+    async def second(first: str) -> str:
+        return first
+
+    @step
+    async def third(second: str, query: str) -> str:
+        return second + query
+
+    @step
+    async def beside(query: str) -> str:
+        return query
+
+    graph = Graph([first, second, third, beside], name="qa")
+    found = graph.downstream("first")
+    assert found is not None
+    assert found.steps == ("second", "third")
+    assert [graph.nodes[index].name for index in found.indices] == ["second", "third"]
+    assert found.graph.inputs == {"first", "query"}
+    assert graph.downstream("first") is found  # worked out once
+    assert graph.downstream("third") is None
 
 
 def summarizer(answer: str) -> Step:
