@@ -466,16 +466,20 @@ class Graph:
         self._downstream: dict[str, Downstream | None] = {}
 
     def downstream(self, value: str) -> Downstream | None:
-        """The nodes that read `value`, directly or through what they produce (None: no
-        node reads it). Worked out on first use and kept: only predicted values ask."""
+        """The nodes that wait for `value` to start, directly or through what they produce
+        (None: none). Worked out on first use and kept: only predicted values ask."""
         try:
             return self._downstream[value]
         except KeyError:
             pass
         names = {value}
         indices = []
+        # What waits for a value to start: a step's inputs, a router step's own inputs (a
+        # router whose branches alone read the value starts without it, and its branches
+        # wait for the real value).
         for index, node in enumerate(self.nodes):  # topological: one pass finds them all
-            if _node_reads(node) & names:
+            params = node.step.params if isinstance(node, Router) else node.params
+            if names.intersection(params):
                 indices.append(index)
                 names |= _node_writes(node)
         found = None

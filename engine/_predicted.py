@@ -80,6 +80,10 @@ def open_guess(run: RunState, scope: Scope, step: Step, hit: CacheHit) -> Guess:
     policy = run.policy
     if downstream is None or policy is None or scope.nursery is None:
         return guess
+    if _claimed(run, scope, downstream):
+        # One node runs in one place: two overlays holding it could both be kept.
+        guess.note = "steps downstream already run on another predicted value"
+        return guess
     decide = getattr(policy, "speculate_value", None)
     if decide is None:
         guess.note = "the speculation policy has no speculate_value"
@@ -173,3 +177,15 @@ def _count_done(guess: Guess) -> None:
     assert guess.downstream is not None
     for _ in guess.downstream.indices:
         guess.scope.node_done()
+
+
+def _claimed(run: RunState, scope: Scope, downstream: Downstream) -> bool:
+    """Whether another live prediction in `scope` already runs one of these nodes."""
+    mine = set(downstream.indices)
+    for other in run.guesses:
+        child = other.child
+        if other.scope is scope and child is not None and not child.cancel_requested:
+            assert other.downstream is not None
+            if mine.intersection(other.downstream.indices):
+                return True
+    return False

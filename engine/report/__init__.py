@@ -28,7 +28,9 @@ from ._metrics import DURATION_BUCKETS_MS as DURATION_BUCKETS_MS
 from ._metrics import PrometheusMetrics as PrometheusMetrics
 from ._otel import record_spans as record_spans
 from ._predictions import PredictionSummary as PredictionSummary
+from ._predictions import ValuePredictionSummary as ValuePredictionSummary
 from ._predictions import predictions as predictions
+from ._predictions import value_predictions as value_predictions
 from ._progress import RunProgress as RunProgress
 from ._schema import SCHEMA_VERSION as SCHEMA_VERSION
 from ._schema import RunRecord as RunRecord
@@ -69,6 +71,7 @@ __all__ = [  # noqa: RUF022 - plain sorted() order, which tests/test_exports.py 
     "Speculated",
     "SpeculationSummary",
     "Summary",
+    "ValuePredictionSummary",
     "inputs_digest",
     "log_line",
     "measured_costs",
@@ -84,6 +87,7 @@ __all__ = [  # noqa: RUF022 - plain sorted() order, which tests/test_exports.py 
     "speculated",
     "summarize",
     "summary_tables",
+    "value_predictions",
 ]
 
 

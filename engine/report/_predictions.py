@@ -30,10 +30,15 @@ from ._schema import ms
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from .._trace import RouterDecision
+    from .._trace import PredictedValue, RouterDecision
     from ._schema import RunRecord
 
-__all__ = ["PredictionSummary", "predictions"]
+__all__ = [
+    "PredictionSummary",
+    "ValuePredictionSummary",
+    "predictions",
+    "value_predictions",
+]
 
 EXACT = "exact"
 TRUSTED = "semantic"
@@ -153,3 +158,74 @@ def predictions(records: Sequence[RunRecord]) -> tuple[PredictionSummary, ...]:
         for decision in record.result.decisions:
             by_router[decision.router].append((record, decision))
     return tuple(_one(router, by_router[router]) for router in sorted(by_router))
+
+
+@attrs.frozen(kw_only=True)
+class ValuePredictionSummary:
+    """One step's predicted values (semantic near matches) over the logged runs.
+
+    Attributes:
+        step: The step's name.
+        near_matches: Near matches found for it.
+        speculated: Those its downstream steps started on.
+        confirmed: Near matches its real value agreed with.
+        refuted: Near matches its real value refuted.
+        confirm_rate: `confirmed / (confirmed + refuted)`, or None when none settled.
+        wasted_ms: Step time wasted downstream of refuted predictions.
+        wasted_cost: Their LLM dollars.
+    """
+
+    step: str
+    near_matches: int = 0
+    speculated: int = 0
+    confirmed: int = 0
+    refuted: int = 0
+    confirm_rate: float | None = None
+    wasted_ms: float = 0.0
+    wasted_cost: float = 0.0
+
+
+def _predicted_waste(record: RunRecord, guess: PredictedValue) -> tuple[float, float]:
+    """Step time and dollars wasted in the overlay a prediction's downstream steps ran in."""
+    path = f"{guess.branch}/{guess.step}:predicted" if guess.branch else f"{guess.step}:predicted"
+    steps = [
+        entry
+        for entry in record.result.trace
+        if entry.wasted and (entry.branch == path or entry.branch.startswith(f"{path}/"))
+    ]
+    return ms(sum(entry.duration for entry in steps)), sum(entry.cost for entry in steps)
+
+
+def value_predictions(records: Sequence[RunRecord]) -> tuple[ValuePredictionSummary, ...]:
+    """Each step's predicted values over `records`: how often its near matches were
+    confirmed, and what the refuted ones wasted downstream.
+
+    Args:
+        records: The runs; lines logged before predicted values were recorded add nothing.
+
+    Returns:
+        One summary per step name, sorted by name; empty without predicted values.
+    """
+    by_step: dict[str, list[tuple[RunRecord, PredictedValue]]] = defaultdict(list)
+    for record in records:
+        for guess in record.result.predicted_values:
+            by_step[guess.step].append((record, guess))
+    summaries = []
+    for step in sorted(by_step):
+        found = by_step[step]
+        confirmed = sum(guess.confirmed is True for _, guess in found)
+        refuted = sum(guess.confirmed is False for _, guess in found)
+        wasted = [_predicted_waste(record, guess) for record, guess in found if guess.speculated]
+        summaries.append(
+            ValuePredictionSummary(
+                step=step,
+                near_matches=len(found),
+                speculated=sum(guess.speculated for _, guess in found),
+                confirmed=confirmed,
+                refuted=refuted,
+                confirm_rate=confirmed / (confirmed + refuted) if confirmed + refuted else None,
+                wasted_ms=sum(time for time, _ in wasted),
+                wasted_cost=sum(cost for _, cost in wasted),
+            )
+        )
+    return tuple(summaries)

@@ -35,7 +35,14 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from specroute.routes import PlanReason, Prediction
 
 from .._mode import Mode
-from .._trace import RouterDecision, RouteTaken, RunResult, StepStatus, TraceEntry
+from .._trace import (
+    PredictedValue,
+    RouterDecision,
+    RouteTaken,
+    RunResult,
+    StepStatus,
+    TraceEntry,
+)
 from .._usage import StepUsage
 from ._errors import RunLogError
 
@@ -200,6 +207,9 @@ def _rebased(result: RunResult) -> RunResult:
     def decision(d: RouterDecision) -> RouterDecision:
         return attrs.evolve(d, at=None if d.at is None else d.at - zero)
 
+    def guess(g: PredictedValue) -> PredictedValue:
+        return attrs.evolve(g, at=None if g.at is None else g.at - zero)
+
     return attrs.evolve(
         result,
         started=0.0,
@@ -207,6 +217,7 @@ def _rebased(result: RunResult) -> RunResult:
         routes=tuple(attrs.evolve(r, at=r.at - zero) for r in result.routes),
         trace=tuple(entry(e) for e in result.trace),
         decisions=tuple(decision(d) for d in result.decisions),
+        predicted_values=tuple(guess(g) for g in result.predicted_values),
     )
 
 
@@ -332,7 +343,7 @@ _TYPES = {
     "Prediction": Prediction,
     "StepUsage": StepUsage,
 }
-for _cls in (TraceEntry, RouteTaken, RouterDecision, RunResult):
+for _cls in (TraceEntry, RouteTaken, RouterDecision, PredictedValue, RunResult):
     attrs.resolve_types(_cls, localns=_TYPES)
 
 # File key of each attribute that is named otherwise on disk (for error paths too).
@@ -340,6 +351,7 @@ _KEYS: dict[type, dict[str, str]] = {
     TraceEntry: {"step": "name", "start": "start_ms", "end": "end_ms"},
     RouteTaken: {"at": "at_ms"},
     RouterDecision: {"at": "at_ms", "prediction": "probabilities"},
+    PredictedValue: {"at": "at_ms"},
     RunResult: {"trace": "steps", "finished": "wall_ms"}
     | {
         # `cache` is one object on disk; the structure hook spreads it out under these keys.
@@ -384,6 +396,22 @@ _converter.register_structure_hook(
 _converter.register_unstructure_hook(
     RouteTaken,
     make_dict_unstructure_fn(RouteTaken, _converter, at=override(rename="at_ms", unstruct_hook=ms)),
+)
+
+
+_converter.register_structure_hook(
+    PredictedValue,
+    make_dict_structure_fn(
+        PredictedValue, _converter, at=override(rename="at_ms", struct_hook=_maybe_ms_field)
+    ),
+)
+_converter.register_unstructure_hook(
+    PredictedValue,
+    make_dict_unstructure_fn(
+        PredictedValue,
+        _converter,
+        at=override(rename="at_ms", unstruct_hook=lambda at: None if at is None else ms(at)),
+    ),
 )
 
 
@@ -483,6 +511,9 @@ def _result_to(result: RunResult) -> dict[str, Any]:
         "usage": _converter.unstructure(run.usage, StepUsage),
         "wasted_cost": run.wasted_cost,
         "decisions": [_converter.unstructure(d, RouterDecision) for d in run.decisions],
+        "predicted_values": [
+            _converter.unstructure(g, PredictedValue) for g in run.predicted_values
+        ],
         "steps": [_converter.unstructure(entry, TraceEntry) for entry in run.trace],
     }
 

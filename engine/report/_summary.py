@@ -28,7 +28,12 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._trace import RunResult, StepStatus
-from ._predictions import PredictionSummary, predictions
+from ._predictions import (
+    PredictionSummary,
+    ValuePredictionSummary,
+    predictions,
+    value_predictions,
+)
 from ._schema import RunRecord, ms
 
 if TYPE_CHECKING:
@@ -279,6 +284,8 @@ class Summary:
         cache: What the cache did.
         roi: Whether speculation pays.
         predictions: Per router: its predictions and cache hits, checked or not.
+        value_predictions: Per step: its predicted values (near matches) and how often
+            its real value confirmed them.
     """
 
     runs: int
@@ -300,6 +307,7 @@ class Summary:
     cache: CacheSummary
     roi: RoiSummary
     predictions: tuple[PredictionSummary, ...] = ()
+    value_predictions: tuple[ValuePredictionSummary, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The summary as JSON-ready data (what `specroute report --json` prints)."""
@@ -575,4 +583,5 @@ def summarize(records: Sequence[RunRecord]) -> Summary:
         cache=_cache(records),
         roi=_roi(routes),
         predictions=predictions(records),
+        value_predictions=value_predictions(records),
     )

@@ -120,6 +120,29 @@ def _predictions(summary: Summary) -> Table:
     return table
 
 
+def _value_predictions(summary: Summary) -> Table:
+    table = Table(title="Predicted values (semantic near matches on steps)")
+    for column in (
+        "step",
+        "near matches",
+        "speculated",
+        "confirmed / refuted",
+        "confirm rate",
+        "wasted downstream",
+    ):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    for part in summary.value_predictions:
+        table.add_row(
+            part.step,
+            str(part.near_matches),
+            str(part.speculated),
+            f"{part.confirmed} / {part.refuted}",
+            _pct(part.confirm_rate),
+            f"{_ms(part.wasted_ms)} ms, {_dollars(part.wasted_cost)}",
+        )
+    return table  # fmt: skip
+
+
 def summary_tables(summary: Summary, problems: Sequence[LogProblem] = ()) -> RenderableType:
     """The report for a terminal: routes, configurations, speculation and cache, ROI.
 
@@ -140,6 +163,8 @@ def summary_tables(summary: Summary, problems: Sequence[LogProblem] = ()) -> Ren
     parts: list[RenderableType] = [title, _routes(summary), _labels(summary), _figures(summary)]
     if summary.predictions:
         parts.append(_predictions(summary))
+    if summary.value_predictions:
+        parts.append(_value_predictions(summary))
     colour = {"pays": "green", "costs": "yellow"}.get(summary.roi.verdict, "red")
     parts.append(Text("ROI: ", style="bold") + Text(summary.roi.statement, style=colour))
     if problems:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 import trio
+from rich.console import Console
 from specroute.cache import CacheOptions, open_cache
 from specroute.engine import (
     Always,
@@ -24,9 +25,11 @@ from specroute.engine import (
     StepStatus,
     step,
 )
+from specroute.engine.report import RunLog, read_log, summarize, summary_tables, value_predictions
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
     from numpy.typing import NDArray
     from specroute.routes import ValueView
@@ -298,3 +301,28 @@ async def test_the_corrected_value_is_stored_under_the_asked_request(
     assert again.values["retrieve"] == "doc B"
     assert again.predicted_values == ()  # an exact hit now, no guess
     assert log.count(f"retrieve {ASKED}") == 1
+
+
+async def test_the_report_shows_each_steps_confirm_rate(
+    autojump_clock: MockClock, tmp_path: Path
+) -> None:
+    answers = {STORED: "doc A", ASKED: "doc A"}
+    flow = make_flow(answers, [])
+    log = RunLog(tmp_path / "runs.jsonl")
+    for asked in ("doc A", "doc B", "doc A"):  # confirmed, refuted, confirmed
+        answers[ASKED] = asked
+        async with open_cache(embedder=Same()) as cache:
+            await flow.run(query=STORED, cache=cache, learned=LearnedState())
+            log.append(await flow.run(query=ASKED, cache=cache, learned=LearnedState()))
+    reading = read_log(log.path)
+    assert reading.problems == ()
+    (summary,) = value_predictions(reading.records)
+    assert (summary.step, summary.near_matches, summary.speculated) == ("retrieve", 3, 3)
+    assert (summary.confirmed, summary.refuted) == (2, 1)
+    assert summary.confirm_rate == pytest.approx(2 / 3)
+    assert summary.wasted_ms == pytest.approx(1000.0)  # summarize's 1 s on "doc A"
+    console = Console(width=200, record=True)
+    console.print(summary_tables(summarize(reading.records)))
+    text = console.export_text()
+    assert "Predicted values" in text
+    assert "67%" in text

@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from specroute.engine import (
     Mode,
+    PredictedValue,
     RouterDecision,
     RouteTaken,
     RunResult,
@@ -97,6 +98,18 @@ def decisions(draw: st.DrawFn) -> RouterDecision:
     )
 
 
+guesses = st.builds(
+    PredictedValue,
+    step=names,
+    branch=names,
+    similarity=st.floats(-1, 1),
+    speculated=st.booleans(),
+    confirmed=st.none() | st.booleans(),
+    at=st.none() | micros,
+    note=names,
+)
+
+
 @st.composite
 def results(draw: st.DrawFn) -> RunResult:
     """A run as a reader gets it back: from time 0, no values."""
@@ -116,6 +129,7 @@ def results(draw: st.DrawFn) -> RunResult:
         cache_saved_time=draw(micros),
         usage=draw(usages()),
         decisions=tuple(draw(st.lists(decisions(), max_size=3))),
+        predicted_values=tuple(draw(st.lists(guesses, max_size=3))),
     )
 
 
