@@ -125,6 +125,7 @@ def build_decisions(run: RunState) -> tuple[RouterDecision, ...]:
             cache=decision.cache,
             similarity=decision.similarity,
             wasted=not decision.scope.committed,
+            handoff_confirmed=decision.handoff_confirmed,
         )
         for decision in run.decisions
     )

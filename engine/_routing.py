@@ -38,6 +38,8 @@ from ._state import Decision, Execution, Scope, flush
 from ._trace import StepStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ._graph import Router
     from ._state import RunState
     from ._step import Step
@@ -202,6 +204,7 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
     concurrent = False
     async with trio.open_nursery() as nursery:
         children: dict[str, Scope] = {}
+        guessed: dict[str, Mapping[str, Any]] = {}  # label -> handoff values it started on
         # A route served from the cache is known now: there is nothing to speculate.
         speculate = run.policy is not None and not isinstance(found, CacheHit)
         if speculate and verifying is not None:
@@ -241,6 +244,11 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
                     )
                     return
                 child = Scope(run, node.branches[label], scope, node, label, limit)
+                start_values = predicted_handoff(node, label, prediction, verifying)
+                if start_values is not None:
+                    # The branch starts its steps that read them now, on the guess.
+                    child.values.update(start_values)
+                    guessed[label] = start_values
                 children[label] = child
                 nursery.start_soon(child.run_nodes)
         record = open_decision(run, scope, node, found, verifying)
@@ -262,17 +270,61 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
             if other != route.label:
                 child.cancel()
         winner = children.get(route.label)
+        handed: Mapping[str, Any] = route.values
+        guess = guessed.get(route.label)
+        if winner is not None and guess is not None:
+            record.handoff_confirmed = handoff_agrees(node, route, guess, record)
+            if record.handoff_confirmed:
+                # Kept: the branch already holds the values it started on.
+                handed = {}
+            else:
+                winner.cancel()  # started on wrong values: it starts again on the real ones
+                winner = None
         started = winner is not None
         if winner is None:
             winner = Scope(run, node.branches[route.label], scope, node, route.label, None)
         winner.router_execution = box.execution
-        winner.choose(route.values)
+        winner.choose(handed)
         if run.confirmed_stores:
             await flush(run)
         if not started:
             # Not speculated: the router's own task runs the branch (no task to start).
             await winner.run_nodes()
     scope.node_done()
+
+
+def predicted_handoff(
+    node: Router, label: str, prediction: Prediction | None, verifying: CacheHit | None
+) -> Mapping[str, Any] | None:
+    """The values a speculated branch may start on before its router hands them over: a
+    near match's cached route's, or the predictor's; None unless they are a complete set."""
+    expected = node.handoff[label]
+    if not expected:
+        return None
+    values: Mapping[str, Any] | None = None
+    if verifying is not None and verifying.value.label == label:
+        values = verifying.value.values
+    elif prediction is not None:
+        values = prediction.values.get(label)
+    if values is None or set(values) != expected:
+        return None
+    return values
+
+
+def handoff_agrees(node: Router, route: Route, guess: Mapping[str, Any], record: Decision) -> bool:
+    """Whether the router's real handoff agrees with the values its branch started on:
+    equality, or the router's `CacheOptions(agree=...)` given both routes. A broken
+    comparison only costs the speculation."""
+    options = node.step.options.cache
+    agree = options.agree if options is not None else None
+    try:
+        if agree is None:
+            return dict(guess) == dict(route.values)
+        return bool(agree(Route(route.label, **guess), route))
+    except Exception as exc:  # noqa: BLE001 -- reported in the router's decision record
+        note = f"agree failed: {type(exc).__name__}: {exc}"
+        record.note = f"{record.note}; {note}" if record.note else note
+        return False
 
 
 def learn(

@@ -95,6 +95,7 @@ class Decision:
     __slots__ = (
         "at",
         "cache",
+        "handoff_confirmed",
         "label",
         "note",
         "plan",
@@ -116,6 +117,7 @@ class Decision:
         self.similarity: float | None = None
         self.label: str | None = None
         self.at: float | None = None
+        self.handoff_confirmed: bool | None = None
 
 
 class PendingStore:

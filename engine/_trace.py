@@ -123,6 +123,9 @@ class RouterDecision:
             `"semantic (verified)"` when a near match only predicted it.
         similarity: The near match's similarity, in verify mode.
         wasted: The router ran inside a branch that lost.
+        handoff_confirmed: Whether the chosen branch, speculated on predicted handoff values
+            (`Prediction.values`, or a near match's cached route), was kept because the real
+            route agreed (None: it did not start on predicted values).
     """
 
     router: str
@@ -136,6 +139,7 @@ class RouterDecision:
     cache: str | None = None
     similarity: float | None = None
     wasted: bool = False
+    handoff_confirmed: bool | None = None
 
     @property
     def predicted(self) -> str | None:

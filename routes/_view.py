@@ -3,15 +3,18 @@ and of a predicted step value (`ValueView`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-if TYPE_CHECKING:
-    from collections.abc import Mapping, MutableMapping
+from ._errors import ConfigurationTypeError
 
-__all__ = ["Prediction", "RouterView"]
+if TYPE_CHECKING:
+    from collections.abc import MutableMapping
+
+__all__ = ["Prediction", "RouterView", "ValueView"]
 
 
 def _probabilities(values: Mapping[str, float]) -> Mapping[str, float]:
@@ -21,6 +24,19 @@ def _probabilities(values: Mapping[str, float]) -> Mapping[str, float]:
     if sum(values.values()) > 1.0 + 1e-9:
         raise ValueError(f"probabilities must sum to at most 1, got {dict(values)!r}")
     return MappingProxyType(dict(values))
+
+
+def _handoff_values(values: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Mapping[str, Any]]:
+    if not isinstance(values, Mapping):
+        raise ConfigurationTypeError(
+            f"`values` must map a label to the values its branch is handed, got {values!r}"
+        )
+    for label, handed in values.items():
+        if not isinstance(handed, Mapping):
+            raise ConfigurationTypeError(
+                f"`values[{label!r}]` must map handoff names to predicted values, got {handed!r}"
+            )
+    return MappingProxyType({label: MappingProxyType(dict(v)) for label, v in values.items()})
 
 
 @attrs.frozen(kw_only=True)
@@ -33,11 +49,18 @@ class Prediction:
         source: Who predicted it, for the trace ("statistics", "semantic cache", ...).
         parts: The predictions it was made of (`Blend`), in the blended predictors' order,
             so each is told how its own guess fared.
+        values: Label -> the values the router is predicted to hand that branch (its
+            `handoff`): a speculated branch starts the steps that read them at once,
+            instead of waiting for the router. Kept when the router's real `Route` agrees
+            (equal values, or the router's `CacheOptions(agree=...)`), else the branch
+            starts again on the real values. Only complete sets count: a label's values
+            must name exactly the branch's handoff.
     """
 
     probabilities: Mapping[str, float] = attrs.field(converter=_probabilities)
     source: str = ""
     parts: tuple[Prediction, ...] = ()
+    values: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, converter=_handoff_values)
 
     @property
     def likeliest(self) -> str | None:

@@ -462,6 +462,7 @@ def _decision_to(decision: RouterDecision) -> dict[str, Any]:
         "cache": decision.cache,
         "similarity": decision.similarity,
         "wasted": decision.wasted,
+        "handoff_confirmed": decision.handoff_confirmed,
     }
 
 

@@ -95,6 +95,7 @@ def decisions(draw: st.DrawFn) -> RouterDecision:
         cache=draw(st.sampled_from([None, "exact", "semantic", "semantic (verified)"])),
         similarity=draw(st.none() | st.floats(-1, 1)),
         wasted=draw(st.booleans()),
+        handoff_confirmed=draw(st.none() | st.booleans()),
     )
 
 
@@ -201,7 +202,9 @@ def test_schema_1_lines_from_the_old_writer_read() -> None:
         new = run_to_json(record.result)
         for key in ("route", "wall_ms", "wasted_ms", "sequential_ms", "step_ms", "wasted_cost"):
             assert new[key] == old[key], key
-        assert new["decisions"] == old["decisions"]
+        # Fields added since schema 1 are written with their "nothing happened" value.
+        added = {"handoff_confirmed": None}
+        assert new["decisions"] == [{**decision, **added} for decision in old["decisions"]]
         assert [{k: v for k, v in s.items() if k != "waited_on"} for s in new["steps"]] == old[
             "steps"
         ]
