@@ -7,13 +7,18 @@ pool, an unfinished one closes its connection, and the server sees the disconnec
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import json
+import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import httpx
+import trio
 
+from ._bounds import DEFAULT_BOUNDS
 from ._errors import (
     ProviderConnectionError,
     ProviderHTTPError,
@@ -21,15 +26,24 @@ from ._errors import (
     ProviderTimeoutError,
 )
 from ._retry import parse_retry_after
+from ._sse import LineSplitter, SSEDecoder
 from ._wire import load_json
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
+    from ._bounds import AnswerBounds
     from ._call import CallState
     from ._provider import Provider
     from ._retry import RetryPolicy
-    from ._wire import Progress
+    from ._wire import Progress, StreamDecoder
 
 __all__ = ["Request", "exchange", "retry_after"]
+
+# The most of an error body read: enough for any provider's message.
+_ERROR_BODY_LIMIT = 64 * 1024
+# The fields of an event stream; a first line with another is not one.
+_SSE_FIELDS = frozenset(("data", "event", "id", "retry"))
 
 # Hints appended to errors for statuses whose fix is known.
 _STATUS_HINTS = {
@@ -52,6 +66,7 @@ class Request:
     body: dict[str, Any]
     stream: bool
     reserve: int
+    max_tokens: int
 
 
 async def exchange(
@@ -63,68 +78,182 @@ async def exchange(
     progress: Progress,
     timeout: httpx.Timeout,
     retry: RetryPolicy,
+    bounds: AnswerBounds = DEFAULT_BOUNDS,
 ) -> None:
-    """Send `request` and read the answer into `progress`; raise a `Provider*Error` on failure."""
-    wire = provider.format
-    try:
-        async with http.stream(
-            "POST", request.url, headers=request.headers, json=request.body, timeout=timeout
-        ) as response:
-            call.status_code = response.status_code
-            if response.status_code >= 400:
-                await response.aread()
-                raise _status_error(provider, retry, call, response)
-            if request.stream:
-                decoder = wire.stream_decoder()
-                failure: ProviderResponseError | None = None
-                # Read to the end, even past an error event: leaving httpx's nested line
-                # iterators half-read abandons them to the garbage collector, and reading on
-                # lets the connection be reused. (Cancellation ends them properly.)
-                async for line in response.aiter_lines():
-                    event = decoder.feed(line)
-                    if event is None or progress.done or failure is not None:
-                        continue
-                    try:
-                        wire.read_event(event, progress)
-                    except ProviderResponseError as exc:
-                        failure = exc
-                last = decoder.flush()
-                if last is not None and not progress.done and failure is None:
-                    wire.read_event(last, progress)
-                if failure is not None:
-                    raise failure
-            else:
-                await response.aread()
-                wire.read_body(load_json(response.text, what="response body"), progress)
-    except httpx.TimeoutException as exc:
+    """Send `request` and read the answer into `progress`; raise a `Provider*Error` on failure.
+
+    Provider text enters the library here and only here: each streamed line and each whole
+    body is scrubbed of the key (`Provider.scrub`) before it is parsed, quoted or cut.
+    The answer is read within `bounds`: its first byte, the gaps in a stream and its size.
+    """
+    limit = bounds.max_bytes(request.max_tokens)
+    wait = bounds.first_byte if request.stream else math.inf
+    # One scope bounds the next read: first the head (and a stream's first line), then the
+    # gap to each next chunk. Its deadline moves on as data arrives.
+    with trio.CancelScope(deadline=trio.current_time() + wait) as reading:
+        try:
+            async with http.stream(
+                "POST",
+                request.url,
+                headers=request.headers,
+                json=request.body,
+                timeout=timeout,
+                extensions={"trace": call.trace},
+            ) as response:
+                call.status_code = response.status_code
+                if response.status_code >= 400:
+                    text, cut = await _read_text(response, _ERROR_BODY_LIMIT)
+                    raise _status_error(provider, retry, call, response, text, cut=cut)
+                if request.stream:
+                    await _read_stream(provider, response, progress, reading, bounds, limit)
+                else:
+                    text, cut = await _read_text(response, limit)
+                    if cut:
+                        raise _too_large(provider, limit)
+                    body = provider.scrub(text)
+                    provider.format.read_body(load_json(body, what="response body"), progress)
+        except httpx.TimeoutException as exc:
+            raise ProviderTimeoutError(
+                f"{provider.name}: {_describe(provider, exc)}; "
+                "raise that phase of `timeout=httpx.Timeout(...)` if the model is slow"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise ProviderConnectionError(
+                f"{provider.name}: {_describe(provider, exc)}; "
+                f"check that {provider.base_url} is reachable"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise ProviderResponseError(f"{provider.name}: {_describe(provider, exc)}") from exc
+    if reading.cancelled_caught:
+        if progress.received:
+            phase = f"no data for {bounds.between_chunks} s (`AnswerBounds.between_chunks`)"
+        else:
+            phase = f"no answer within {bounds.first_byte} s (`AnswerBounds.first_byte`)"
         raise ProviderTimeoutError(
-            f"{provider.name}: {_describe(provider, exc)}; "
-            "raise that phase of `timeout=httpx.Timeout(...)` if the model is slow"
-        ) from exc
-    except httpx.TransportError as exc:
-        raise ProviderConnectionError(
-            f"{provider.name}: {_describe(provider, exc)}; "
-            f"check that {provider.base_url} is reachable"
-        ) from exc
-    except httpx.HTTPError as exc:
-        raise ProviderResponseError(f"{provider.name}: {_describe(provider, exc)}") from exc
+            f"{provider.name}: {phase}; raise it with `LLMClient(bounds=AnswerBounds(...))` "
+            "if the model is that slow"
+        )
     if not progress.done:
         raise ProviderConnectionError(
             f"{provider.name}: the answer ended before its final event (connection cut short)"
         )
 
 
+async def _read_text(response: httpx.Response, limit: int) -> tuple[str, bool]:
+    """Read at most `limit` bytes of the body; return its text and whether it was cut there."""
+    chunks: list[bytes] = []
+    size = 0
+    async with _chunks(response) as body:
+        async for chunk in body:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                break
+    data = b"".join(chunks)
+    return data[:limit].decode("utf-8", errors="replace"), size > limit
+
+
+async def _read_stream(
+    provider: Provider,
+    response: httpx.Response,
+    progress: Progress,
+    reading: trio.CancelScope,
+    bounds: AnswerBounds,
+    limit: int,
+) -> None:
+    wire = provider.format
+    content_type = response.headers.get("content-type", "")
+    if content_type.startswith(("text/html", "application/xhtml")):
+        raise _not_a_stream(provider, f"a page of {content_type.split(';')[0]}")
+    text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    lines = LineSplitter()
+    decoder = wire.stream_decoder()
+    async with _chunks(response) as body:
+        async for chunk in body:
+            progress.received += len(chunk)
+            if progress.received > limit:
+                raise _too_large(provider, limit)
+            reading.deadline = trio.current_time() + bounds.between_chunks
+            if progress.done:
+                # Read on to the end (within the bounds) so the connection can be reused.
+                continue
+            for line in lines.feed(text.decode(chunk)):
+                _read_line(provider, provider.scrub(line), decoder, progress)
+                if progress.done:
+                    break
+    if progress.done:
+        return
+    rest = lines.flush()
+    if rest is not None:
+        # The answer ended mid-line: a line cut short is a stream cut short, like a cut
+        # between events, unless what came still reads as the final event.
+        try:
+            _read_line(provider, provider.scrub(rest), decoder, progress)
+            last = decoder.flush()
+            if last is not None and not progress.done:
+                wire.read_event(last, progress)
+        except ProviderResponseError:
+            return
+        return
+    last = decoder.flush()
+    if last is not None and not progress.done:
+        wire.read_event(last, progress)
+
+
+def _read_line(provider: Provider, line: str, decoder: StreamDecoder, progress: Progress) -> None:
+    if not progress.started and isinstance(decoder, SSEDecoder):
+        if not line.strip():
+            return
+        # An HTML page or a JSON body is not an event stream: say so at its first line,
+        # rather than read it all and report a stream cut short.
+        field = line.partition(":")[0]
+        if not line.startswith(":") and field not in _SSE_FIELDS:
+            raise _not_a_stream(provider, f"text starting {line[:80]!r}")
+    progress.started = True
+    event = decoder.feed(line)
+    if event is not None:
+        provider.format.read_event(event, progress)
+
+
+def _chunks(response: httpx.Response) -> contextlib.aclosing[AsyncGenerator[bytes, None]]:
+    # `aclosing`: leaving the loop early must close httpx's generator at once, not leave it
+    # to the garbage collector (trio warns then). It is an async generator, typed as less.
+    return contextlib.aclosing(cast("AsyncGenerator[bytes, None]", response.aiter_bytes()))
+
+
+def _not_a_stream(provider: Provider, what: str) -> ProviderResponseError:
+    return ProviderResponseError(
+        f"{provider.name}: {provider.base_url} answered a streamed request with {what}, "
+        f"not an event stream: that base URL does not speak {provider.format.name}; check "
+        "`base_url` (an OpenAI-compatible server's usually ends in `/v1`)"
+    )
+
+
+def _too_large(provider: Provider, limit: int) -> ProviderResponseError:
+    return ProviderResponseError(
+        f"{provider.name}: the answer passed {limit:,} bytes, more than `max_tokens` "
+        "allows (`AnswerBounds.max_bytes`); it was not read further. Check the base URL, or "
+        "raise `AnswerBounds.bytes_per_token` if the provider's framing is that large"
+    )
+
+
 def _status_error(
-    provider: Provider, retry: RetryPolicy, call: CallState, response: httpx.Response
+    provider: Provider,
+    retry: RetryPolicy,
+    call: CallState,
+    response: httpx.Response,
+    text: str,
+    *,
+    cut: bool,
 ) -> ProviderHTTPError:
     status = response.status_code
-    text = response.text
+    # Scrubbed before it is parsed or cut to 300 characters.
+    text = provider.scrub(text, cut=cut)
     try:
         data = json.loads(text)
     except ValueError:
         data = None
     message = provider.format.error_message(data) or text[:300] or "(no body)"
-    message = provider.scrub(message)
     call.retry_after = retry_after(response)
     retryable = retry.is_retryable_status(status)
     hint = _STATUS_HINTS.get(status, "retried" if retryable else "")

@@ -31,6 +31,7 @@ def request(*, stream: bool) -> Request:
         body={"model": "m", "messages": [], "stream": stream},
         stream=stream,
         reserve=10,
+        max_tokens=5,
     )
 
 
