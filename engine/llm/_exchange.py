@@ -8,11 +8,10 @@ pool, an unfinished one closes its connection, and the server sees the disconnec
 from __future__ import annotations
 
 import codecs
-import contextlib
 import json
 import math
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import httpx
@@ -30,8 +29,6 @@ from ._sse import LineSplitter, SSEDecoder
 from ._wire import load_json
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator
-
     from ._bounds import AnswerBounds
     from ._call import CallState
     from ._provider import Provider
@@ -143,14 +140,24 @@ async def _read_text(response: httpx.Response, limit: int) -> tuple[str, bool]:
     """Read at most `limit` bytes of the body; return its text and whether it was cut there."""
     chunks: list[bytes] = []
     size = 0
-    async with _chunks(response) as body:
-        async for chunk in body:
+    with trio.CancelScope() as stop:
+        async for chunk in response.aiter_bytes():
+            if size > limit:
+                continue
             chunks.append(chunk)
             size += len(chunk)
             if size > limit:
-                break
+                _stop_reading(stop)
     data = b"".join(chunks)
     return data[:limit].decode("utf-8", errors="replace"), size > limit
+
+
+def _stop_reading(stop: trio.CancelScope) -> None:
+    # Leaving the loop (break, raise) would abandon httpx's and httpcore's nested async
+    # generators to the garbage collector, and trio warns of each. Cancelling ends them
+    # properly: the loop carries on to the next read, where `trio.Cancelled` unwinds them.
+    # The response, unfinished, then closes its connection.
+    stop.cancel()
 
 
 async def _read_stream(
@@ -161,43 +168,54 @@ async def _read_stream(
     bounds: AnswerBounds,
     limit: int,
 ) -> None:
-    wire = provider.format
     content_type = response.headers.get("content-type", "")
     if content_type.startswith(("text/html", "application/xhtml")):
         raise _not_a_stream(provider, f"a page of {content_type.split(';')[0]}")
     text = codecs.getincrementaldecoder("utf-8")(errors="replace")
     lines = LineSplitter()
-    decoder = wire.stream_decoder()
-    async with _chunks(response) as body:
-        async for chunk in body:
-            progress.received += len(chunk)
-            if progress.received > limit:
-                raise _too_large(provider, limit)
-            reading.deadline = trio.current_time() + bounds.between_chunks
-            if progress.done:
-                # Read on to the end (within the bounds) so the connection can be reused.
+    decoder = provider.format.stream_decoder()
+    failure: ProviderResponseError | None = None
+    with trio.CancelScope() as stop:
+        async for chunk in response.aiter_bytes():
+            if failure is not None:
                 continue
-            for line in lines.feed(text.decode(chunk)):
-                _read_line(provider, provider.scrub(line), decoder, progress)
-                if progress.done:
-                    break
-    if progress.done:
-        return
+            progress.received += len(chunk)
+            reading.deadline = trio.current_time() + bounds.between_chunks
+            if progress.received > limit:
+                failure = _too_large(provider, limit)
+            elif not progress.done:
+                # After the final event, read on to the end (within the bounds) so the
+                # connection can be reused.
+                try:
+                    for line in lines.feed(text.decode(chunk)):
+                        _read_line(provider, provider.scrub(line), decoder, progress)
+                        if progress.done:
+                            break
+                except ProviderResponseError as exc:
+                    failure = exc
+            if failure is not None:
+                _stop_reading(stop)
+    if failure is not None:
+        raise failure
+    if not progress.done:
+        _read_end(provider, lines, decoder, progress)
+
+
+def _read_end(
+    provider: Provider, lines: LineSplitter, decoder: StreamDecoder, progress: Progress
+) -> None:
     rest = lines.flush()
-    if rest is not None:
-        # The answer ended mid-line: a line cut short is a stream cut short, like a cut
-        # between events, unless what came still reads as the final event.
-        try:
+    try:
+        if rest is not None:
             _read_line(provider, provider.scrub(rest), decoder, progress)
-            last = decoder.flush()
-            if last is not None and not progress.done:
-                wire.read_event(last, progress)
-        except ProviderResponseError:
-            return
-        return
-    last = decoder.flush()
-    if last is not None and not progress.done:
-        wire.read_event(last, progress)
+        last = decoder.flush()
+        if last is not None and not progress.done:
+            provider.format.read_event(last, progress)
+    except ProviderResponseError:
+        if rest is None:
+            raise
+        # The answer ended inside a line that does not read: a stream cut short, like one
+        # cut between events (the caller raises `ProviderConnectionError`).
 
 
 def _read_line(provider: Provider, line: str, decoder: StreamDecoder, progress: Progress) -> None:
@@ -213,12 +231,6 @@ def _read_line(provider: Provider, line: str, decoder: StreamDecoder, progress: 
     event = decoder.feed(line)
     if event is not None:
         provider.format.read_event(event, progress)
-
-
-def _chunks(response: httpx.Response) -> contextlib.aclosing[AsyncGenerator[bytes, None]]:
-    # `aclosing`: leaving the loop early must close httpx's generator at once, not leave it
-    # to the garbage collector (trio warns then). It is an async generator, typed as less.
-    return contextlib.aclosing(cast("AsyncGenerator[bytes, None]", response.aiter_bytes()))
 
 
 def _not_a_stream(provider: Provider, what: str) -> ProviderResponseError:
