@@ -6,6 +6,12 @@ for the prompt plus the text received, so a cancelled call is never reported fre
 provider has seen it. Whether it has is learnt from httpcore's `trace` extension: an attempt
 whose request body never finished leaving the process bills nothing. (A transport that does
 not trace, such as `httpx.MockTransport`, is taken to have sent its request.)
+
+Where the bill is an estimate: counts the provider reported are used as they are; a prompt
+it never counted is estimated from its text, and an answer cut short is billed the text
+parsed before the cut. That is a lower bound: a provider that had generated more (a stream
+the client had not yet read, a whole answer still being generated) bills more. Such usage
+is marked `estimated` and `partial`.
 """
 
 from __future__ import annotations
