@@ -223,12 +223,16 @@ async def _edge(server: LLMServer, model: str, receive: Receive, send: Send) -> 
         body = f'data: {json.dumps(chunk)}\n\ndata: {{"choi'.encode()
         await _raw(send, 200, "text/event-stream", body)
     elif model == "edge-huge":
+        # A well-formed completion whose text is 50 MB, for `max_tokens=64`.
         await _start(send, 200, "application/json")
-        piece = b" " * 65536
+        head = b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "'
+        await send({"type": "http.response.body", "body": head, "more_body": True})
+        piece = b"x" * 65536
         while server.sent_bytes < HUGE_BYTES:
             server.sent_bytes += len(piece)
             await send({"type": "http.response.body", "body": piece, "more_body": True})
-        await send({"type": "http.response.body", "body": b"{}"})
+        tail = b'"}, "finish_reason": "length"}]}'
+        await send({"type": "http.response.body", "body": tail})
     elif model in ("edge-endless", "edge-stall"):
         await _start(send, 200, "text/event-stream")
         chunk = {"choices": [{"index": 0, "delta": {"content": TOKEN}}]}
