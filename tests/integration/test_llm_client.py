@@ -332,3 +332,31 @@ async def test_a_silent_server_is_given_up_on_by_the_bounds(
     assert isinstance(caught.value.__cause__, ProviderTimeoutError)
     assert f"AnswerBounds.{phase}" in str(caught.value.__cause__)
     assert server.seen[model] == 2
+
+
+async def test_a_call_cancelled_before_its_request_left_bills_nothing() -> None:
+    # A server that accepts the connection and never reads: a 20 MB prompt fills the socket
+    # buffers, so the request is still leaving the process when the call is cancelled.
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    meter = UsageMeter()
+    async with trio.open_nursery() as nursery:
+
+        async def accept_and_ignore() -> None:
+            async with await listeners[0].accept():
+                await trio.sleep_forever()
+
+        nursery.start_soon(accept_and_ignore)
+        base_url = f"http://127.0.0.1:{port}/v1"
+        provider = Provider.openai(api_key=SECRET, base_url=base_url, prices=EDGE_PRICES)
+        async with open_llm_client(provider) as client:
+            with trio.move_on_after(0.3) as waited:
+                prompt = "x" * 20_000_000
+                await client.complete(prompt, model="edge-hung", max_tokens=8, meter=meter)
+        nursery.cancel_scope.cancel()
+    await listeners[0].aclose()
+    assert waited.cancelled_caught
+    [record] = meter.records()
+    assert record.status is CallStatus.CANCELLED
+    assert [a.usage.total_tokens for a in record.attempts] == [0]
+    assert (record.usage.total_tokens, record.cost) == (0, 0.0)
