@@ -153,14 +153,6 @@ async def test_the_calls_deadline_follows_max_tokens(
         await client.complete("hi", model="gpt-4o", max_tokens=20, stream=False)
 
 
-def test_default_bounds_are_documented_figures() -> None:
-    bounds = AnswerBounds()
-    assert (bounds.deadline(64), bounds.deadline(1024)) == (pytest.approx(72.8), 264.8)
-    assert bounds.max_bytes(64) == 64 * 1024 + 1024 * 1024
-    with pytest.raises(ValueError, match="`first_byte` must be a number > 0, got 0"):
-        AnswerBounds(first_byte=0)
-
-
 async def test_a_key_the_model_spells_in_pieces_is_scrubbed(make_client: MakeClient) -> None:
     async def spells_the_key(request: httpx.Request) -> httpx.Response:
         pieces = [API_KEY[:5], API_KEY[5:]]
