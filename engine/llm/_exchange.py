@@ -59,7 +59,8 @@ class Request:
     """A built request, sent again unchanged by each attempt."""
 
     url: str
-    headers: dict[str, str]
+    # They carry the key: never in a repr.
+    headers: dict[str, str] = attrs.field(repr=False)
     body: dict[str, Any]
     stream: bool
     reserve: int

@@ -335,3 +335,9 @@ async def test_a_request_that_never_left_the_process_bills_nothing() -> None:
     call.open_attempt()
     await call.trace("http11.send_request_body.complete", {})
     assert call.close_attempt(error="Cancelled").usage.input_tokens == 5
+
+
+def test_a_built_request_does_not_show_its_key() -> None:
+    built = request(stream=False)
+    assert API_KEY in built.headers["authorization"]
+    assert API_KEY not in repr(built)
