@@ -313,7 +313,8 @@ async def test_an_endless_stream_ends_at_the_deadline_max_tokens_sets(server: LL
         start = trio.current_time()
         with pytest.raises(RetryBudgetExceededError, match=r"deadline \(0.5 s\)"):
             await client.complete("hi", model="edge-endless", max_tokens=20, stream=True)
-        assert trio.current_time() - start == pytest.approx(0.5, abs=0.2)
+        # Real time on a shared machine: not before the deadline, and not long after.
+        assert 0.5 <= trio.current_time() - start < 1.5
 
 
 @pytest.mark.parametrize(
