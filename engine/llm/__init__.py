@@ -10,6 +10,8 @@ from specroute.routes._public import show_public_module as _show_public_module
 
 from ._anthropic import DEFAULT_ANTHROPIC_BASE_URL as DEFAULT_ANTHROPIC_BASE_URL
 from ._anthropic import AnthropicFormat as AnthropicFormat
+from ._bounds import DEFAULT_BOUNDS as DEFAULT_BOUNDS
+from ._bounds import AnswerBounds as AnswerBounds
 from ._client import DEFAULT_HTTP_TIMEOUT as DEFAULT_HTTP_TIMEOUT
 from ._client import DEFAULT_MAX_TOKENS as DEFAULT_MAX_TOKENS
 from ._client import DEFAULT_STREAM_MIN_TOKENS as DEFAULT_STREAM_MIN_TOKENS
@@ -64,12 +66,14 @@ from ._wire import WireFormat as WireFormat
 
 # Plain `sorted()` order, which tests/test_exports.py checks; ruff's RUF022 wants isort order.
 __all__ = [  # noqa: RUF022
+    "AnswerBounds",
     "AnthropicFormat",
     "Attempt",
     "CallRecord",
     "CallStatus",
     "Completion",
     "DEFAULT_ANTHROPIC_BASE_URL",
+    "DEFAULT_BOUNDS",
     "DEFAULT_EMBEDDINGS_TIMEOUT",
     "DEFAULT_HTTP_TIMEOUT",
     "DEFAULT_LIMITS",

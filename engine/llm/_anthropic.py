@@ -94,7 +94,9 @@ class AnthropicFormat:
             return
         data = load_json(event.data, what="stream event")
         if not isinstance(data, dict):
-            raise ProviderResponseError(f"a stream event that is not an object: {event.data!r}")
+            raise ProviderResponseError(
+                f"a stream event that is not an object: {event.data[:200]!r}"
+            )
         kind = data.get("type", event.event)
         if kind == "message_start":
             message = data.get("message") or {}

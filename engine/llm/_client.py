@@ -17,6 +17,7 @@ import attrs
 import httpx
 import trio
 
+from ._bounds import DEFAULT_BOUNDS, AnswerBounds
 from ._call import CallState
 from ._checks import at_least_one
 from ._errors import (
@@ -53,9 +54,10 @@ DEFAULT_MAX_TOKENS = 1024
 #: Calls allowing at least this many output tokens stream unless told otherwise, so that
 #: cancelling them stops the generation (and the bill) at once.
 DEFAULT_STREAM_MIN_TOKENS = 256
-#: Per-phase limits: connect, read (between stream chunks, too), write, and wait for the pool.
-#: The whole call's limit is `RetryPolicy.deadline`.
-DEFAULT_HTTP_TIMEOUT = httpx.Timeout(connect=10.0, read=120.0, write=30.0, pool=30.0)
+#: Per-phase limits: connect, write, and wait for the pool. Reads have no httpx limit: the
+#: wait for an answer is bounded by `AnswerBounds` (first byte, gaps between chunks) and the
+#: call's deadline, which follow from `max_tokens`.
+DEFAULT_HTTP_TIMEOUT = httpx.Timeout(connect=10.0, read=None, write=30.0, pool=30.0)
 
 
 @attrs.frozen(kw_only=True)
@@ -110,11 +112,14 @@ class LLMClient:
         provider: Where calls go; its limits are shared with every other user of it.
         http: The HTTP client (trio backend, picked by httpx automatically under trio).
         retry: When and how long to retry.
-        timeout: Per-phase HTTP timeouts.
+        timeout: Per-phase HTTP timeouts (connect, write, pool; reads are bounded by `bounds`).
         prices: Prices used for `cost` (default: the provider's `prices`).
         meter: This client's ledger (a new one by default).
         rng: Randomness for backoff jitter; seed it for reproducible waits.
         stream_min_tokens: Calls with `stream=None` stream when `max_tokens` reaches this.
+        bounds: How long to wait for an answer and how much of it to read, from
+            `max_tokens` (`DEFAULT_BOUNDS`: first byte within 60 s, 30 s between chunks,
+            1 KiB per token plus 1 MiB, the call done within 60 s + 0.2 s per token).
     """
 
     provider: Provider
@@ -130,6 +135,7 @@ class LLMClient:
         default=DEFAULT_STREAM_MIN_TOKENS,
         validator=at_least_one,
     )
+    bounds: AnswerBounds = DEFAULT_BOUNDS
     _warned_models: set[str] = attrs.field(init=False, factory=set, repr=False)
 
     async def complete(
@@ -156,13 +162,18 @@ class LLMClient:
             temperature: Sampling temperature (`None`: the provider's default).
             meter: One more meter to record this call in.
 
+        The call ends by `RetryPolicy.deadline` or `bounds.deadline(max_tokens)`, whichever
+        is sooner; each attempt reads at most `bounds.max_bytes(max_tokens)` bytes.
+
         Returns:
             The completion.
 
         Raises:
             ProviderHTTPError: The provider refused the request with a non-retryable status.
-            ProviderResponseError: The answer did not follow the wire format.
-            RetryBudgetExceededError: Retryable failures outlasted the retry policy.
+            ProviderResponseError: The answer did not follow the wire format, was larger
+                than `max_tokens` allows, or (streamed) was not an event stream at all.
+            RetryBudgetExceededError: Retryable failures outlasted the retry policy or the
+                call's deadline.
             LLMConfigError: The call can never fit the provider's token budget.
             ValueError: An argument is invalid.
         """
@@ -212,23 +223,32 @@ class LLMClient:
             ),
             stream=stream,
             reserve=call.prompt_estimate + max_tokens,
+            max_tokens=max_tokens,
         )
-        deadline = self.retry.deadline
-        with trio.move_on_at(call.started + deadline if deadline is not None else float("inf")):
+        deadline, which = self._deadline(max_tokens)
+        with trio.move_on_at(call.started + deadline):
             for number in range(1, self.retry.max_attempts + 1):
                 failure = await self._attempt(call, request)
                 if failure is None:
                     return self._completion(call, model, stream)
                 self._raise_unless_retryable(failure, call, number)
-                await trio.sleep(self._delay(failure, call, number))
+                await trio.sleep(self._delay(failure, call, number, deadline))
         # Only the deadline's scope ends the loop early.
         if call.progress is not None:
             call.close_attempt(error="Deadline: the call's deadline passed mid-attempt")
         raise RetryBudgetExceededError(
-            f"{self.provider.name}: the call's deadline ({deadline} s) passed after "
-            f"{len(call.attempts)} attempt(s); raise `RetryPolicy.deadline`",
+            f"{self.provider.name}: the call's deadline ({round(deadline, 3)} s) passed after "
+            f"{len(call.attempts)} attempt(s); raise {which}",
             attempts=tuple(call.attempts),
         )
+
+    def _deadline(self, max_tokens: int) -> tuple[float, str]:
+        """Return the call's deadline in seconds and the setting that chose it."""
+        derived = self.bounds.deadline(max_tokens)
+        policy = self.retry.deadline
+        if policy is not None and policy <= derived:
+            return policy, "`RetryPolicy.deadline`"
+        return derived, "`AnswerBounds.seconds_per_token` or `AnswerBounds.first_byte`"
 
     async def _attempt(self, call: CallState, request: Request) -> LLMError | None:
         async with self.provider.acquire(request.reserve):
@@ -242,6 +262,7 @@ class LLMClient:
                     progress=progress,
                     timeout=self.timeout,
                     retry=self.retry,
+                    bounds=self.bounds,
                 )
             except (ProviderConnectionError, ProviderTimeoutError) as exc:
                 billed = not isinstance(exc.__cause__, httpx.ConnectError | httpx.PoolTimeout)
@@ -269,11 +290,10 @@ class LLMClient:
                 attempts=tuple(call.attempts),
             ) from failure
 
-    def _delay(self, failure: LLMError, call: CallState, number: int) -> float:
+    def _delay(self, failure: LLMError, call: CallState, number: int, deadline: float) -> float:
         asked = call.attempts[-1].retry_after
         delay = asked if asked is not None else self.retry.backoff(number, self.rng)
-        deadline = self.retry.deadline
-        if deadline is not None and trio.current_time() + delay > call.started + deadline:
+        if trio.current_time() + delay > call.started + deadline:
             raise RetryBudgetExceededError(
                 f"{self.provider.name}: the next attempt would start {delay:.3g} s from now, "
                 f"past the call's deadline ({deadline} s); last failure: {_describe(failure)}",
@@ -288,7 +308,8 @@ class LLMClient:
         assert progress is not None, "a completed call has a closed attempt"
         usage = call.usage(partial=False)
         return Completion(
-            text=progress.text(),
+            # Lines were scrubbed as they came; pieces of text joined here are scrubbed again.
+            text=self.provider.scrub(progress.text()),
             model=model,
             provider=self.provider.name,
             usage=usage,
@@ -336,8 +357,8 @@ class LLMClient:
         if cost is None and model not in self._warned_models:
             self._warned_models.add(model)
             warnings.warn(
-                f"no price for model {model!r}: its cost is None; add it with "
-                "`prices=DEFAULT_PRICES.with_prices({...: ModelPrice(...)})`",
+                f"no price for model {model!r}: its cost is None (unpriced, not $0); price it "
+                f"with `Provider.openai(..., prices={{{model!r}: ModelPrice(...)}})`",
                 UnknownModelPriceWarning,
                 stacklevel=5,
             )
@@ -354,6 +375,7 @@ async def open_llm_client(
     meter: UsageMeter | None = None,
     seed: int | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    bounds: AnswerBounds = DEFAULT_BOUNDS,
 ) -> AsyncIterator[LLMClient]:
     """Open an `httpx.AsyncClient` and yield an `LLMClient` for `provider` over it.
 
@@ -372,6 +394,7 @@ async def open_llm_client(
         transport: An httpx transport to use instead of the network (tests); `None`: the
             provider's own `transport` (the in-process server of `Provider.simulated()`),
             else the network.
+        bounds: How long to wait for an answer and how much of it to read.
 
     Yields:
         The client; its HTTP connections close when the block exits.
@@ -390,6 +413,7 @@ async def open_llm_client(
             prices=provider.prices if prices is None else prices,
             meter=UsageMeter() if meter is None else meter,
             rng=random.Random(seed),
+            bounds=bounds,
         )
 
 

@@ -10,10 +10,12 @@ The hierarchy (each class says when it is raised)::
         │                              the status and the provider's own message
         ├── ProviderConnectionError    no complete answer arrived: refused connection,
         │                              dropped connection, a stream cut short
-        ├── ProviderTimeoutError       an `httpx.Timeout` phase (connect, read, write,
-        │                              pool) ran out
+        ├── ProviderTimeoutError       an `httpx.Timeout` phase (connect, write, pool) or
+        │                              an `AnswerBounds` wait (first byte, between
+        │                              chunks) ran out
         ├── ProviderResponseError      an answer arrived but is not what the wire format
-        │                              promises (bad JSON, an error event in a stream)
+        │                              promises (bad JSON, an error event in a stream, a
+        │                              web page for a stream, more than `max_tokens` allows)
         └── RetryBudgetExceededError   a retryable failure that retries could not fix:
                                        attempts or the call's deadline ran out
 
@@ -21,8 +23,8 @@ Only `RetryBudgetExceededError` and the non-retryable failures reach a caller of
 `LLMClient.complete`: retryable failures are retried first, and each one is kept in the
 call's `attempts`. A cancelled call raises `trio.Cancelled`, never one of these.
 
-No message or attribute holds an API key: messages from providers are scrubbed of the key
-before they are stored.
+No message or attribute holds an API key: provider text is scrubbed of the key where it
+enters the library (`Provider.scrub`), before any message quotes or cuts it.
 """
 
 from __future__ import annotations
@@ -89,14 +91,22 @@ class ProviderConnectionError(LLMError):
 
 
 class ProviderTimeoutError(LLMError):
-    """An `httpx.Timeout` phase (connect, read, write or pool) ran out. Always retryable."""
+    """A wait ran out: an `httpx.Timeout` phase (connect, read, write or pool), or an
+    `AnswerBounds` bound (the first byte of an answer, the gap between stream chunks).
+
+    Differs from `ProviderConnectionError` in that the server went silent rather than broke
+    the connection. Always retryable.
+    """
 
 
 class ProviderResponseError(LLMError):
     """The provider's answer does not follow its wire format, or a stream carried an error event.
 
-    Not retried: the same request would most likely get the same answer. Check the base URL
-    and that the server speaks the chosen API (`Provider.openai` or `Provider.anthropic`).
+    Also raised when a streamed 200 is not an event stream at all (a web page: the base URL
+    does not speak the API) and when an answer passes `AnswerBounds.max_bytes(max_tokens)`
+    (it is read no further). Not retried: the same request would most likely get the same
+    answer. Check the base URL and that the server speaks the chosen API (`Provider.openai`
+    or `Provider.anthropic`).
     """
 
 

@@ -85,7 +85,9 @@ class OpenAIFormat:
             return
         data = load_json(event.data, what="stream chunk")
         if not isinstance(data, dict):
-            raise ProviderResponseError(f"a stream chunk that is not an object: {event.data!r}")
+            raise ProviderResponseError(
+                f"a stream chunk that is not an object: {event.data[:200]!r}"
+            )
         if "error" in data:
             message = self.error_message(data) or str(data)[:200]
             raise ProviderResponseError(f"the stream carried an error: {message}")

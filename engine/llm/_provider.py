@@ -6,12 +6,16 @@ budgets then hold across all of them. (Two `Provider` objects for one account wo
 allow the full limits.) Nothing is global: a provider lives as long as you keep it.
 
 The key stays inside the provider: clients ask it to `authorize` request headers and to
-`scrub` provider text, and never read the key itself.
+`scrub` provider text, and never read the key itself. Provider text is scrubbed once, where it
+enters the library (`_exchange.py`: each streamed line, each whole body), before anything
+parses, quotes or cuts it; the scrub also finds the key written with JSON escapes
+(`\\u0073k-...`), so no value parsed from a scrubbed text can hold it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +25,7 @@ from ._anthropic import DEFAULT_ANTHROPIC_BASE_URL, AnthropicFormat
 from ._errors import LLMConfigError
 from ._limits import DEFAULT_LIMITS, ProviderLimits, ProviderStatistics, Throttle
 from ._openai import DEFAULT_OPENAI_BASE_URL, OpenAIFormat
-from ._prices import DEFAULT_PRICES, PriceTable
+from ._prices import DEFAULT_PRICES, ModelPrice, PriceTable
 from ._simulated import SIMULATED_BASE_URL, SIMULATED_PRICES, SimulatedTransport
 
 if TYPE_CHECKING:
@@ -34,6 +38,12 @@ if TYPE_CHECKING:
 __all__ = ["Provider"]
 
 _REDACTED = "[redacted]"
+# Keys shorter than this are placeholders for local servers (`EMPTY`, `ollama`), not
+# secrets; scrubbing them from raw JSON could break its structure (a key `k` in `"tokens"`).
+_MIN_SECRET = 8
+# The longest JSON spelling of one character (`\\u0073`): a cut text's last
+# `_MAX_ESCAPE * len(key)` characters may hold part of a key.
+_MAX_ESCAPE = 6
 # What `Provider` checks a format has: the `WireFormat` protocol's members.
 _WIRE_FORMAT_MEMBERS = (
     "name",
@@ -47,6 +57,29 @@ _WIRE_FORMAT_MEMBERS = (
     "read_usage",
     "error_message",
 )
+
+
+def _as_prices(value: PriceTable | Mapping[str, ModelPrice]) -> PriceTable:
+    # A mapping adds the user's own models to the built-in table, in one line.
+    if isinstance(value, PriceTable):
+        return value
+    return DEFAULT_PRICES.with_prices(value)
+
+
+def _key_pattern(key: str) -> re.Pattern[str]:
+    """Return a pattern matching `key` in JSON text, each character plain or escaped."""
+    units = []
+    for char in key:
+        forms = [re.escape(char)]
+        if ord(char) < 0x10000:
+            digits = "".join(
+                f"[{d.lower()}{d.upper()}]" if d.isalpha() else d for d in f"{ord(char):04x}"
+            )
+            forms.append(r"\\u" + digits)
+        if char in '"\\/':
+            forms.append(re.escape("\\" + char))
+        units.append("(?:" + "|".join(forms) + ")")
+    return re.compile("".join(units))
 
 
 def _non_empty(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -78,7 +111,8 @@ class Provider:
         base_url: Where requests go.
         api_key: The key, applied to requests by `authorize` (`None`: send none).
         limits: The limits shared by every client using this provider.
-        prices: What its models cost; clients use it unless given other prices.
+        prices: What its models cost; clients use it unless given other prices. A mapping
+            (`{"my-model": ModelPrice(...)}`) adds to `DEFAULT_PRICES`.
         transport: An httpx transport clients use instead of the network (`None`: the
             network); `Provider.simulated()` sets a `SimulatedTransport`.
 
@@ -91,12 +125,15 @@ class Provider:
     base_url: str = attrs.field(validator=_non_empty)
     _api_key: str | None = attrs.field(alias="api_key", default=None, repr=False)
     limits: ProviderLimits = DEFAULT_LIMITS
-    prices: PriceTable = attrs.field(default=DEFAULT_PRICES, repr=False)
+    prices: PriceTable = attrs.field(default=DEFAULT_PRICES, converter=_as_prices, repr=False)
     transport: httpx.AsyncBaseTransport | None = attrs.field(default=None, repr=False)
     _throttle: Throttle = attrs.field(init=False, repr=False)
+    _key_pattern: re.Pattern[str] | None = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         self._throttle = Throttle(self.limits)
+        key = self._api_key
+        self._key_pattern = _key_pattern(key) if key and len(key) >= _MIN_SECRET else None
 
     @classmethod
     def openai(
@@ -106,6 +143,7 @@ class Provider:
         base_url: str = DEFAULT_OPENAI_BASE_URL,
         limits: ProviderLimits = DEFAULT_LIMITS,
         name: str = "openai",
+        prices: PriceTable | Mapping[str, ModelPrice] = DEFAULT_PRICES,
     ) -> Provider:
         """Return a provider speaking OpenAI Chat Completions.
 
@@ -115,6 +153,9 @@ class Provider:
             base_url: The API root, `/chat/completions` is appended (`http://host:8000/v1`).
             limits: The account's limits.
             name: The name records and errors use.
+            prices: What its models cost: a `PriceTable`, or a mapping of your own models'
+                prices added to `DEFAULT_PRICES` (`{"my-model": ModelPrice(...)}`). A model
+                with no price costs `None` ("unpriced"), never $0.
 
         Returns:
             The provider.
@@ -128,7 +169,14 @@ class Provider:
                 "no OpenAI API key: set OPENAI_API_KEY or pass `api_key=` "
                 "(or pass `base_url=` for a local server that needs none)"
             )
-        return cls(name=name, format=OpenAIFormat(), base_url=base_url, limits=limits, api_key=key)
+        return cls(
+            name=name,
+            format=OpenAIFormat(),
+            base_url=base_url,
+            limits=limits,
+            api_key=key,
+            prices=prices,
+        )
 
     @classmethod
     def anthropic(
@@ -138,6 +186,7 @@ class Provider:
         base_url: str = DEFAULT_ANTHROPIC_BASE_URL,
         limits: ProviderLimits = DEFAULT_LIMITS,
         name: str = "anthropic",
+        prices: PriceTable | Mapping[str, ModelPrice] = DEFAULT_PRICES,
     ) -> Provider:
         """Return a provider speaking Anthropic Messages.
 
@@ -147,6 +196,9 @@ class Provider:
             base_url: The API root; `/v1/messages` is appended.
             limits: The account's limits.
             name: The name records and errors use.
+            prices: What its models cost: a `PriceTable`, or a mapping of your own models'
+                prices added to `DEFAULT_PRICES` (`{"my-model": ModelPrice(...)}`). A model
+                with no price costs `None` ("unpriced"), never $0.
 
         Returns:
             The provider.
@@ -158,7 +210,12 @@ class Provider:
         if key is None and base_url == DEFAULT_ANTHROPIC_BASE_URL:
             raise LLMConfigError("no Anthropic API key: set ANTHROPIC_API_KEY or pass `api_key=`")
         return cls(
-            name=name, format=AnthropicFormat(), base_url=base_url, limits=limits, api_key=key
+            name=name,
+            format=AnthropicFormat(),
+            base_url=base_url,
+            limits=limits,
+            api_key=key,
+            prices=prices,
         )
 
     @classmethod
@@ -232,8 +289,26 @@ class Provider:
         """Return the state of the provider's limits now (call inside `trio.run`)."""
         return self._throttle.statistics()
 
-    def scrub(self, text: str) -> str:
-        """Return `text` with the API key replaced by `[redacted]`."""
-        if self._api_key:
-            return text.replace(self._api_key, _REDACTED)
-        return text
+    def scrub(self, text: str, *, cut: bool = False) -> str:
+        """Return `text` with the API key, plain or JSON-escaped, replaced by `[redacted]`.
+
+        Scrub provider text where it enters the library, before anything quotes or cuts it.
+        A key shorter than 8 characters is a placeholder (`EMPTY`, `ollama`), not a secret,
+        and is left alone.
+
+        Args:
+            text: Text from the provider (a streamed line, a whole body).
+            cut: Whether `text` is the start of a longer text that was not read; its end,
+                which may hold the start of a key, is then dropped.
+
+        Returns:
+            The scrubbed text.
+        """
+        key = self._api_key
+        if not key or self._key_pattern is None:
+            return text
+        if cut:
+            text = text[: max(0, len(text) - _MAX_ESCAPE * len(key))]
+        if "\\" in text:
+            return self._key_pattern.sub(_REDACTED, text)
+        return text.replace(key, _REDACTED)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import attrs
 
-__all__ = ["SSEDecoder", "ServerSentEvent"]
+__all__ = ["LineSplitter", "SSEDecoder", "ServerSentEvent"]
 
 
 @attrs.frozen(kw_only=True)
@@ -53,3 +53,40 @@ class SSEDecoder:
         self._event = ""
         self._data = []
         return event
+
+
+@attrs.define(eq=False)
+class LineSplitter:
+    """Cuts text, fed in chunks as it arrives, into lines, per the SSE rules.
+
+    A line ends at `\\r\\n`, `\\n` or `\\r`; the ending is dropped. A `\\r` at a chunk's end
+    waits for the next chunk, which may start with its `\\n`.
+    """
+
+    # The unfinished line's pieces: joined only once a line ending arrives, so a long line
+    # sent in many chunks costs linear, not quadratic, time.
+    _pending: list[str] = attrs.field(init=False, factory=list)
+
+    def feed(self, text: str) -> list[str]:
+        """Take the next chunk of text; return the lines it completes."""
+        if "\n" not in text and "\r" not in text:
+            if text:
+                self._pending.append(text)
+            return []
+        text = "".join(self._pending) + text
+        self._pending = []
+        held = ""
+        if text.endswith("\r"):
+            # Its `\n` may start the next chunk.
+            text, held = text[:-1], "\r"
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        rest = lines.pop() + held
+        if rest:
+            self._pending.append(rest)
+        return lines
+
+    def flush(self) -> str | None:
+        """Return the text after the last line ending, if any, when the answer has ended."""
+        rest = "".join(self._pending).removesuffix("\r")
+        self._pending = []
+        return rest or None

@@ -44,6 +44,8 @@ class Progress:
         done: Whether the answer's final event (or the whole body) has been read; an answer
             that ends without it is a connection cut short.
         first_token_at: `trio.current_time()` when the first text arrived.
+        started: Whether a stream's first line has arrived and reads as an event stream.
+        received: Bytes of the answer received (after content decoding).
     """
 
     parts: list[str] = attrs.field(factory=list)
@@ -53,6 +55,8 @@ class Progress:
     finish_reason: str | None = None
     done: bool = False
     first_token_at: float | None = None
+    started: bool = False
+    received: int = 0
 
     def add_text(self, text: str) -> None:
         """Append generated `text` (empty text is ignored)."""
@@ -214,6 +218,7 @@ def load_json(text: str, *, what: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
+        # `text` was scrubbed where it entered the library, so quoting its start is safe.
         raise ProviderResponseError(
             f"the {what} is not JSON ({text[:80]!r}); check the base URL points at the API"
         ) from exc

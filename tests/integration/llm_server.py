@@ -9,6 +9,11 @@ caller's nursery. The model name picks the behaviour:
 - `rate-limit-once`: the first request gets 429 with `Retry-After: 1`, later ones an answer.
 - `burst-500`: the first two requests get 500, later ones an answer.
 - `bad-request`: 400 with an OpenAI-style error message.
+- `edge-...`: hostile and careless servers for the client's edge (issue 13), in their own
+  block below `serve_llm`: `edge-echo-<path>` echoes the request's key on one error path,
+  `edge-html` answers a stream with a web page, `edge-cut-mid-line` ends a stream inside a
+  line, `edge-huge` sends a 50 MB body, `edge-endless` streams without end, `edge-hung`
+  never answers, `edge-stall` stalls after its first chunk.
 
 The server counts requests in flight and records, in `trio.current_time()`, when each request
 came and when it saw a client disconnect.
@@ -48,6 +53,8 @@ class LLMServer:
     in_flight: int = 0
     max_in_flight: int = 0
     seen: Counter[str] = attrs.Factory(Counter)
+    headers: dict[bytes, bytes] = attrs.Factory(dict)
+    sent_bytes: int = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -63,6 +70,7 @@ class LLMServer:
                 break
         request = json.loads(body)
         model = request["model"]
+        self.headers = dict(scope["headers"])
         self.seen[model] += 1
         self.requests.append((model, trio.current_time()))
         self.in_flight += 1
@@ -76,7 +84,9 @@ class LLMServer:
         self, model: str, request: dict[str, Any], receive: Receive, send: Send
     ) -> None:
         stream = bool(request.get("stream"))
-        if model == "bad-request":
+        if model.startswith("edge-"):
+            await _edge(self, model, receive, send)
+        elif model == "bad-request":
             await _json(send, 400, {"error": {"message": BAD_REQUEST_MESSAGE}})
         elif model == "rate-limit-once" and self.seen[model] == 1:
             error = {"error": {"message": "Rate limit reached"}}
@@ -176,3 +186,109 @@ async def serve_llm() -> AsyncIterator[LLMServer]:
         server.base_url = f"{binds[0]}/v1"
         yield server
         nursery.cancel_scope.cancel()
+
+
+# --- Edge modes (issue 13): servers that leak, lie, hang or never stop. -------------------
+
+#: Each path on which an `edge-echo-<path>` model echoes the request's key back.
+ECHO_PATHS = (
+    "status-json",  # 401, the key inside the JSON error message
+    "status-escaped",  # 401, the key JSON-escaped (`\\u0073k-...`) inside the message
+    "status-cut",  # 502, a non-JSON body with the key straddling its 300th character
+    "openai-event",  # a stream whose OpenAI-style error chunk holds the key
+    "anthropic-event",  # a stream whose Anthropic-style `error` event holds the key
+    "chunk-not-json",  # a stream chunk that is not JSON, starting with the key
+    "chunk-not-object",  # a stream chunk that is a JSON string holding the key
+    "body-not-json",  # a whole 200 body that is not JSON, starting with the key
+    "body-no-choices",  # a whole 200 body with the key at the 200-character cut
+    "html-page",  # a streamed 200 that is a web page quoting the key
+)
+HUGE_BYTES = 50 * 1024 * 1024
+
+
+def _key_of(server: LLMServer) -> str:
+    bearer = server.headers.get(b"authorization", b"").decode().removeprefix("Bearer ")
+    return bearer or server.headers.get(b"x-api-key", b"").decode()
+
+
+async def _edge(server: LLMServer, model: str, receive: Receive, send: Send) -> None:
+    key = _key_of(server)
+    if model.startswith("edge-echo-"):
+        await _echo(model.removeprefix("edge-echo-"), key, send)
+    elif model == "edge-html":
+        page = b"<!doctype html>\n<html><body><h1>Welcome to nginx!</h1></body></html>\n"
+        await _raw(send, 200, "text/html; charset=utf-8", page)
+    elif model == "edge-cut-mid-line":
+        chunk = {"choices": [{"index": 0, "delta": {"content": TOKEN}}]}
+        body = f'data: {json.dumps(chunk)}\n\ndata: {{"choi'.encode()
+        await _raw(send, 200, "text/event-stream", body)
+    elif model == "edge-huge":
+        # A well-formed completion whose text is 50 MB, for `max_tokens=64`.
+        await _start(send, 200, "application/json")
+        head = b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "'
+        await send({"type": "http.response.body", "body": head, "more_body": True})
+        piece = b"x" * 65536
+        while server.sent_bytes < HUGE_BYTES:
+            server.sent_bytes += len(piece)
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        tail = b'"}, "finish_reason": "length"}]}'
+        await send({"type": "http.response.body", "body": tail})
+    elif model in ("edge-endless", "edge-stall"):
+        await _start(send, 200, "text/event-stream")
+        chunk = {"choices": [{"index": 0, "delta": {"content": TOKEN}}]}
+        while True:
+            server.sent_bytes += 1
+            await _chunk(send, chunk)
+            server.first_chunk_sent.set()
+            await trio.sleep(3600 if model == "edge-stall" else 0.001)
+    elif model == "edge-hung":
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        server.disconnects.append(trio.current_time())
+    else:
+        raise ValueError(f"unknown edge mode {model!r}")
+
+
+async def _echo(path: str, key: str, send: Send) -> None:
+    said = f"Incorrect API key provided: {key}"
+    escaped = "".join(f"\\u{ord(c):04x}" for c in key)
+    if path == "status-json":
+        await _json(send, 401, {"error": {"message": said}})
+    elif path == "status-escaped":
+        body = '{"error": {"message": "Incorrect API key provided: ' + escaped + '"}}'
+        await _raw(send, 401, "application/json", body.encode())
+    elif path == "status-cut":
+        body = "x" * (300 - len(key) // 2) + key + " upstream said no"
+        await _raw(send, 502, "text/plain", body.encode())
+    elif path == "openai-event":
+        error = f"data: {json.dumps({'error': {'message': said}})}\n\n"
+        await _raw(send, 200, "text/event-stream", error.encode())
+    elif path == "anthropic-event":
+        event = {"type": "error", "error": {"type": "api_error", "message": said}}
+        body = f"event: error\ndata: {json.dumps(event)}\n\n"
+        await _raw(send, 200, "text/event-stream", body.encode())
+    elif path == "chunk-not-json":
+        await _raw(send, 200, "text/event-stream", f"data: {key} is wrong\n\n".encode())
+    elif path == "chunk-not-object":
+        await _raw(send, 200, "text/event-stream", f"data: {json.dumps(said)}\n\n".encode())
+    elif path == "body-not-json":
+        await _raw(send, 200, "application/json", f"{key} is not allowed here".encode())
+    elif path == "body-no-choices":
+        # `str(data)` puts the key across the 200th character.
+        data = {"note": "y" * (179 - len(key) // 2), "key": key}
+        await _json(send, 200, data)
+    elif path == "html-page":
+        page = f"<html><body>Unauthorized: {key}</body></html>\n"
+        await _raw(send, 200, "text/html", page.encode())
+    else:
+        raise ValueError(f"unknown echo path {path!r}")
+
+
+async def _start(send: Send, status: int, content_type: str) -> None:
+    headers = [(b"content-type", content_type.encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+
+
+async def _raw(send: Send, status: int, content_type: str, body: bytes) -> None:
+    await _start(send, status, content_type)
+    await send({"type": "http.response.body", "body": body})

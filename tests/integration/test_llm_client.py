@@ -5,28 +5,40 @@ Real sleeps are allowed here; every test stays well under a second or two.
 
 from __future__ import annotations
 
+import json
+import traceback
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 import trio
-from llm_server import BAD_REQUEST_MESSAGE, LLMServer, serve_llm
+from llm_server import BAD_REQUEST_MESSAGE, ECHO_PATHS, HUGE_BYTES, LLMServer, serve_llm
+from specroute.engine import Flow, StepFailedError, StepStatus, router, step
 from specroute.engine.llm import (
     DEFAULT_PRICES,
+    AnswerBounds,
     CallStatus,
     LLMClient,
+    LLMError,
     ModelPrice,
     Provider,
+    ProviderConnectionError,
     ProviderHTTPError,
     ProviderLimits,
+    ProviderResponseError,
+    ProviderTimeoutError,
+    RetryBudgetExceededError,
     RetryPolicy,
     UsageMeter,
     open_llm_client,
     record_usage,
 )
+from specroute.engine.report import RunLog
+from specroute.routes import Always, Route
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from pathlib import Path
 
 pytestmark = pytest.mark.integration
 
@@ -163,3 +175,189 @@ async def test_refused_connection_is_retried_then_reported(server: LLMServer) ->
         with pytest.raises(Exception, match="gave up after 2 attempt") as caught:
             await client.complete("hi", model="hold-0.1", max_tokens=5)
     assert isinstance(caught.value.__cause__.__cause__, httpx.ConnectError)  # type: ignore[union-attr]
+
+
+# --- The client's edge (issue 13): hostile and careless servers. ---------------------------
+
+SECRET = "sk-edge-SECRET-4f9c2a7b1e5d"
+EDGE_MODELS = [f"edge-echo-{path}" for path in ECHO_PATHS] + [
+    f"edge-{mode}" for mode in ("html", "cut-mid-line", "huge", "endless", "hung", "stall")
+]
+# Prices for one's own models, in one line (a mapping added to the built-in table).
+EDGE_PRICES = dict.fromkeys(EDGE_MODELS, PRICE)
+STREAMED_PATHS = {"openai-event", "anthropic-event", "chunk-not-json", "chunk-not-object"}
+
+
+def edge_provider(server: LLMServer, *, api: str = "openai") -> Provider:
+    if api == "anthropic":
+        base_url = server.base_url.removesuffix("/v1")
+        return Provider.anthropic(api_key=SECRET, base_url=base_url, prices=EDGE_PRICES)
+    return Provider.openai(api_key=SECRET, base_url=server.base_url, prices=EDGE_PRICES)
+
+
+def everything_said(exc: BaseException) -> str:
+    """Every text a user can see of `exc`: its message, repr, traceback and chained causes."""
+    said = [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
+    cause: BaseException | None = exc
+    while cause is not None:
+        said += [str(cause), repr(cause), repr(vars(cause))]
+        cause = cause.__cause__ or cause.__context__
+    return "\n".join(said)
+
+
+@pytest.mark.parametrize("path", ECHO_PATHS)
+async def test_an_echoed_key_is_nowhere_the_user_can_see(server: LLMServer, path: str) -> None:
+    api = "anthropic" if path == "anthropic-event" else "openai"
+    meter = UsageMeter()
+    async with open_llm_client(edge_provider(server, api=api), retry=FAST_RETRY) as client:
+        with pytest.raises(LLMError) as caught:
+            await client.complete(
+                "hi",
+                model=f"edge-echo-{path}",
+                max_tokens=8,
+                stream=path in STREAMED_PATHS or path == "html-page",
+                meter=meter,
+            )
+    assert server.seen[f"edge-echo-{path}"] >= 1
+    [record] = meter.records()
+    seen = "\n".join([everything_said(caught.value), repr(record), str(record.error)])
+    assert record.error is not None
+    assert SECRET not in seen
+    # Not even the key's start, where a cut straddled it.
+    assert SECRET[:12] not in seen
+
+
+async def test_an_echoed_key_stays_out_of_trace_log_and_reports(
+    server: LLMServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from specroute.engine.report._cli import main
+
+    async with open_llm_client(edge_provider(server), retry=FAST_RETRY) as llm:
+
+        @step
+        async def decide(request: str) -> Route:
+            await trio.sleep(0.2)  # the speculative branch fails first
+            return Route("good")
+
+        @step(output="text")
+        async def leaky(request: str) -> str:
+            answer = await llm.complete(
+                request, model="edge-echo-openai-event", max_tokens=8, stream=True
+            )
+            return answer.text
+
+        @step(output="text")
+        async def good() -> str:
+            return "fine"
+
+        branches = {"bad": Flow([leaky]), "good": Flow([good])}
+        flow = Flow([router(decide, branches)], name="edge")
+        result = await flow.run(request="hi", speculate=Always())
+        with pytest.raises(StepFailedError) as failed:
+            await Flow([leaky], name="chosen").run(request="hi")
+
+    [entry] = [e for e in result.trace if e.step == "leaky"]
+    assert entry.status is StepStatus.FAILED
+    assert entry.wasted
+    assert entry.error
+    log = tmp_path / "runs.jsonl"
+    RunLog(log).append(result)
+    html = tmp_path / "report.html"
+    outputs = [repr(result.trace), everything_said(failed.value), log.read_text()]
+    for args in ([], ["--json"], ["--html", str(html)]):
+        status = await trio.to_thread.run_sync(main, ["report", str(log), *args])
+        assert status == 0
+        captured = capsys.readouterr()
+        outputs += [captured.out, captured.err]
+        if args == ["--json"]:
+            assert json.loads(captured.out)
+    outputs.append(html.read_text())
+    assert SECRET not in "\n".join(outputs)
+    assert "[redacted]" in "\n".join(outputs)
+
+
+async def test_a_web_page_for_a_stream_says_the_base_url_is_wrong(server: LLMServer) -> None:
+    async with open_llm_client(edge_provider(server), retry=FAST_RETRY) as client:
+        with pytest.raises(ProviderResponseError, match="does not speak OpenAI Chat") as caught:
+            await client.complete("hi", model="edge-html", max_tokens=300, stream=True)
+    assert "text/html" in str(caught.value)
+    assert server.seen["edge-html"] == 1  # not retried
+
+
+async def test_a_stream_cut_mid_line_is_a_cut_and_retried(server: LLMServer) -> None:
+    retry = RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.01, deadline=5.0)
+    async with open_llm_client(edge_provider(server), retry=retry) as client:
+        with pytest.raises(RetryBudgetExceededError) as caught:
+            await client.complete("hi", model="edge-cut-mid-line", max_tokens=300, stream=True)
+    assert isinstance(caught.value.__cause__, ProviderConnectionError)
+    assert "cut short" in str(caught.value.__cause__)
+    assert server.seen["edge-cut-mid-line"] == 2
+    # Both attempts are billed for the one token each received.
+    assert [a.usage.output_tokens for a in caught.value.attempts] == [1, 1]
+
+
+async def test_a_huge_answer_is_not_read_past_its_bound(server: LLMServer) -> None:
+    meter = UsageMeter()
+    async with open_llm_client(edge_provider(server), retry=FAST_RETRY) as client:
+        with pytest.raises(ProviderResponseError, match="passed 1,114,112 bytes"):
+            await client.complete("hi", model="edge-huge", max_tokens=64, stream=False, meter=meter)
+    assert server.seen["edge-huge"] == 1
+    assert server.sent_bytes < HUGE_BYTES / 4  # the client hung up early
+    [record] = meter.records()
+    assert record.usage.output_tokens == 0  # nothing parsed: not 13M tokens
+
+
+async def test_an_endless_stream_ends_at_the_deadline_max_tokens_sets(server: LLMServer) -> None:
+    bounds = AnswerBounds(first_byte=0.3, seconds_per_token=0.01)  # 0.3 s + 20 * 0.01 s
+    async with open_llm_client(edge_provider(server), bounds=bounds) as client:
+        start = trio.current_time()
+        with pytest.raises(RetryBudgetExceededError, match=r"deadline \(0.5 s\)"):
+            await client.complete("hi", model="edge-endless", max_tokens=20, stream=True)
+        # Real time on a shared machine: not before the deadline, and not long after.
+        assert 0.5 <= trio.current_time() - start < 1.5
+
+
+@pytest.mark.parametrize(
+    ("model", "phase"), [("edge-hung", "first_byte"), ("edge-stall", "between")]
+)
+async def test_a_silent_server_is_given_up_on_by_the_bounds(
+    server: LLMServer, model: str, phase: str
+) -> None:
+    bounds = AnswerBounds(first_byte=0.2, between_chunks=0.2)
+    retry = RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.01)
+    async with open_llm_client(edge_provider(server), bounds=bounds, retry=retry) as client:
+        start = trio.current_time()
+        with pytest.raises(RetryBudgetExceededError) as caught:
+            await client.complete("hi", model=model, max_tokens=300, stream=True)
+        assert trio.current_time() - start < 1.5
+    assert isinstance(caught.value.__cause__, ProviderTimeoutError)
+    assert f"AnswerBounds.{phase}" in str(caught.value.__cause__)
+    assert server.seen[model] == 2
+
+
+async def test_a_call_cancelled_before_its_request_left_bills_nothing() -> None:
+    # A server that accepts the connection and never reads: a 20 MB prompt fills the socket
+    # buffers, so the request is still leaving the process when the call is cancelled.
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    meter = UsageMeter()
+    async with trio.open_nursery() as nursery:
+
+        async def accept_and_ignore() -> None:
+            async with await listeners[0].accept():
+                await trio.sleep_forever()
+
+        nursery.start_soon(accept_and_ignore)
+        base_url = f"http://127.0.0.1:{port}/v1"
+        provider = Provider.openai(api_key=SECRET, base_url=base_url, prices=EDGE_PRICES)
+        async with open_llm_client(provider) as client:
+            with trio.move_on_after(0.3) as waited:
+                prompt = "x" * 20_000_000
+                await client.complete(prompt, model="edge-hung", max_tokens=8, meter=meter)
+        nursery.cancel_scope.cancel()
+    await listeners[0].aclose()
+    assert waited.cancelled_caught
+    [record] = meter.records()
+    assert record.status is CallStatus.CANCELLED
+    assert [a.usage.total_tokens for a in record.attempts] == [0]
+    assert (record.usage.total_tokens, record.cost) == (0, 0.0)

@@ -8,17 +8,21 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from llm_mocks import API_KEY, MakeClient, openai_answer
+import trio
+from llm_mocks import API_KEY, MakeClient, openai_answer, sse
 from specroute.engine import llm as llm_package
 from specroute.engine.llm import (
     DEFAULT_PRICES,
     SIMULATED_PRICES,
+    AnswerBounds,
     CallStatus,
     Completion,
     ModelPrice,
     Provider,
+    RetryBudgetExceededError,
     SimulatedModel,
     SimulatedTransport,
+    UnknownModelPriceWarning,
     Usage,
     UsageMeter,
     open_llm_client,
@@ -128,3 +132,48 @@ def test_the_client_reaches_the_provider_only_through_its_public_api(module: str
         and "provider" in ast.unparse(node.value)
     ]
     assert private == []
+
+
+async def test_the_calls_deadline_follows_max_tokens(
+    make_client: MakeClient, autojump_clock: MockClock
+) -> None:
+    async def never_answers(request: httpx.Request) -> httpx.Response:
+        await trio.sleep(10_000)
+        raise AssertionError("unreachable")
+
+    client = make_client(never_answers)
+    client.bounds = AnswerBounds(first_byte=5.0, seconds_per_token=0.5)
+    start = trio.current_time()
+    with pytest.raises(RetryBudgetExceededError, match=r"deadline \(15.0 s\).*seconds_per_token"):
+        await client.complete("hi", model="gpt-4o", max_tokens=20, stream=False)
+    assert trio.current_time() - start == pytest.approx(15.0)  # 5 s + 20 * 0.5 s
+    # The retry policy's deadline wins when it is sooner (the default: 300 s).
+    client.bounds = AnswerBounds(first_byte=5.0, seconds_per_token=100.0)
+    with pytest.raises(RetryBudgetExceededError, match=r"deadline \(300.0 s\).*RetryPolicy"):
+        await client.complete("hi", model="gpt-4o", max_tokens=20, stream=False)
+
+
+async def test_a_key_the_model_spells_in_pieces_is_scrubbed(make_client: MakeClient) -> None:
+    async def spells_the_key(request: httpx.Request) -> httpx.Response:
+        pieces = [API_KEY[:5], API_KEY[5:]]
+        chunks = [{"choices": [{"delta": {"content": piece}}]} for piece in pieces]
+        return httpx.Response(200, content=sse(*chunks, "[DONE]"))
+
+    client = make_client(spells_the_key)
+    completion = await client.complete("hi", model="gpt-4o", max_tokens=5, stream=True)
+    assert completion.text == "[redacted]"
+
+
+async def test_unpriced_is_not_free(make_client: MakeClient) -> None:
+    price = ModelPrice(input_per_million=1.0, output_per_million=2.0)
+    provider = Provider.openai(api_key=API_KEY, base_url="http://test/v1", prices={"mine": price})
+    client = make_client(answers_ok, provider=provider)
+    priced = await client.complete("hi", model="mine", max_tokens=5)
+    assert priced.cost == pytest.approx((4 * 1.0 + 1 * 2.0) / 1e6)
+    with pytest.warns(UnknownModelPriceWarning, match=r"unpriced, not \$0.*prices=\{'theirs'"):
+        unpriced = await client.complete("hi", model="theirs", max_tokens=5)
+    assert unpriced.cost is None
+    [_, record] = client.meter.records()
+    assert record.cost is None
+    statistics = client.meter.statistics()
+    assert (statistics.unpriced_calls, statistics.cost) == (1, priced.cost)

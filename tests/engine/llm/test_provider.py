@@ -11,6 +11,7 @@ from specroute.engine.llm import (
     SIMULATED_PRICES,
     AnthropicFormat,
     LLMConfigError,
+    ModelPrice,
     OpenAIFormat,
     Provider,
     ProviderLimits,
@@ -112,3 +113,31 @@ async def test_acquire_refuses_what_can_never_fit() -> None:
     with pytest.raises(LLMConfigError, match="can never fit `tokens_per_minute`=100"):
         async with provider.acquire(101):
             pass
+
+
+def test_scrub_finds_the_key_json_escaped_and_drops_a_cut_tail() -> None:
+    provider = Provider.openai(api_key=KEY, base_url="http://x/v1")
+    escaped = "".join(f"\\u{ord(c):04X}" for c in KEY)
+    half_escaped = KEY[:3] + escaped[6 * 3 :]
+    assert provider.scrub(f'{{"m": "{escaped}"}}') == '{"m": "[redacted]"}'
+    assert provider.scrub(half_escaped) == "[redacted]"
+    # A text cut inside a key loses its end, where the key's start would be.
+    cut = "a" * 200 + KEY[:5]
+    assert KEY[:5] not in provider.scrub(cut, cut=True)
+    assert provider.scrub(cut, cut=True).startswith("a" * 50)
+
+
+def test_a_placeholder_key_is_not_scrubbed_out_of_json() -> None:
+    # `EMPTY` or `ollama` keys for local servers are not secrets; scrubbing them would
+    # change the structure of an answer ("prompt_tokens" holds a `k`).
+    provider = Provider.openai(api_key="k", base_url="http://x/v1")
+    assert provider.scrub('{"prompt_tokens": 1}') == '{"prompt_tokens": 1}'
+
+
+def test_prices_for_your_own_models_in_one_line() -> None:
+    price = ModelPrice(input_per_million=0.1, output_per_million=0.2)
+    provider = Provider.openai(base_url="http://vllm:8000/v1", prices={"my-llama": price})
+    assert provider.prices.price_of("my-llama") is price
+    assert provider.prices.price_of("gpt-4o") == DEFAULT_PRICES.price_of("gpt-4o")
+    anthropic = Provider.anthropic(api_key=KEY, prices={"my-claude": price})
+    assert anthropic.prices.price_of("my-claude") is price

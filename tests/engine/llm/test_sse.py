@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from specroute.engine.llm._sse import ServerSentEvent, SSEDecoder
+import pytest
+from specroute.engine.llm._sse import LineSplitter, ServerSentEvent, SSEDecoder
 
 
 def feed(*lines: str) -> list[ServerSentEvent]:
@@ -30,3 +31,15 @@ def test_events_fields_comments_and_line_endings() -> None:
 
 def test_unterminated_event_is_flushed() -> None:
     assert feed("id: 3", "data: tail") == [ServerSentEvent(event="message", data="tail")]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 100])
+def test_lines_split_alike_however_the_text_is_chunked(size: int) -> None:
+    text = "a\r\nb\rc\nd\r\n\r\ne"
+    splitter = LineSplitter()
+    lines = []
+    for start in range(0, len(text), size):
+        lines += splitter.feed(text[start : start + size])
+    assert lines == ["a", "b", "c", "d", ""]
+    assert splitter.flush() == "e"
+    assert splitter.flush() is None
