@@ -69,6 +69,9 @@ from ._step import DEFAULT_EFFECT_GRACE as DEFAULT_EFFECT_GRACE
 from ._step import Step as Step
 from ._step import StepOptions as StepOptions
 from ._step import step as step
+from ._stream import DEFAULT_STREAM_BUFFER as DEFAULT_STREAM_BUFFER
+from ._stream import StreamAbortedError as StreamAbortedError
+from ._stream import StreamReader as StreamReader
 from ._trace import PredictedValue as PredictedValue
 from ._trace import RouterDecision as RouterDecision
 from ._trace import RouteTaken as RouteTaken
@@ -95,6 +98,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_exports.py
     "ConfigurationTypeError",
     "CycleError",
     "DEFAULT_EFFECT_GRACE",
+    "DEFAULT_STREAM_BUFFER",
     "DuplicateProducerError",
     "EmbeddingError",
     "Flow",
@@ -136,6 +140,8 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_exports.py
     "StepStatus",
     "StepTimeoutError",
     "StepUsage",
+    "StreamAbortedError",
+    "StreamReader",
     "TraceEntry",
     "UncacheableValueError",
     "UnencodableInputError",

@@ -15,6 +15,8 @@ recorded as `cancelled` with a `StepTimeoutError` naming its grace.
 
 from __future__ import annotations
 
+import contextlib
+import math
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +26,11 @@ from specroute.routes import StepFailedError, StepTimeoutError
 
 from ._predicted import drop, open_guess, settle
 from ._state import Execution, PendingStore, store
+from ._stream import Stream, stream_name
 from ._trace import StepStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import AsyncGenerator, Awaitable
 
     from ._predicted import Guess
     from ._state import RunState, Scope
@@ -165,17 +168,21 @@ async def call(
             if found.kind == "semantic" and options.on_semantic_hit != "trust":  # type: ignore[union-attr]
                 # A near match is a guess: it may start the steps downstream, and the step
                 # still computes its value, stored under this request's own key.
-                guess = open_guess(run, scope, step, found)
+                guess = open_guess(run, scope, step, found, _predicted(step, found.value))
                 found = CacheMiss(key=found.key, exact=options.exact, embedding=found.embedding)  # type: ignore[union-attr]
             else:
                 execution.status, execution.similarity = CACHED, found.similarity
                 run.cache_hits += 1
                 run.cache_saved += found.seconds
+                if step.streamed:  # the stored items replay at once as a stream
+                    return True, _replay(run, scope, step, found.value, execution), execution
                 return True, found.value, execution
         execution.status = SKIPPED
         await _checkpoint_if_cancelled()
         execution.status = CANCELLED
-        if step.options.effect:
+        if step.streamed:
+            value = await _produce(run, scope, step, kwargs, found, admitted, execution)
+        elif step.options.effect:
             value = await _effect(run, scope, step, kwargs, found, admitted, execution)
         else:
             value = await _compute(run, scope, step, kwargs, found, admitted, execution)
@@ -187,13 +194,17 @@ async def call(
     except Exception as exc:  # noqa: BLE001 -- the step boundary: wrapped and re-raised by `execute`
         execution.status = FAILED
         execution.error = exc
-        if step.options.fallback is not None:
+        # A stream that readers have begun to read cannot be replaced by another.
+        started = execution.stream is not None and execution.stream.items
+        if step.options.fallback is not None and not started:
             # The step's safe default stands in; the failure stays in the trace.
             try:
                 if step.fallback_takes_inputs:
                     value = step.options.fallback(exc, MappingProxyType(kwargs))
                 else:
                     value = step.options.fallback(exc)
+                if step.streamed:
+                    value = _replay(run, scope, step, value, execution)
             except Exception as fallback_error:  # noqa: BLE001 -- becomes the step's failure
                 execution.error = fallback_error
             else:
@@ -241,6 +252,93 @@ async def _compute(
     else:
         scope.pending_stores.append(pending)
     return value
+
+
+def _collected(step: Step, items: list[Any]) -> Any:
+    """A streamed step's whole value, made from its items."""
+    collect = step.options.collect
+    return items if collect is None else collect(items)
+
+
+def _predicted(step: Step, value: Any) -> dict[str, Any]:
+    """What a near match predicts: the step's value, and for a streamed step its stream."""
+    if not step.streamed:
+        return {step.output: value}
+    items = list(value)
+    return {
+        step.output: _collected(step, items),
+        stream_name(step.output): Stream.complete(step.name, items),
+    }
+
+
+def _replay(run: RunState, scope: Scope, step: Step, items: Any, execution: Execution) -> Any:
+    """Stored (or fallback) items, given to stream readers as a stream that is already over;
+    returns the step's whole value."""
+    items = list(items)
+    stream = execution.stream = Stream.complete(step.name, items)
+    execution.first_item = run.now() if items else None
+    scope.write(stream_name(step.output), stream)
+    return _collected(step, items)
+
+
+async def _produce(
+    run: RunState,
+    scope: Scope,
+    step: Step,
+    kwargs: dict[str, Any],
+    found: CacheMiss | None,
+    admitted: bool,
+    execution: Execution,
+) -> Any:
+    """A streamed step's run: its items go to its readers as they come (see `_stream`), and
+    its whole value is made from them at the end. On a cache miss the complete list of
+    items is stored (when its branch is confirmed). Concurrent misses on a streamed step
+    each compute: a stream's readers read it live, so one computation cannot serve two
+    runs' readers."""
+    start = trio.current_time()
+    if run.limiter is None or admitted:
+        items = await _stream_out(run, scope, step, kwargs, execution)
+    else:
+        async with run.limiter:
+            execution.start = start = run.now()
+            items = await _stream_out(run, scope, step, kwargs, execution)
+    if found is not None:
+        run.cache_misses += 1
+        pending = PendingStore(scope, step.name, found, items, trio.current_time() - start)
+        if scope.confirmed:
+            await store(pending, run.cache)  # type: ignore[arg-type]
+        else:
+            scope.pending_stores.append(pending)
+    return _collected(step, items)
+
+
+async def _stream_out(
+    run: RunState, scope: Scope, step: Step, kwargs: dict[str, Any], execution: Execution
+) -> list[Any]:
+    """Run a streamed step's generator, publishing each item; abort the stream unless it
+    ran to its end, so no reader takes a cut stream for a whole one."""
+    stream = execution.stream = Stream(step.name, step.options.stream_buffer)
+    name = stream_name(step.output)
+    timeout = step.options.timeout
+    deadline = trio.current_time() + timeout if timeout is not None else math.inf
+    try:
+        with trio.CancelScope(deadline=deadline) as limit:
+            generator: AsyncGenerator[Any, None] = step.fn(**kwargs)  # type: ignore[assignment]
+            async with contextlib.aclosing(generator) as produced:
+                async for item in produced:
+                    if not stream.items:
+                        execution.first_item = run.now()
+                        scope.write(name, stream)  # its stream readers start now
+                    await stream.publish(item)
+        if limit.cancelled_caught:
+            raise StepTimeoutError(f"step {step.name!r} ran longer than its timeout of {timeout}s")
+    except BaseException as exc:
+        stream.abort(exc)
+        raise
+    stream.finish()
+    if execution.first_item is None:
+        scope.write(name, stream)  # an empty stream: its readers start and see it end
+    return stream.items
 
 
 async def _effect(

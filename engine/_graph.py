@@ -25,6 +25,7 @@ from specroute.routes import (
 )
 
 from ._step import Step
+from ._stream import stream_name
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -237,7 +238,11 @@ def _node_reads(node: Node) -> frozenset[str]:
 
 
 def _node_writes(node: Node) -> frozenset[str]:
-    return node.outputs if isinstance(node, Router) else frozenset((node.output,))
+    if isinstance(node, Router):
+        return node.outputs
+    if node.streamed:  # its stream first, for readers that start on its first item
+        return frozenset((node.output, stream_name(node.output)))
+    return frozenset((node.output,))
 
 
 def _functions_by_step_name(nodes: Sequence[Node], flow: str) -> Mapping[str, object]:
@@ -472,7 +477,7 @@ class Graph:
             return self._downstream[value]
         except KeyError:
             pass
-        names = {value}
+        names = {value, stream_name(value)}
         indices = []
         # What waits for a value to start: a step's inputs, a router step's own inputs (a
         # router whose branches alone read the value starts without it, and its branches
@@ -548,6 +553,7 @@ class Graph:
                 and node.options.timeout is None
                 and node.options.fallback is None
                 and not node.options.effect
+                and not node.streamed
                 for node in self.nodes
             ),
         )

@@ -26,6 +26,8 @@ from specroute.routes import ValueView
 from ._state import Scope
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from specroute.cache import CacheHit
 
     from ._graph import Downstream
@@ -71,10 +73,13 @@ class Guess:
         self.finished = False
 
 
-def open_guess(run: RunState, scope: Scope, step: Step, hit: CacheHit) -> Guess:
+def open_guess(
+    run: RunState, scope: Scope, step: Step, hit: CacheHit, values: Mapping[str, Any]
+) -> Guess:
     """Record `hit` as a prediction of `step`'s value and, if the policy says so, start the
-    steps downstream of it on that value."""
-    guess = Guess(scope, step.name, hit.value, hit.similarity or 0.0)
+    steps downstream of it on that value. `values` are what the child scope starts with:
+    the predicted value, and for a streamed step a replay of its stream."""
+    guess = Guess(scope, step.name, values[step.output], hit.similarity or 0.0)
     run.guesses.append(guess)
     downstream = scope.flow.downstream(step.output)
     policy = run.policy
@@ -114,8 +119,8 @@ def open_guess(run: RunState, scope: Scope, step: Step, hit: CacheHit) -> Guess:
     child.where = f" in branch {child.path!r}"
     child.exports = graph._produced
     child.chosen = child.confirmed = False
-    child.provides = graph._produced | {step.output}
-    child.values[step.output] = hit.value
+    child.provides = graph._produced | values.keys()
+    child.values.update(values)
     guess.child = child
     guess.downstream = downstream
     guess.speculated = True

@@ -81,6 +81,7 @@ def _entry(execution: Execution, committed: bool, waited: tuple[int, ...]) -> Tr
         wasted = not committed and status is not SKIPPED
     calls = execution.calls
     error = execution.error
+    stream = execution.stream
     return TraceEntry(
         step=execution.name,
         branch=execution.scope.path,
@@ -93,6 +94,8 @@ def _entry(execution: Execution, committed: bool, waited: tuple[int, ...]) -> Tr
         similarity=execution.similarity,
         usage=None if calls is None else StepUsage.of(calls),
         waited_on=waited,
+        first_item=execution.first_item,
+        items=None if stream is None else len(stream.items),
     )
 
 

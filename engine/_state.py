@@ -51,6 +51,7 @@ class Execution:
         "calls",
         "end",
         "error",
+        "first_item",
         "index",
         "name",
         "output",
@@ -60,6 +61,7 @@ class Execution:
         "speculative",
         "start",
         "status",
+        "stream",
         "wasted",
     )
 
@@ -86,6 +88,9 @@ class Execution:
         # None: wasted exactly when its scope was not committed; a prediction decides its own.
         self.wasted: bool | None = None
         self.index = -1  # its place in the trace, set when the trace is built
+        # A streamed step's stream, and when its first item came.
+        self.stream: Any = None
+        self.first_item: float | None = None
 
 
 class Decision:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import keyword
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, overload
 
@@ -13,6 +13,8 @@ import attrs
 from specroute.cache import CacheOptions, StepIdentity
 from specroute.cache._key import is_never_encodable
 from specroute.routes import ConfigurationError, ConfigurationTypeError, StepDefinitionError
+
+from ._stream import DEFAULT_STREAM_BUFFER, reading_streams, stream_name
 
 __all__ = ["DEFAULT_EFFECT_GRACE", "Step", "StepOptions", "step"]
 
@@ -75,27 +77,41 @@ def _callable_or_none(instance: object, attribute: attrs.Attribute[Any], value: 
         raise ConfigurationTypeError(f"`{attribute.name}` must be None or callable, got {value!r}")
 
 
-def _input_names(value: Any) -> tuple[str, ...] | None:
-    """`cache_inputs` as a tuple; a lone string would be read letter by letter."""
-    if value is None:
-        return None
+def _names(option: str, value: Any) -> tuple[str, ...]:
+    """A list of input names as a tuple; a lone string would be read letter by letter."""
     if isinstance(value, str):
         raise ConfigurationTypeError(
-            f"`cache_inputs` must be a list of input names, got the string {value!r}; "
-            f"write [{value!r}]"
+            f"`{option}` must be a list of input names, got the string {value!r}; write [{value!r}]"
         )
     try:
         names = tuple(value)
     except TypeError:
         raise ConfigurationTypeError(
-            f"`cache_inputs` must be a list of input names, got {value!r}"
+            f"`{option}` must be a list of input names, got {value!r}"
         ) from None
     for name in names:
         if not isinstance(name, str):
             raise ConfigurationTypeError(
-                f"`cache_inputs` must be a list of input names, got {value!r} (holding {name!r})"
+                f"`{option}` must be a list of input names, got {value!r} (holding {name!r})"
             )
     return names
+
+
+def _input_names(value: Any) -> tuple[str, ...] | None:
+    """`cache_inputs` as a tuple (None: all inputs)."""
+    return None if value is None else _names("cache_inputs", value)
+
+
+def _stream_names(value: Any) -> tuple[str, ...]:
+    return _names("streams", value)
+
+
+def _buffer(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    message = f"`{attribute.name}` must be an int >= 1 of items, got {value!r}"
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigurationTypeError(message)
+    if value < 1:
+        raise ConfigurationError(message)
 
 
 @attrs.frozen(kw_only=True)
@@ -123,7 +139,16 @@ class StepOptions:
         fallback: Called with the exception when the step raises (and with the step's
             inputs as a second argument, if it takes two); its return value stands in for
             the step's (the trace shows `recovered`, and the run goes on). For a step with a
-            safe default, such as retrieval that may come back empty.
+            safe default, such as retrieval that may come back empty. For a streamed step it
+            returns the items that stand in for the stream, and it applies only while no
+            item has been produced (readers never see two streams spliced).
+        streams: The inputs this step reads as streams (each a streamed step's output): it
+            starts at the producer's first item and gets a `StreamReader` to `async for`
+            over, instead of waiting for the whole value.
+        stream_buffer: For a streamed step (an `async def` that yields): how many items it
+            may run ahead of its slowest reader that is iterating (default 64).
+        collect: For a streamed step: turns its list of items into its whole value, what
+            readers of the whole value get (default: the list; `"".join` for text).
 
     Raises:
         ConfigurationError: An option out of range (`timeout=-1`, `output="not an id"`);
@@ -141,6 +166,11 @@ class StepOptions:
     cache: CacheOptions | None = attrs.field(default=None, validator=_cache_options_or_none)
     cache_inputs: tuple[str, ...] | None = attrs.field(default=None, converter=_input_names)
     fallback: Callable[..., Any] | None = attrs.field(default=None, validator=_callable_or_none)
+    streams: tuple[str, ...] = attrs.field(default=(), converter=_stream_names)
+    stream_buffer: int = attrs.field(default=DEFAULT_STREAM_BUFFER, validator=_buffer)
+    collect: Callable[[list[Any]], Any] | None = attrs.field(
+        default=None, validator=_callable_or_none
+    )
 
 
 DEFAULT_OPTIONS = StepOptions()
@@ -159,8 +189,10 @@ class Step:
         name: The step's name, used in traces, errors and speculation policies.
         fn: The wrapped coroutine function.
         options: The step's `StepOptions`.
-        params: The parameter names, which are the names of the values it reads.
+        params: The names of the values it reads: its parameter names, except that an
+            input read as a stream is read under its stream's name (`"answer:stream"`).
         optional: The parameters that have defaults.
+        streamed: The function is an async generator: its output is a stream.
     """
 
     name: str
@@ -169,6 +201,7 @@ class Step:
     params: tuple[str, ...]
     optional: frozenset[str]
     fallback_takes_inputs: bool = False
+    streamed: bool = False
     # Whose cache entries it reads and writes (None: it is not cached); made once here,
     # not per lookup.
     cache_identity: StepIdentity | None = attrs.field(init=False, repr=False)
@@ -193,10 +226,12 @@ class Step:
 
 def _make_step(fn: StepFunction, name: str | None, options: StepOptions) -> Step:
     label = name or getattr(fn, "__name__", None) or repr(fn)
-    if not inspect.iscoroutinefunction(fn):
+    streamed = inspect.isasyncgenfunction(fn)
+    if not (inspect.iscoroutinefunction(fn) or streamed):
         raise StepDefinitionError(
-            f"step {label!r}: the function must be an `async def` (a coroutine function), "
-            f"got {type(fn).__name__} {fn!r}; wrap sync code with `trio.to_thread.run_sync`"
+            f"step {label!r}: the function must be an `async def` (a coroutine function, or "
+            f"an async generator for a streamed output), got {type(fn).__name__} {fn!r}; "
+            f"wrap sync code with `trio.to_thread.run_sync`"
         )
     if not label.isidentifier() or keyword.iskeyword(label):
         raise StepDefinitionError(f"step name must be an identifier, got {label!r}")
@@ -218,6 +253,22 @@ def _make_step(fn: StepFunction, name: str | None, options: StepOptions) -> Step
             optional.add(param.name)
     if options.cache is not None:
         _check_cacheable(label, fn, params, options)
+    if streamed and options.effect:
+        raise StepDefinitionError(
+            f"step {label!r}: an effect cannot stream its output (readers would act on "
+            f"items of an effect that may not finish); return the whole value"
+        )
+    for name_read in options.streams:
+        if name_read not in params:
+            raise StepDefinitionError(
+                f"step {label!r}: `streams` names input {name_read!r}, but the step reads "
+                f"only {params}"
+            )
+        if options.cache is not None:
+            raise StepDefinitionError(
+                f"step {label!r}: input {name_read!r} is read as a stream, which cannot be "
+                f"part of a cache key; read it whole to cache this step"
+            )
     takes_inputs = False
     if options.fallback is not None:
         arity = len(inspect.signature(options.fallback).parameters)
@@ -227,7 +278,11 @@ def _make_step(fn: StepFunction, name: str | None, options: StepOptions) -> Step
                 f"the step's inputs, but it takes {arity} parameters"
             )
         takes_inputs = arity == 2
-    return Step(label, fn, options, tuple(params), frozenset(optional), takes_inputs)
+    if options.streams:
+        fn = reading_streams(fn, options.streams, streamed)
+        params = [stream_name(p) if p in options.streams else p for p in params]
+        optional = {stream_name(p) if p in options.streams else p for p in optional}
+    return Step(label, fn, options, tuple(params), frozenset(optional), takes_inputs, streamed)
 
 
 def _check_cacheable(label: str, fn: StepFunction, params: list[str], options: StepOptions) -> None:
@@ -272,6 +327,9 @@ def step(
     cache: CacheOptions | None = None,
     cache_inputs: tuple[str, ...] | None = None,
     fallback: Callable[..., Any] | None = None,
+    streams: Sequence[str] | None = None,
+    stream_buffer: int | None = None,
+    collect: Callable[[list[Any]], Any] | None = None,
     options: StepOptions | None = None,
 ) -> Callable[[StepFunction], Step]: ...
 
@@ -290,6 +348,9 @@ def step(
     cache: CacheOptions | None = None,
     cache_inputs: tuple[str, ...] | None = None,
     fallback: Callable[..., Any] | None = None,
+    streams: Sequence[str] | None = None,
+    stream_buffer: int | None = None,
+    collect: Callable[[list[Any]], Any] | None = None,
     options: StepOptions | None = None,
 ) -> Step | Callable[[StepFunction], Step]:
     """Turn an `async def` into a `Step`; use bare (`@step`) or with options (`@step(...)`).
@@ -306,6 +367,9 @@ def step(
         cache: See `StepOptions.cache`.
         cache_inputs: See `StepOptions.cache_inputs`.
         fallback: See `StepOptions.fallback`.
+        streams: See `StepOptions.streams`.
+        stream_buffer: See `StepOptions.stream_buffer`.
+        collect: See `StepOptions.collect`.
         options: A ready `StepOptions`; not allowed together with the single options.
 
     Returns:
@@ -328,6 +392,9 @@ def step(
                 "cache": cache,
                 "cache_inputs": cache_inputs,
                 "fallback": fallback,
+                "streams": streams,
+                "stream_buffer": stream_buffer,
+                "collect": collect,
             }.items()
             if value is not None
         }

@@ -64,6 +64,9 @@ class TraceEntry:
         usage: The LLM calls the step made (None if it made none).
         waited_on: Indices (into the run's trace) of the entries it waited on: those whose
             values it read, and the router that chose its branch.
+        first_item: For a streamed step, when its first item reached its readers (None:
+            not streamed, or no item).
+        items: For a streamed step, how many items it produced (None: not streamed).
     """
 
     step: str
@@ -77,6 +80,8 @@ class TraceEntry:
     similarity: float | None = None
     usage: StepUsage | None = None
     waited_on: tuple[int, ...] = ()
+    first_item: float | None = None
+    items: int | None = None
 
     @property
     def duration(self) -> float:

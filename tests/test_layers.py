@@ -27,7 +27,7 @@ PACKAGES = {
 # the step path -> speculation -> results -> schedulers -> the runnable Flow -> the asyncio
 # bridge at the edge.
 CORE_LAYERS = (
-    ("_mode", "_observer", "_step", "_trace", "_usage", "_model_predictor"),
+    ("_mode", "_observer", "_step", "_stream", "_trace", "_usage", "_model_predictor"),
     ("_graph",),
     ("_state",),
     ("_predicted",),

@@ -25,9 +25,11 @@ from the run's start, to the microsecond::
                      unpriced_calls} the run's LLM calls (cost in dollars)
     wasted_cost     dollars spent by steps whose branch lost (derived)
     steps           [{name, branch, start_ms, end_ms, status, speculative, wasted, error,
-                      similarity, usage, waited_on}] every step execution, usage as above
-                    or null; waited_on (schema 2) lists the indices, into `steps`, of the
-                    executions it waited on (absent in schema 1: read as none)
+                      similarity, usage, waited_on, first_item_ms, items}] every step
+                    execution, usage as above or null; waited_on (schema 2) lists the
+                    indices, into `steps`, of the executions it waited on (absent in
+                    schema 1: read as none); first_item_ms and items (schema 3) a streamed
+                    step's first item and item count
     decisions       optional (absent in older lines, read as none):
                     [{router, branch, label, at_ms, predicted, probabilities, source,
                       note, right, plan, reasons, cache, similarity, wasted}] every router

@@ -13,10 +13,12 @@ The line also carries figures derived from the model (`route`, `wasted_ms`, `cri
 a decision's `predicted` and `right`, ...) for people and tools reading the file; a reader
 recomputes them from the model and ignores what the line says.
 
-Schema 2 (written now) differs from schema 1 (still read) only in what a step carries:
-`waited_on`, the indices of the steps it waited on, so that a reader can walk the critical
-path. A schema-1 line reads with `waited_on == ()` everywhere. The layout of both is drawn
-in `_log.py`'s docstring and in the README.
+Schema 3 (written now) adds what a streamed step carries: `first_item_ms`, when its first
+item reached its readers, and `items`, how many it produced (null for other steps); a
+schema-2 line reads with both None. Schema 2 differs from schema 1 (still read) only in
+what a step carries: `waited_on`, the indices of the steps it waited on, so that a reader
+can walk the critical path. A schema-1 line reads with `waited_on == ()` everywhere. The
+layout of each is drawn in `_log.py`'s docstring and in the README.
 
 Unknown fields are ignored, so a field may be added without a new version; removing or
 retyping one needs a new version. Errors name the line and the field's path
@@ -51,8 +53,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "RunRecord", "run_from_json", "run_to_json"]
 
-SCHEMA_VERSION = 2
-_READABLE = (1, 2)
+SCHEMA_VERSION = 3
+_READABLE = (1, 2, 3)
 
 
 @attrs.frozen(kw_only=True)
@@ -193,6 +195,10 @@ def ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
 
 
+def _maybe_ms(seconds: float | None) -> float | None:
+    return None if seconds is None else ms(seconds)
+
+
 def _seconds(ms: float) -> float:
     return round(ms / 1000, 6)
 
@@ -202,7 +208,8 @@ def _rebased(result: RunResult) -> RunResult:
     zero = result.started
 
     def entry(e: TraceEntry) -> TraceEntry:
-        return attrs.evolve(e, start=e.start - zero, end=e.end - zero)
+        first = None if e.first_item is None else e.first_item - zero
+        return attrs.evolve(e, start=e.start - zero, end=e.end - zero, first_item=first)
 
     def decision(d: RouterDecision) -> RouterDecision:
         return attrs.evolve(d, at=None if d.at is None else d.at - zero)
@@ -348,7 +355,12 @@ for _cls in (TraceEntry, RouteTaken, RouterDecision, PredictedValue, RunResult):
 
 # File key of each attribute that is named otherwise on disk (for error paths too).
 _KEYS: dict[type, dict[str, str]] = {
-    TraceEntry: {"step": "name", "start": "start_ms", "end": "end_ms"},
+    TraceEntry: {
+        "step": "name",
+        "start": "start_ms",
+        "end": "end_ms",
+        "first_item": "first_item_ms",
+    },
     RouteTaken: {"at": "at_ms"},
     RouterDecision: {"at": "at_ms", "prediction": "probabilities"},
     PredictedValue: {"at": "at_ms"},
@@ -375,6 +387,7 @@ _converter.register_structure_hook(
         start=override(rename="start_ms", struct_hook=_ms_field),
         end=override(rename="end_ms", struct_hook=_ms_field),
         usage=override(struct_hook=_usage_in),
+        first_item=override(rename="first_item_ms", struct_hook=_maybe_ms_field),
     ),
 )
 _converter.register_unstructure_hook(
@@ -385,6 +398,7 @@ _converter.register_unstructure_hook(
         step=override(rename="name"),
         start=override(rename="start_ms", unstruct_hook=ms),
         end=override(rename="end_ms", unstruct_hook=ms),
+        first_item=override(rename="first_item_ms", unstruct_hook=_maybe_ms),
     ),
 )
 _converter.register_structure_hook(
@@ -410,7 +424,7 @@ _converter.register_unstructure_hook(
     make_dict_unstructure_fn(
         PredictedValue,
         _converter,
-        at=override(rename="at_ms", unstruct_hook=lambda at: None if at is None else ms(at)),
+        at=override(rename="at_ms", unstruct_hook=_maybe_ms),
     ),
 )
 

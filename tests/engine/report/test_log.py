@@ -91,7 +91,7 @@ def test_digest_is_canonical() -> None:
 
 async def test_log_line_documents_its_schema(autojump_clock: MockClock) -> None:
     line = log_line(await writer_run(), run_id="x" * 32, time=MOMENT)
-    assert line["schema"] == SCHEMA_VERSION == 2
+    assert line["schema"] == SCHEMA_VERSION == 3
     assert line["inputs_digest"] is None
     assert "inputs" not in line
     from specroute.engine.report import _log

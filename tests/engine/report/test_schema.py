@@ -67,6 +67,8 @@ def entries(draw: st.DrawFn, count: int) -> TraceEntry:
         similarity=draw(st.none() | st.floats(-1, 1)),
         usage=draw(st.none() | usages()),
         waited_on=tuple(draw(st.lists(st.integers(0, max(0, count - 1)), max_size=3))),
+        first_item=draw(st.none() | micros.filter(lambda first: start <= first)),
+        items=draw(st.none() | st.integers(0, 99)),
     )
 
 
@@ -205,7 +207,8 @@ def test_schema_1_lines_from_the_old_writer_read() -> None:
         # Fields added since schema 1 are written with their "nothing happened" value.
         added = {"handoff_confirmed": None}
         assert new["decisions"] == [{**decision, **added} for decision in old["decisions"]]
-        assert [{k: v for k, v in s.items() if k != "waited_on"} for s in new["steps"]] == old[
+        later = {"waited_on", "first_item_ms", "items"}  # what schemas 2 and 3 added
+        assert [{k: v for k, v in s.items() if k not in later} for s in new["steps"]] == old[
             "steps"
         ]
 
@@ -214,10 +217,10 @@ def test_a_record_writes_the_current_schema_and_reads_back() -> None:
     record = RunRecord.from_json(json.loads(FIXTURE.read_text().splitlines()[2]), line=3)
     assert record.line == 3
     data = record.to_json()
-    assert data["schema"] == SCHEMA_VERSION == 2
+    assert data["schema"] == SCHEMA_VERSION == 3
     assert [step["waited_on"] for step in data["steps"]] == [[], [], []]
     again = RunRecord.from_json(through_json(data), line=3)
-    assert again == attrs.evolve(record, schema=2)
+    assert again == attrs.evolve(record, schema=SCHEMA_VERSION)
 
 
 @pytest.mark.parametrize(
