@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(PY) bench/speculation.py
 	$(PY) bench/policy.py
 	$(PY) bench/asyncio_bridge.py
+	$(PY) bench/streams.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

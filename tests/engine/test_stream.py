@@ -226,3 +226,67 @@ def test_bad_stream_definitions_are_refused_when_made() -> None:
 
     with pytest.raises(StepDefinitionError, match="an effect cannot stream"):
         step(effect=True)(effect)
+
+
+async def test_a_chosen_branch_streams_on_without_replay(autojump_clock: MockClock) -> None:
+    @step
+    async def decide(prompt: str) -> Route:
+        await trio.sleep(1.5)
+        return Route("long")
+
+    @step(output="answer")
+    async def short() -> list[str]:
+        return []
+
+    calls = 0
+
+    @step(collect="".join)
+    async def generate(prompt: str) -> AsyncIterator[str]:
+        nonlocal calls
+        calls += 1
+        for index in range(3):
+            await trio.sleep(1)
+            yield str(index)
+
+    @step(streams=["generate"], output="answer")
+    async def read(generate: StreamReader) -> list[str]:
+        return [f"{trio.current_time():.1f}:{token}" async for token in generate]
+
+    flow = Flow(
+        [
+            router(
+                decide,
+                {"short": [short], "long": Flow([generate, read], name="long", outputs=["answer"])},
+            )
+        ],
+        outputs=["answer"],
+    )
+    result = await flow.run(prompt="t", speculate=Always())
+    start = result.started
+    assert result.outputs == {
+        "answer": [f"{start + 1:.1f}:0", f"{start + 2:.1f}:1", f"{start + 3:.1f}:2"]
+    }
+    assert calls == 1  # the stream went on when its branch won, from where it was
+    assert result.wall_time == pytest.approx(3.0)
+
+
+async def test_a_near_match_on_a_streamed_step_is_a_predicted_stream(
+    autojump_clock: MockClock,
+) -> None:
+    from tests.engine.test_predicted import ASKED, STORED, Same
+
+    @step(cache=CacheOptions(semantic="prompt"), collect="".join)
+    async def generate(prompt: str) -> AsyncIterator[str]:
+        for token in ("a", "b"):
+            await trio.sleep(1)
+            yield token
+
+    flow = Flow([generate, quality])
+    async with open_cache(embedder=Same()) as cache:
+        await flow.run(prompt=STORED, cache=cache)
+        result = await flow.run(prompt=ASKED, cache=cache)
+    (guess,) = result.predicted_values
+    assert (guess.speculated, guess.confirmed) == (True, True)
+    # The reader read the replayed prediction at once and was kept.
+    assert [seen.split(":")[1] for seen in result.values["quality"]] == ["a", "b"]
+    assert result.wall_time == pytest.approx(2.0)
