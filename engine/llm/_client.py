@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import warnings
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import httpx
@@ -37,7 +37,9 @@ from ._usage import Usage, estimate_prompt_tokens
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
+    from ._messages import ToolCall
     from ._provider import Provider
+    from ._toolspec import OutputSchema, ToolSpec
 
 __all__ = [
     "DEFAULT_HTTP_TIMEOUT",
@@ -75,6 +77,7 @@ class Completion:
         finish_reason: Why generation stopped, as the provider says (`"stop"`, `"length"`,
             `"end_turn"`, `"max_tokens"`...), or `None`.
         streamed: Whether the answer was streamed.
+        tool_calls: The tool calls the model made, in its order (empty: none).
     """
 
     text: str
@@ -88,6 +91,7 @@ class Completion:
     first_token_at: float | None
     finish_reason: str | None
     streamed: bool
+    tool_calls: tuple[ToolCall, ...] = ()
 
     @property
     def duration(self) -> float:
@@ -141,6 +145,8 @@ class LLMClient:
         stream: bool | None = None,
         temperature: float | None = None,
         meter: UsageMeter | None = None,
+        tools: Sequence[ToolSpec] = (),
+        output: OutputSchema | None = None,
     ) -> Completion:
         """Ask `model` to continue `messages`; retry retryable failures; record the call.
 
@@ -155,6 +161,10 @@ class LLMClient:
                 `stream_min_tokens`). Only a streamed call stops generating when cancelled.
             temperature: Sampling temperature (`None`: the provider's default).
             meter: One more meter to record this call in.
+            tools: Tools the model may call; its calls are in `Completion.tool_calls` (run
+                them with `run_tool_loop`).
+            output: A JSON schema the answer should fit, asked for in the provider's own
+                way; not validated here (`structured` validates and retries).
 
         Returns:
             The completion.
@@ -178,8 +188,14 @@ class LLMClient:
         status = CallStatus.CANCELLED
         error: str | None = None
         try:
+            extras: dict[str, Any] = {}
+            # Only to calls that use them: a user's format may not know these arguments.
+            if tools:
+                extras["tools"] = tuple(tools)
+            if output is not None:
+                extras["output"] = output
             completion = await self._complete(
-                call, prompt, model, max_tokens, streamed, temperature
+                call, prompt, model, max_tokens, streamed, temperature, extras
             )
             status = CallStatus.COMPLETED
         except Exception as exc:
@@ -201,6 +217,7 @@ class LLMClient:
         max_tokens: int,
         stream: bool,
         temperature: float | None,
+        extras: dict[str, Any],
     ) -> Completion:
         provider = self.provider
         wire = provider.format
@@ -208,7 +225,12 @@ class LLMClient:
             url=wire.url(provider.base_url),
             headers=provider.authorize(wire.headers()),
             body=wire.body(
-                prompt, model=model, max_tokens=max_tokens, stream=stream, temperature=temperature
+                prompt,
+                model=model,
+                max_tokens=max_tokens,
+                stream=stream,
+                temperature=temperature,
+                **extras,
             ),
             stream=stream,
             reserve=call.prompt_estimate + max_tokens,
@@ -299,6 +321,7 @@ class LLMClient:
             first_token_at=progress.first_token_at,
             finish_reason=progress.finish_reason,
             streamed=stream,
+            tool_calls=progress.tool_calls(),
         )
 
     def _record(

@@ -20,6 +20,7 @@ import attrs
 import trio
 
 from ._errors import ProviderResponseError
+from ._messages import ToolCall
 from ._usage import Usage, estimate_tokens
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
     from ._messages import Message
     from ._sse import ServerSentEvent
+    from ._toolspec import OutputSchema, ToolSpec
 
 __all__ = ["Progress", "StreamDecoder", "WireFormat", "load_json"]
 
@@ -44,6 +46,8 @@ class Progress:
         done: Whether the answer's final event (or the whole body) has been read; an answer
             that ends without it is a connection cut short.
         first_token_at: `trio.current_time()` when the first text arrived.
+        tool_parts: The tool calls received so far, by the index the provider gave them
+            (add with `add_tool_call`; read with `tool_calls`).
     """
 
     parts: list[str] = attrs.field(factory=list)
@@ -53,6 +57,33 @@ class Progress:
     finish_reason: str | None = None
     done: bool = False
     first_token_at: float | None = None
+    tool_parts: dict[int, _ToolCallParts] = attrs.field(factory=dict)
+
+    def add_tool_call(
+        self, index: int, *, id: str | None = None, name: str | None = None, arguments: str = ""
+    ) -> None:
+        """Add to tool call `index`: its id and name when they arrive, and argument text.
+
+        A stream sends a call's id and name once and its JSON arguments in pieces; a whole
+        body sends everything at once. Both land here.
+        """
+        parts = self.tool_parts.setdefault(index, _ToolCallParts())
+        if id:
+            parts.id = id
+        if name:
+            parts.name = name
+        if arguments:
+            if self.first_token_at is None:
+                self.first_token_at = trio.current_time()
+            parts.arguments.append(arguments)
+            self.chars += len(arguments)
+
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """Return the tool calls received, in the provider's order."""
+        return tuple(
+            ToolCall(id=parts.id, name=parts.name, arguments_json="".join(parts.arguments))
+            for _, parts in sorted(self.tool_parts.items())
+        )
 
     def add_text(self, text: str) -> None:
         """Append generated `text` (empty text is ignored)."""
@@ -99,7 +130,9 @@ class Progress:
         if output_tokens is None or partial:
             # A stream cut short may carry a stale count (Anthropic sends its count at the
             # start and the end); the text received is then the better lower bound.
-            from_text = estimate_tokens(self.text())
+            # Tool-call arguments are generated tokens too.
+            arguments = "".join("".join(p.arguments) for p in self.tool_parts.values())
+            from_text = estimate_tokens(self.text() + arguments)
             if output_tokens is None or from_text > output_tokens:
                 output_tokens = from_text
                 estimated = True
@@ -109,6 +142,13 @@ class Progress:
             partial=partial,
             estimated=estimated,
         )
+
+
+@attrs.define(eq=False)
+class _ToolCallParts:
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = attrs.field(factory=list)
 
 
 class StreamDecoder(Protocol):
@@ -154,8 +194,13 @@ class WireFormat(Protocol):
         max_tokens: int,
         stream: bool,
         temperature: float | None,
+        tools: Sequence[ToolSpec] = (),
+        output: OutputSchema | None = None,
     ) -> dict[str, Any]:
         """Return the JSON request body for one call.
+
+        The client passes `tools` and `output` only to calls that use them, so a format that
+        supports neither may leave them out of its signature.
 
         Args:
             messages: The prompt.
@@ -163,6 +208,8 @@ class WireFormat(Protocol):
             max_tokens: The cap on generated tokens.
             stream: Whether to ask for a streamed answer.
             temperature: The sampling temperature (`None`: the provider's default).
+            tools: The tools the model may call (read its calls into `Progress.add_tool_call`).
+            output: The schema the answer must fit, asked for in the API's own way.
 
         Returns:
             The body, sent as JSON.
