@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._trace import RouterDecision, RouteTaken, StepStatus, TraceEntry
 from ._usage import StepUsage
+from .llm import ToolRecord
 
 if TYPE_CHECKING:
     from ._state import Execution, RunState, Scope
@@ -80,6 +81,10 @@ def _entry(execution: Execution, committed: bool, waited: tuple[int, ...]) -> Tr
     if wasted is None:
         wasted = not committed and status is not SKIPPED
     calls = execution.calls
+    tools: tuple[ToolRecord, ...] = ()
+    if calls is not None and any(isinstance(r, ToolRecord) for r in calls):
+        tools = tuple(r for r in calls if isinstance(r, ToolRecord))
+        calls = [r for r in calls if not isinstance(r, ToolRecord)] or None
     error = execution.error
     return TraceEntry(
         step=execution.name,
@@ -93,6 +98,7 @@ def _entry(execution: Execution, committed: bool, waited: tuple[int, ...]) -> Tr
         similarity=execution.similarity,
         usage=None if calls is None else StepUsage.of(calls),
         waited_on=waited,
+        tools=tools,
     )
 
 

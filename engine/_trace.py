@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from specroute.routes import PlanReason, Prediction
 
     from ._mode import Mode
+    from .llm import ToolRecord
 
 __all__ = ["RouteTaken", "RouterDecision", "RunResult", "StepStatus", "TraceEntry"]
 
@@ -57,6 +58,8 @@ class TraceEntry:
         usage: The LLM calls the step made (None if it made none).
         waited_on: Indices (into the run's trace) of the entries it waited on: those whose
             values it read, and the router that chose its branch.
+        tools: The tools its tool loops ran (`run_tool_loop`), each with its own start and
+            end, in the order they finished.
     """
 
     step: str
@@ -70,6 +73,7 @@ class TraceEntry:
     similarity: float | None = None
     usage: StepUsage | None = None
     waited_on: tuple[int, ...] = ()
+    tools: tuple[ToolRecord, ...] = ()
 
     @property
     def duration(self) -> float:

@@ -26,7 +26,7 @@ retyping one needs a new version. Errors name the line and the field's path
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 import attrs
 import cattrs
@@ -37,6 +37,7 @@ from specroute.routes import PlanReason, Prediction
 from .._mode import Mode
 from .._trace import RouterDecision, RouteTaken, RunResult, StepStatus, TraceEntry
 from .._usage import StepUsage
+from ..llm import ToolRecord
 from ._errors import RunLogError
 
 if TYPE_CHECKING:
@@ -331,8 +332,10 @@ _TYPES = {
     "PlanReason": PlanReason,
     "Prediction": Prediction,
     "StepUsage": StepUsage,
+    "ToolRecord": ToolRecord,
+    "Literal": Literal,
 }
-for _cls in (TraceEntry, RouteTaken, RouterDecision, RunResult):
+for _cls in (TraceEntry, RouteTaken, RouterDecision, RunResult, ToolRecord):
     attrs.resolve_types(_cls, localns=_TYPES)
 
 # File key of each attribute that is named otherwise on disk (for error paths too).
@@ -354,6 +357,25 @@ def _usage_in(value: object, _: object) -> StepUsage | None:
     return None if value is None else _converter.structure(value, StepUsage)
 
 
+# A tool execution's times are milliseconds on disk, as a step's are.
+_converter.register_structure_hook(
+    ToolRecord,
+    make_dict_structure_fn(
+        ToolRecord,
+        _converter,
+        start=override(rename="start_ms", struct_hook=_ms_field),
+        end=override(rename="end_ms", struct_hook=_ms_field),
+    ),
+)
+_converter.register_unstructure_hook(
+    ToolRecord,
+    make_dict_unstructure_fn(
+        ToolRecord,
+        _converter,
+        start=override(rename="start_ms", unstruct_hook=ms),
+        end=override(rename="end_ms", unstruct_hook=ms),
+    ),
+)
 _converter.register_structure_hook(
     TraceEntry,
     make_dict_structure_fn(
@@ -373,6 +395,8 @@ _converter.register_unstructure_hook(
         step=override(rename="name"),
         start=override(rename="start_ms", unstruct_hook=ms),
         end=override(rename="end_ms", unstruct_hook=ms),
+        # Absent from steps that ran no tools, so their lines read as before.
+        tools=override(omit_if_default=True),
     ),
 )
 _converter.register_structure_hook(
