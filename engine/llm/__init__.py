@@ -67,7 +67,6 @@ from ._structured import StructuredOutputError as StructuredOutputError
 from ._structured import output_schema as output_schema
 from ._structured import structured as structured
 from ._tools import DEFAULT_MAX_TOOL_ROUNDS as DEFAULT_MAX_TOOL_ROUNDS
-from ._tools import Tool as Tool
 from ._tools import ToolEffectError as ToolEffectError
 from ._tools import ToolFailedError as ToolFailedError
 from ._tools import ToolLoopError as ToolLoopError
@@ -77,10 +76,11 @@ from ._tools import ToolRecord as ToolRecord
 from ._tools import ToolRoundsExceededError as ToolRoundsExceededError
 from ._tools import observe_tools as observe_tools
 from ._tools import run_tool_loop as run_tool_loop
-from ._tools import tool as tool
 from ._toolspec import OutputSchema as OutputSchema
+from ._toolspec import Tool as Tool
 from ._toolspec import ToolSpec as ToolSpec
 from ._toolspec import call_dependencies as call_dependencies
+from ._toolspec import tool as tool
 from ._usage import Usage as Usage
 from ._usage import estimate_prompt_tokens as estimate_prompt_tokens
 from ._usage import estimate_tokens as estimate_tokens

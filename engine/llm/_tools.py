@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import inspect
 import json
-import typing
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
@@ -30,12 +28,12 @@ import trio
 
 from ._client import DEFAULT_MAX_TOKENS
 from ._errors import LLMConfigError, LLMError
-from ._jsonschema import check_schema, schema_of_type, validate_json
+from ._jsonschema import check_schema, validate_json
 from ._messages import Message, ToolCall, as_messages
-from ._toolspec import ToolSpec
+from ._toolspec import Tool
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterator, Sequence
+    from collections.abc import Iterator, Sequence
 
     from ._client import Completion, LLMClient
     from ._messages import MessageLike
@@ -43,7 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_TOOL_ROUNDS",
-    "Tool",
     "ToolEffectError",
     "ToolFailedError",
     "ToolLoopError",
@@ -53,7 +50,6 @@ __all__ = [
     "ToolRoundsExceededError",
     "observe_tools",
     "run_tool_loop",
-    "tool",
 ]
 
 #: The most model calls one `run_tool_loop` makes.
@@ -161,104 +157,6 @@ def observe_tools(observer: ToolObserver) -> Iterator[ToolObserver]:
         yield observer
     finally:
         _OBSERVERS.reset(token)
-
-
-def _callable(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not inspect.iscoroutinefunction(value):
-        raise LLMConfigError(f"`{attribute.name}` of a tool must be an `async def`, got {value!r}")
-
-
-@attrs.frozen(kw_only=True)
-class Tool:
-    """A tool: its definition for the model and the async function that runs it.
-
-    Make one with the `tool` decorator, which reads the definition off the function.
-
-    Args:
-        spec: The definition the model sees.
-        fn: An `async def` called with the model's arguments as keyword arguments. It
-            returns the result: a string as it is, anything else as JSON (attrs classes
-            as their fields).
-        effect: It has side effects (sends, writes, pays): it runs only where effects are
-            allowed, never in a branch that may lose.
-    """
-
-    spec: ToolSpec
-    fn: Callable[..., Awaitable[Any]] = attrs.field(validator=_callable)
-    effect: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
-
-    @property
-    def name(self) -> str:
-        """The tool's name."""
-        return self.spec.name
-
-
-@typing.overload
-def tool(fn: Callable[..., Awaitable[Any]], /) -> Tool: ...
-
-
-@typing.overload
-def tool(
-    *, name: str | None = None, description: str | None = None, effect: bool = False
-) -> Callable[[Callable[..., Awaitable[Any]]], Tool]: ...
-
-
-def tool(
-    fn: Callable[..., Awaitable[Any]] | None = None,
-    /,
-    *,
-    name: str | None = None,
-    description: str | None = None,
-    effect: bool = False,
-) -> Tool | Callable[[Callable[..., Awaitable[Any]]], Tool]:
-    """Make a `Tool` of an `async def`: its name, docstring and typed parameters say what the
-    model sees::
-
-        @tool
-        async def lookup_price(sku: str, currency: Literal["EUR", "USD"] = "EUR") -> float:
-            '''Return the list price of one article.'''
-
-    Parameters may have the types `schema_of` describes; those without a default are
-    required.
-
-    Args:
-        fn: The function (when used as `@tool` without arguments).
-        name: The tool's name (default: the function's).
-        description: What it does (default: the docstring's first paragraph).
-        effect: It has side effects (see `Tool.effect`).
-
-    Returns:
-        The tool, or a decorator that makes one.
-
-    Raises:
-        LLMConfigError: The function is not an `async def`, or a parameter is untyped or
-            of a type that cannot be described.
-    """
-
-    def make(fn: Callable[..., Awaitable[Any]]) -> Tool:
-        label: str = name or fn.__name__
-        hints = typing.get_type_hints(fn)
-        properties: dict[str, Any] = {}
-        required: list[str] = []
-        for parameter in inspect.signature(fn).parameters.values():
-            if parameter.name not in hints:
-                raise LLMConfigError(
-                    f"parameter `{parameter.name}` of tool {label!r} has no type; annotate it,"
-                    " so that the model is told what to pass"
-                )
-            where = f"{label}({parameter.name})"
-            properties[parameter.name] = schema_of_type(hints[parameter.name], where)
-            if parameter.default is inspect.Parameter.empty:
-                required.append(parameter.name)
-        doc = inspect.getdoc(fn) or ""
-        spec = ToolSpec(
-            name=label,
-            description=description if description is not None else doc.split("\n\n")[0],
-            parameters={"type": "object", "properties": properties, "required": required},
-        )
-        return Tool(spec=spec, fn=fn, effect=effect)
-
-    return make if fn is None else make(fn)
 
 
 @attrs.frozen(kw_only=True)

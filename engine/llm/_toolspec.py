@@ -2,6 +2,7 @@
 typed values every wire format writes (the model's calls are `ToolCall`s, in `_messages.py`).
 
 `ToolSpec` is a tool as the model sees it (name, description, JSON schema of its arguments);
+`Tool` adds the async function that runs it (`@tool` reads both off a function);
 `OutputSchema` is the JSON schema an answer must fit.
 `call_dependencies` turns them into plain data for `CacheOptions(depends_on=...)`, so a cached
 step's key changes whenever the model, the schema or a tool definition does.
@@ -9,17 +10,20 @@ step's key changes whenever the model, the schema or a tool definition does.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
-from collections.abc import Mapping, Sequence
+import typing
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
 import attrs
 
 from ._errors import LLMConfigError
+from ._jsonschema import schema_of_type
 
-__all__ = ["OutputSchema", "ToolSpec", "call_dependencies"]
+__all__ = ["OutputSchema", "Tool", "ToolSpec", "call_dependencies", "tool"]
 
 # Both providers accept tool names of this shape (OpenAI: 1-64 of [a-zA-Z0-9_-]).
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -40,10 +44,17 @@ def _frozen_schema(value: object) -> Mapping[str, Any]:
         )
     try:
         # A deep copy that also proves the schema is JSON: it is sent as JSON and keyed on.
-        copied = json.loads(json.dumps(value))
+        copied = json.loads(json.dumps(value, default=_mapping))
     except (TypeError, ValueError) as exc:
         raise LLMConfigError(f"a JSON schema must be plain JSON data: {exc}") from exc
     return MappingProxyType(copied)
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    # A schema that is already frozen (copied from another spec) holds mapping proxies.
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 @attrs.frozen(kw_only=True)
@@ -72,7 +83,7 @@ class ToolSpec:
         return {
             "name": self.name,
             "description": self.description,
-            "parameters": json.loads(json.dumps(dict(self.parameters))),
+            "parameters": json.loads(json.dumps(self.parameters, default=_mapping)),
         }
 
 
@@ -100,16 +111,114 @@ class OutputSchema:
         """Return the schema as plain JSON data (for cache keys and request bodies)."""
         return {
             "name": self.name,
-            "schema": json.loads(json.dumps(dict(self.schema))),
+            "schema": json.loads(json.dumps(self.schema, default=_mapping)),
             "strict": self.strict,
         }
+
+
+def _callable(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not inspect.iscoroutinefunction(value):
+        raise LLMConfigError(f"`{attribute.name}` of a tool must be an `async def`, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Tool:
+    """A tool: its definition for the model and the async function that runs it.
+
+    Make one with the `tool` decorator, which reads the definition off the function.
+
+    Args:
+        spec: The definition the model sees.
+        fn: An `async def` called with the model's arguments as keyword arguments. It
+            returns the result: a string as it is, anything else as JSON (attrs classes
+            as their fields).
+        effect: It has side effects (sends, writes, pays): it runs only where effects are
+            allowed, never in a branch that may lose.
+    """
+
+    spec: ToolSpec
+    fn: Callable[..., Awaitable[Any]] = attrs.field(validator=_callable)
+    effect: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+
+    @property
+    def name(self) -> str:
+        """The tool's name."""
+        return self.spec.name
+
+
+@typing.overload
+def tool(fn: Callable[..., Awaitable[Any]], /) -> Tool: ...
+
+
+@typing.overload
+def tool(
+    *, name: str | None = None, description: str | None = None, effect: bool = False
+) -> Callable[[Callable[..., Awaitable[Any]]], Tool]: ...
+
+
+def tool(
+    fn: Callable[..., Awaitable[Any]] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    effect: bool = False,
+) -> Tool | Callable[[Callable[..., Awaitable[Any]]], Tool]:
+    """Make a `Tool` of an `async def`: its name, docstring and typed parameters say what the
+    model sees::
+
+        @tool
+        async def lookup_price(sku: str, currency: Literal["EUR", "USD"] = "EUR") -> float:
+            '''Return the list price of one article.'''
+
+    Parameters may have the types `schema_of` describes; those without a default are
+    required.
+
+    Args:
+        fn: The function (when used as `@tool` without arguments).
+        name: The tool's name (default: the function's).
+        description: What it does (default: the docstring's first paragraph).
+        effect: It has side effects (see `Tool.effect`).
+
+    Returns:
+        The tool, or a decorator that makes one.
+
+    Raises:
+        LLMConfigError: The function is not an `async def`, or a parameter is untyped or
+            of a type that cannot be described.
+    """
+
+    def make(fn: Callable[..., Awaitable[Any]]) -> Tool:
+        label: str = name or fn.__name__
+        hints = typing.get_type_hints(fn)
+        properties: dict[str, Any] = {}
+        required: list[str] = []
+        for parameter in inspect.signature(fn).parameters.values():
+            if parameter.name not in hints:
+                raise LLMConfigError(
+                    f"parameter `{parameter.name}` of tool {label!r} has no type; annotate it,"
+                    " so that the model is told what to pass"
+                )
+            where = f"{label}({parameter.name})"
+            properties[parameter.name] = schema_of_type(hints[parameter.name], where)
+            if parameter.default is inspect.Parameter.empty:
+                required.append(parameter.name)
+        doc = inspect.getdoc(fn) or ""
+        spec = ToolSpec(
+            name=label,
+            description=description if description is not None else doc.split("\n\n")[0],
+            parameters={"type": "object", "properties": properties, "required": required},
+        )
+        return Tool(spec=spec, fn=fn, effect=effect)
+
+    return make if fn is None else make(fn)
 
 
 def call_dependencies(
     *,
     model: str,
     schema: OutputSchema | None = None,
-    tools: Sequence[ToolSpec] = (),
+    tools: Sequence[Tool | ToolSpec] = (),
     **extra: Any,
 ) -> dict[str, Any]:
     """Return what a model call's answer depends on, as `CacheOptions(depends_on=...)` takes it.
@@ -123,7 +232,7 @@ def call_dependencies(
     Args:
         model: The model asked for.
         schema: The output schema, if the answer must fit one.
-        tools: The tools offered to the model (their order does not matter).
+        tools: The tools offered to the model, or their specs (their order does not matter).
         **extra: Anything else the answer depends on (a prompt version, a temperature).
 
     Returns:
@@ -134,7 +243,11 @@ def call_dependencies(
         dependencies["schema"] = schema.as_data()
     if tools:
         dependencies["tools"] = sorted(
-            (tool.as_data() for tool in tools), key=lambda data: str(data["name"])
+            (_spec(tool).as_data() for tool in tools), key=lambda data: str(data["name"])
         )
     dependencies.update(extra)
     return dependencies
+
+
+def _spec(item: Tool | ToolSpec) -> ToolSpec:
+    return item.spec if isinstance(item, Tool) else item
