@@ -12,7 +12,7 @@ import pytest
 import trio
 from llm_mocks import MakeClient, openai_answer
 from specroute.cache import CacheOptions, open_cache
-from specroute.engine import Flow, StepStatus, step
+from specroute.engine import Always, Flow, Route, StepStatus, router, step
 from specroute.engine.llm import (
     LLMClient,
     LLMConfigError,
@@ -28,6 +28,7 @@ from specroute.engine.llm import (
     run_tool_loop,
     tool,
 )
+from specroute.engine.report import run_from_json, run_to_json
 from specroute.routes import StepFailedError
 
 if TYPE_CHECKING:
@@ -367,3 +368,93 @@ async def test_the_cache_key_changes_with_the_tools(
 
     assert (first.cache_misses, same.cache_hits, other.cache_misses) == (1, 1, 1)
     assert calls == ["q", "q"]
+
+
+async def test_tool_executions_survive_the_run_log(
+    make_client: MakeClient, autojump_clock: MockClock
+) -> None:
+    script: Script = [[("lookup_price", '{"sku": "A1"}')], [("stock", "{}")], "Done."]
+    client = make_client(scripted(script, []))
+
+    @step(output="answer")
+    async def ask(request: str) -> str:
+        loop = await run_tool_loop(
+            client, request, tools=[lookup_price, stock_of], model="gpt-4o-mini", stream=False
+        )
+        return loop.text
+
+    result = await Flow([ask]).run(request="A1?")
+    data = json.loads(json.dumps(run_to_json(result)))
+    again = run_from_json(data)
+
+    [step_data] = data["steps"]
+    assert step_data["tools"][0] == {
+        "tool": "lookup_price",
+        "call_id": "call_0",
+        "start_ms": 0.0,
+        "end_ms": 1000.0,
+        "status": "ok",
+        "effect": False,
+        "error": None,
+    }
+    assert again.trace[0].tools[1].status == "failed"  # `stock` without its `sku`
+    assert [(t.tool, t.duration) for t in again.trace[0].tools] == [
+        ("lookup_price", 1.0),
+        ("stock", 0.0),
+    ]
+
+
+async def test_a_step_without_tools_writes_no_tools_field(autojump_clock: MockClock) -> None:
+    @step
+    async def plain(request: str) -> str:
+        return request
+
+    data = run_to_json(await Flow([plain]).run(request="x"))
+
+    assert "tools" not in data["steps"][0]
+
+
+async def test_a_losing_branch_runs_no_effect_tool_and_its_loop_is_cancelled(
+    make_client: MakeClient, autojump_clock: MockClock
+) -> None:
+    SENT.clear()
+    seen: list[dict[str, Any]] = []
+
+    async def slow_tool_calls(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        await trio.sleep(5)
+        return httpx.Response(200, json=tool_calls(("lookup_price", '{"sku": "A1"}')))
+
+    client = make_client(slow_tool_calls)
+
+    @step
+    async def decide(request: str) -> Route:
+        await trio.sleep(1)
+        return Route("reuse")
+
+    @step(output="answer")
+    async def reuse(request: str) -> str:
+        return "saved"
+
+    @step(output="draft")
+    async def plan(request: str) -> str:
+        loop = await run_tool_loop(client, request, tools=[lookup_price], model="gpt-4o-mini")
+        return loop.text
+
+    @step(output="answer", effect=True)
+    async def order(draft: str) -> str:
+        loop = await run_tool_loop(client, draft, tools=[send_order], model="gpt-4o-mini")
+        return loop.text
+
+    flow = Flow([router(decide, {"reuse": Flow([reuse]), "buy": Flow([plan, order])})])
+    result = await flow.run(request="A1", speculate=Always())
+
+    assert result.outputs == {"answer": "saved"}
+    by_name = {entry.step: entry for entry in result.trace}
+    assert by_name["plan"].status is StepStatus.CANCELLED
+    assert by_name["plan"].wasted
+    assert by_name["plan"].usage is not None
+    assert by_name["plan"].usage.cancelled_calls == 1
+    assert "order" not in by_name or by_name["order"].status is StepStatus.SKIPPED
+    assert len(seen) == 1
+    assert SENT == []
