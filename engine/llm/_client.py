@@ -33,6 +33,7 @@ from ._meter import Attempt, CallRecord, CallStatus, UsageMeter, active_meters
 from ._prices import PriceTable, UnknownModelPriceWarning
 from ._retry import DEFAULT_RETRY, RetryPolicy
 from ._usage import Usage, estimate_prompt_tokens
+from ._wire import check_body_takes
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -173,13 +174,21 @@ class LLMClient:
             ProviderHTTPError: The provider refused the request with a non-retryable status.
             ProviderResponseError: The answer did not follow the wire format.
             RetryBudgetExceededError: Retryable failures outlasted the retry policy.
-            LLMConfigError: The call can never fit the provider's token budget.
+            LLMConfigError: The call can never fit the provider's token budget, or the
+                provider's format takes no `tools` or `output`.
             ValueError: An argument is invalid.
         """
         if not model:
             raise ValueError(f"`model` must be a non-empty model name, got {model!r}")
         if not isinstance(max_tokens, int) or max_tokens < 1:
             raise ValueError(f"`max_tokens` must be an int >= 1, got {max_tokens!r}")
+        extras: dict[str, Any] = {}
+        # Only to calls that use them: a user's format may not know these arguments.
+        if tools:
+            extras["tools"] = tuple(tools)
+        if output is not None:
+            extras["output"] = output
+        check_body_takes(self.provider.format, list(extras))
         prompt = as_messages(messages)
         call = CallState(
             prompt_estimate=estimate_prompt_tokens(prompt), started=trio.current_time()
@@ -188,12 +197,6 @@ class LLMClient:
         status = CallStatus.CANCELLED
         error: str | None = None
         try:
-            extras: dict[str, Any] = {}
-            # Only to calls that use them: a user's format may not know these arguments.
-            if tools:
-                extras["tools"] = tuple(tools)
-            if output is not None:
-                extras["output"] = output
             completion = await self._complete(
                 call, prompt, model, max_tokens, streamed, temperature, extras
             )

@@ -262,11 +262,11 @@ def schema_of_type(hint: Any, where: str) -> dict[str, Any]:
     if hint is type(None) or hint is None:
         return {"type": "null"}
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return {"enum": [member.value for member in hint]}
+        return _enum([member.value for member in hint])
     if isinstance(hint, type) and attrs.has(hint):
         return schema_of(hint)
     if origin is Literal:
-        return {"enum": list(args)}
+        return _enum(list(args))
     if origin in (list, Sequence) or (origin is tuple and len(args) == 2 and args[1] is Ellipsis):
         return {"type": "array", "items": schema_of_type(args[0], f"{where}[]")}
     if origin in (Union, types.UnionType):
@@ -275,6 +275,14 @@ def schema_of_type(hint: Any, where: str) -> dict[str, Any]:
         f"`{where}` has type {hint!r}, which structured output cannot describe; use str, int,"
         " float, bool, a Literal, an Enum, an attrs class, list[...] or a union of those"
     )
+
+
+def _enum(values: list[Any]) -> dict[str, Any]:
+    # Strict modes want a `type` beside `enum` where there is one.
+    kinds = {_type_of(value) for value in values}
+    if len(kinds) == 1:
+        return {"type": kinds.pop(), "enum": values}
+    return {"enum": values}
 
 
 def build(cls: type[T], value: Any) -> T:

@@ -13,13 +13,14 @@ provider passes it to `authorization` when it builds a request, and nowhere else
 
 from __future__ import annotations
 
+import inspect
 import json
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import trio
 
-from ._errors import ProviderResponseError
+from ._errors import LLMConfigError, ProviderResponseError
 from ._messages import ToolCall
 from ._usage import Usage, estimate_tokens
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from ._sse import ServerSentEvent
     from ._toolspec import OutputSchema, ToolSpec
 
-__all__ = ["Progress", "StreamDecoder", "WireFormat", "load_json"]
+__all__ = ["Progress", "StreamDecoder", "WireFormat", "check_body_takes", "load_json"]
 
 
 @attrs.define(eq=False)
@@ -264,3 +265,21 @@ def load_json(text: str, *, what: str) -> Any:
         raise ProviderResponseError(
             f"the {what} is not JSON ({text[:80]!r}); check the base URL points at the API"
         ) from exc
+
+
+def check_body_takes(wire: WireFormat, names: Sequence[str]) -> None:
+    """Refuse a call that needs body arguments (`tools`, `output`) its format does not take.
+
+    Raises:
+        LLMConfigError: Naming the format and the arguments it lacks.
+    """
+    parameters = inspect.signature(wire.body).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    missing = [name for name in names if name not in parameters]
+    if missing:
+        listed = ", ".join(f"`{name}`" for name in missing)
+        raise LLMConfigError(
+            f"the {wire.name} format does not take {listed}: its `body` has no such argument;"
+            " add it (see `WireFormat.body`) or call without it"
+        )

@@ -48,8 +48,8 @@ def test_the_schema_of_an_attrs_class_is_strict() -> None:
 
     assert schema["required"] == list(schema["properties"])
     assert schema["additionalProperties"] is False
-    assert schema["properties"]["currency"] == {"enum": ["EUR", "USD"]}
-    assert schema["properties"]["urgency"] == {"enum": ["low", "high"]}
+    assert schema["properties"]["currency"] == {"type": "string", "enum": ["EUR", "USD"]}
+    assert schema["properties"]["urgency"] == {"type": "string", "enum": ["low", "high"]}
     assert schema["properties"]["note"] == {"anyOf": [{"type": "string"}, {"type": "null"}]}
     assert schema["properties"]["lines"]["items"]["properties"]["price"] == {"type": "number"}
     check_schema(schema)

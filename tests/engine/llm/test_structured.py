@@ -9,6 +9,7 @@ import attrs
 import httpx
 import pytest
 from llm_mocks import MakeClient, openai_answer, sse
+from specroute.engine import Flow, StepFailedError, step
 from specroute.engine.llm import (
     LLMConfigError,
     OutputSchema,
@@ -176,3 +177,25 @@ async def test_bad_arguments_are_refused_before_any_call(make_client: MakeClient
     with pytest.raises(LLMConfigError, match="'format'"):
         await structured(client, "x", output=schema, model="m")
     assert seen == []
+
+
+async def test_in_a_run_the_error_names_the_step_and_the_field(make_client: MakeClient) -> None:
+    wrong = '{"name": "blue"}'
+    client = make_client(answers(wrong, wrong, seen=[]))
+
+    @step
+    async def colour(request: str) -> Colour:
+        return (
+            await structured(client, request, output=Colour, model="gpt-4o-mini", retries=1)
+        ).value
+
+    with pytest.raises(StepFailedError) as caught:
+        await Flow([colour]).run(request="A colour?")
+
+    message = str(caught.value)
+    assert message.startswith("step 'colour' failed: StructuredOutputError:")
+    assert "`$.hex`" in message
+    assert isinstance(caught.value.__cause__, StructuredOutputError)
+    [entry] = caught.value.trace
+    assert entry.usage is not None
+    assert entry.usage.calls == 2  # the retry is billed to the step

@@ -105,7 +105,7 @@ def test_a_tool_is_described_by_its_function() -> None:
             "type": "object",
             "properties": {
                 "sku": {"type": "string"},
-                "currency": {"enum": ["EUR", "USD"]},
+                "currency": {"type": "string", "enum": ["EUR", "USD"]},
             },
             "required": ["sku"],
         },
