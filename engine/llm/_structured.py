@@ -47,6 +47,8 @@ T = TypeVar("T")
 DEFAULT_STRUCTURED_RETRIES = 2
 # How many violations a retry prompt and an error message list.
 _SHOWN = 5
+# Finish reasons that mean the answer was cut at `max_tokens` (OpenAI, Anthropic).
+_CUT = frozenset(("length", "max_tokens"))
 
 
 class StructuredOutputError(LLMError):
@@ -267,10 +269,12 @@ def _error(
     completions: Sequence[Completion],
 ) -> StructuredOutputError:
     fields = ", ".join(dict.fromkeys(f"`{v.path}`" for v in violations))
+    fix = "Raise `retries=`, use a stronger model, or loosen the schema"
+    if completions[-1].finish_reason in _CUT:
+        fix = f"The answer was cut at `max_tokens` ({completions[-1].finish_reason}): raise it"
     return StructuredOutputError(
         f"the answer for schema {schema.name!r} did not fit after {len(completions)} call(s);"
-        f" wrong: {fields} ({_listing(violations)}); last answer: {answer[:120]!r}. Raise"
-        " `retries=`, use a stronger model, or loosen the schema",
+        f" wrong: {fields} ({_listing(violations)}); last answer: {answer[:120]!r}. {fix}",
         schema=schema.name,
         violations=tuple(violations),
         answer=answer,

@@ -199,3 +199,14 @@ async def test_in_a_run_the_error_names_the_step_and_the_field(make_client: Make
     [entry] = caught.value.trace
     assert entry.usage is not None
     assert entry.usage.calls == 2  # the retry is billed to the step
+
+
+async def test_an_answer_cut_at_max_tokens_says_so(make_client: MakeClient) -> None:
+    async def cuts_the_json(request: httpx.Request) -> httpx.Response:
+        answer = openai_answer('{"name": "bl')
+        answer["choices"][0]["finish_reason"] = "length"
+        return httpx.Response(200, json=answer)
+
+    client = make_client(cuts_the_json)
+    with pytest.raises(StructuredOutputError, match=r"cut at `max_tokens` \(length\): raise it"):
+        await structured(client, "x", output=Colour, model="gpt-4o-mini", retries=0, stream=False)
