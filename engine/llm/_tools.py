@@ -325,7 +325,7 @@ async def _execute(
     try:
         refusal = _refusal(call, chosen, by_name)
         if refusal is not None:
-            status, described = "failed", refusal
+            status, described = "failed", refusal.removeprefix("Error: ")
             results[call.id] = Message.tool_result(call, refusal, is_error=True)
             return
         assert chosen is not None  # no refusal: the tool exists

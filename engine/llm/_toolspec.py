@@ -207,7 +207,12 @@ def tool(
         spec = ToolSpec(
             name=label,
             description=description if description is not None else doc.split("\n\n")[0],
-            parameters={"type": "object", "properties": properties, "required": required},
+            parameters={
+                "type": "object",
+                "properties": properties,
+                "required": required,
+                "additionalProperties": False,
+            },
         )
         return Tool(spec=spec, fn=fn, effect=effect)
 

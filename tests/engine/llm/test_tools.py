@@ -108,6 +108,7 @@ def test_a_tool_is_described_by_its_function() -> None:
                 "currency": {"type": "string", "enum": ["EUR", "USD"]},
             },
             "required": ["sku"],
+            "additionalProperties": False,
         },
     )
     assert stock_of.name == "stock"
@@ -209,6 +210,7 @@ async def test_a_failing_tool_raises_when_told_to(
         (("lookup_price", '{"sku": '), "the arguments are not JSON"),
         (("lookup_price", '{"sku": 1}'), "do not fit the tool's schema: $.sku: expected string"),
         (("lookup_price", "{}"), "$.sku: is required but missing"),
+        (("lookup_price", '{"sku": "A1", "qty": 2}'), "$.qty: is not an allowed property"),
     ],
 )
 async def test_calls_that_cannot_run_are_refused_to_the_model(
@@ -224,6 +226,8 @@ async def test_calls_that_cannot_run_are_refused_to_the_model(
     [record] = result.records
     assert record.status == "failed"
     assert record.duration == 0
+    assert record.error is not None
+    assert told in record.error
     assert told in seen[1]["messages"][-1]["content"]
 
 
