@@ -196,7 +196,8 @@ def _rebased(result: RunResult) -> RunResult:
     zero = result.started
 
     def entry(e: TraceEntry) -> TraceEntry:
-        return attrs.evolve(e, start=e.start - zero, end=e.end - zero)
+        tools = tuple(attrs.evolve(t, start=t.start - zero, end=t.end - zero) for t in e.tools)
+        return attrs.evolve(e, start=e.start - zero, end=e.end - zero, tools=tools)
 
     def decision(d: RouterDecision) -> RouterDecision:
         return attrs.evolve(d, at=None if d.at is None else d.at - zero)
