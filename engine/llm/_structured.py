@@ -15,6 +15,7 @@ appears the moment the answer is complete, and cancelling it stops the generatio
 from __future__ import annotations
 
 import json
+import weakref
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import attrs
@@ -192,7 +193,7 @@ async def structured(
     """
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
         raise LLMConfigError(f"`retries` must be an int >= 0, got {retries!r}")
-    schema = output if isinstance(output, OutputSchema) else output_schema(output)
+    schema = output if isinstance(output, OutputSchema) else _schema_of_class(output)
     check_schema(schema.schema)
     conversation = list(as_messages(messages))
     completions: list[Completion] = []
@@ -214,6 +215,18 @@ async def structured(
         if len(completions) > retries:
             raise _error(schema, violations, answer, completions)
         conversation += _feedback(completion, schema, violations)
+
+
+# A class's schema, made once: reading its type hints costs more than validating an answer.
+# Weak keys, so a class made at run time is not kept alive by its schema.
+_CLASS_SCHEMAS: weakref.WeakKeyDictionary[type[Any], OutputSchema] = weakref.WeakKeyDictionary()
+
+
+def _schema_of_class(cls: type[Any]) -> OutputSchema:
+    schema = _CLASS_SCHEMAS.get(cls)
+    if schema is None:
+        schema = _CLASS_SCHEMAS[cls] = output_schema(cls)
+    return schema
 
 
 def _read(completion: Completion, schema: OutputSchema) -> tuple[str, Any, list[SchemaViolation]]:

@@ -172,7 +172,7 @@ def tool(
             '''Return the list price of one article.'''
 
     Parameters may have the types `schema_of` describes; those without a default are
-    required.
+    required. A step's function is a tool like any other: `tool(effect=True)(send.fn)`.
 
     Args:
         fn: The function (when used as `@tool` without arguments).

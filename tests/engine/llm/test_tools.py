@@ -463,3 +463,35 @@ async def test_a_losing_branch_runs_no_effect_tool_and_its_loop_is_cancelled(
     assert "order" not in by_name or by_name["order"].status is StepStatus.SKIPPED
     assert len(seen) == 1
     assert SENT == []
+
+
+async def test_a_loser_cancelled_mid_tool_shows_the_tool_cancelled(
+    make_client: MakeClient, autojump_clock: MockClock
+) -> None:
+    client = make_client(scripted([[("stock", '{"sku": "A1"}')], "x"], []))
+
+    @step
+    async def decide(request: str) -> Route:
+        await trio.sleep(1)  # `stock` takes 2 s: it is cut off halfway
+        return Route("reuse")
+
+    @step(output="answer")
+    async def reuse(request: str) -> str:
+        return "saved"
+
+    @step(output="answer")
+    async def count(request: str) -> str:
+        loop = await run_tool_loop(
+            client, request, tools=[stock_of], model="gpt-4o-mini", stream=False
+        )
+        return loop.text
+
+    flow = Flow([router(decide, {"reuse": Flow([reuse]), "count": Flow([count])})])
+    result = await flow.run(request="A1", speculate=Always())
+
+    entry = next(e for e in result.trace if e.step == "count")
+    assert (entry.status, entry.wasted) == (StepStatus.CANCELLED, True)
+    [record] = entry.tools
+    assert (record.tool, record.status, record.duration) == ("stock", "cancelled", 1)
+    assert entry.usage is not None
+    assert (entry.usage.calls, entry.usage.cancelled_calls) == (1, 0)
