@@ -27,6 +27,7 @@ __all__ = [
     "SchemaViolation",
     "build",
     "check_schema",
+    "check_strict",
     "schema_of",
     "schema_of_type",
     "validate_json",
@@ -99,6 +100,38 @@ def check_schema(schema: Mapping[str, Any], path: str = "$") -> None:
         check_schema(schema["items"], f"{path}[]")
     for number, sub in enumerate(schema.get("anyOf") or ()):
         check_schema(sub, f"{path}<anyOf {number}>")
+
+
+def check_strict(schema: Mapping[str, Any], path: str = "$") -> None:
+    """Refuse a schema that strict structured output cannot take: each object must list every
+    property in `required` and set `additionalProperties: false` (OpenAI's rule).
+
+    Args:
+        schema: The schema (already checked by `check_schema`).
+        path: Where it sits in an enclosing schema (for the message).
+
+    Raises:
+        LLMConfigError: Naming the object at fault and the fix.
+    """
+    properties = schema.get("properties")
+    if properties is not None or schema.get("type") == "object":
+        missing = sorted(set(properties or {}) - set(schema.get("required") or ()))
+        if missing or schema.get("additionalProperties") is not False:
+            problem = (
+                f"does not require {', '.join(map(repr, missing))}"
+                if missing
+                else "does not set `additionalProperties: false`"
+            )
+            raise LLMConfigError(
+                f"the strict output schema's object at {path} {problem}; strict mode needs"
+                " both on every object (as `schema_of` makes them), or pass `strict=False`"
+            )
+    for name, sub in (properties or {}).items():
+        check_strict(sub, f"{path}.{name}")
+    if isinstance(schema.get("items"), Mapping):
+        check_strict(schema["items"], f"{path}[]")
+    for number, sub in enumerate(schema.get("anyOf") or ()):
+        check_strict(sub, f"{path}<anyOf {number}>")
 
 
 def _type_of(value: Any) -> str:

@@ -22,7 +22,7 @@ import attrs
 
 from ._client import DEFAULT_MAX_TOKENS
 from ._errors import LLMConfigError, LLMError
-from ._jsonschema import SchemaViolation, build, check_schema, schema_of, validate_json
+from ._jsonschema import SchemaViolation, build, schema_of, validate_json
 from ._messages import Message, as_messages
 from ._toolspec import OutputSchema
 from ._usage import Usage
@@ -194,7 +194,6 @@ async def structured(
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
         raise LLMConfigError(f"`retries` must be an int >= 0, got {retries!r}")
     schema = output if isinstance(output, OutputSchema) else _schema_of_class(output)
-    check_schema(schema.schema)
     conversation = list(as_messages(messages))
     completions: list[Completion] = []
     while True:

@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 
 from ._errors import LLMConfigError
-from ._jsonschema import schema_of_type
+from ._jsonschema import check_schema, check_strict, schema_of_type
 
 __all__ = ["OutputSchema", "Tool", "ToolSpec", "call_dependencies", "tool"]
 
@@ -100,12 +100,20 @@ class OutputSchema:
             as `schema_of` makes them. The answer is validated here either way.
 
     Raises:
-        LLMConfigError: The name is not one providers accept, or `schema` is not JSON.
+        LLMConfigError: The name is not one providers accept, `schema` is not JSON or uses
+            keywords outside the supported subset, or a strict schema has an object that
+            does not require all its properties or allows others.
     """
 
     name: str = attrs.field(validator=_tool_name)
     schema: Mapping[str, Any] = attrs.field(converter=_frozen_schema, hash=False)
     strict: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+
+    def __attrs_post_init__(self) -> None:
+        check_schema(self.schema)
+        if self.strict:
+            # Refused here, not by the provider's 400 after the request was sent.
+            check_strict(self.schema)
 
     def as_data(self) -> dict[str, Any]:
         """Return the schema as plain JSON data (for cache keys and request bodies)."""

@@ -159,6 +159,7 @@ LOOKUP = ToolSpec(
 ANSWER_SCHEMA = OutputSchema(
     name="Answer",
     schema={"type": "object", "properties": {"colour": {"type": "string"}}, "required": ["colour"]},
+    strict=False,
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from specroute.engine.llm import LLMConfigError, OutputSchema, ToolSpec, call_dependencies
 
@@ -48,3 +50,31 @@ def test_dependencies_follow_every_definition_but_not_tool_order() -> None:
     assert key != call_dependencies(model="m", schema=schema, tools=[a, changed], prompt="1")
     assert key != call_dependencies(model="m2", schema=schema, tools=[a, b], prompt="1")
     assert call_dependencies(model="m") == {"model": "m"}
+
+
+def test_an_output_schema_is_checked_when_made() -> None:
+    with pytest.raises(LLMConfigError, match=r"'format' at \$"):
+        OutputSchema(name="D", schema={"type": "string", "format": "date"})
+
+
+@pytest.mark.parametrize(
+    ("schema", "fault"),
+    [
+        ({"type": "object", "properties": {"a": {}}, "required": ["a"]}, "at $ does not set"),
+        (
+            {"type": "object", "properties": {"a": {}}, "additionalProperties": False},
+            "at $ does not require 'a'",
+        ),
+        (
+            {
+                "type": "array",
+                "items": {"type": "object", "properties": {}, "additionalProperties": True},
+            },
+            "at $[] does not set",
+        ),
+    ],
+)
+def test_a_strict_schema_must_close_every_object(schema: dict[str, object], fault: str) -> None:
+    with pytest.raises(LLMConfigError, match=re.escape(fault)):
+        OutputSchema(name="S", schema=schema)
+    assert not OutputSchema(name="S", schema=schema, strict=False).strict
