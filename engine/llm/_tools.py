@@ -28,7 +28,7 @@ import trio
 
 from ._client import DEFAULT_MAX_TOKENS
 from ._errors import LLMConfigError, LLMError
-from ._jsonschema import check_schema, validate_json
+from ._jsonschema import validate_json
 from ._messages import Message, ToolCall, as_messages
 from ._toolspec import Tool
 
@@ -268,7 +268,6 @@ def _check_loop(tools: Sequence[Tool], max_rounds: int, on_tool_error: str) -> d
             raise LLMConfigError(f"`tools` must hold `Tool`s (see `@tool`), got {item!r}")
         if item.name in by_name:
             raise LLMConfigError(f"two tools are named {item.name!r}; tool names must differ")
-        check_schema(item.spec.parameters, f"$<{item.name}>")
         by_name[item.name] = item
     effects = [t.name for t in tools if t.effect]
     if effects and not all(o.effects_allowed() for o in _OBSERVERS.get()):

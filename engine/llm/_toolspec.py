@@ -67,7 +67,8 @@ class ToolSpec:
         parameters: The JSON schema of its arguments (an object schema).
 
     Raises:
-        LLMConfigError: The name is not one providers accept, or `parameters` is not JSON.
+        LLMConfigError: The name is not one providers accept, or `parameters` is not JSON
+            or uses keywords outside the supported subset (see `validate_json`).
     """
 
     name: str = attrs.field(validator=_tool_name)
@@ -77,6 +78,9 @@ class ToolSpec:
         converter=_frozen_schema,
         hash=False,
     )
+
+    def __attrs_post_init__(self) -> None:
+        check_schema(self.parameters, f"$<{self.name}>")
 
     def as_data(self) -> dict[str, Any]:
         """Return the definition as plain JSON data (for cache keys and request bodies)."""

@@ -52,9 +52,11 @@ def test_dependencies_follow_every_definition_but_not_tool_order() -> None:
     assert call_dependencies(model="m") == {"model": "m"}
 
 
-def test_an_output_schema_is_checked_when_made() -> None:
+def test_schemas_are_checked_when_made() -> None:
     with pytest.raises(LLMConfigError, match=r"'format' at \$"):
         OutputSchema(name="D", schema={"type": "string", "format": "date"})
+    with pytest.raises(LLMConfigError, match=r"'pattern' at \$<t>\.sku"):
+        ToolSpec(name="t", parameters={"properties": {"sku": {"pattern": "x"}}})
 
 
 @pytest.mark.parametrize(
