@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_STRUCTURED_RETRIES",
+    "Expected",
     "Structured",
     "StructuredOutputError",
     "output_schema",
@@ -191,9 +192,7 @@ async def structured(
         LLMConfigError: `output` cannot be described as a schema, or `retries` < 0.
         LLMError: A call failed (see `LLMClient.complete`).
     """
-    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-        raise LLMConfigError(f"`retries` must be an int >= 0, got {retries!r}")
-    schema = output if isinstance(output, OutputSchema) else _schema_of_class(output)
+    expected = Expected.of(output, retries)
     conversation = list(as_messages(messages))
     completions: list[Completion] = []
     while True:
@@ -204,16 +203,13 @@ async def structured(
             stream=stream,
             temperature=temperature,
             meter=meter,
-            output=schema,
+            output=expected.schema,
         )
         completions.append(completion)
-        answer, value, violations = _read(completion, schema)
-        if not violations:
-            built = value if isinstance(output, OutputSchema) else build(output, value)
-            return Structured(value=built, completions=tuple(completions))
-        if len(completions) > retries:
-            raise _error(schema, violations, answer, completions)
-        conversation += _feedback(completion, schema, violations)
+        value, feedback = expected.check(completion, completions)
+        if feedback is None:
+            return Structured(value=value, completions=tuple(completions))
+        conversation += feedback
 
 
 # A class's schema, made once: reading its type hints costs more than validating an answer.
@@ -221,11 +217,48 @@ async def structured(
 _CLASS_SCHEMAS: weakref.WeakKeyDictionary[type[Any], OutputSchema] = weakref.WeakKeyDictionary()
 
 
-def _schema_of_class(cls: type[Any]) -> OutputSchema:
-    schema = _CLASS_SCHEMAS.get(cls)
-    if schema is None:
-        schema = _CLASS_SCHEMAS[cls] = output_schema(cls)
-    return schema
+@attrs.frozen
+class Expected:
+    """What an answer must fit, and how a misfit is retried: shared by `structured` and the
+    tool loop (`run_tool_loop(..., output=...)`)."""
+
+    output: type[Any] | OutputSchema
+    schema: OutputSchema
+    retries: int
+
+    @classmethod
+    def of(cls, output: type[Any] | OutputSchema, retries: int) -> Expected:
+        """Check `retries` and make (or reuse) the schema of `output`."""
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+            raise LLMConfigError(f"`retries` must be an int >= 0, got {retries!r}")
+        if isinstance(output, OutputSchema):
+            return cls(output, output, retries)
+        schema = _CLASS_SCHEMAS.get(output)
+        if schema is None:
+            schema = _CLASS_SCHEMAS[output] = output_schema(output)
+        return cls(output, schema, retries)
+
+    def is_answer(self, completion: Completion) -> bool:
+        """Whether `completion` answers (no tool calls, or a call of the schema's tool)."""
+        calls = completion.tool_calls
+        return not calls or any(c.name == self.schema.name for c in calls)
+
+    def check(
+        self, completion: Completion, completions: Sequence[Completion]
+    ) -> tuple[Any, list[Message] | None]:
+        """Return the answer's value and `None`, or `None` and the turn that asks again.
+
+        Raises:
+            StructuredOutputError: It does not fit and `retries` are spent; `completions`
+                are every call made for it so far.
+        """
+        answer, value, violations = _read(completion, self.schema)
+        if not violations:
+            output = self.output
+            return (value if isinstance(output, OutputSchema) else build(output, value)), None
+        if sum(1 for c in completions if self.is_answer(c)) > self.retries:
+            raise _error(self.schema, violations, answer, completions)
+        return None, _feedback(completion, self.schema, violations)
 
 
 def _read(completion: Completion, schema: OutputSchema) -> tuple[str, Any, list[SchemaViolation]]:

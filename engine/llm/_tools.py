@@ -30,7 +30,8 @@ from ._client import DEFAULT_MAX_TOKENS
 from ._errors import LLMConfigError, LLMError
 from ._jsonschema import validate_json
 from ._messages import Message, ToolCall, as_messages
-from ._toolspec import Tool
+from ._structured import DEFAULT_STRUCTURED_RETRIES, Expected
+from ._toolspec import OutputSchema, Tool
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -66,7 +67,8 @@ class ToolLoopError(LLMError):
 
 
 class ToolRoundsExceededError(ToolLoopError):
-    """The model still called tools after `max_rounds` model calls.
+    """The model gave no final answer in `max_rounds` model calls (it still called tools,
+    or, with `output=`, its answers did not fit and `retries` were not yet spent).
 
     Attributes:
         records: Every tool execution of the loop.
@@ -169,12 +171,15 @@ class ToolLoopResult:
         records: Every tool execution, in the order they finished.
         messages: The whole conversation, the final answer included: continue it with
             another call.
+        value: With `output=`, the final answer: an instance of the class, or the parsed
+            JSON of an `OutputSchema` (`None` without `output=`).
     """
 
     completion: Completion
     completions: tuple[Completion, ...]
     records: tuple[ToolRecord, ...]
     messages: tuple[Message, ...]
+    value: Any = None
 
     @property
     def text(self) -> str:
@@ -194,6 +199,8 @@ async def run_tool_loop(
     stream: bool | None = None,
     temperature: float | None = None,
     meter: UsageMeter | None = None,
+    output: type[Any] | OutputSchema | None = None,
+    retries: int = DEFAULT_STRUCTURED_RETRIES,
 ) -> ToolLoopResult:
     """Call `model` with `tools`; run the calls it makes and send the results back, until it
     answers without calling a tool or `max_rounds` calls have been made.
@@ -210,6 +217,10 @@ async def run_tool_loop(
         stream: Stream each call (see `LLMClient.complete`).
         temperature: Sampling temperature.
         meter: One more meter to record every model call in.
+        output: The final answer must fit this (an attrs class or an `OutputSchema`, as
+            `structured` takes it); `ToolLoopResult.value` holds it. A misfit is asked for
+            again, at most `retries` times, within `max_rounds`.
+        retries: How many misfit final answers are asked for again (with `output`).
 
     Returns:
         The final answer, every call and every tool execution.
@@ -218,10 +229,16 @@ async def run_tool_loop(
         ToolRoundsExceededError: The model still called tools at the last round.
         ToolFailedError: A tool raised, with `on_tool_error="raise"`.
         ToolEffectError: An effect tool is offered where effects are not allowed.
+        StructuredOutputError: With `output`, the final answer still did not fit.
         LLMConfigError: An argument is invalid (two tools of one name, `max_rounds` < 1).
         LLMError: A model call failed (see `LLMClient.complete`).
     """
     by_name = _check_loop(tools, max_rounds, on_tool_error)
+    expected = None if output is None else Expected.of(output, retries)
+    if expected is not None and expected.schema.name in by_name:
+        raise LLMConfigError(
+            f"the output schema and a tool are both named {expected.schema.name!r}; rename one"
+        )
     specs = tuple(t.spec for t in tools)
     conversation = list(as_messages(messages))
     completions: list[Completion] = []
@@ -235,24 +252,33 @@ async def run_tool_loop(
             temperature=temperature,
             meter=meter,
             tools=specs,
+            output=None if expected is None else expected.schema,
         )
         completions.append(completion)
         calls = completion.tool_calls
+        value: Any = None
+        if expected is not None and expected.is_answer(completion):
+            value, feedback = expected.check(completion, completions)
+            if feedback is not None:
+                conversation += feedback
+                continue
+        elif calls:
+            turn = Message(role="assistant", content=completion.text, tool_calls=calls)
+            conversation.append(turn)
+            conversation += await _run_round(calls, by_name, records, on_tool_error)
+            continue
         turn = Message(role="assistant", content=completion.text, tool_calls=calls)
-        conversation.append(turn)
-        if not calls:
-            return ToolLoopResult(
-                completion=completion,
-                completions=tuple(completions),
-                records=tuple(records),
-                messages=tuple(conversation),
-            )
-        results = await _run_round(calls, by_name, records, on_tool_error)
-        conversation += results
+        return ToolLoopResult(
+            completion=completion,
+            completions=tuple(completions),
+            records=tuple(records),
+            messages=(*conversation, turn),
+            value=value,
+        )
     raise ToolRoundsExceededError(
-        f"the model still called tools after {max_rounds} model call(s) (last:"
-        f" {', '.join(c.name for c in completions[-1].tool_calls)}); raise `max_rounds=` or"
-        " tell the model in the prompt when to stop",
+        f"the model gave no final answer in {max_rounds} model call(s) (last called:"
+        f" {', '.join(c.name for c in completions[-1].tool_calls) or 'no tool'}); raise"
+        " `max_rounds=` or tell the model in the prompt when to stop",
         records=tuple(records),
     )
 

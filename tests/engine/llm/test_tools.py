@@ -17,6 +17,8 @@ from specroute.engine.llm import (
     LLMClient,
     LLMConfigError,
     Message,
+    OutputSchema,
+    StructuredOutputError,
     Tool,
     ToolEffectError,
     ToolFailedError,
@@ -236,7 +238,7 @@ async def test_the_rounds_are_bounded(make_client: MakeClient, autojump_clock: M
     forever: Script = [[("lookup_price", '{"sku": "A1"}')]] * 5
     client = make_client(scripted(forever, seen))
 
-    with pytest.raises(ToolRoundsExceededError, match="after 3 model call") as caught:
+    with pytest.raises(ToolRoundsExceededError, match="no final answer in 3 model call") as caught:
         await run_tool_loop(
             client, "x", tools=[lookup_price], model="gpt-4o-mini", stream=False, max_rounds=3
         )
@@ -495,3 +497,85 @@ async def test_a_loser_cancelled_mid_tool_shows_the_tool_cancelled(
     assert (record.tool, record.status, record.duration) == ("stock", "cancelled", 1)
     assert entry.usage is not None
     assert (entry.usage.calls, entry.usage.cancelled_calls) == (1, 0)
+
+
+# A final answer that fits a schema, after the tools.
+
+
+@attrs.frozen
+class Quote:
+    sku: str
+    price: float
+
+
+async def test_the_final_answer_can_fit_a_schema(
+    make_client: MakeClient, autojump_clock: MockClock
+) -> None:
+    seen: list[dict[str, Any]] = []
+    script: Script = [
+        [("lookup_price", '{"sku": "A1"}')],
+        "A1 is 12.5",  # not JSON: asked again
+        '{"sku": "A1", "price": 12.5}',
+    ]
+    client = make_client(scripted(script, seen))
+
+    result = await run_tool_loop(
+        client, "Quote A1.", tools=[lookup_price], model="gpt-4o-mini", stream=False, output=Quote
+    )
+
+    assert result.value == Quote(sku="A1", price=12.5)
+    assert len(result.completions) == 3
+    assert all(body["response_format"]["json_schema"]["name"] == "Quote" for body in seen)
+    assert "does not fit the JSON schema `Quote`: $: is not JSON" in str(seen[2]["messages"][-1])
+    assert result.messages[-1] == Message.assistant('{"sku": "A1", "price": 12.5}')
+
+
+async def test_a_final_answer_that_never_fits_raises(
+    make_client: MakeClient, autojump_clock: MockClock
+) -> None:
+    script: Script = [[("lookup_price", '{"sku": "A1"}')], "{}", "{}", "{}"]
+    client = make_client(scripted(script, []))
+
+    with pytest.raises(StructuredOutputError, match=r"`\$\.sku`, `\$\.price`") as caught:
+        await run_tool_loop(
+            client, "x", tools=[lookup_price], model="gpt-4o-mini", stream=False, output=Quote,
+            retries=1,
+        )  # fmt: skip
+
+    assert len(caught.value.completions) == 3  # the tool round, then two answers
+
+
+async def test_anthropic_answers_through_the_schemas_tool_after_the_tools(
+    make_client: MakeClient, autojump_clock: MockClock
+) -> None:
+    seen: list[dict[str, Any]] = []
+    quote = {"sku": "A1", "price": 12.5}
+    blocks = [
+        {"type": "tool_use", "id": "toolu_1", "name": "lookup_price", "input": {"sku": "A1"}},
+        {"type": "tool_use", "id": "toolu_2", "name": "Quote", "input": quote},
+    ]
+
+    async def calls_then_answers(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        body = {"content": [blocks[len(seen) - 1]], "stop_reason": "tool_use"}
+        body["usage"] = {"input_tokens": 30, "output_tokens": 10}
+        return httpx.Response(200, json=body)
+
+    client = make_client(calls_then_answers, api="anthropic")
+    result = await run_tool_loop(
+        client, "Quote A1.", tools=[lookup_price], model="claude-3-5-haiku-latest",
+        stream=False, output=Quote,
+    )  # fmt: skip
+
+    assert result.value == Quote(sku="A1", price=12.5)
+    assert [r.tool for r in result.records] == ["lookup_price"]
+    assert seen[0]["tool_choice"] == {"type": "any"}
+    assert [t["name"] for t in seen[0]["tools"]] == ["lookup_price", "Quote"]
+
+
+async def test_an_output_named_like_a_tool_is_refused(make_client: MakeClient) -> None:
+    client = make_client(scripted(["x"], []))
+    clash = OutputSchema(name="lookup_price", schema={"type": "string"})
+
+    with pytest.raises(LLMConfigError, match="both named 'lookup_price'"):
+        await run_tool_loop(client, "x", tools=[lookup_price], model="gpt-4o-mini", output=clash)
