@@ -14,6 +14,9 @@ losing branch), so a speculative branch never sends the email.
 
 Cancellation (the step's branch lost, the run stopped) cancels the model call, which closes
 its stream and is billed for what arrived, or the tools running, recorded as `cancelled`.
+
+With `output=`, the final answer must also fit a schema, checked and retried as `structured`
+does (`_structured.Expected`).
 """
 
 from __future__ import annotations
