@@ -43,6 +43,7 @@ TOOL_CALLS = {
     "tool-loop": ("lookup_price", '{"sku": "A1"}'),
     "tool-failing": ("explode", "{}"),
     "tool-slow": ("lookup_price", '{"sku": "A1"}'),
+    "tool-quote": ("lookup_price", '{"sku": "A1"}'),
 }
 
 
@@ -136,6 +137,7 @@ class LLMServer:
     #   result, answers `result: <that result>`.
     # - `tool-failing`: calls `explode` {}; then answers `result: <the tool message>`.
     # - `tool-slow`: like `tool-loop`, but the final answer streams 200 tokens 50 ms apart.
+    # - `tool-quote`: like `tool-loop`, but answers `{"sku": "A1", "price": <the result>}`.
     # - `schema-invalid-json`: answers `blue, I think` until the conversation holds a retry
     #   prompt, then `SCHEMA_ANSWER`.
     # - `schema-mismatch`: always answers `{"name": "blue"}` (no `hex`).
@@ -153,7 +155,9 @@ class LLMServer:
             call = {"id": f"call_{self.seen[model]}", "name": name, "arguments": arguments}
             await self._tool_call(send, receive, call, stream=stream)
             return
-        if model.startswith("tool-"):
+        if model == "tool-quote":
+            text = json.dumps({"sku": "A1", "price": float(messages[-1]["content"])})
+        elif model.startswith("tool-"):
             text = f"result: {messages[-1]['content']}"
         elif model == "schema-invalid-json":
             retried = any(m["role"] == "user" and "does not fit" in m["content"] for m in messages)

@@ -134,6 +134,25 @@ async def test_a_failing_tool_shows_in_the_trace_and_the_model_is_told(
     assert entry.usage.calls == 2
 
 
+@attrs.frozen
+class Quote:
+    sku: str
+    price: float
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_tool_loop_ends_in_a_typed_answer(
+    client: LLMClient, server: LLMServer, stream: bool
+) -> None:
+    result = await run_tool_loop(
+        client, "Quote A1.", tools=[lookup_price], model="tool-quote", stream=stream, output=Quote
+    )
+
+    assert result.value == Quote(sku="A1", price=12.5)
+    assert [r.tool for r in result.records] == ["lookup_price"]
+    assert server.seen["tool-quote"] == 2
+
+
 @attrs.define
 class Watcher:
     records: list[ToolRecord] = attrs.Factory(list)
