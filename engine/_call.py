@@ -360,9 +360,13 @@ async def _effect(
     shield = trio.CancelScope(shield=True)
     failure: Exception | None = None
     value: Any = None
+    # The step's own task may run effect tools (`run_tool_loop`): its branch is confirmed.
+    effect_tasks = run.meter.effect_tasks
+    task = trio.lowlevel.current_task()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_grant_grace, shield, step.options.effect_grace)
         with shield:
+            effect_tasks.add(task)
             try:
                 value = await _compute(run, scope, step, kwargs, found, admitted, execution)
             except Exception as exc:  # noqa: BLE001 -- re-raised below, outside the nursery
@@ -371,6 +375,8 @@ async def _effect(
                 execution.error = exc
             else:
                 execution.status = OK
+            finally:
+                effect_tasks.discard(task)
         if shield.cancelled_caught:
             execution.status = CANCELLED
             execution.error = StepTimeoutError(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._trace import PredictedValue, RouterDecision, RouteTaken, StepStatus, TraceEntry
 from ._usage import StepUsage
+from .llm import ToolRecord
 
 if TYPE_CHECKING:
     from ._state import Execution, RunState, Scope
@@ -80,6 +81,10 @@ def _entry(execution: Execution, committed: bool, waited: tuple[int, ...]) -> Tr
     if wasted is None:
         wasted = not committed and status is not SKIPPED
     calls = execution.calls
+    tools: tuple[ToolRecord, ...] = ()
+    if calls is not None and any(isinstance(r, ToolRecord) for r in calls):
+        tools = tuple(r for r in calls if isinstance(r, ToolRecord))
+        calls = [r for r in calls if not isinstance(r, ToolRecord)] or None
     error = execution.error
     stream = execution.stream
     return TraceEntry(
@@ -96,6 +101,7 @@ def _entry(execution: Execution, committed: bool, waited: tuple[int, ...]) -> Tr
         waited_on=waited,
         first_item=execution.first_item,
         items=None if stream is None else len(stream.items),
+        tools=tools,
     )
 
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from specroute.routes import PlanReason, Prediction
 
     from ._mode import Mode
+    from .llm import ToolRecord
 
 __all__ = [
     "PredictedValue",
@@ -67,6 +68,8 @@ class TraceEntry:
         first_item: For a streamed step, when its first item reached its readers (None:
             not streamed, or no item).
         items: For a streamed step, how many items it produced (None: not streamed).
+        tools: The tools its tool loops ran (`run_tool_loop`), each with its own start and
+            end, in the order they finished.
     """
 
     step: str
@@ -82,6 +85,7 @@ class TraceEntry:
     waited_on: tuple[int, ...] = ()
     first_item: float | None = None
     items: int | None = None
+    tools: tuple[ToolRecord, ...] = ()
 
     @property
     def duration(self) -> float:

@@ -1,6 +1,8 @@
 """Who spent what: every LLM call of a run, attributed to the step execution that made it.
 
 One meter is active for the whole run (`record_usage`), so steps need not know about it.
+It also observes the run's tool executions (`observe_tools`): a tool loop reports each one
+from its step's task, so it lands in that step's records beside the model calls.
 When a call is recorded, the meter asks trio which task is running: each step execution
 runs in a task of its own, registered for the length of the step, so a call is attributed
 to its step for the cost of one dict lookup. A call made from a task the step started
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from .llm import CallRecord, CallStatus, UsageMeter
+from .llm import CallRecord, CallStatus, ToolRecord, UsageMeter
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -44,11 +46,13 @@ class StepUsage:
     unpriced_calls: int = 0
 
     @classmethod
-    def of(cls, records: Iterable[CallRecord]) -> StepUsage:
-        """Add up `records`."""
+    def of(cls, records: Iterable[CallRecord | ToolRecord]) -> StepUsage:
+        """Add up the calls among `records` (tool executions are not calls)."""
         calls = cancelled = tokens_in = tokens_out = unpriced = 0
         cost = 0.0
         for record in records:
+            if not isinstance(record, CallRecord):
+                continue
             calls += 1
             cancelled += record.status is CallStatus.CANCELLED
             tokens_in += record.usage.input_tokens
@@ -69,15 +73,29 @@ class StepUsage:
 
 @attrs.define(eq=False)
 class RunMeter(UsageMeter):
-    """The run's meter: totals as any meter, plus the calls of each running step task."""
+    """The run's meter: totals as any meter, plus the calls (and tool executions) of each
+    running step task. It is the run's `ToolObserver` too: effect tools may run only in the
+    tasks of effect steps (`effect_tasks`), which never run in a branch that may lose."""
 
-    by_task: dict[trio.lowlevel.Task, list[CallRecord] | None] = attrs.field(
+    by_task: dict[trio.lowlevel.Task, list[CallRecord | ToolRecord] | None] = attrs.field(
         init=False, factory=dict
     )
+    effect_tasks: set[trio.lowlevel.Task] = attrs.field(init=False, factory=set)
 
     def record(self, record: CallRecord) -> None:
         """Add the call to the totals and to the step whose task made it."""
         super().record(record)
+        self._attribute(record)
+
+    def tool_finished(self, record: ToolRecord) -> None:
+        """Add a tool execution to the step whose task ran the loop."""
+        self._attribute(record)
+
+    def effects_allowed(self) -> bool:
+        """Whether the calling task is an effect step's."""
+        return trio.lowlevel.current_task() in self.effect_tasks
+
+    def _attribute(self, record: CallRecord | ToolRecord) -> None:
         task = trio.lowlevel.current_task()
         if task in self.by_task:
             calls = self.by_task[task]

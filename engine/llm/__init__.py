@@ -4,6 +4,8 @@ Every client is made one way, `open_llm_client(provider)`: with `Provider.simula
 (offline, no key), `Provider.openai()`, `Provider.anthropic()`, or `Provider(format=...)` for
 another API's `WireFormat`. Every call is recorded in a `UsageMeter`, cancelled ones included
 (see `record_usage`). `HTTPEmbedder` embeds through a provider, sharing its key and limits.
+`structured` asks for an answer that fits a JSON schema (or an attrs class) and validates it;
+`run_tool_loop` lets the model call `Tool`s, in a bounded loop whose executions a run traces.
 """
 
 from specroute.routes._public import show_public_module as _show_public_module
@@ -28,12 +30,16 @@ from ._errors import ProviderHTTPError as ProviderHTTPError
 from ._errors import ProviderResponseError as ProviderResponseError
 from ._errors import ProviderTimeoutError as ProviderTimeoutError
 from ._errors import RetryBudgetExceededError as RetryBudgetExceededError
+from ._jsonschema import SchemaViolation as SchemaViolation
+from ._jsonschema import schema_of as schema_of
+from ._jsonschema import validate_json as validate_json
 from ._limits import DEFAULT_LIMITS as DEFAULT_LIMITS
 from ._limits import ProviderLimits as ProviderLimits
 from ._limits import ProviderStatistics as ProviderStatistics
 from ._messages import Message as Message
 from ._messages import MessageLike as MessageLike
 from ._messages import Role as Role
+from ._messages import ToolCall as ToolCall
 from ._meter import DEFAULT_MAX_RECORDS as DEFAULT_MAX_RECORDS
 from ._meter import Attempt as Attempt
 from ._meter import CallRecord as CallRecord
@@ -57,6 +63,26 @@ from ._simulated import SimulatedStatistics as SimulatedStatistics
 from ._simulated import SimulatedTransport as SimulatedTransport
 from ._sse import ServerSentEvent as ServerSentEvent
 from ._sse import SSEDecoder as SSEDecoder
+from ._structured import DEFAULT_STRUCTURED_RETRIES as DEFAULT_STRUCTURED_RETRIES
+from ._structured import Structured as Structured
+from ._structured import StructuredOutputError as StructuredOutputError
+from ._structured import output_schema as output_schema
+from ._structured import structured as structured
+from ._tools import DEFAULT_MAX_TOOL_ROUNDS as DEFAULT_MAX_TOOL_ROUNDS
+from ._tools import ToolEffectError as ToolEffectError
+from ._tools import ToolFailedError as ToolFailedError
+from ._tools import ToolLoopError as ToolLoopError
+from ._tools import ToolLoopResult as ToolLoopResult
+from ._tools import ToolObserver as ToolObserver
+from ._tools import ToolRecord as ToolRecord
+from ._tools import ToolRoundsExceededError as ToolRoundsExceededError
+from ._tools import observe_tools as observe_tools
+from ._tools import run_tool_loop as run_tool_loop
+from ._toolspec import OutputSchema as OutputSchema
+from ._toolspec import Tool as Tool
+from ._toolspec import ToolSpec as ToolSpec
+from ._toolspec import call_dependencies as call_dependencies
+from ._toolspec import tool as tool
 from ._usage import Usage as Usage
 from ._usage import estimate_prompt_tokens as estimate_prompt_tokens
 from ._usage import estimate_tokens as estimate_tokens
@@ -79,10 +105,12 @@ __all__ = [  # noqa: RUF022
     "DEFAULT_LIMITS",
     "DEFAULT_MAX_RECORDS",
     "DEFAULT_MAX_TOKENS",
+    "DEFAULT_MAX_TOOL_ROUNDS",
     "DEFAULT_OPENAI_BASE_URL",
     "DEFAULT_PRICES",
     "DEFAULT_RETRY",
     "DEFAULT_STREAM_MIN_TOKENS",
+    "DEFAULT_STRUCTURED_RETRIES",
     "HTTPEmbedder",
     "LLMClient",
     "LLMConfigError",
@@ -91,6 +119,7 @@ __all__ = [  # noqa: RUF022
     "MessageLike",
     "ModelPrice",
     "OpenAIFormat",
+    "OutputSchema",
     "PRICES_AS_OF",
     "PriceTable",
     "Progress",
@@ -106,20 +135,41 @@ __all__ = [  # noqa: RUF022
     "Role",
     "SIMULATED_PRICES",
     "SSEDecoder",
+    "SchemaViolation",
     "ServerSentEvent",
     "SimulatedModel",
     "SimulatedStatistics",
     "SimulatedTransport",
     "StreamDecoder",
+    "Structured",
+    "StructuredOutputError",
+    "Tool",
+    "ToolCall",
+    "ToolEffectError",
+    "ToolFailedError",
+    "ToolLoopError",
+    "ToolLoopResult",
+    "ToolObserver",
+    "ToolRecord",
+    "ToolRoundsExceededError",
+    "ToolSpec",
     "UnknownModelPriceWarning",
     "Usage",
     "UsageMeter",
     "UsageStatistics",
     "WireFormat",
+    "call_dependencies",
     "estimate_prompt_tokens",
     "estimate_tokens",
+    "observe_tools",
     "open_llm_client",
+    "output_schema",
     "record_usage",
+    "run_tool_loop",
+    "schema_of",
+    "structured",
+    "tool",
+    "validate_json",
 ]
 
 

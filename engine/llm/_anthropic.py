@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 
     from ._messages import Message
     from ._sse import ServerSentEvent
+    from ._toolspec import OutputSchema, ToolSpec
 
 __all__ = ["ANTHROPIC_VERSION", "DEFAULT_ANTHROPIC_BASE_URL", "AnthropicFormat"]
 
@@ -28,6 +30,9 @@ ANTHROPIC_VERSION = "2023-06-01"
 class AnthropicFormat:
     """The `WireFormat` of Messages: `POST {base_url}/v1/messages`, an `x-api-key` header,
     a typed `event:` stream, system messages joined into the top-level `system` field.
+    Tool results travel as `tool_result` blocks of a user turn. Messages has no schema mode,
+    so an output schema is a tool the model is made to call (`tool_choice`), whose input is
+    the answer: it arrives as a `ToolCall` named after the schema.
 
     Attributes:
         name: The API's name, for messages.
@@ -56,28 +61,54 @@ class AnthropicFormat:
         max_tokens: int,
         stream: bool,
         temperature: float | None,
+        tools: Sequence[ToolSpec] = (),
+        output: OutputSchema | None = None,
     ) -> dict[str, Any]:
         # Anthropic takes instructions as a top-level field, not as a message.
         system = "\n\n".join(m.content for m in messages if m.role == "system")
         body: dict[str, Any] = {
             "model": model,
             "max_tokens": max_tokens,
-            "messages": [
-                {"role": m.role, "content": m.content} for m in messages if m.role != "system"
-            ],
+            "messages": _messages(messages),
             "stream": stream,
         }
         if system:
             body["system"] = system
         if temperature is not None:
             body["temperature"] = temperature
+        definitions = [
+            {"name": t.name, "description": t.description, "input_schema": dict(t.parameters)}
+            for t in tools
+        ]
+        if output is not None:
+            definitions.append(
+                {
+                    "name": output.name,
+                    "description": "Give your answer by calling this tool with it as input.",
+                    "input_schema": dict(output.schema),
+                }
+            )
+            # With other tools offered the model may still need them first: it must call
+            # some tool, not necessarily the answer's.
+            body["tool_choice"] = (
+                {"type": "any"} if tools else {"type": "tool", "name": output.name}
+            )
+        if definitions:
+            body["tools"] = definitions
         return body
 
     def read_body(self, data: Any, progress: Progress) -> None:
         try:
-            for block in data["content"]:
+            for index, block in enumerate(data["content"]):
                 if block.get("type") == "text":
                     progress.add_text(block["text"])
+                elif block.get("type") == "tool_use":
+                    progress.add_tool_call(
+                        index,
+                        id=block["id"],
+                        name=block["name"],
+                        arguments=json.dumps(block.get("input") or {}),
+                    )
             progress.finish_reason = data.get("stop_reason")
         except (KeyError, TypeError, AttributeError) as exc:
             raise ProviderResponseError(
@@ -101,10 +132,16 @@ class AnthropicFormat:
         if kind == "message_start":
             message = data.get("message") or {}
             self.read_usage(message.get("usage"), progress)
+        elif kind == "content_block_start":
+            block = data.get("content_block") or {}
+            if block.get("type") == "tool_use":
+                progress.add_tool_call(_index(data), id=block.get("id"), name=block.get("name"))
         elif kind == "content_block_delta":
             delta = data.get("delta") or {}
             if delta.get("type") == "text_delta":
                 progress.add_text(delta.get("text") or "")
+            elif delta.get("type") == "input_json_delta":
+                progress.add_tool_call(_index(data), arguments=delta.get("partial_json") or "")
         elif kind == "message_delta":
             progress.finish_reason = (data.get("delta") or {}).get("stop_reason")
             self.read_usage(data.get("usage"), progress)
@@ -126,3 +163,52 @@ class AnthropicFormat:
             if isinstance(error, dict) and isinstance(error.get("message"), str):
                 return str(error["message"])
         return None
+
+
+def _index(data: dict[str, Any]) -> int:
+    index = data.get("index")
+    if not isinstance(index, int):
+        raise ProviderResponseError(f"a content block event without an `index`: {data!r:.200}")
+    return index
+
+
+def _messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """The conversation as Messages wants it: tool calls as `tool_use` blocks, and each run
+    of tool results as one user turn of `tool_result` blocks (turns must alternate)."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        if message.role == "tool":
+            block: dict[str, Any] = {
+                "type": "tool_result",
+                "tool_use_id": message.tool_call_id,
+                "content": message.content,
+            }
+            if message.is_error:
+                block["is_error"] = True
+            last = out[-1] if out else None
+            if last is not None and last["role"] == "user" and isinstance(last["content"], list):
+                last["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+        elif message.tool_calls:
+            blocks: list[dict[str, Any]] = []
+            if message.content:
+                blocks.append({"type": "text", "text": message.content})
+            blocks += [
+                {"type": "tool_use", "id": c.id, "name": c.name, "input": _input(c.arguments_json)}
+                for c in message.tool_calls
+            ]
+            out.append({"role": "assistant", "content": blocks})
+        else:
+            out.append({"role": message.role, "content": message.content})
+    return out
+
+
+def _input(arguments_json: str) -> Any:
+    # A call the model wrote with broken JSON goes back as it was, under a key that says so.
+    try:
+        return json.loads(arguments_json) if arguments_json.strip() else {}
+    except ValueError:
+        return {"invalid_json": arguments_json}

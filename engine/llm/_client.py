@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import warnings
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import httpx
@@ -34,11 +34,14 @@ from ._meter import Attempt, CallRecord, CallStatus, UsageMeter, active_meters
 from ._prices import PriceTable, UnknownModelPriceWarning
 from ._retry import DEFAULT_RETRY, RetryPolicy
 from ._usage import Usage, estimate_prompt_tokens
+from ._wire import check_body_takes
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
+    from ._messages import ToolCall
     from ._provider import Provider
+    from ._toolspec import OutputSchema, ToolSpec
 
 __all__ = [
     "DEFAULT_HTTP_TIMEOUT",
@@ -77,6 +80,7 @@ class Completion:
         finish_reason: Why generation stopped, as the provider says (`"stop"`, `"length"`,
             `"end_turn"`, `"max_tokens"`...), or `None`.
         streamed: Whether the answer was streamed.
+        tool_calls: The tool calls the model made, in its order (empty: none).
     """
 
     text: str
@@ -90,6 +94,7 @@ class Completion:
     first_token_at: float | None
     finish_reason: str | None
     streamed: bool
+    tool_calls: tuple[ToolCall, ...] = ()
 
     @property
     def duration(self) -> float:
@@ -147,6 +152,8 @@ class LLMClient:
         stream: bool | None = None,
         temperature: float | None = None,
         meter: UsageMeter | None = None,
+        tools: Sequence[ToolSpec] = (),
+        output: OutputSchema | None = None,
     ) -> Completion:
         """Ask `model` to continue `messages`; retry retryable failures; record the call.
 
@@ -161,6 +168,10 @@ class LLMClient:
                 `stream_min_tokens`). Only a streamed call stops generating when cancelled.
             temperature: Sampling temperature (`None`: the provider's default).
             meter: One more meter to record this call in.
+            tools: Tools the model may call; its calls are in `Completion.tool_calls` (run
+                them with `run_tool_loop`).
+            output: A JSON schema the answer should fit, asked for in the provider's own
+                way; not validated here (`structured` validates and retries).
 
         The call ends by `RetryPolicy.deadline` or `bounds.deadline(max_tokens)`, whichever
         is sooner; each attempt reads at most `bounds.max_bytes(max_tokens)` bytes.
@@ -174,13 +185,21 @@ class LLMClient:
                 than `max_tokens` allows, or (streamed) was not an event stream at all.
             RetryBudgetExceededError: Retryable failures outlasted the retry policy or the
                 call's deadline.
-            LLMConfigError: The call can never fit the provider's token budget.
+            LLMConfigError: The call can never fit the provider's token budget, or the
+                provider's format takes no `tools` or `output`.
             ValueError: An argument is invalid.
         """
         if not model:
             raise ValueError(f"`model` must be a non-empty model name, got {model!r}")
         if not isinstance(max_tokens, int) or max_tokens < 1:
             raise ValueError(f"`max_tokens` must be an int >= 1, got {max_tokens!r}")
+        extras: dict[str, Any] = {}
+        # Only to calls that use them: a user's format may not know these arguments.
+        if tools:
+            extras["tools"] = tuple(tools)
+        if output is not None:
+            extras["output"] = output
+        check_body_takes(self.provider.format, list(extras))
         prompt = as_messages(messages)
         call = CallState(
             prompt_estimate=estimate_prompt_tokens(prompt), started=trio.current_time()
@@ -190,7 +209,7 @@ class LLMClient:
         error: str | None = None
         try:
             completion = await self._complete(
-                call, prompt, model, max_tokens, streamed, temperature
+                call, prompt, model, max_tokens, streamed, temperature, extras
             )
             status = CallStatus.COMPLETED
         except Exception as exc:
@@ -212,6 +231,7 @@ class LLMClient:
         max_tokens: int,
         stream: bool,
         temperature: float | None,
+        extras: dict[str, Any],
     ) -> Completion:
         provider = self.provider
         wire = provider.format
@@ -219,7 +239,12 @@ class LLMClient:
             url=wire.url(provider.base_url),
             headers=provider.authorize(wire.headers()),
             body=wire.body(
-                prompt, model=model, max_tokens=max_tokens, stream=stream, temperature=temperature
+                prompt,
+                model=model,
+                max_tokens=max_tokens,
+                stream=stream,
+                temperature=temperature,
+                **extras,
             ),
             stream=stream,
             reserve=call.prompt_estimate + max_tokens,
@@ -320,6 +345,7 @@ class LLMClient:
             first_token_at=progress.first_token_at,
             finish_reason=progress.finish_reason,
             streamed=stream,
+            tool_calls=progress.tool_calls(),
         )
 
     def _record(

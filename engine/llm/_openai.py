@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 
     from ._messages import Message
     from ._sse import ServerSentEvent
+    from ._toolspec import OutputSchema, ToolSpec
 
 __all__ = ["DEFAULT_OPENAI_BASE_URL", "OpenAIFormat"]
 
@@ -26,6 +28,7 @@ DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 class OpenAIFormat:
     """The `WireFormat` of Chat Completions: `POST {base_url}/chat/completions`, a bearer key,
     `data:` chunks ending with `[DONE]`, usage asked for with `stream_options.include_usage`.
+    Tools are `function` tools; an output schema is `response_format: json_schema`.
 
     Attributes:
         name: The API's name, for messages.
@@ -50,10 +53,12 @@ class OpenAIFormat:
         max_tokens: int,
         stream: bool,
         temperature: float | None,
+        tools: Sequence[ToolSpec] = (),
+        output: OutputSchema | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": [_message(m) for m in messages],
             "max_tokens": max_tokens,
             "stream": stream,
         }
@@ -62,12 +67,41 @@ class OpenAIFormat:
             body["stream_options"] = {"include_usage": True}
         if temperature is not None:
             body["temperature"] = temperature
+        if tools:
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": tool.name,
+                        "description": tool.description,
+                        "parameters": dict(tool.parameters),
+                    },
+                }
+                for tool in tools
+            ]
+        if output is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": output.name,
+                    "schema": dict(output.schema),
+                    "strict": output.strict,
+                },
+            }
         return body
 
     def read_body(self, data: Any, progress: Progress) -> None:
         try:
             choice = data["choices"][0]
             progress.add_text(choice["message"].get("content") or "")
+            for index, call in enumerate(choice["message"].get("tool_calls") or ()):
+                function = call["function"]
+                progress.add_tool_call(
+                    index,
+                    id=call["id"],
+                    name=function["name"],
+                    arguments=function.get("arguments") or "",
+                )
             progress.finish_reason = choice.get("finish_reason")
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise ProviderResponseError(
@@ -94,6 +128,8 @@ class OpenAIFormat:
         for choice in data.get("choices") or ():
             delta = choice.get("delta") or {}
             progress.add_text(delta.get("content") or "")
+            for call in delta.get("tool_calls") or ():
+                _read_tool_delta(call, progress)
             if choice.get("finish_reason"):
                 progress.finish_reason = choice["finish_reason"]
         self.read_usage(data.get("usage"), progress)
@@ -113,3 +149,35 @@ class OpenAIFormat:
             if isinstance(error, str):
                 return error
         return None
+
+
+def _message(message: Message) -> dict[str, Any]:
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    data: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        # An assistant turn that only called tools has no text: OpenAI wants `null` there.
+        data["content"] = message.content or None
+        data["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments_json},
+            }
+            for call in message.tool_calls
+        ]
+    return data
+
+
+def _read_tool_delta(call: Any, progress: Progress) -> None:
+    if not isinstance(call, dict) or not isinstance(call.get("index"), int):
+        raise ProviderResponseError(
+            f"a streamed tool call without an `index`: {json.dumps(call)[:200]}"
+        )
+    function = call.get("function") or {}
+    progress.add_tool_call(
+        call["index"],
+        id=call.get("id"),
+        name=function.get("name"),
+        arguments=function.get("arguments") or "",
+    )

@@ -13,13 +13,15 @@ provider passes it to `authorization` when it builds a request, and nowhere else
 
 from __future__ import annotations
 
+import inspect
 import json
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import trio
 
-from ._errors import ProviderResponseError
+from ._errors import LLMConfigError, ProviderResponseError
+from ._messages import ToolCall
 from ._usage import Usage, estimate_tokens
 
 if TYPE_CHECKING:
@@ -27,8 +29,9 @@ if TYPE_CHECKING:
 
     from ._messages import Message
     from ._sse import ServerSentEvent
+    from ._toolspec import OutputSchema, ToolSpec
 
-__all__ = ["Progress", "StreamDecoder", "WireFormat", "load_json"]
+__all__ = ["Progress", "StreamDecoder", "WireFormat", "check_body_takes", "load_json"]
 
 
 @attrs.define(eq=False)
@@ -46,6 +49,8 @@ class Progress:
         first_token_at: `trio.current_time()` when the first text arrived.
         started: Whether a stream's first line has arrived and reads as an event stream.
         received: Bytes of the answer received (after content decoding).
+        tool_parts: The tool calls received so far, by the index the provider gave them
+            (add with `add_tool_call`; read with `tool_calls`).
     """
 
     parts: list[str] = attrs.field(factory=list)
@@ -57,6 +62,33 @@ class Progress:
     first_token_at: float | None = None
     started: bool = False
     received: int = 0
+    tool_parts: dict[int, _ToolCallParts] = attrs.field(factory=dict)
+
+    def add_tool_call(
+        self, index: int, *, id: str | None = None, name: str | None = None, arguments: str = ""
+    ) -> None:
+        """Add to tool call `index`: its id and name when they arrive, and argument text.
+
+        A stream sends a call's id and name once and its JSON arguments in pieces; a whole
+        body sends everything at once. Both land here.
+        """
+        parts = self.tool_parts.setdefault(index, _ToolCallParts())
+        if id:
+            parts.id = id
+        if name:
+            parts.name = name
+        if arguments:
+            if self.first_token_at is None:
+                self.first_token_at = trio.current_time()
+            parts.arguments.append(arguments)
+            self.chars += len(arguments)
+
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """Return the tool calls received, in the provider's order."""
+        return tuple(
+            ToolCall(id=parts.id, name=parts.name, arguments_json="".join(parts.arguments))
+            for _, parts in sorted(self.tool_parts.items())
+        )
 
     def add_text(self, text: str) -> None:
         """Append generated `text` (empty text is ignored)."""
@@ -103,7 +135,9 @@ class Progress:
         if output_tokens is None or partial:
             # A stream cut short may carry a stale count (Anthropic sends its count at the
             # start and the end); the text received is then the better lower bound.
-            from_text = estimate_tokens(self.text())
+            # Tool-call arguments are generated tokens too.
+            arguments = "".join("".join(p.arguments) for p in self.tool_parts.values())
+            from_text = estimate_tokens(self.text() + arguments)
             if output_tokens is None or from_text > output_tokens:
                 output_tokens = from_text
                 estimated = True
@@ -113,6 +147,13 @@ class Progress:
             partial=partial,
             estimated=estimated,
         )
+
+
+@attrs.define(eq=False)
+class _ToolCallParts:
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = attrs.field(factory=list)
 
 
 class StreamDecoder(Protocol):
@@ -158,8 +199,13 @@ class WireFormat(Protocol):
         max_tokens: int,
         stream: bool,
         temperature: float | None,
+        tools: Sequence[ToolSpec] = (),
+        output: OutputSchema | None = None,
     ) -> dict[str, Any]:
         """Return the JSON request body for one call.
+
+        The client passes `tools` and `output` only to calls that use them, so a format that
+        supports neither may leave them out of its signature.
 
         Args:
             messages: The prompt.
@@ -167,6 +213,8 @@ class WireFormat(Protocol):
             max_tokens: The cap on generated tokens.
             stream: Whether to ask for a streamed answer.
             temperature: The sampling temperature (`None`: the provider's default).
+            tools: The tools the model may call (read its calls into `Progress.add_tool_call`).
+            output: The schema the answer must fit, asked for in the API's own way.
 
         Returns:
             The body, sent as JSON.
@@ -222,3 +270,21 @@ def load_json(text: str, *, what: str) -> Any:
         raise ProviderResponseError(
             f"the {what} is not JSON ({text[:80]!r}); check the base URL points at the API"
         ) from exc
+
+
+def check_body_takes(wire: WireFormat, names: Sequence[str]) -> None:
+    """Refuse a call that needs body arguments (`tools`, `output`) its format does not take.
+
+    Raises:
+        LLMConfigError: Naming the format and the arguments it lacks.
+    """
+    parameters = inspect.signature(wire.body).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    missing = [name for name in names if name not in parameters]
+    if missing:
+        listed = ", ".join(f"`{name}`" for name in missing)
+        raise LLMConfigError(
+            f"the {wire.name} format does not take {listed}: its `body` has no such argument;"
+            " add it (see `WireFormat.body`) or call without it"
+        )

@@ -28,7 +28,7 @@ retyping one needs a new version. Errors name the line and the field's path
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 import attrs
 import cattrs
@@ -46,6 +46,7 @@ from .._trace import (
     TraceEntry,
 )
 from .._usage import StepUsage
+from ..llm import ToolRecord
 from ._errors import RunLogError
 
 if TYPE_CHECKING:
@@ -209,7 +210,10 @@ def _rebased(result: RunResult) -> RunResult:
 
     def entry(e: TraceEntry) -> TraceEntry:
         first = None if e.first_item is None else e.first_item - zero
-        return attrs.evolve(e, start=e.start - zero, end=e.end - zero, first_item=first)
+        tools = tuple(attrs.evolve(t, start=t.start - zero, end=t.end - zero) for t in e.tools)
+        return attrs.evolve(
+            e, start=e.start - zero, end=e.end - zero, first_item=first, tools=tools
+        )
 
     def decision(d: RouterDecision) -> RouterDecision:
         return attrs.evolve(d, at=None if d.at is None else d.at - zero)
@@ -349,8 +353,10 @@ _TYPES = {
     "PlanReason": PlanReason,
     "Prediction": Prediction,
     "StepUsage": StepUsage,
+    "ToolRecord": ToolRecord,
+    "Literal": Literal,
 }
-for _cls in (TraceEntry, RouteTaken, RouterDecision, PredictedValue, RunResult):
+for _cls in (TraceEntry, RouteTaken, RouterDecision, PredictedValue, RunResult, ToolRecord):
     attrs.resolve_types(_cls, localns=_TYPES)
 
 # File key of each attribute that is named otherwise on disk (for error paths too).
@@ -378,6 +384,25 @@ def _usage_in(value: object, _: object) -> StepUsage | None:
     return None if value is None else _converter.structure(value, StepUsage)
 
 
+# A tool execution's times are milliseconds on disk, as a step's are.
+_converter.register_structure_hook(
+    ToolRecord,
+    make_dict_structure_fn(
+        ToolRecord,
+        _converter,
+        start=override(rename="start_ms", struct_hook=_ms_field),
+        end=override(rename="end_ms", struct_hook=_ms_field),
+    ),
+)
+_converter.register_unstructure_hook(
+    ToolRecord,
+    make_dict_unstructure_fn(
+        ToolRecord,
+        _converter,
+        start=override(rename="start_ms", unstruct_hook=ms),
+        end=override(rename="end_ms", unstruct_hook=ms),
+    ),
+)
 _converter.register_structure_hook(
     TraceEntry,
     make_dict_structure_fn(
@@ -399,6 +424,8 @@ _converter.register_unstructure_hook(
         start=override(rename="start_ms", unstruct_hook=ms),
         end=override(rename="end_ms", unstruct_hook=ms),
         first_item=override(rename="first_item_ms", unstruct_hook=_maybe_ms),
+        # Absent from steps that ran no tools, so their lines read as before.
+        tools=override(omit_if_default=True),
     ),
 )
 _converter.register_structure_hook(

@@ -14,6 +14,8 @@ caller's nursery. The model name picks the behaviour:
   `edge-html` answers a stream with a web page, `edge-cut-mid-line` ends a stream inside a
   line, `edge-huge` sends a 50 MB body, `edge-endless` streams without end, `edge-hung`
   never answers, `edge-stall` stalls after its first chunk.
+- `tool-*` and `schema-*`: tool calls and structured answers (see the block marked
+  "Tool calls and structured output").
 
 The server counts requests in flight and records, in `trio.current_time()`, when each request
 came and when it saw a client disconnect.
@@ -39,6 +41,15 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 BAD_REQUEST_MESSAGE = "Invalid value for 'max_tokens': must be at most 4096."
 TOKEN = "tok "  # 4 characters: exactly one token by the client's estimate
+#: The `schema-*` models' fitting answer.
+SCHEMA_ANSWER = '{"name": "blue", "hex": "#0000ff"}'
+#: The call each `tool-*` model makes: (tool name, arguments JSON).
+TOOL_CALLS = {
+    "tool-loop": ("lookup_price", '{"sku": "A1"}'),
+    "tool-failing": ("explode", "{}"),
+    "tool-slow": ("lookup_price", '{"sku": "A1"}'),
+    "tool-quote": ("lookup_price", '{"sku": "A1"}'),
+}
 
 
 @attrs.define(eq=False)
@@ -98,6 +109,8 @@ class LLMServer:
         elif model.startswith("stream-"):
             _, count, interval = model.split("-")
             await self._stream(send, receive, tokens=int(count), interval=float(interval))
+        elif model.startswith(("tool-", "schema-")):
+            await self._tools_answer(model, request, receive, send)
         else:
             if model.startswith("hold-"):
                 await trio.sleep(float(model.removeprefix("hold-")))
@@ -127,6 +140,103 @@ class LLMServer:
             await _chunk(send, {"choices": [], "usage": usage})
             await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
             nursery.cancel_scope.cancel()
+
+    # --- Tool calls and structured output (issue 18) ------------------------------------------
+    # The conversation picks the answer, so a tool loop or a structured retry plays out:
+    # - `tool-loop`: calls `lookup_price` {"sku": "A1"}; once the last message is a tool
+    #   result, answers `result: <that result>`.
+    # - `tool-failing`: calls `explode` {}; then answers `result: <the tool message>`.
+    # - `tool-slow`: like `tool-loop`, but the final answer streams 200 tokens 50 ms apart.
+    # - `tool-quote`: like `tool-loop`, but answers `{"sku": "A1", "price": <the result>}`.
+    # - `schema-invalid-json`: answers `blue, I think` until the conversation holds a retry
+    #   prompt, then `SCHEMA_ANSWER`.
+    # - `schema-mismatch`: always answers `{"name": "blue"}` (no `hex`).
+    # - `schema-ok`: answers `SCHEMA_ANSWER`.
+    # A streamed answer comes in 8-character pieces; tool arguments too.
+
+    async def _tools_answer(
+        self, model: str, request: dict[str, Any], receive: Receive, send: Send
+    ) -> None:
+        messages = request["messages"]
+        stream = bool(request.get("stream"))
+        answered = messages[-1]["role"] == "tool"
+        if model.startswith("tool-") and not answered:
+            name, arguments = TOOL_CALLS[model]
+            call = {"id": f"call_{self.seen[model]}", "name": name, "arguments": arguments}
+            await self._tool_call(send, receive, call, stream=stream)
+            return
+        if model == "tool-quote":
+            text = json.dumps({"sku": "A1", "price": float(messages[-1]["content"])})
+        elif model.startswith("tool-"):
+            text = f"result: {messages[-1]['content']}"
+        elif model == "schema-invalid-json":
+            retried = any(m["role"] == "user" and "does not fit" in m["content"] for m in messages)
+            text = SCHEMA_ANSWER if retried else "blue, I think"
+        elif model == "schema-mismatch":
+            text = '{"name": "blue"}'
+        else:
+            text = SCHEMA_ANSWER
+        if model == "tool-slow":
+            await self._stream(send, receive, tokens=200, interval=0.05)
+        elif stream:
+            pieces = [text[i : i + 8] for i in range(0, len(text), 8)]
+            deltas = [{"content": piece} for piece in pieces]
+            await self._chunks(send, receive, deltas, finish="stop")
+        else:
+            await _json(send, 200, _whole(text))
+
+    async def _tool_call(
+        self, send: Send, receive: Receive, call: dict[str, str], *, stream: bool
+    ) -> None:
+        if not stream:
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": call["id"],
+                        "type": "function",
+                        "function": {"name": call["name"], "arguments": call["arguments"]},
+                    }
+                ],
+            }
+            answer = _whole("")
+            answer["choices"][0].update(message=message, finish_reason="tool_calls")
+            await _json(send, 200, answer)
+            return
+        arguments = call["arguments"]
+        first = {"index": 0, "id": call["id"], "type": "function"}
+        first["function"] = {"name": call["name"], "arguments": ""}
+        deltas = [{"tool_calls": [first]}] + [
+            {"tool_calls": [{"index": 0, "function": {"arguments": arguments[i : i + 8]}}]}
+            for i in range(0, len(arguments), 8)
+        ]
+        await self._chunks(send, receive, deltas, finish="tool_calls")
+
+    async def _chunks(
+        self, send: Send, receive: Receive, deltas: list[dict[str, Any]], *, finish: str
+    ) -> None:
+        answer = _Answer()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watch_disconnect, receive, nursery.cancel_scope, answer)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")],
+                }
+            )
+            for delta in deltas:
+                await _chunk(send, {"choices": [{"index": 0, "delta": delta}]})
+            answer.finished = True
+            end = {"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
+            await _chunk(send, end)
+            usage = {"prompt_tokens": 10, "completion_tokens": len(deltas)}
+            await _chunk(send, {"choices": [], "usage": usage})
+            await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+            nursery.cancel_scope.cancel()
+
+    # --- end of the tool-call and structured-output block --------------------------------------
 
     async def _watch_disconnect(
         self, receive: Receive, streaming: trio.CancelScope, answer: _Answer

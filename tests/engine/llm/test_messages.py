@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from specroute.engine.llm import Message
+from specroute.engine.llm import Message, ToolCall
 from specroute.engine.llm._messages import as_messages
 
 
@@ -22,3 +22,28 @@ def test_errors() -> None:
         as_messages([{"role": "tool", "content": "x"}])
     with pytest.raises(ValueError, match="have `role` and `content`"):
         as_messages([{"content": "x"}])
+
+
+def test_tool_turns() -> None:
+    call = ToolCall(id="call_1", name="lookup", arguments_json='{"sku": "A1"}')
+    turn = Message(role="assistant", content="", tool_calls=[call])
+    result = Message.tool_result(call, "12.5")
+    failure = Message.tool_result(call, "boom", is_error=True)
+
+    assert turn.tool_calls == (call,)
+    assert (result.role, result.tool_call_id, result.is_error) == ("tool", "call_1", False)
+    assert failure.is_error
+    assert as_messages([turn, result]) == (turn, result)
+    assert ToolCall(id="c", name="n", arguments_json="  ").arguments() == {}
+    with pytest.raises(ValueError, match="Expecting"):
+        ToolCall(id="c", name="n", arguments_json="{").arguments()
+
+
+def test_tool_turn_errors() -> None:
+    call = ToolCall(id="call_1", name="lookup", arguments_json="{}")
+    with pytest.raises(ValueError, match="only an assistant message has `tool_calls`"):
+        Message(role="user", content="x", tool_calls=[call])
+    with pytest.raises(ValueError, match=r"needs the `tool_call_id`.*Message.tool_result"):
+        Message(role="tool", content="x")
+    with pytest.raises(ValueError, match="needs the `tool_call_id`"):
+        Message(role="user", content="x", tool_call_id="call_1")

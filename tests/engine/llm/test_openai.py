@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
+import trio
 from llm_mocks import API_KEY, MakeClient, openai_answer, paced, sse
 from specroute.engine.llm import (
+    CallStatus,
     Message,
+    OutputSchema,
     ProviderHTTPError,
     ProviderResponseError,
     RetryBudgetExceededError,
+    ToolCall,
+    ToolSpec,
     Usage,
 )
 
@@ -180,3 +186,198 @@ async def test_answer_without_choices(make_client: MakeClient) -> None:
 
     with pytest.raises(ProviderResponseError, match=r"choices\[0\]"):
         await make_client(answers_without_choices).complete("hi", model="gpt-4o", max_tokens=5)
+
+
+# Tool calls and structured output (issue 18).
+
+LOOKUP = ToolSpec(
+    name="lookup_price",
+    description="Return an article's price.",
+    parameters={"type": "object", "properties": {"sku": {"type": "string"}}, "required": ["sku"]},
+)
+ANSWER_SCHEMA = OutputSchema(
+    name="Answer",
+    schema={
+        "type": "object",
+        "properties": {"colour": {"type": "string"}},
+        "required": ["colour"],
+        "additionalProperties": False,
+    },
+)
+
+
+def openai_tool_answer(*calls: tuple[str, str, str]) -> dict[str, Any]:
+    message = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": i, "type": "function", "function": {"name": n, "arguments": a}}
+            for i, n, a in calls
+        ],
+    }
+    return {
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
+        "usage": {"prompt_tokens": 30, "completion_tokens": 12},
+    }
+
+
+async def test_tools_schema_and_tool_turns_in_the_request_body(make_client: MakeClient) -> None:
+    bodies: list[dict[str, Any]] = []
+
+    async def records_body_and_answers(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200, json=openai_answer('{"colour": "blue"}'))
+
+    call = ToolCall(id="call_1", name="lookup_price", arguments_json='{"sku": "A1"}')
+    conversation = [
+        Message.user("Price of A1?"),
+        Message(role="assistant", content="", tool_calls=[call]),
+        Message.tool_result(call, "12.5"),
+    ]
+    client = make_client(records_body_and_answers)
+    await client.complete(
+        conversation, model="gpt-4o-mini", max_tokens=50, tools=[LOOKUP], output=ANSWER_SCHEMA
+    )
+
+    [body] = bodies
+    assert body["messages"] == [
+        {"role": "user", "content": "Price of A1?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "lookup_price", "arguments": '{"sku": "A1"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "12.5"},
+    ]
+    assert body["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup_price",
+                "description": "Return an article's price.",
+                "parameters": dict(LOOKUP.parameters),
+            },
+        }
+    ]
+    assert body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "Answer", "schema": dict(ANSWER_SCHEMA.schema), "strict": True},
+    }
+
+
+async def test_a_call_without_tools_or_schema_sends_neither(make_client: MakeClient) -> None:
+    bodies: list[dict[str, Any]] = []
+
+    async def records_body_and_answers(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200, json=openai_answer("Blue."))
+
+    await make_client(records_body_and_answers).complete("hi", model="gpt-4o", max_tokens=5)
+
+    assert "tools" not in bodies[0]
+    assert "response_format" not in bodies[0]
+
+
+async def test_whole_answer_with_tool_calls(make_client: MakeClient) -> None:
+    async def calls_two_tools(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            json=openai_tool_answer(
+                ("call_1", "lookup_price", '{"sku": "A1"}'),
+                ("call_2", "lookup_price", '{"sku": "B2"}'),
+            ),
+        )
+
+    completion = await make_client(calls_two_tools).complete(
+        "Prices?", model="gpt-4o-mini", max_tokens=50, tools=[LOOKUP]
+    )
+
+    assert completion.text == ""
+    assert completion.finish_reason == "tool_calls"
+    assert completion.tool_calls == (
+        ToolCall(id="call_1", name="lookup_price", arguments_json='{"sku": "A1"}'),
+        ToolCall(id="call_2", name="lookup_price", arguments_json='{"sku": "B2"}'),
+    )
+    assert completion.tool_calls[1].arguments() == {"sku": "B2"}
+    assert completion.usage == Usage(input_tokens=30, output_tokens=12)
+
+
+def tool_delta(
+    index: int, *, id: str | None = None, name: str | None = None, args: str = ""
+) -> dict[str, Any]:
+    call: dict[str, Any] = {"index": index, "function": {"arguments": args}}
+    if id is not None:
+        call["id"] = id
+        call["type"] = "function"
+        call["function"]["name"] = name
+    return {"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]}
+
+
+async def test_streamed_tool_calls_are_assembled_from_their_pieces(make_client: MakeClient) -> None:
+    async def streams_two_calls_in_pieces(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            content=sse(
+                tool_delta(0, id="call_1", name="lookup_price"),
+                tool_delta(0, args='{"sk'),
+                tool_delta(1, id="call_2", name="lookup_price", args='{"sku": '),
+                tool_delta(0, args='u": "A1"}'),
+                tool_delta(1, args='"B2"}'),
+                {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+                {"choices": [], "usage": {"prompt_tokens": 30, "completion_tokens": 14}},
+                "[DONE]",
+            ),
+        )
+
+    completion = await make_client(streams_two_calls_in_pieces).complete(
+        "Prices?", model="gpt-4o-mini", max_tokens=50, tools=[LOOKUP], stream=True
+    )
+
+    assert [(c.id, c.arguments()) for c in completion.tool_calls] == [
+        ("call_1", {"sku": "A1"}),
+        ("call_2", {"sku": "B2"}),
+    ]
+    assert completion.finish_reason == "tool_calls"
+    assert completion.usage == Usage(input_tokens=30, output_tokens=14)
+
+
+async def test_a_streamed_tool_call_without_index_is_a_response_error(
+    make_client: MakeClient,
+) -> None:
+    async def streams_a_call_without_index(request: httpx.Request) -> httpx.Response:
+        bad = {"choices": [{"index": 0, "delta": {"tool_calls": [{"id": "c", "function": {}}]}}]}
+        return httpx.Response(200, content=sse(bad, "[DONE]"))
+
+    with pytest.raises(ProviderResponseError, match="without an `index`"):
+        await make_client(streams_a_call_without_index).complete(
+            "x", model="gpt-4o", max_tokens=5, stream=True
+        )
+
+
+async def test_a_tool_call_cut_short_is_billed_for_its_arguments(
+    make_client: MakeClient, autojump_clock: object
+) -> None:
+    pieces = [
+        sse(tool_delta(0, id="call_1", name="lookup_price")),
+        *[sse(tool_delta(0, args="x" * 40)) for _ in range(5)],
+        sse("[DONE]"),
+    ]
+
+    async def streams_arguments_slowly(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=paced(pieces, every=1.0))
+
+    client = make_client(streams_arguments_slowly)
+    with trio.move_on_after(3.5):
+        await client.complete("x", model="gpt-4o", max_tokens=500, tools=[LOOKUP], stream=True)
+
+    [record] = client.meter.records()
+    assert record.status is CallStatus.CANCELLED
+    # Two 40-character pieces arrived before the cancel: 80 characters, 20 tokens.
+    assert record.usage.output_tokens == 20
+    assert record.usage.partial

@@ -21,6 +21,7 @@ from specroute.engine.llm import (
     LLMClient,
     LLMConfigError,
     ModelPrice,
+    OutputSchema,
     Progress,
     Provider,
     ProviderConnectionError,
@@ -29,6 +30,8 @@ from specroute.engine.llm import (
     RetryBudgetExceededError,
     RetryPolicy,
     ServerSentEvent,
+    ToolCall,
+    ToolSpec,
     Usage,
     UsageMeter,
     WireFormat,
@@ -259,3 +262,34 @@ async def test_progress_bills_a_cut_stream_by_its_text_when_the_count_is_stale()
     assert Progress().usage(99, partial=True) == Usage(
         input_tokens=99, output_tokens=0, partial=True, estimated=True
     )
+
+
+async def test_a_format_without_tools_refuses_a_call_with_tools(http: Any) -> None:
+    seen.clear()
+    client = LLMClient(provider=jsonl_provider(prices=PRICES), http=http(answers_whole))
+    schema = OutputSchema(name="Out", schema={"type": "string"})
+
+    with pytest.raises(LLMConfigError, match=r"JSON lines format does not take `tools`, `output`"):
+        await client.complete(
+            "hi", model="jl-1", max_tokens=5, tools=[ToolSpec(name="t")], output=schema
+        )
+
+    assert seen == []
+    assert client.meter.statistics().calls == 0
+    # The same format still serves plain calls.
+    assert (await client.complete("hi", model="jl-1", max_tokens=5)).text == "hi"
+
+
+async def test_progress_gathers_tool_calls_by_index() -> None:
+    progress = Progress()
+    progress.add_tool_call(1, id="b", name="second", arguments='{"x"')
+    progress.add_tool_call(0, id="a", name="first")
+    progress.add_tool_call(1, arguments=": 1}")
+
+    assert progress.tool_calls() == (
+        ToolCall(id="a", name="first", arguments_json=""),
+        ToolCall(id="b", name="second", arguments_json='{"x": 1}'),
+    )
+    assert progress.chars == len('{"x": 1}')
+    # Arguments are generated tokens: a cut answer is billed for them.
+    assert progress.usage(5, partial=True).output_tokens == 2
