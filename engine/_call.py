@@ -24,6 +24,7 @@ from specroute.routes import StepFailedError, StepTimeoutError
 
 from ._state import Execution, PendingStore, store
 from ._trace import StepStatus
+from .llm import no_hedging
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -251,7 +252,8 @@ async def _effect(
     value: Any = None
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_grant_grace, shield, step.options.effect_grace)
-        with shield:
+        # An effect's LLM calls run once each: never hedged.
+        with shield, no_hedging():
             try:
                 value = await _compute(run, scope, step, kwargs, found, admitted, execution)
             except Exception as exc:  # noqa: BLE001 -- re-raised below, outside the nursery

@@ -26,6 +26,14 @@ from ._errors import ProviderHTTPError as ProviderHTTPError
 from ._errors import ProviderResponseError as ProviderResponseError
 from ._errors import ProviderTimeoutError as ProviderTimeoutError
 from ._errors import RetryBudgetExceededError as RetryBudgetExceededError
+from ._hedge import DEFAULT_HEDGE_MIN_SAMPLES as DEFAULT_HEDGE_MIN_SAMPLES
+from ._hedge import Hedge as Hedge
+from ._hedge import HedgeState as HedgeState
+from ._hedge import HedgeStatistics as HedgeStatistics
+from ._hedge import no_hedging as no_hedging
+from ._hedge import process_hedge_state as process_hedge_state
+from ._latency import DEFAULT_LATENCY_WINDOW as DEFAULT_LATENCY_WINDOW
+from ._latency import LatencyWindow as LatencyWindow
 from ._limits import DEFAULT_LIMITS as DEFAULT_LIMITS
 from ._limits import ProviderLimits as ProviderLimits
 from ._limits import ProviderStatistics as ProviderStatistics
@@ -36,6 +44,7 @@ from ._meter import DEFAULT_MAX_RECORDS as DEFAULT_MAX_RECORDS
 from ._meter import Attempt as Attempt
 from ._meter import CallRecord as CallRecord
 from ._meter import CallStatus as CallStatus
+from ._meter import HedgeRole as HedgeRole
 from ._meter import UsageMeter as UsageMeter
 from ._meter import UsageStatistics as UsageStatistics
 from ._meter import record_usage as record_usage
@@ -71,7 +80,9 @@ __all__ = [  # noqa: RUF022
     "Completion",
     "DEFAULT_ANTHROPIC_BASE_URL",
     "DEFAULT_EMBEDDINGS_TIMEOUT",
+    "DEFAULT_HEDGE_MIN_SAMPLES",
     "DEFAULT_HTTP_TIMEOUT",
+    "DEFAULT_LATENCY_WINDOW",
     "DEFAULT_LIMITS",
     "DEFAULT_MAX_RECORDS",
     "DEFAULT_MAX_TOKENS",
@@ -80,9 +91,14 @@ __all__ = [  # noqa: RUF022
     "DEFAULT_RETRY",
     "DEFAULT_STREAM_MIN_TOKENS",
     "HTTPEmbedder",
+    "Hedge",
+    "HedgeRole",
+    "HedgeState",
+    "HedgeStatistics",
     "LLMClient",
     "LLMConfigError",
     "LLMError",
+    "LatencyWindow",
     "Message",
     "MessageLike",
     "ModelPrice",
@@ -114,7 +130,9 @@ __all__ = [  # noqa: RUF022
     "WireFormat",
     "estimate_prompt_tokens",
     "estimate_tokens",
+    "no_hedging",
     "open_llm_client",
+    "process_hedge_state",
     "record_usage",
 ]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import warnings
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 import httpx
@@ -28,9 +28,11 @@ from ._errors import (
     RetryBudgetExceededError,
 )
 from ._exchange import Request, exchange
+from ._hedge import Hedge, HedgeState, process_hedge_state
 from ._messages import Message, MessageLike, as_messages
-from ._meter import Attempt, CallRecord, CallStatus, UsageMeter, active_meters
+from ._meter import Attempt, CallRecord, CallStatus, HedgeRole, UsageMeter, active_meters
 from ._prices import PriceTable, UnknownModelPriceWarning
+from ._race import CallArgs, Leg, run_call
 from ._retry import DEFAULT_RETRY, RetryPolicy
 from ._usage import Usage, estimate_prompt_tokens
 
@@ -75,6 +77,10 @@ class Completion:
         finish_reason: Why generation stopped, as the provider says (`"stop"`, `"length"`,
             `"end_turn"`, `"max_tokens"`...), or `None`.
         streamed: Whether the answer was streamed.
+        hedge: `None` if no hedge was sent; else which request answered
+            (`HedgeRole.BACKUP`: the hedge won).
+        failover: The position, in its `Failover`, of the target that answered (0: the
+            first choice, or no failover).
     """
 
     text: str
@@ -88,6 +94,8 @@ class Completion:
     first_token_at: float | None
     finish_reason: str | None
     streamed: bool
+    hedge: HedgeRole | None = None
+    failover: int = 0
 
     @property
     def duration(self) -> float:
@@ -115,6 +123,8 @@ class LLMClient:
         meter: This client's ledger (a new one by default).
         rng: Randomness for backoff jitter; seed it for reproducible waits.
         stream_min_tokens: Calls with `stream=None` stream when `max_tokens` reaches this.
+        hedge: Hedge this client's calls (`None`: as the provider's `hedge` says).
+        hedge_state: Latencies learned and the hedge budget (default: the process's).
     """
 
     provider: Provider
@@ -130,6 +140,8 @@ class LLMClient:
         default=DEFAULT_STREAM_MIN_TOKENS,
         validator=at_least_one,
     )
+    hedge: Hedge | None = None
+    hedge_state: HedgeState = attrs.field(factory=process_hedge_state, repr=False)
     _warned_models: set[str] = attrs.field(init=False, factory=set, repr=False)
 
     async def complete(
@@ -141,6 +153,7 @@ class LLMClient:
         stream: bool | None = None,
         temperature: float | None = None,
         meter: UsageMeter | None = None,
+        hedge: Hedge | Literal[False] | None = None,
     ) -> Completion:
         """Ask `model` to continue `messages`; retry retryable failures; record the call.
 
@@ -155,6 +168,8 @@ class LLMClient:
                 `stream_min_tokens`). Only a streamed call stops generating when cancelled.
             temperature: Sampling temperature (`None`: the provider's default).
             meter: One more meter to record this call in.
+            hedge: Hedge this call (`None`: as the client, else the provider, says;
+                `False`: never). A hedged call is recorded as one record per request sent.
 
         Returns:
             The completion.
@@ -175,6 +190,18 @@ class LLMClient:
             prompt_estimate=estimate_prompt_tokens(prompt), started=trio.current_time()
         )
         streamed = stream if stream is not None else max_tokens >= self.stream_min_tokens
+        chosen = self.hedge_for(hedge)
+        if chosen is not None:
+            leg: Leg[Completion] = Leg(client=self, model=model)
+            args = CallArgs(
+                prompt=prompt,
+                prompt_estimate=call.prompt_estimate,
+                max_tokens=max_tokens,
+                stream=streamed,
+                temperature=temperature,
+                meter=meter,
+            )
+            return await run_call(leg, leg, chosen, args)
         status = CallStatus.CANCELLED
         error: str | None = None
         try:
@@ -192,6 +219,18 @@ class LLMClient:
                 call.close_attempt(error="Cancelled: the call was cancelled mid-attempt")
             self._record(call, model, status, error, meter)
         return completion
+
+    def _mark(
+        self, completion: Completion, *, started: float, hedge: HedgeRole | None, failover: int
+    ) -> Completion:
+        return attrs.evolve(completion, started=started, hedge=hedge, failover=failover)
+
+    def hedge_for(self, hedge: Hedge | Literal[False] | None = None) -> Hedge | None:
+        """Return how a call given `hedge` is hedged: its own, else the client's, else the
+        provider's (`None`: not hedged)."""
+        if hedge is False:
+            return None
+        return hedge or self.hedge or self.provider.hedge
 
     async def _complete(
         self,
@@ -308,6 +347,10 @@ class LLMClient:
         status: CallStatus,
         error: str | None,
         meter: UsageMeter | None,
+        *,
+        hedge: HedgeRole | None = None,
+        saved: float = 0.0,
+        failover: int = 0,
     ) -> None:
         usage = call.usage(partial=status is not CallStatus.COMPLETED)
         record = CallRecord(
@@ -320,6 +363,9 @@ class LLMClient:
             started=call.started,
             finished=trio.current_time(),
             error=error,
+            hedge=hedge,
+            saved=saved,
+            failover=failover,
         )
         meters = [self.meter, *active_meters()]
         if meter is not None:
@@ -354,6 +400,8 @@ async def open_llm_client(
     meter: UsageMeter | None = None,
     seed: int | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    hedge: Hedge | None = None,
+    hedge_state: HedgeState | None = None,
 ) -> AsyncIterator[LLMClient]:
     """Open an `httpx.AsyncClient` and yield an `LLMClient` for `provider` over it.
 
@@ -372,6 +420,8 @@ async def open_llm_client(
         transport: An httpx transport to use instead of the network (tests); `None`: the
             provider's own `transport` (the in-process server of `Provider.simulated()`),
             else the network.
+        hedge: Hedge the client's calls (`None`: as the provider's `hedge` says).
+        hedge_state: Latencies and hedge budget (`None`: `process_hedge_state()`).
 
     Yields:
         The client; its HTTP connections close when the block exits.
@@ -390,6 +440,8 @@ async def open_llm_client(
             prices=provider.prices if prices is None else prices,
             meter=UsageMeter() if meter is None else meter,
             rng=random.Random(seed),
+            hedge=hedge,
+            hedge_state=process_hedge_state() if hedge_state is None else hedge_state,
         )
 
 

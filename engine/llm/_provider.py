@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     import httpx
 
+    from ._hedge import Hedge
     from ._wire import WireFormat
 
 __all__ = ["Provider"]
@@ -81,6 +82,8 @@ class Provider:
         prices: What its models cost; clients use it unless given other prices.
         transport: An httpx transport clients use instead of the network (`None`: the
             network); `Provider.simulated()` sets a `SimulatedTransport`.
+        hedge: Hedge every call to this provider whose client and call say nothing
+            (`None`: no hedging).
 
     Raises:
         LLMConfigError: `name` or `base_url` is empty, or `format` is not a `WireFormat`.
@@ -93,6 +96,7 @@ class Provider:
     limits: ProviderLimits = DEFAULT_LIMITS
     prices: PriceTable = attrs.field(default=DEFAULT_PRICES, repr=False)
     transport: httpx.AsyncBaseTransport | None = attrs.field(default=None, repr=False)
+    hedge: Hedge | None = None
     _throttle: Throttle = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
