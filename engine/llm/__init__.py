@@ -26,6 +26,13 @@ from ._errors import ProviderHTTPError as ProviderHTTPError
 from ._errors import ProviderResponseError as ProviderResponseError
 from ._errors import ProviderTimeoutError as ProviderTimeoutError
 from ._errors import RetryBudgetExceededError as RetryBudgetExceededError
+from ._failover import DEFAULT_BREAKER as DEFAULT_BREAKER
+from ._failover import Breaker as Breaker
+from ._failover import Failover as Failover
+from ._failover import FailoverExhaustedError as FailoverExhaustedError
+from ._failover import FailoverStatistics as FailoverStatistics
+from ._failover import Target as Target
+from ._failover import TargetStatistics as TargetStatistics
 from ._hedge import DEFAULT_HEDGE_MIN_SAMPLES as DEFAULT_HEDGE_MIN_SAMPLES
 from ._hedge import Hedge as Hedge
 from ._hedge import HedgeState as HedgeState
@@ -75,10 +82,12 @@ from ._wire import WireFormat as WireFormat
 __all__ = [  # noqa: RUF022
     "AnthropicFormat",
     "Attempt",
+    "Breaker",
     "CallRecord",
     "CallStatus",
     "Completion",
     "DEFAULT_ANTHROPIC_BASE_URL",
+    "DEFAULT_BREAKER",
     "DEFAULT_EMBEDDINGS_TIMEOUT",
     "DEFAULT_HEDGE_MIN_SAMPLES",
     "DEFAULT_HTTP_TIMEOUT",
@@ -90,6 +99,9 @@ __all__ = [  # noqa: RUF022
     "DEFAULT_PRICES",
     "DEFAULT_RETRY",
     "DEFAULT_STREAM_MIN_TOKENS",
+    "Failover",
+    "FailoverExhaustedError",
+    "FailoverStatistics",
     "HTTPEmbedder",
     "Hedge",
     "HedgeRole",
@@ -123,6 +135,8 @@ __all__ = [  # noqa: RUF022
     "SimulatedStatistics",
     "SimulatedTransport",
     "StreamDecoder",
+    "Target",
+    "TargetStatistics",
     "UnknownModelPriceWarning",
     "Usage",
     "UsageMeter",

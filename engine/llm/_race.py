@@ -98,17 +98,19 @@ class _Request(Generic[T]):
     running: bool = True
 
 
-async def run_call(primary: Leg[T], backup: Leg[T] | None, hedge: Hedge, args: CallArgs) -> T:
+async def run_call(
+    primary: Leg[T], backup: Leg[T] | None, hedge: Hedge | None, args: CallArgs
+) -> T:
     """Make one call to `primary`, hedged to `backup` when hedging is allowed here.
 
     Every request is recorded once the call is over, however it ends, from this task (so a
     run attributes it to the step that made the call). With `backup=None` the call is never
-    hedged, but its latency is still learned.
+    hedged, but its latency is still learned (with `hedge=None`, not even that).
 
     Args:
         primary: Where the call goes first.
         backup: Where a hedge goes (`None`: no hedge).
-        hedge: When to hedge, and the budget.
+        hedge: When to hedge, and the budget (`None`: no hedging).
         args: The request's arguments.
 
     Returns:
@@ -121,7 +123,7 @@ async def run_call(primary: Leg[T], backup: Leg[T] | None, hedge: Hedge, args: C
     state = primary.leg_state()
     started = trio.current_time()
     threshold: float | None = None
-    if backup is not None and hedging_allowed():
+    if hedge is not None and backup is not None and hedging_allowed():
         state._earn(hedge)
         threshold = state.threshold(primary.client.provider.name, primary.model, hedge)
     requests: list[_Request[T]] = [
@@ -200,32 +202,13 @@ async def _hedge_after(
 def _settle(
     requests: list[_Request[T]],
     state: HedgeState,
-    hedge: Hedge,
+    hedge: Hedge | None,
     started: float,
     meter: UsageMeter | None,
 ) -> None:
     """Learn the requests' latencies, then record each one in its client's meters."""
-    primary = requests[0]
     hedged = len(requests) > 1
-    saved = 0.0
-    for request in requests:
-        leg = request.leg
-        window = state.latencies(leg.client.provider.name, leg.model, size=hedge.window)
-        if request.completion is not None:
-            finished = request.call.attempts[-1].finished
-            if request.role is HedgeRole.BACKUP:
-                state._won += 1
-                # What the primary would still have taken, judged by its past latencies.
-                won_at = finished - started
-                primary_window = state.latencies(
-                    primary.leg.client.provider.name, primary.leg.model, size=hedge.window
-                )
-                expected = primary_window.mean_above(won_at)
-                saved = 0.0 if expected is None else expected - won_at
-            window.add(finished - request.call.started)
-        elif request is primary and request.error is None and hedged:
-            # Cancelled by a winning hedge: a censored latency, known to exceed the threshold.
-            window.add(trio.current_time() - started)
+    saved = 0.0 if hedge is None else _learn(requests, state, hedge, started)
     for request in requests:
         if request.completion is not None:
             status, error = CallStatus.COMPLETED, None
@@ -245,6 +228,31 @@ def _settle(
             saved=saved if won else 0.0,
             failover=request.leg.failover,
         )
+
+
+def _learn(requests: list[_Request[T]], state: HedgeState, hedge: Hedge, started: float) -> float:
+    """Add each request's latency to its window; return the seconds a winning hedge saved."""
+    primary = requests[0]
+    saved = 0.0
+    for request in requests:
+        leg = request.leg
+        window = state.latencies(leg.client.provider.name, leg.model, size=hedge.window)
+        if request.completion is not None:
+            finished = request.call.attempts[-1].finished
+            if request.role is HedgeRole.BACKUP:
+                state._won += 1
+                # What the primary would still have taken, judged by its past latencies.
+                won_at = finished - started
+                primary_window = state.latencies(
+                    primary.leg.client.provider.name, primary.leg.model, size=hedge.window
+                )
+                expected = primary_window.mean_above(won_at)
+                saved = 0.0 if expected is None else expected - won_at
+            window.add(finished - request.call.started)
+        elif request is primary and request.error is None and len(requests) > 1:
+            # Cancelled by a winning hedge: a censored latency, known to exceed the threshold.
+            window.add(trio.current_time() - started)
+    return saved
 
 
 def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
