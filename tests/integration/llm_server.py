@@ -9,6 +9,7 @@ caller's nursery. The model name picks the behaviour:
 - `rate-limit-once`: the first request gets 429 with `Retry-After: 1`, later ones an answer.
 - `burst-500`: the first two requests get 500, later ones an answer.
 - `bad-request`: 400 with an OpenAI-style error message.
+- `tail-<percent>-<factor>-<seconds>`: heavy-tail latency (issue 19); see `_heavy_tail`.
 
 The server counts requests in flight and records, in `trio.current_time()`, when each request
 came and when it saw a client disconnect.
@@ -85,6 +86,8 @@ class LLMServer:
             await _json(send, 500, {"error": {"message": "internal error"}})
         elif model == "slow-stream":
             await self._stream(send, receive, tokens=500, interval=0.02)
+        elif model.startswith("tail-"):
+            await self._heavy_tail(model, send, receive)
         elif model.startswith("stream-"):
             _, count, interval = model.split("-")
             await self._stream(send, receive, tokens=int(count), interval=float(interval))
@@ -117,6 +120,19 @@ class LLMServer:
             await _chunk(send, {"choices": [], "usage": usage})
             await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
             nursery.cancel_scope.cancel()
+
+    # --- Heavy-tail mode (issue 19, hedged calls) -------------------------------------
+    async def _heavy_tail(self, model: str, send: Send, receive: Receive) -> None:
+        """`tail-<percent>-<factor>-<seconds>`: stream 10 tokens over `seconds`, or over
+        `factor` times that for `percent`% of the requests to this model, spread evenly: the
+        n-th is slow when `n * percent // 100` steps up (`tail-50-...`: the 2nd, 4th...)."""
+        _, percent, factor, seconds = model.split("-")
+        n = self.seen[model]
+        slow = n * int(percent) // 100 > (n - 1) * int(percent) // 100
+        total = float(seconds) * (float(factor) if slow else 1.0)
+        await self._stream(send, receive, tokens=10, interval=total / 10)
+
+    # --- end of heavy-tail mode ---------------------------------------------------------
 
     async def _watch_disconnect(
         self, receive: Receive, streaming: trio.CancelScope, answer: _Answer
