@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._trace import RunResult, StepStatus
+from ._hedging import StepHedging, hedging
 from ._predictions import PredictionSummary, predictions
 from ._schema import RunRecord, ms
 
@@ -279,6 +280,8 @@ class Summary:
         cache: What the cache did.
         roi: Whether speculation pays.
         predictions: Per router: its predictions and cache hits, checked or not.
+        hedging: Per step that hedged or failed over: hedges sent and won, latency saved,
+            dollars spent (issue 19).
     """
 
     runs: int
@@ -300,6 +303,7 @@ class Summary:
     cache: CacheSummary
     roi: RoiSummary
     predictions: tuple[PredictionSummary, ...] = ()
+    hedging: tuple[StepHedging, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The summary as JSON-ready data (what `specroute report --json` prints)."""
@@ -575,4 +579,5 @@ def summarize(records: Sequence[RunRecord]) -> Summary:
         cache=_cache(records),
         roi=_roi(routes),
         predictions=predictions(records),
+        hedging=hedging(records),
     )
