@@ -37,6 +37,7 @@ from ._hedge import DEFAULT_HEDGE_MIN_SAMPLES as DEFAULT_HEDGE_MIN_SAMPLES
 from ._hedge import Hedge as Hedge
 from ._hedge import HedgeState as HedgeState
 from ._hedge import HedgeStatistics as HedgeStatistics
+from ._hedge import hedging as hedging
 from ._hedge import no_hedging as no_hedging
 from ._hedge import process_hedge_state as process_hedge_state
 from ._latency import DEFAULT_LATENCY_WINDOW as DEFAULT_LATENCY_WINDOW
@@ -144,6 +145,7 @@ __all__ = [  # noqa: RUF022
     "WireFormat",
     "estimate_prompt_tokens",
     "estimate_tokens",
+    "hedging",
     "no_hedging",
     "open_llm_client",
     "process_hedge_state",

@@ -28,7 +28,7 @@ from ._errors import (
     RetryBudgetExceededError,
 )
 from ._exchange import Request, exchange
-from ._hedge import Hedge, HedgeState, process_hedge_state
+from ._hedge import Hedge, HedgeState, block_hedge, process_hedge_state
 from ._messages import Message, MessageLike, as_messages
 from ._meter import Attempt, CallRecord, CallStatus, HedgeRole, UsageMeter, active_meters
 from ._prices import PriceTable, UnknownModelPriceWarning
@@ -168,8 +168,9 @@ class LLMClient:
                 `stream_min_tokens`). Only a streamed call stops generating when cancelled.
             temperature: Sampling temperature (`None`: the provider's default).
             meter: One more meter to record this call in.
-            hedge: Hedge this call (`None`: as the client, else the provider, says;
-                `False`: never). A hedged call is recorded as one record per request sent.
+            hedge: Hedge this call (`None`: as an enclosing `hedging()` block, else the
+                client, else the provider says; `False`: never). A hedged call is
+                recorded as one record per request sent.
 
         Returns:
             The completion.
@@ -226,11 +227,11 @@ class LLMClient:
         return attrs.evolve(completion, started=started, hedge=hedge, failover=failover)
 
     def hedge_for(self, hedge: Hedge | Literal[False] | None = None) -> Hedge | None:
-        """Return how a call given `hedge` is hedged: its own, else the client's, else the
-        provider's (`None`: not hedged)."""
+        """Return how a call given `hedge` is hedged: its own, else the enclosing
+        `hedging()` block's, else the client's, else the provider's (`None`: not hedged)."""
         if hedge is False:
             return None
-        return hedge or self.hedge or self.provider.hedge
+        return hedge or block_hedge() or self.hedge or self.provider.hedge
 
     async def _complete(
         self,

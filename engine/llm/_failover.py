@@ -258,8 +258,9 @@ class Failover:
             stream: Stream the answer (`None`: as each target's client decides).
             temperature: Sampling temperature (`None`: the provider's default).
             meter: One more meter to record every request of this call in.
-            hedge: Hedge this call (`None`: the failover's `hedge`, else each target's
-                client's or provider's; `False`: never).
+            hedge: Hedge this call (`None`: the failover's `hedge`, else an enclosing
+                `hedging()` block's, else each target's client's or provider's; `False`:
+                never).
 
         Returns:
             The first complete answer; its `provider`, `model` and `failover` say which

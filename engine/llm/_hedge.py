@@ -47,6 +47,8 @@ __all__ = [
     "Hedge",
     "HedgeState",
     "HedgeStatistics",
+    "block_hedge",
+    "hedging",
     "hedging_allowed",
     "no_hedging",
     "process_hedge_state",
@@ -56,6 +58,9 @@ __all__ = [
 DEFAULT_HEDGE_MIN_SAMPLES = 50
 
 _UNIT = 1_000_000
+_DEFAULT: contextvars.ContextVar[Hedge | None] = contextvars.ContextVar(
+    "specroute_llm_block_hedge", default=None
+)
 _ALLOWED: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "specroute_llm_hedging_allowed", default=True
 )
@@ -64,6 +69,11 @@ _ALLOWED: contextvars.ContextVar[bool] = contextvars.ContextVar(
 def _quantile(_: object, attribute: attrs.Attribute[float], value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
         raise ValueError(f"`{attribute.name}` must be a quantile in (0, 1), got {value!r}")
+
+
+def _bool(_: object, attribute: attrs.Attribute[bool], value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"`{attribute.name}` must be True or False, got {value!r}")
 
 
 def _fraction(_: object, attribute: attrs.Attribute[float], value: object) -> None:
@@ -97,7 +107,7 @@ class Hedge:
     min_samples: int = attrs.field(default=DEFAULT_HEDGE_MIN_SAMPLES, validator=at_least_one)
     initial_delay: float | None = attrs.field(default=None, validator=optional_positive)
     burst: float = attrs.field(default=10.0, validator=positive)
-    to_next: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    to_next: bool = attrs.field(default=False, validator=_bool)
     window: int = attrs.field(default=DEFAULT_LATENCY_WINDOW, validator=at_least_one)
 
 
@@ -221,6 +231,41 @@ def no_hedging() -> Iterator[None]:
         yield
     finally:
         _ALLOWED.reset(token)
+
+
+@contextlib.contextmanager
+def hedging(hedge: Hedge) -> Iterator[Hedge]:
+    """Hedge, as `hedge` says, every call made inside the block (and in tasks started from
+    it) that names no `hedge=` of its own; a step uses it to hedge its calls::
+
+        @step
+        async def draft(topic: str) -> str:
+            with hedging(Hedge(after=0.95)):
+                return (await llm.complete(topic, model="gpt-4o")).text
+
+    It outranks the client's and the provider's `hedge`; `no_hedging()` outranks it.
+
+    Args:
+        hedge: How to hedge.
+
+    Yields:
+        `hedge`.
+
+    Raises:
+        TypeError: `hedge` is not a `Hedge`.
+    """
+    if not isinstance(hedge, Hedge):
+        raise TypeError(f"`hedge` must be a Hedge, got {hedge!r}")
+    token = _DEFAULT.set(hedge)
+    try:
+        yield hedge
+    finally:
+        _DEFAULT.reset(token)
+
+
+def block_hedge() -> Hedge | None:
+    """Return the `Hedge` the innermost `hedging()` block set (`None`: none)."""
+    return _DEFAULT.get()
 
 
 def hedging_allowed() -> bool:

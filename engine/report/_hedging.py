@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .._usage import StepUsage
     from ._schema import RunRecord
 
-__all__ = ["StepHedging", "hedging"]
+__all__ = ["StepHedging", "hedging_by_step"]
 
 
 @attrs.frozen(kw_only=True)
@@ -54,7 +54,7 @@ class StepHedging:
         return self.hedges_won / self.hedges_started if self.hedges_started else None
 
 
-def hedging(records: Sequence[RunRecord]) -> tuple[StepHedging, ...]:
+def hedging_by_step(records: Sequence[RunRecord]) -> tuple[StepHedging, ...]:
     """Each step's hedges and failovers over `records`.
 
     Args:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._trace import RunResult, StepStatus
-from ._hedging import StepHedging, hedging
+from ._hedging import StepHedging, hedging_by_step
 from ._predictions import PredictionSummary, predictions
 from ._schema import RunRecord, ms
 
@@ -579,5 +579,5 @@ def summarize(records: Sequence[RunRecord]) -> Summary:
         cache=_cache(records),
         roi=_roi(routes),
         predictions=predictions(records),
-        hedging=hedging(records),
+        hedging=hedging_by_step(records),
     )

@@ -17,7 +17,7 @@ from specroute.engine.llm._hedge import hedging_allowed
         ("min_samples", 0, "`min_samples` must be an int >= 1, got 0"),
         ("initial_delay", 0.0, "`initial_delay` must be a number > 0, got 0.0"),
         ("burst", -1.0, "`burst` must be a number > 0, got -1.0"),
-        ("to_next", 1, "'to_next' must be <class 'bool'>"),
+        ("to_next", 1, "`to_next` must be True or False, got 1"),
     ],
 )
 def test_hedge_refuses_out_of_range_fields(field: str, value: object, message: str) -> None:

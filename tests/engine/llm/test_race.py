@@ -16,6 +16,7 @@ from specroute.engine.llm import (
     LLMClient,
     ProviderHTTPError,
     UsageMeter,
+    hedging,
     no_hedging,
 )
 
@@ -231,6 +232,32 @@ async def test_call_option_overrides_the_client(
         "hi", model="gpt-4o", stream=True, hedge=Hedge(initial_delay=1.0, max_extra=1.0)
     )
     assert completion.hedge is HedgeRole.BACKUP
+
+
+async def test_provider_hedge_applies_when_client_and_call_say_nothing(
+    http_for: list[httpx.AsyncClient], autojump_clock: MockClock
+) -> None:
+    server = Scripted([100.0, 1.0])
+    client = client_over(server, http_for, hedge=None)
+    client.provider.hedge = Hedge(initial_delay=1.0, max_extra=1.0)
+    completion = await client.complete("hi", model="gpt-4o", stream=True)
+    assert completion.hedge is HedgeRole.BACKUP
+
+
+async def test_a_hedging_block_hedges_the_calls_inside_it(
+    http_for: list[httpx.AsyncClient], autojump_clock: MockClock
+) -> None:
+    server = Scripted([100.0, 1.0, 100.0])
+    client = client_over(server, http_for, hedge=None)
+    with hedging(Hedge(initial_delay=1.0, max_extra=1.0)):
+        inside = await client.complete("hi", model="gpt-4o", stream=True)
+        with no_hedging():
+            unhedged = await client.complete("hi", model="gpt-4o", stream=True)
+    assert inside.hedge is HedgeRole.BACKUP
+    assert unhedged.hedge is None
+    assert unhedged.duration == pytest.approx(100.0)
+    with pytest.raises(TypeError, match=r"`hedge` must be a Hedge, got 0\.97"):
+        hedging(0.97).__enter__()  # type: ignore[arg-type]
 
 
 async def test_a_failed_primary_waits_for_its_hedge(

@@ -12,7 +12,7 @@ from specroute.engine.llm import Hedge, HedgeState
 from specroute.engine.report import (
     RunLog,
     StepHedging,
-    hedging,
+    hedging_by_step,
     read_log,
     summarize,
     summary_tables,
@@ -54,7 +54,7 @@ async def test_per_step_hedges_won_saved_and_cost_survive_the_log(
     records = read_log(log.path).records
     costs = [r.cost for r in client.meter.records() if r.status.value == "cancelled"]
 
-    [part] = hedging(records)
+    [part] = hedging_by_step(records)
     assert part == StepHedging(
         step="draft",
         calls=4,
