@@ -163,9 +163,13 @@ async def _send(
     leg = request.leg
     call = request.call
     try:
-        request.completion = await leg.client._complete(
+        completion = await leg.client._complete(
             call, args.prompt, leg.model, args.max_tokens, args.stream, args.temperature
         )
+        # Two answers in one instant: the first one kept wins; this one is discarded, and
+        # recorded as cancelled (billed in full), so no answer is counted twice.
+        if not any(r.completion is not None for r in requests):
+            request.completion = completion
     except Exception as exc:  # noqa: BLE001 -- kept, and raised by `run_call` outside the nursery
         request.error = exc
     finally:
@@ -179,7 +183,7 @@ async def _send(
 
 
 async def _hedge_after(
-    deadline: float,
+    deadline: float,  # when to send the backup
     backup: Leg[T],
     args: CallArgs,
     nursery: trio.Nursery,
@@ -193,7 +197,7 @@ async def _hedge_after(
         return
     if not state._spend():
         return
-    call = CallState(args.prompt_estimate, deadline)
+    call = CallState(args.prompt_estimate, trio.current_time())
     request: _Request[T] = _Request(backup, HedgeRole.BACKUP, call)
     requests.append(request)
     await _send(request, args, nursery.cancel_scope, requests)

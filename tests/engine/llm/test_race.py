@@ -315,3 +315,17 @@ async def test_a_winning_hedge_teaches_a_censored_latency(
     # The warm-up's ten, the backup's 2 s and the primary's lower bound, 11 s.
     assert len(window) == 12
     assert window.quantile(1.0) == pytest.approx(11.0)
+
+
+async def test_answers_in_the_same_instant_count_once(
+    http_for: list[httpx.AsyncClient], autojump_clock: MockClock
+) -> None:
+    # The primary takes 10 s; the hedge, sent at 5 s, takes 5 s: both end at 10 s.
+    server = Scripted([10.0, 5.0])
+    client = client_over(server, http_for, hedge=Hedge(initial_delay=5.0, max_extra=1.0))
+    mine = UsageMeter()
+    completion = await client.complete("hi", model="gpt-4o", stream=True, meter=mine)
+    statuses = [r.status for r in mine.records()]
+    assert statuses.count(CallStatus.COMPLETED) == 1
+    assert mine.statistics().completed == 1
+    assert completion.duration == pytest.approx(10.0)
