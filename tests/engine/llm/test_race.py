@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import attrs
 import pytest
 import trio
 from hedge_mocks import CHUNKS, Scripted, client_over
+from llm_mocks import API_KEY
 from specroute.engine.llm import (
     CallStatus,
     Hedge,
     HedgeRole,
     HedgeState,
     LLMClient,
+    Provider,
     ProviderHTTPError,
     UsageMeter,
     hedging,
     no_hedging,
 )
+from specroute.engine.llm._race import CallArgs, Leg, run_call
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     import httpx
+    from specroute.engine.llm._call import CallState
     from trio.testing import MockClock
 
 
@@ -320,12 +325,54 @@ async def test_a_winning_hedge_teaches_a_censored_latency(
 async def test_answers_in_the_same_instant_count_once(
     http_for: list[httpx.AsyncClient], autojump_clock: MockClock
 ) -> None:
-    # The primary takes 10 s; the hedge, sent at 5 s, takes 5 s: both end at 10 s.
-    server = Scripted([10.0, 5.0])
-    client = client_over(server, http_for, hedge=Hedge(initial_delay=5.0, max_extra=1.0))
-    mine = UsageMeter()
-    completion = await client.complete("hi", model="gpt-4o", stream=True, meter=mine)
-    statuses = [r.status for r in mine.records()]
-    assert statuses.count(CallStatus.COMPLETED) == 1
-    assert mine.statistics().completed == 1
-    assert completion.duration == pytest.approx(10.0)
+    # The primary and its hedge (sent at 5 s) both answer at 10 s, in the same batch:
+    # neither passes another checkpoint once awake, so both return an answer.
+    client = Instant(provider=Provider.openai(api_key=API_KEY, base_url="http://test/v1"))
+    leg: Leg[str] = Leg(client=client, model="m")
+    args = CallArgs(
+        prompt=(), prompt_estimate=1, max_tokens=1, stream=True, temperature=None, meter=None
+    )
+    answers: list[str] = []
+
+    async def call() -> None:
+        answers.append(await run_call(leg, leg, Hedge(initial_delay=5.0, max_extra=1.0), args))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(call)
+        await trio.sleep(10.0)
+        client.answered.set()
+    [answer] = answers
+    # Trio runs tasks woken together in either order: either may win, never both.
+    statuses = {role: status for status, role in client.recorded}
+    assert sorted(s.value for s in statuses.values()) == ["cancelled", "completed"]
+    winner = 1 if statuses[HedgeRole.PRIMARY] is CallStatus.COMPLETED else 2
+    assert answer == f"answer {winner}"
+
+
+@attrs.define(eq=False)
+class Instant:
+    """A fake client whose requests all answer when `answered` is set."""
+
+    provider: Provider
+    hedge_state: HedgeState = attrs.Factory(HedgeState)
+    sent: int = 0
+    answered: trio.Event = attrs.Factory(trio.Event)
+    recorded: list[tuple[CallStatus, HedgeRole | None]] = attrs.Factory(list)
+
+    async def _complete(self, call: CallState, prompt: object, model: str, *rest: object) -> str:
+        self.sent += 1
+        number = self.sent
+        call.open_attempt()
+        # One event for both, so that they wake in the same batch, each with its answer (a
+        # sleep's deadline would wake them by cancellation, which the winner's cancel beats).
+        await self.answered.wait()
+        call.close_attempt(error=None)
+        return f"answer {number}"
+
+    def _record(
+        self, call: CallState, model: str, status: CallStatus, *rest: object, **marks: Any
+    ) -> None:
+        self.recorded.append((status, marks["hedge"]))
+
+    def _mark(self, completion: str, **marks: object) -> str:
+        return completion
