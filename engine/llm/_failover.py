@@ -89,6 +89,11 @@ class Breaker:
 DEFAULT_BREAKER = Breaker()
 
 
+def _model(_: object, attribute: attrs.Attribute[str], value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"`{attribute.name}` must be a non-empty model name, got {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class Target:
     """One place a call can go: a client (its provider) and a model.
@@ -99,7 +104,7 @@ class Target:
     """
 
     client: LLMClient
-    model: str = attrs.field(validator=attrs.validators.min_len(1))
+    model: str = attrs.field(validator=_model)
 
 
 class FailoverExhaustedError(LLMError):

@@ -177,6 +177,12 @@ def test_failover_needs_targets() -> None:
         Failover(targets=["gpt-4o"])  # type: ignore[list-item]
 
 
+async def test_target_needs_a_model(http_for: list[httpx.AsyncClient]) -> None:
+    client = client_over(Scripted([1.0]), http_for, hedge=None)
+    with pytest.raises(ValueError, match="`model` must be a non-empty model name, got ''"):
+        Target(client=client, model="")
+
+
 def test_breaker_checks_its_fields() -> None:
     with pytest.raises(ValueError, match=r"`failure_rate` must be a rate in \(0, 1\], got 0"):
         Breaker(failure_rate=0)
