@@ -28,6 +28,7 @@ from ._predicted import drop, open_guess, settle
 from ._state import Execution, PendingStore, store
 from ._stream import Stream, stream_name
 from ._trace import StepStatus
+from .llm import no_hedging
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Awaitable
@@ -365,7 +366,8 @@ async def _effect(
     task = trio.lowlevel.current_task()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_grant_grace, shield, step.options.effect_grace)
-        with shield:
+        # An effect's LLM calls run once each: never hedged.
+        with shield, no_hedging():
             effect_tasks.add(task)
             try:
                 value = await _compute(run, scope, step, kwargs, found, admitted, execution)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from .llm import CallRecord, CallStatus, ToolRecord, UsageMeter
+from .llm import CallRecord, CallStatus, HedgeRole, ToolRecord, UsageMeter
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -36,6 +36,12 @@ class StepUsage:
         output_tokens: Output tokens over every call.
         cost: Dollars over every priced call.
         unpriced_calls: Calls whose model has no price (not in `cost`).
+        hedges_started: Hedges sent (extra requests for calls slower than usual).
+        hedges_won: Hedges that answered before the request they hedged.
+        hedge_saved: Seconds the winning hedges saved (an estimate; see `CallRecord.saved`).
+        hedge_cost: Dollars spent on the request that lost each hedged race: what hedging
+            cost (part of `cost`).
+        failed_over: Answers that came from a target after the first of a `Failover`.
     """
 
     calls: int = 0
@@ -44,12 +50,18 @@ class StepUsage:
     output_tokens: int = 0
     cost: float = 0.0
     unpriced_calls: int = 0
+    hedges_started: int = 0
+    hedges_won: int = 0
+    hedge_saved: float = 0.0
+    hedge_cost: float = 0.0
+    failed_over: int = 0
 
     @classmethod
     def of(cls, records: Iterable[CallRecord | ToolRecord]) -> StepUsage:
         """Add up the calls among `records` (tool executions are not calls)."""
         calls = cancelled = tokens_in = tokens_out = unpriced = 0
-        cost = 0.0
+        started = won = failed_over = 0
+        cost = saved = hedge_cost = 0.0
         for record in records:
             if not isinstance(record, CallRecord):
                 continue
@@ -61,6 +73,16 @@ class StepUsage:
                 unpriced += 1
             else:
                 cost += record.cost
+            if record.hedge is not None:
+                completed = record.status is CallStatus.COMPLETED
+                if record.hedge is HedgeRole.BACKUP:
+                    started += 1
+                    won += completed
+                    saved += record.saved
+                if record.status is CallStatus.CANCELLED and record.cost is not None:
+                    hedge_cost += record.cost
+            if record.failover and record.status is CallStatus.COMPLETED:
+                failed_over += 1
         return cls(
             calls=calls,
             cancelled_calls=cancelled,
@@ -68,6 +90,11 @@ class StepUsage:
             output_tokens=tokens_out,
             cost=cost,
             unpriced_calls=unpriced,
+            hedges_started=started,
+            hedges_won=won,
+            hedge_saved=saved,
+            hedge_cost=hedge_cost,
+            failed_over=failed_over,
         )
 
 

@@ -30,9 +30,25 @@ from ._errors import ProviderHTTPError as ProviderHTTPError
 from ._errors import ProviderResponseError as ProviderResponseError
 from ._errors import ProviderTimeoutError as ProviderTimeoutError
 from ._errors import RetryBudgetExceededError as RetryBudgetExceededError
+from ._failover import DEFAULT_BREAKER as DEFAULT_BREAKER
+from ._failover import Breaker as Breaker
+from ._failover import Failover as Failover
+from ._failover import FailoverExhaustedError as FailoverExhaustedError
+from ._failover import FailoverStatistics as FailoverStatistics
+from ._failover import Target as Target
+from ._failover import TargetStatistics as TargetStatistics
+from ._hedge import DEFAULT_HEDGE_MIN_SAMPLES as DEFAULT_HEDGE_MIN_SAMPLES
+from ._hedge import Hedge as Hedge
+from ._hedge import HedgeState as HedgeState
+from ._hedge import HedgeStatistics as HedgeStatistics
+from ._hedge import hedging as hedging
+from ._hedge import no_hedging as no_hedging
+from ._hedge import process_hedge_state as process_hedge_state
 from ._jsonschema import SchemaViolation as SchemaViolation
 from ._jsonschema import schema_of as schema_of
 from ._jsonschema import validate_json as validate_json
+from ._latency import DEFAULT_LATENCY_WINDOW as DEFAULT_LATENCY_WINDOW
+from ._latency import LatencyWindow as LatencyWindow
 from ._limits import DEFAULT_LIMITS as DEFAULT_LIMITS
 from ._limits import ProviderLimits as ProviderLimits
 from ._limits import ProviderStatistics as ProviderStatistics
@@ -44,6 +60,7 @@ from ._meter import DEFAULT_MAX_RECORDS as DEFAULT_MAX_RECORDS
 from ._meter import Attempt as Attempt
 from ._meter import CallRecord as CallRecord
 from ._meter import CallStatus as CallStatus
+from ._meter import HedgeRole as HedgeRole
 from ._meter import UsageMeter as UsageMeter
 from ._meter import UsageStatistics as UsageStatistics
 from ._meter import record_usage as record_usage
@@ -95,13 +112,17 @@ __all__ = [  # noqa: RUF022
     "AnswerBounds",
     "AnthropicFormat",
     "Attempt",
+    "Breaker",
     "CallRecord",
     "CallStatus",
     "Completion",
     "DEFAULT_ANTHROPIC_BASE_URL",
     "DEFAULT_BOUNDS",
+    "DEFAULT_BREAKER",
     "DEFAULT_EMBEDDINGS_TIMEOUT",
+    "DEFAULT_HEDGE_MIN_SAMPLES",
     "DEFAULT_HTTP_TIMEOUT",
+    "DEFAULT_LATENCY_WINDOW",
     "DEFAULT_LIMITS",
     "DEFAULT_MAX_RECORDS",
     "DEFAULT_MAX_TOKENS",
@@ -111,10 +132,18 @@ __all__ = [  # noqa: RUF022
     "DEFAULT_RETRY",
     "DEFAULT_STREAM_MIN_TOKENS",
     "DEFAULT_STRUCTURED_RETRIES",
+    "Failover",
+    "FailoverExhaustedError",
+    "FailoverStatistics",
     "HTTPEmbedder",
+    "Hedge",
+    "HedgeRole",
+    "HedgeState",
+    "HedgeStatistics",
     "LLMClient",
     "LLMConfigError",
     "LLMError",
+    "LatencyWindow",
     "Message",
     "MessageLike",
     "ModelPrice",
@@ -143,6 +172,8 @@ __all__ = [  # noqa: RUF022
     "StreamDecoder",
     "Structured",
     "StructuredOutputError",
+    "Target",
+    "TargetStatistics",
     "Tool",
     "ToolCall",
     "ToolEffectError",
@@ -161,9 +192,12 @@ __all__ = [  # noqa: RUF022
     "call_dependencies",
     "estimate_prompt_tokens",
     "estimate_tokens",
+    "hedging",
+    "no_hedging",
     "observe_tools",
     "open_llm_client",
     "output_schema",
+    "process_hedge_state",
     "record_usage",
     "run_tool_loop",
     "schema_of",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import warnings
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import httpx
@@ -29,9 +29,11 @@ from ._errors import (
     RetryBudgetExceededError,
 )
 from ._exchange import Request, exchange
+from ._hedge import Hedge, HedgeState, block_hedge, process_hedge_state
 from ._messages import Message, MessageLike, as_messages
-from ._meter import Attempt, CallRecord, CallStatus, UsageMeter, active_meters
+from ._meter import Attempt, CallRecord, CallStatus, HedgeRole, UsageMeter, active_meters
 from ._prices import PriceTable, UnknownModelPriceWarning
+from ._race import CallArgs, Leg, run_call
 from ._retry import DEFAULT_RETRY, RetryPolicy
 from ._usage import Usage, estimate_prompt_tokens
 from ._wire import check_body_takes
@@ -81,6 +83,10 @@ class Completion:
             `"end_turn"`, `"max_tokens"`...), or `None`.
         streamed: Whether the answer was streamed.
         tool_calls: The tool calls the model made, in its order (empty: none).
+        hedge: `None` if no hedge was sent; else which request answered
+            (`HedgeRole.BACKUP`: the hedge won).
+        failover: The position, in its `Failover`, of the target that answered (0: the
+            first choice, or no failover).
     """
 
     text: str
@@ -95,6 +101,8 @@ class Completion:
     finish_reason: str | None
     streamed: bool
     tool_calls: tuple[ToolCall, ...] = ()
+    hedge: HedgeRole | None = None
+    failover: int = 0
 
     @property
     def duration(self) -> float:
@@ -125,6 +133,8 @@ class LLMClient:
         bounds: How long to wait for an answer and how much of it to read, from
             `max_tokens` (`DEFAULT_BOUNDS`: first byte within 60 s, 30 s between chunks,
             1 KiB per token plus 1 MiB, the call done within 60 s + 0.2 s per token).
+        hedge: Hedge this client's calls (`None`: as the provider's `hedge` says).
+        hedge_state: Latencies learned and the hedge budget (default: the process's).
     """
 
     provider: Provider
@@ -141,6 +151,8 @@ class LLMClient:
         validator=at_least_one,
     )
     bounds: AnswerBounds = DEFAULT_BOUNDS
+    hedge: Hedge | None = None
+    hedge_state: HedgeState = attrs.field(factory=process_hedge_state, repr=False)
     _warned_models: set[str] = attrs.field(init=False, factory=set, repr=False)
 
     async def complete(
@@ -154,6 +166,7 @@ class LLMClient:
         meter: UsageMeter | None = None,
         tools: Sequence[ToolSpec] = (),
         output: OutputSchema | None = None,
+        hedge: Hedge | Literal[False] | None = None,
     ) -> Completion:
         """Ask `model` to continue `messages`; retry retryable failures; record the call.
 
@@ -172,6 +185,10 @@ class LLMClient:
                 them with `run_tool_loop`).
             output: A JSON schema the answer should fit, asked for in the provider's own
                 way; not validated here (`structured` validates and retries).
+
+            hedge: Hedge this call (`None`: as an enclosing `hedging()` block, else the
+                client, else the provider says; `False`: never). A hedged call is
+                recorded as one record per request sent.
 
         The call ends by `RetryPolicy.deadline` or `bounds.deadline(max_tokens)`, whichever
         is sooner; each attempt reads at most `bounds.max_bytes(max_tokens)` bytes.
@@ -205,6 +222,19 @@ class LLMClient:
             prompt_estimate=estimate_prompt_tokens(prompt), started=trio.current_time()
         )
         streamed = stream if stream is not None else max_tokens >= self.stream_min_tokens
+        chosen = self.hedge_for(hedge)
+        if chosen is not None:
+            leg: Leg[Completion] = Leg(client=self, model=model)
+            args = CallArgs(
+                prompt=prompt,
+                prompt_estimate=call.prompt_estimate,
+                max_tokens=max_tokens,
+                stream=streamed,
+                temperature=temperature,
+                meter=meter,
+                extras=extras,
+            )
+            return await run_call(leg, leg, chosen, args)
         status = CallStatus.CANCELLED
         error: str | None = None
         try:
@@ -222,6 +252,18 @@ class LLMClient:
                 call.close_attempt(error="Cancelled: the call was cancelled mid-attempt")
             self._record(call, model, status, error, meter)
         return completion
+
+    def _mark(
+        self, completion: Completion, *, started: float, hedge: HedgeRole | None, failover: int
+    ) -> Completion:
+        return attrs.evolve(completion, started=started, hedge=hedge, failover=failover)
+
+    def hedge_for(self, hedge: Hedge | Literal[False] | None = None) -> Hedge | None:
+        """Return how a call given `hedge` is hedged: its own, else the enclosing
+        `hedging()` block's, else the client's, else the provider's (`None`: not hedged)."""
+        if hedge is False:
+            return None
+        return hedge or block_hedge() or self.hedge or self.provider.hedge
 
     async def _complete(
         self,
@@ -355,6 +397,10 @@ class LLMClient:
         status: CallStatus,
         error: str | None,
         meter: UsageMeter | None,
+        *,
+        hedge: HedgeRole | None = None,
+        saved: float = 0.0,
+        failover: int = 0,
     ) -> None:
         usage = call.usage(partial=status is not CallStatus.COMPLETED)
         record = CallRecord(
@@ -367,6 +413,9 @@ class LLMClient:
             started=call.started,
             finished=trio.current_time(),
             error=error,
+            hedge=hedge,
+            saved=saved,
+            failover=failover,
         )
         meters = [self.meter, *active_meters()]
         if meter is not None:
@@ -402,6 +451,8 @@ async def open_llm_client(
     seed: int | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     bounds: AnswerBounds = DEFAULT_BOUNDS,
+    hedge: Hedge | None = None,
+    hedge_state: HedgeState | None = None,
 ) -> AsyncIterator[LLMClient]:
     """Open an `httpx.AsyncClient` and yield an `LLMClient` for `provider` over it.
 
@@ -421,6 +472,8 @@ async def open_llm_client(
             provider's own `transport` (the in-process server of `Provider.simulated()`),
             else the network.
         bounds: How long to wait for an answer and how much of it to read.
+        hedge: Hedge the client's calls (`None`: as the provider's `hedge` says).
+        hedge_state: Latencies and hedge budget (`None`: `process_hedge_state()`).
 
     Yields:
         The client; its HTTP connections close when the block exits.
@@ -440,6 +493,8 @@ async def open_llm_client(
             meter=UsageMeter() if meter is None else meter,
             rng=random.Random(seed),
             bounds=bounds,
+            hedge=hedge,
+            hedge_state=process_hedge_state() if hedge_state is None else hedge_state,
         )
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "Attempt",
     "CallRecord",
     "CallStatus",
+    "HedgeRole",
     "UsageMeter",
     "UsageStatistics",
     "active_meters",
@@ -57,6 +58,15 @@ class CallStatus(enum.Enum):
     FAILED = "failed"
     #: The call was cancelled (a cancel scope, a deadline, a speculative branch that lost).
     CANCELLED = "cancelled"
+
+
+class HedgeRole(enum.Enum):
+    """The part a request played in a hedged call (`CallRecord.hedge`; see `Hedge`)."""
+
+    #: The call's first request.
+    PRIMARY = "primary"
+    #: The copy sent once the primary ran slower than the hedge threshold.
+    BACKUP = "backup"
 
 
 @attrs.frozen(kw_only=True)
@@ -98,6 +108,11 @@ class CallRecord:
         started: `trio.current_time()` when `complete` was called.
         finished: `trio.current_time()` when it returned or raised.
         error: `"ErrorClass: message"` for a failed call, else `None`.
+        hedge: The request's part in a hedged call (`None`: no hedge was sent for it); the
+            one not `completed` is the hedge's waste.
+        saved: For a hedge that won, the seconds it saved (an estimate: the mean of the
+            primary's past latencies above the moment the hedge won, minus that moment).
+        failover: The position of its target in a `Failover` (0: first choice or none).
     """
 
     provider: str
@@ -109,6 +124,9 @@ class CallRecord:
     started: float
     finished: float
     error: str | None = None
+    hedge: HedgeRole | None = None
+    saved: float = 0.0
+    failover: int = 0
 
 
 @attrs.frozen(kw_only=True)

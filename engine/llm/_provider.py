@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     import httpx
 
+    from ._hedge import Hedge
     from ._wire import WireFormat
 
 __all__ = ["Provider"]
@@ -115,6 +116,8 @@ class Provider:
             (`{"my-model": ModelPrice(...)}`) adds to `DEFAULT_PRICES`.
         transport: An httpx transport clients use instead of the network (`None`: the
             network); `Provider.simulated()` sets a `SimulatedTransport`.
+        hedge: Hedge every call to this provider whose client and call say nothing
+            (`None`: no hedging).
 
     Raises:
         LLMConfigError: `name` or `base_url` is empty, or `format` is not a `WireFormat`.
@@ -127,6 +130,7 @@ class Provider:
     limits: ProviderLimits = DEFAULT_LIMITS
     prices: PriceTable = attrs.field(default=DEFAULT_PRICES, converter=_as_prices, repr=False)
     transport: httpx.AsyncBaseTransport | None = attrs.field(default=None, repr=False)
+    hedge: Hedge | None = None
     _throttle: Throttle = attrs.field(init=False, repr=False)
     _key_pattern: re.Pattern[str] | None = attrs.field(init=False, repr=False)
 

@@ -16,6 +16,8 @@ from specroute.routes._public import show_public_module as _show_public_module
 
 from ._costs import measured_costs as measured_costs
 from ._errors import RunLogError as RunLogError
+from ._hedging import StepHedging as StepHedging
+from ._hedging import hedging_by_step as hedging_by_step
 from ._html import pick_run as pick_run
 from ._html import render_html as render_html
 from ._log import LogProblem as LogProblem
@@ -70,8 +72,10 @@ __all__ = [  # noqa: RUF022 - plain sorted() order, which tests/test_exports.py 
     "SCHEMA_VERSION",
     "Speculated",
     "SpeculationSummary",
+    "StepHedging",
     "Summary",
     "ValuePredictionSummary",
+    "hedging_by_step",
     "inputs_digest",
     "log_line",
     "measured_costs",

@@ -22,7 +22,9 @@ from the run's start, to the microsecond::
     critical_path   [step name] the chain that set the wall time (derived)
     cache           {hits, misses, saved_ms}
     usage           {calls, cancelled_calls, input_tokens, output_tokens, cost,
-                     unpriced_calls} the run's LLM calls (cost in dollars)
+                     unpriced_calls, hedges_started, hedges_won, hedge_saved_ms,
+                     hedge_cost, failed_over} the run's LLM calls (cost in dollars; the
+                     hedge and failover figures are optional, read as 0 when absent)
     wasted_cost     dollars spent by steps whose branch lost (derived)
     steps           [{name, branch, start_ms, end_ms, status, speculative, wasted, error,
                       similarity, usage, waited_on, first_item_ms, items}] every step

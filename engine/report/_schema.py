@@ -380,6 +380,24 @@ _KEYS: dict[type, dict[str, str]] = {
 }
 
 
+# A hedge's saved time is a time like any other: milliseconds on disk (issue 19).
+_converter.register_structure_hook(
+    StepUsage,
+    make_dict_structure_fn(
+        StepUsage,
+        _converter,
+        hedge_saved=override(rename="hedge_saved_ms", struct_hook=_ms_field),
+    ),
+)
+_converter.register_unstructure_hook(
+    StepUsage,
+    make_dict_unstructure_fn(
+        StepUsage, _converter, hedge_saved=override(rename="hedge_saved_ms", unstruct_hook=ms)
+    ),
+)
+_KEYS[StepUsage] = {"hedge_saved": "hedge_saved_ms"}
+
+
 def _usage_in(value: object, _: object) -> StepUsage | None:
     return None if value is None else _converter.structure(value, StepUsage)
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._trace import RunResult, StepStatus
+from ._hedging import StepHedging, hedging_by_step
 from ._predictions import (
     PredictionSummary,
     ValuePredictionSummary,
@@ -286,6 +287,8 @@ class Summary:
         predictions: Per router: its predictions and cache hits, checked or not.
         value_predictions: Per step: its predicted values (near matches) and how often
             its real value confirmed them.
+        hedging: Per step that hedged or failed over: hedges sent and won, latency saved,
+            dollars spent (issue 19).
     """
 
     runs: int
@@ -308,6 +311,7 @@ class Summary:
     roi: RoiSummary
     predictions: tuple[PredictionSummary, ...] = ()
     value_predictions: tuple[ValuePredictionSummary, ...] = ()
+    hedging: tuple[StepHedging, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The summary as JSON-ready data (what `specroute report --json` prints)."""
@@ -584,4 +588,5 @@ def summarize(records: Sequence[RunRecord]) -> Summary:
         roi=_roi(routes),
         predictions=predictions(records),
         value_predictions=value_predictions(records),
+        hedging=hedging_by_step(records),
     )

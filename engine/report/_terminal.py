@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -143,6 +144,19 @@ def _value_predictions(summary: Summary) -> Table:
     return table  # fmt: skip
 
 
+def _hedging(summary: Summary) -> Table:
+    table = Table(title="Hedged LLM calls and failover, per step")
+    for name in ("step", "requests", "hedges", "won", "saved ms", "hedge $", "failed over"):
+        table.add_column(name, justify="left" if name == "step" else "right", no_wrap=True)
+    for part in summary.hedging:
+        table.add_row(
+            escape(part.step), str(part.calls), str(part.hedges_started),
+            f"{part.hedges_won} ({_pct(part.win_rate)})", _ms(part.saved_ms),
+            _dollars(part.cost), str(part.failed_over),
+        )  # fmt: skip
+    return table
+
+
 def summary_tables(summary: Summary, problems: Sequence[LogProblem] = ()) -> RenderableType:
     """The report for a terminal: routes, configurations, speculation and cache, ROI.
 
@@ -165,6 +179,8 @@ def summary_tables(summary: Summary, problems: Sequence[LogProblem] = ()) -> Ren
         parts.append(_predictions(summary))
     if summary.value_predictions:
         parts.append(_value_predictions(summary))
+    if summary.hedging:
+        parts.append(_hedging(summary))
     colour = {"pays": "green", "costs": "yellow"}.get(summary.roi.verdict, "red")
     parts.append(Text("ROI: ", style="bold") + Text(summary.roi.statement, style=colour))
     if problems:

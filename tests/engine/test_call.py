@@ -261,3 +261,37 @@ def test_effect_grace_of_the_wrong_kind_is_refused(grace: Any) -> None:
 
 def test_effect_grace_has_a_documented_default() -> None:
     assert StepOptions().effect_grace == DEFAULT_EFFECT_GRACE > 0
+
+
+async def test_an_effects_llm_calls_are_never_hedged(autojump_clock: MockClock) -> None:
+    # Both steps call a server whose first answers take 100 s, later ones 1 s; the client
+    # hedges after 1 s. Only the plain step's call is hedged: an effect runs as written.
+    from hedge_mocks import Scripted, client_over
+    from specroute.engine.llm import Hedge, HedgeRole
+
+    opened: list[Any] = []
+    client = client_over(
+        Scripted([100.0, 100.0, 1.0]), opened, hedge=Hedge(initial_delay=1.0, max_extra=1.0)
+    )
+    try:
+
+        @step(output="draft")
+        async def write(order: str) -> str:
+            return (await client.complete(order, model="gpt-4o", stream=True)).text
+
+        @step(effect=True, output="sent")
+        async def send(order: str) -> str:
+            return (await client.complete(order, model="gpt-4o", stream=True)).text
+
+        result = await Flow([write, send], name="mail").run(order="hi")
+    finally:
+        for http in opened:
+            await http.aclose()
+
+    write_usage = entry(result, "write").usage
+    send_usage = entry(result, "send").usage
+    assert (write_usage.calls, write_usage.hedges_started, write_usage.hedges_won) == (2, 1, 1)
+    assert (send_usage.calls, send_usage.hedges_started) == (1, 0)
+    assert entry(result, "send").end - entry(result, "send").start == pytest.approx(100.0)
+    assert all(r.hedge is None for r in client.meter.records() if r.finished > 99)
+    assert any(r.hedge is HedgeRole.BACKUP for r in client.meter.records())

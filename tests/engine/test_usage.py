@@ -110,3 +110,43 @@ def test_fallback_with_three_parameters_is_refused() -> None:
         @step(fallback=lambda a, b, c: None)
         async def odd() -> None:
             return None
+
+
+def test_hedge_and_failover_figures_add_up_per_step() -> None:
+    from specroute.engine import StepUsage
+    from specroute.engine.llm import CallRecord, CallStatus, HedgeRole, Usage
+
+    def record(
+        status: CallStatus, cost: float, hedge: HedgeRole | None = None, **more: Any
+    ) -> CallRecord:
+        return CallRecord(
+            provider="p",
+            model="m",
+            status=status,
+            usage=Usage(input_tokens=1, output_tokens=1),
+            cost=cost,
+            attempts=(),
+            started=0.0,
+            finished=1.0,
+            hedge=hedge,
+            **more,
+        )
+
+    usage = StepUsage.of(
+        [
+            # A hedge that won: the primary is the waste.
+            record(CallStatus.CANCELLED, 0.25, HedgeRole.PRIMARY),
+            record(CallStatus.COMPLETED, 0.5, HedgeRole.BACKUP, saved=3.0),
+            # A hedge that lost: the hedge is the waste.
+            record(CallStatus.COMPLETED, 1.0, HedgeRole.PRIMARY),
+            record(CallStatus.CANCELLED, 0.125, HedgeRole.BACKUP),
+            # No hedge, answered by the second target of a failover.
+            record(CallStatus.FAILED, 0.0, failover=0),
+            record(CallStatus.COMPLETED, 2.0, failover=1),
+        ]
+    )
+    assert (usage.calls, usage.hedges_started, usage.hedges_won) == (6, 2, 1)
+    assert usage.hedge_saved == 3.0
+    assert usage.hedge_cost == 0.375
+    assert usage.failed_over == 1
+    assert usage.cost == 3.875

@@ -16,6 +16,7 @@ caller's nursery. The model name picks the behaviour:
   never answers, `edge-stall` stalls after its first chunk.
 - `tool-*` and `schema-*`: tool calls and structured answers (see the block marked
   "Tool calls and structured output").
+- `tail-<percent>-<factor>-<seconds>`: heavy-tail latency (issue 19); see `_heavy_tail`.
 
 The server counts requests in flight and records, in `trio.current_time()`, when each request
 came and when it saw a client disconnect.
@@ -106,6 +107,8 @@ class LLMServer:
             await _json(send, 500, {"error": {"message": "internal error"}})
         elif model == "slow-stream":
             await self._stream(send, receive, tokens=500, interval=0.02)
+        elif model.startswith("tail-"):
+            await self._heavy_tail(model, send, receive)
         elif model.startswith("stream-"):
             _, count, interval = model.split("-")
             await self._stream(send, receive, tokens=int(count), interval=float(interval))
@@ -237,6 +240,18 @@ class LLMServer:
             nursery.cancel_scope.cancel()
 
     # --- end of the tool-call and structured-output block --------------------------------------
+    # --- Heavy-tail mode (issue 19, hedged calls) -------------------------------------
+    async def _heavy_tail(self, model: str, send: Send, receive: Receive) -> None:
+        """`tail-<percent>-<factor>-<seconds>`: stream 10 tokens over `seconds`, or over
+        `factor` times that for `percent`% of the requests to this model, spread evenly: the
+        n-th is slow when `n * percent // 100` steps up (`tail-50-...`: the 2nd, 4th...)."""
+        _, percent, factor, seconds = model.split("-")
+        n = self.seen[model]
+        slow = n * int(percent) // 100 > (n - 1) * int(percent) // 100
+        total = float(seconds) * (float(factor) if slow else 1.0)
+        await self._stream(send, receive, tokens=10, interval=total / 10)
+
+    # --- end of heavy-tail mode ---------------------------------------------------------
 
     async def _watch_disconnect(
         self, receive: Receive, streaming: trio.CancelScope, answer: _Answer

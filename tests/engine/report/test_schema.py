@@ -49,6 +49,11 @@ def usages(draw: st.DrawFn) -> StepUsage:
         output_tokens=draw(counts),
         cost=draw(money),
         unpriced_calls=draw(counts),
+        hedges_started=draw(counts),
+        hedges_won=draw(counts),
+        hedge_saved=draw(micros),
+        hedge_cost=draw(money),
+        failed_over=draw(counts),
     )
 
 
@@ -234,6 +239,8 @@ def test_a_record_writes_the_current_schema_and_reads_back() -> None:
          "field `routes[0].label` must be str, got 3"),
         ({"steps": [{"name": "s"}]}, "field `steps[0].branch` is missing"),
         ({"usage": {"calls": "1"}}, "field `usage.calls` must be int, got '1'"),
+        ({"usage": {"hedge_saved_ms": "1"}},
+         "field `usage.hedge_saved_ms` must be int or float, got '1'"),
         ({"decisions": [{"router": "r", "branch": "", "probabilities": {"a": 2}}]},
          "field `decisions[0].probabilities` is not valid: probability of 'a' must be in [0, 1]"),
         ({"decisions": [{"router": "r", "branch": "", "reasons": {"a": {"steps": 1}}}]},
@@ -249,6 +256,25 @@ def test_errors_name_the_line_and_the_field_path(change: dict[str, Any], message
         RunRecord.from_json(data, line=7)
     assert caught.value.line == 7
     assert str(caught.value).startswith("line 7: ")
+
+
+def test_hedge_saved_is_milliseconds_on_disk_and_absent_figures_read_as_zero() -> None:
+    result = RunResult(
+        flow="f",
+        mode=Mode.PARALLEL,
+        outputs={},
+        values={},
+        routes=(),
+        trace=(),
+        started=0.0,
+        finished=1.0,
+        usage=StepUsage(calls=2, hedges_started=1, hedges_won=1, hedge_saved=1.5),
+    )
+    data = run_to_json(result)
+    assert data["usage"]["hedge_saved_ms"] == 1500.0
+    assert "hedge_saved" not in data["usage"]
+    old = {**data, "usage": {"calls": 2}}
+    assert run_from_json(through_json(old)).usage == StepUsage(calls=2)
 
 
 def test_not_an_object() -> None:
