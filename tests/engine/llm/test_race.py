@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import httpx
 import pytest
 import trio
 from hedge_mocks import CHUNKS, Scripted, client_over
@@ -21,13 +23,13 @@ from specroute.engine.llm import (
     UsageMeter,
     hedging,
     no_hedging,
+    tool,
 )
 from specroute.engine.llm._race import CallArgs, Leg, run_call
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    import httpx
     from specroute.engine.llm._call import CallState
     from trio.testing import MockClock
 
@@ -376,3 +378,31 @@ class Instant:
 
     def _mark(self, completion: str, **marks: object) -> str:
         return completion
+
+
+async def test_a_hedge_sends_the_same_tools_and_output_schema(
+    http_for: list[httpx.AsyncClient], autojump_clock: MockClock
+) -> None:
+    bodies: list[bytes] = []
+    server = Scripted([100.0, 1.0])
+
+    async def recording(request: httpx.Request) -> httpx.Response:
+        bodies.append(request.content)
+        return await server(request)
+
+    eager = Hedge(min_samples=5, initial_delay=3.0, max_extra=1.0)
+    client = client_over(Scripted([0.0]), http_for, hedge=eager)
+    client = attrs.evolve(client, http=httpx.AsyncClient(transport=httpx.MockTransport(recording)))
+    http_for.append(client.http)
+
+    @tool
+    async def lookup(sku: str) -> str:
+        """Find an article."""
+        return sku
+
+    completion = await client.complete("hi", model="gpt-4o", stream=True, tools=[lookup.spec])
+    assert completion.hedge is HedgeRole.BACKUP
+    assert len(bodies) == 2
+    first, hedge = (json.loads(body)["tools"] for body in bodies)
+    assert first == hedge
+    assert first[0]["function"]["name"] == "lookup"
