@@ -80,6 +80,7 @@ from ._simulated import SimulatedStatistics as SimulatedStatistics
 from ._simulated import SimulatedTransport as SimulatedTransport
 from ._sse import ServerSentEvent as ServerSentEvent
 from ._sse import SSEDecoder as SSEDecoder
+from ._streaming import StreamInterruptedError as StreamInterruptedError
 from ._structured import DEFAULT_STRUCTURED_RETRIES as DEFAULT_STRUCTURED_RETRIES
 from ._structured import Structured as Structured
 from ._structured import StructuredOutputError as StructuredOutputError
@@ -170,6 +171,7 @@ __all__ = [  # noqa: RUF022
     "SimulatedStatistics",
     "SimulatedTransport",
     "StreamDecoder",
+    "StreamInterruptedError",
     "Structured",
     "StructuredOutputError",
     "Target",

@@ -35,6 +35,7 @@ from ._meter import Attempt, CallRecord, CallStatus, HedgeRole, UsageMeter, acti
 from ._prices import PriceTable, UnknownModelPriceWarning
 from ._race import CallArgs, Leg, run_call
 from ._retry import DEFAULT_RETRY, RetryPolicy
+from ._streaming import stream_text
 from ._usage import Usage, estimate_prompt_tokens
 from ._wire import check_body_takes
 
@@ -252,6 +253,42 @@ class LLMClient:
                 call.close_attempt(error="Cancelled: the call was cancelled mid-attempt")
             self._record(call, model, status, error, meter)
         return completion
+
+    def stream(
+        self,
+        messages: str | Sequence[MessageLike],
+        *,
+        model: str,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        temperature: float | None = None,
+        meter: UsageMeter | None = None,
+    ) -> AsyncIterator[str]:
+        """Stream `model`'s answer, a piece of text at a time, for a step to yield on::
+
+            @step(collect="".join)
+            async def answer(question: str) -> AsyncIterator[str]:
+                async for text in llm.stream(question, model="gpt-4o-mini"):
+                    yield text
+
+        Bounded, scrubbed, limited and billed as `complete` is (the same `bounds`,
+        `retry` and provider limits). Failures are retried only before the first piece
+        of text is handed on; after that a failure raises `StreamInterruptedError`. Close
+        the iterator early (stop reading, or be cancelled) and the HTTP stream is closed
+        and billed for what arrived. Not hedged: a reader has seen the text.
+
+        Args:
+            messages: The prompt: a string (one user message) or a sequence of messages.
+            model: The model name, as the provider spells it.
+            max_tokens: The most tokens to generate.
+            temperature: Sampling temperature (`None`: the provider's default).
+            meter: One more meter to record this call in.
+
+        Returns:
+            An async iterator of text pieces, in order.
+        """
+        return stream_text(
+            self, messages, model=model, max_tokens=max_tokens, temperature=temperature, meter=meter
+        )
 
     def _mark(
         self, completion: Completion, *, started: float, hedge: HedgeRole | None, failover: int
