@@ -115,8 +115,12 @@ class RunProgress:
         for row in [*finished[-self.shown :], *running]:
             state = row.state + (" (speculative)" if row.speculative else "")
             seconds = "" if row.seconds is None else f"{row.seconds:.3f}"
+            # Step and branch names are user text: `Text` shows them, never parses markup.
             table.add_row(
-                row.step, row.branch or "-", Text(state, style=_STYLES[_state(row.state)]), seconds
+                Text(row.step),
+                Text(row.branch or "-"),
+                Text(state, style=_STYLES[_state(row.state)]),
+                seconds,
             )
         return Group(header, table)
 

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .._trace import RunResult, StepStatus
-from ._predictions import PredictionSummary, predictions
+from ._predictions import PredictionSummary, PredictionTally
 from ._schema import RunRecord, ms
 
 if TYPE_CHECKING:
@@ -43,8 +44,10 @@ __all__ = [
     "RoiSummary",
     "RoiTerm",
     "RouteSummary",
+    "RunFigures",
     "Speculated",
     "SpeculationSummary",
+    "Summarizer",
     "Summary",
     "percentile",
     "speculated",
@@ -127,6 +130,7 @@ class RouteSummary:
         saved_pct: Total saved over total baseline, 0..1.
         wasted_ms: Mean step time wasted per run.
         wasted_cost: Mean dollars wasted per run.
+        wasted_unpriced_calls: Wasted LLM calls with no price, over its runs.
     """
 
     route: str
@@ -138,6 +142,7 @@ class RouteSummary:
     saved_pct: float
     wasted_ms: float
     wasted_cost: float
+    wasted_unpriced_calls: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -151,6 +156,7 @@ class LabelSummary:
         saved_ms: Mean wall time saved against the baseline.
         wasted_ms: Mean step time wasted per run.
         wasted_cost: Mean dollars wasted per run.
+        wasted_unpriced_calls: Wasted LLM calls with no price, over its runs.
         speedup: Total baseline over total wall time (seed 001's speed-up ratio).
     """
 
@@ -161,6 +167,7 @@ class LabelSummary:
     wasted_ms: float
     wasted_cost: float
     speedup: float
+    wasted_unpriced_calls: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -241,7 +248,9 @@ class RoiSummary:
         wasted_ms: Step time wasted per run: the sum of share x mean waste.
         wasted_cost: Dollars wasted per run.
         cost_per_second_saved: Dollars wasted per second of latency saved, or None when
-            nothing was saved.
+            nothing was saved or wasted calls were unpriced.
+        wasted_unpriced_calls: Wasted LLM calls with no price, over every run: when not 0,
+            the wasted dollars are unknown ("unpriced"), not `wasted_cost`.
         verdict: `"pays"`, `"costs"` (saves time for dollars) or `"does not pay"`.
         statement: The arithmetic and the verdict in one plain sentence.
     """
@@ -251,6 +260,7 @@ class RoiSummary:
     wasted_ms: float = 0.0
     wasted_cost: float = 0.0
     cost_per_second_saved: float | None = None
+    wasted_unpriced_calls: int = 0
     verdict: str = "does not pay"
     statement: str = "No runs."
 
@@ -270,9 +280,12 @@ class Summary:
         saved_pct: Total saved over total baseline, 0..1.
         speedup: Total baseline over total wall time.
         failed_steps: Step executions that failed (seed 001's task failures).
-        cost: Dollars over every run.
+        cost: Dollars over every run's priced LLM calls.
+        unpriced_calls: LLM calls with no price (a model outside the price table): when not
+            0, `cost` leaves them out and reports say "unpriced".
         wasted_ms: Step time wasted over every run.
         wasted_cost: Dollars wasted over every run.
+        wasted_unpriced_calls: Wasted LLM calls with no price.
         routes: Per route, most runs first.
         labels: Per configuration, in order of first appearance.
         speculation: How speculation did.
@@ -300,10 +313,26 @@ class Summary:
     cache: CacheSummary
     roi: RoiSummary
     predictions: tuple[PredictionSummary, ...] = ()
+    unpriced_calls: int = 0
+    wasted_unpriced_calls: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """The summary as JSON-ready data (what `specroute report --json` prints)."""
-        return attrs.asdict(self)
+        """The summary as strict JSON data (what `specroute report --json` prints).
+
+        A figure that is not a finite number (a sum that overflowed) becomes None, since
+        JSON has no NaN or Infinity.
+        """
+        return _finite(attrs.asdict(self))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _ratio(part: float, whole: float) -> float:
@@ -315,22 +344,6 @@ def _mean(values: Iterable[float]) -> float:
     return statistics.fmean(got) if got else 0.0
 
 
-def _wall(record: RunRecord) -> float:
-    return ms(record.result.wall_time)
-
-
-def _sequential(record: RunRecord) -> float:
-    return ms(record.result.sequential_time)
-
-
-def _saved(record: RunRecord) -> float:
-    return _sequential(record) - _wall(record)
-
-
-def _wasted(record: RunRecord) -> float:
-    return ms(record.result.wasted_time)
-
-
 def _union(intervals: Iterable[tuple[float, float]]) -> float:
     total = 0.0
     reach = -math.inf
@@ -340,6 +353,75 @@ def _union(intervals: Iterable[tuple[float, float]]) -> float:
         total += end - max(start, reach)
         reach = end
     return total
+
+
+@attrs.frozen(kw_only=True)
+class RunFigures:
+    """The few numbers a report keeps of one run, so a log streams through in bounded memory.
+
+    Attributes:
+        number: Its 1-based position among the readable runs.
+        id: The run's id.
+        time: When it was logged.
+        flow: The flow's name.
+        label: Its configuration.
+        route: Its route (`"(no route)"` without a router).
+        wall_ms: Its wall time.
+        sequential_ms: Its sequential baseline.
+        wasted_ms: Step time in branches that lost.
+        wasted_cost: Dollars of those steps.
+        wasted_unpriced_calls: LLM calls of those steps with no price.
+        cost: Dollars of all its priced LLM calls.
+        unpriced_calls: Its LLM calls with no price (not in `cost`).
+        cache_hits: Steps served from the cache.
+    """
+
+    number: int
+    id: str
+    time: str
+    flow: str
+    label: str
+    route: str
+    wall_ms: float
+    sequential_ms: float
+    wasted_ms: float
+    wasted_cost: float
+    wasted_unpriced_calls: int
+    cost: float
+    unpriced_calls: int
+    cache_hits: int
+
+    @property
+    def saved_ms(self) -> float:
+        """Wall time saved against the baseline."""
+        return self.sequential_ms - self.wall_ms
+
+    @classmethod
+    def of(cls, record: RunRecord, number: int) -> RunFigures:
+        """The figures of `record`, the `number`-th run."""
+        run = record.result
+        wasted_unpriced = sum(
+            entry.usage.unpriced_calls
+            for entry in run.trace
+            if entry.wasted and entry.usage is not None
+        )
+        # Names repeat across runs: one shared string each keeps a long log small.
+        return cls(
+            number=number,
+            id=record.id,
+            time=record.time,
+            flow=sys.intern(run.flow),
+            label=sys.intern(record.label),
+            route=sys.intern(run.route or NO_ROUTE),
+            wall_ms=ms(run.wall_time),
+            sequential_ms=ms(run.sequential_time),
+            wasted_ms=ms(run.wasted_time),
+            wasted_cost=run.wasted_cost,
+            wasted_unpriced_calls=wasted_unpriced,
+            cost=run.usage.cost,
+            unpriced_calls=run.usage.unpriced_calls,
+            cache_hits=run.cache_hits,
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -410,52 +492,82 @@ def speculated(run: RunResult | RunRecord) -> list[Speculated]:
     return judged
 
 
-def _speculation(records: Sequence[RunRecord]) -> SpeculationSummary:
-    judged = [speculated(record) for record in records]
-    flat = [one for run in judged for one in run]
-    right = [one for one in flat if one.right]
-    wrong = [one for one in flat if not one.right]
-    return SpeculationSummary(
-        runs=sum(bool(run) for run in judged),
-        speculated=len(flat),
-        right=len(right),
-        wrong=len(wrong),
-        right_rate=_ratio(len(right), len(flat)) if flat else None,
-        saved_ms=sum(one.head_start_ms for one in right),
-        saved_ms_mean=_mean(one.head_start_ms for one in right),
-        wasted_ms=sum(one.wasted_ms for one in wrong),
-        wasted_cost=sum(one.wasted_cost for one in wrong),
-    )
+@attrs.define(eq=False)
+class _SpeculationTally:
+    runs: int = 0
+    speculated: int = 0
+    right: int = 0
+    saved_ms: float = 0.0
+    wasted_ms: float = 0.0
+    wasted_cost: float = 0.0
+
+    def add(self, record: RunRecord) -> None:
+        judged = speculated(record)
+        self.runs += bool(judged)
+        self.speculated += len(judged)
+        for one in judged:
+            self.right += one.right
+            self.saved_ms += one.head_start_ms
+            self.wasted_ms += one.wasted_ms
+            self.wasted_cost += one.wasted_cost
+
+    def summary(self) -> SpeculationSummary:
+        return SpeculationSummary(
+            runs=self.runs,
+            speculated=self.speculated,
+            right=self.right,
+            wrong=self.speculated - self.right,
+            right_rate=_ratio(self.right, self.speculated) if self.speculated else None,
+            saved_ms=self.saved_ms,
+            saved_ms_mean=_ratio(self.saved_ms, self.right),
+            wasted_ms=self.wasted_ms,
+            wasted_cost=self.wasted_cost,
+        )
 
 
-def _cache(records: Sequence[RunRecord]) -> CacheSummary:
-    computed: dict[str, list[float]] = defaultdict(list)
-    for record in records:
-        for entry in record.result.trace:
+@attrs.define(eq=False)
+class _CacheTally:
+    hits: int = 0
+    misses: int = 0
+    saved_ms: float = 0.0
+    # Per step name: (dollars, count) of its computed executions, and its cache hits; a hit
+    # is priced at the mean of the computed ones, wherever in the log they are.
+    computed: dict[str, tuple[float, int]] = attrs.Factory(dict)
+    served: dict[str, int] = attrs.Factory(lambda: defaultdict(int))
+
+    def add(self, record: RunRecord) -> None:
+        run = record.result
+        self.hits += run.cache_hits
+        self.misses += run.cache_misses
+        self.saved_ms += ms(run.cache_saved_time)
+        for entry in run.trace:
             if entry.status is StepStatus.OK and entry.usage is not None:
-                computed[entry.step].append(entry.cost)
-    hits = sum(record.result.cache_hits for record in records)
-    misses = sum(record.result.cache_misses for record in records)
-    saved_cost = 0.0
-    unpriced = 0
-    for record in records:
-        for entry in record.result.trace:
-            if entry.status is StepStatus.CACHED:
-                if entry.step in computed:
-                    saved_cost += statistics.fmean(computed[entry.step])
-                else:
-                    unpriced += 1
-    return CacheSummary(
-        hits=hits,
-        misses=misses,
-        hit_rate=_ratio(hits, hits + misses) if hits + misses else None,
-        saved_ms=sum(ms(record.result.cache_saved_time) for record in records),
-        saved_cost=saved_cost,
-        unpriced_hits=unpriced,
-    )
+                dollars, count = self.computed.get(entry.step, (0.0, 0))
+                self.computed[entry.step] = (dollars + entry.cost, count + 1)
+            elif entry.status is StepStatus.CACHED:
+                self.served[entry.step] += 1
+
+    def summary(self) -> CacheSummary:
+        saved_cost = 0.0
+        unpriced = 0
+        for step, hits in self.served.items():
+            if step in self.computed:
+                dollars, count = self.computed[step]
+                saved_cost += hits * (dollars / count)
+            else:
+                unpriced += hits
+        lookups = self.hits + self.misses
+        return CacheSummary(
+            hits=self.hits,
+            misses=self.misses,
+            hit_rate=_ratio(self.hits, lookups) if lookups else None,
+            saved_ms=self.saved_ms,
+            saved_cost=saved_cost,
+            unpriced_hits=unpriced,
+        )
 
 
-def _roi(routes: Sequence[RouteSummary]) -> RoiSummary:
+def _roi(routes: Sequence[RouteSummary], unpriced: int) -> RoiSummary:
     if not routes:
         return RoiSummary()
     terms = tuple(
@@ -475,18 +587,33 @@ def _roi(routes: Sequence[RouteSummary]) -> RoiSummary:
     arithmetic = " + ".join(
         f"{term.route} {term.share:.0%} x {term.saved_ms:.0f} ms" for term in terms
     )
-    waste = f"{wasted:.0f} ms of step time and ${cost:.4f}"
+    # Calls to a model outside the price table cost an unknown amount, not $0.
+    dollars = (
+        f"${cost:.4f}"
+        if not unpriced
+        else (
+            f"${cost:.4f} plus {unpriced} unpriced LLM calls"
+            if cost
+            else f"{unpriced} unpriced LLM calls"
+        )
+    )
+    waste = f"{wasted:.0f} ms of step time and {dollars}"
     if saved <= 0:
         verdict = "does not pay"
         sentence = (
             f"Speculation does not pay: runs are no faster than their sequential baseline "
             f"({arithmetic} = {saved:.0f} ms per run) and waste {waste} per run."
         )
-    elif cost > 0:
+    elif cost > 0 or unpriced:
         verdict = "costs"
+        price = (
+            f": ${per_second:.4f} per second saved"
+            if not unpriced
+            else (" (unpriced: the dollars per second saved are unknown)")
+        )
         sentence = (
             f"Speculation saves {saved:.0f} ms per run ({arithmetic}) and wastes {waste} "
-            f"per run: ${per_second:.4f} per second saved."
+            f"per run{price}."
         )
     else:
         verdict = "pays"
@@ -499,80 +626,139 @@ def _roi(routes: Sequence[RouteSummary]) -> RoiSummary:
         saved_ms=saved,
         wasted_ms=wasted,
         wasted_cost=cost,
-        cost_per_second_saved=per_second,
+        cost_per_second_saved=None if unpriced else per_second,
+        wasted_unpriced_calls=unpriced,
         verdict=verdict,
         statement=sentence,
     )
 
 
-def _route(route: str, runs: Sequence[RunRecord], total: int) -> RouteSummary:
-    baseline = sum(_sequential(run) for run in runs)
+def _route(route: str, runs: Sequence[RunFigures], total: int) -> RouteSummary:
+    baseline = sum(run.sequential_ms for run in runs)
     return RouteSummary(
         route=route,
         runs=len(runs),
         share=_ratio(len(runs), total),
-        wall=Distribution.of([_wall(run) for run in runs]),
-        sequential=Distribution.of([_sequential(run) for run in runs]),
-        saved_ms=_mean(_saved(run) for run in runs),
-        saved_pct=_ratio(sum(_saved(run) for run in runs), baseline),
-        wasted_ms=_mean(_wasted(run) for run in runs),
-        wasted_cost=_mean(run.result.wasted_cost for run in runs),
+        wall=Distribution.of([run.wall_ms for run in runs]),
+        sequential=Distribution.of([run.sequential_ms for run in runs]),
+        saved_ms=_mean(run.saved_ms for run in runs),
+        saved_pct=_ratio(sum(run.saved_ms for run in runs), baseline),
+        wasted_ms=_mean(run.wasted_ms for run in runs),
+        wasted_cost=_mean(run.wasted_cost for run in runs),
+        wasted_unpriced_calls=sum(run.wasted_unpriced_calls for run in runs),
     )
 
 
-def _label(label: str, runs: Sequence[RunRecord]) -> LabelSummary:
+def _label(label: str, runs: Sequence[RunFigures]) -> LabelSummary:
     return LabelSummary(
         label=label,
         runs=len(runs),
-        wall=Distribution.of([_wall(run) for run in runs]),
-        saved_ms=_mean(_saved(run) for run in runs),
-        wasted_ms=_mean(_wasted(run) for run in runs),
-        wasted_cost=_mean(run.result.wasted_cost for run in runs),
-        speedup=_ratio(sum(_sequential(r) for r in runs), sum(_wall(r) for r in runs)),
+        wall=Distribution.of([run.wall_ms for run in runs]),
+        saved_ms=_mean(run.saved_ms for run in runs),
+        wasted_ms=_mean(run.wasted_ms for run in runs),
+        wasted_cost=_mean(run.wasted_cost for run in runs),
+        wasted_unpriced_calls=sum(run.wasted_unpriced_calls for run in runs),
+        speedup=_ratio(sum(r.sequential_ms for r in runs), sum(r.wall_ms for r in runs)),
     )
 
 
-def summarize(records: Sequence[RunRecord]) -> Summary:
+@attrs.define(eq=False)
+class Summarizer:
+    """Computes a `Summary` from runs fed one at a time, keeping only `RunFigures` of each.
+
+    This is how `specroute report` reads a log of any size: each record is read, added and
+    dropped, so memory holds a few numbers per run (and one count per step and router
+    name), not the runs.
+
+    Example::
+
+        summarizer = Summarizer()
+        for record in records:
+            summarizer.add(record)
+        summary = summarizer.summary()
+    """
+
+    _runs: list[RunFigures] = attrs.field(init=False, factory=list)
+    _failed_steps: int = attrs.field(init=False, default=0)
+    _speculation: _SpeculationTally = attrs.field(init=False, factory=_SpeculationTally)
+    _cache: _CacheTally = attrs.field(init=False, factory=_CacheTally)
+    _predictions: PredictionTally = attrs.field(init=False, factory=PredictionTally)
+
+    def add(self, record: RunRecord) -> RunFigures:
+        """Count one run.
+
+        Args:
+            record: The run.
+
+        Returns:
+            What is kept of it.
+        """
+        figures = RunFigures.of(record, len(self._runs) + 1)
+        self._runs.append(figures)
+        self._failed_steps += sum(
+            entry.status is StepStatus.FAILED for entry in record.result.trace
+        )
+        self._speculation.add(record)
+        self._cache.add(record)
+        self._predictions.add(record)
+        return figures
+
+    @property
+    def runs(self) -> tuple[RunFigures, ...]:
+        """The figures of every run added, in order."""
+        return tuple(self._runs)
+
+    def summary(self) -> Summary:
+        """The summary of every run added so far."""
+        runs = self._runs
+        by_route: dict[str, list[RunFigures]] = defaultdict(list)
+        by_label: dict[str, list[RunFigures]] = defaultdict(list)
+        for run in runs:
+            by_route[run.route].append(run)
+            by_label[run.label].append(run)
+        total = len(runs)
+        routes = sorted(
+            (_route(route, group, total) for route, group in by_route.items()),
+            key=lambda route: (-route.runs, route.route),
+        )
+        baseline = sum(run.sequential_ms for run in runs)
+        wasted_unpriced = sum(run.wasted_unpriced_calls for run in runs)
+        return Summary(
+            runs=total,
+            flows=tuple(sorted({run.flow for run in runs})),
+            first=min((run.time for run in runs), default=None),
+            last=max((run.time for run in runs), default=None),
+            wall=Distribution.of([run.wall_ms for run in runs]),
+            sequential=Distribution.of([run.sequential_ms for run in runs]),
+            saved_ms=_mean(run.saved_ms for run in runs),
+            saved_pct=_ratio(sum(run.saved_ms for run in runs), baseline),
+            speedup=_ratio(baseline, sum(run.wall_ms for run in runs)),
+            failed_steps=self._failed_steps,
+            cost=sum(run.cost for run in runs),
+            unpriced_calls=sum(run.unpriced_calls for run in runs),
+            wasted_ms=sum(run.wasted_ms for run in runs),
+            wasted_cost=sum(run.wasted_cost for run in runs),
+            wasted_unpriced_calls=wasted_unpriced,
+            routes=tuple(routes),
+            labels=tuple(_label(label, group) for label, group in by_label.items()),
+            speculation=self._speculation.summary(),
+            cache=self._cache.summary(),
+            roi=_roi(routes, wasted_unpriced),
+            predictions=self._predictions.summaries(),
+        )
+
+
+def summarize(records: Iterable[RunRecord]) -> Summary:
     """Compute a report's figures from logged runs.
 
     Args:
-        records: The runs (e.g. `read_log(path).records`); any number, any flows.
+        records: The runs (e.g. `read_log(path).records`, or `iter_log(path)` for a log
+            too large to hold); any number, any flows; read once.
 
     Returns:
         The summary; empty runs give zeros and None rates.
     """
-    by_route: dict[str, list[RunRecord]] = defaultdict(list)
-    by_label: dict[str, list[RunRecord]] = defaultdict(list)
+    summarizer = Summarizer()
     for record in records:
-        by_route[record.result.route or NO_ROUTE].append(record)
-        by_label[record.label].append(record)
-    total = len(records)
-    routes = sorted(
-        (_route(route, runs, total) for route, runs in by_route.items()),
-        key=lambda route: (-route.runs, route.route),
-    )
-    baseline = sum(_sequential(record) for record in records)
-    times = sorted(record.time for record in records)
-    return Summary(
-        runs=total,
-        flows=tuple(sorted({record.result.flow for record in records})),
-        first=times[0] if times else None,
-        last=times[-1] if times else None,
-        wall=Distribution.of([_wall(record) for record in records]),
-        sequential=Distribution.of([_sequential(record) for record in records]),
-        saved_ms=_mean(_saved(record) for record in records),
-        saved_pct=_ratio(sum(_saved(record) for record in records), baseline),
-        speedup=_ratio(baseline, sum(_wall(record) for record in records)),
-        failed_steps=sum(
-            entry.status is StepStatus.FAILED for record in records for entry in record.result.trace
-        ),
-        cost=sum(record.result.usage.cost for record in records),
-        wasted_ms=sum(_wasted(record) for record in records),
-        wasted_cost=sum(record.result.wasted_cost for record in records),
-        routes=tuple(routes),
-        labels=tuple(_label(label, runs) for label, runs in by_label.items()),
-        speculation=_speculation(records),
-        cache=_cache(records),
-        roi=_roi(routes),
-        predictions=predictions(records),
-    )
+        summarizer.add(record)
+    return summarizer.summary()

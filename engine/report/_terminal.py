@@ -1,4 +1,10 @@
-"""The summary as rich tables, for `specroute report LOG` in a terminal."""
+"""The summary as rich tables, for `specroute report LOG` in a terminal.
+
+Rich reads a plain `str` cell as console markup, so a route labelled `[/]` would crash the
+report and one labelled `[link=...]` would print a link. Every piece of user text (flow,
+route, configuration and router names, predictors' sources, log problems) goes in as a
+`Text`, which rich shows as it is; only this module's own strings are markup.
+"""
 
 from __future__ import annotations
 
@@ -38,7 +44,7 @@ def _routes(summary: Summary) -> Table:
     rows = [(route.route, route) for route in summary.routes]
     for name, part in rows:
         table.add_row(
-            name, str(part.runs), _pct(part.share), _ms(part.wall.p50), _ms(part.wall.p95),
+            Text(name), str(part.runs), _pct(part.share), _ms(part.wall.p50), _ms(part.wall.p95),
             _ms(part.sequential.p50), _ms(part.sequential.p95), _ms(part.saved_ms),
             _pct(part.saved_pct),
         )  # fmt: skip
@@ -58,7 +64,7 @@ def _labels(summary: Summary) -> Table:
         table.add_column(name, justify="left" if name == "config" else "right", no_wrap=True)
     for label in summary.labels:
         table.add_row(
-            label.label, str(label.runs), _ms(label.wall.mean), _ms(label.wall.p95),
+            Text(label.label), str(label.runs), _ms(label.wall.mean), _ms(label.wall.p95),
             _ms(label.saved_ms), _ms(label.wasted_ms), _dollars(label.wasted_cost),
             f"{label.speedup:.2f}x",
         )  # fmt: skip
@@ -97,10 +103,10 @@ def _predictions(summary: Summary) -> Table:
     table = Table(title="Predictions and verification")
     table.add_column("router")
     for part in summary.predictions:
-        table.add_column(part.router, justify="right")
-    rows: list[tuple[str, list[str]]] = [
+        table.add_column(Text(part.router), justify="right")
+    rows: list[tuple[str, list[str | Text]]] = [
         ("decisions", [str(p.decisions) for p in summary.predictions]),
-        ("predicted (by)", [f"{p.predicted} ({', '.join(p.sources) or '-'})"
+        ("predicted (by)", [Text(f"{p.predicted} ({', '.join(p.sources) or '-'})")
                             for p in summary.predictions]),
         ("right / wrong (accuracy)", [f"{p.right} / {p.wrong} ({_pct(p.accuracy)})"
                                       for p in summary.predictions]),
