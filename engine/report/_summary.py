@@ -322,7 +322,8 @@ class Summary:
         A figure that is not a finite number (a sum that overflowed) becomes None, since
         JSON has no NaN or Infinity.
         """
-        return _finite(attrs.asdict(self))
+        data: dict[str, Any] = _finite(attrs.asdict(self))
+        return data
 
 
 def _finite(value: Any) -> Any:

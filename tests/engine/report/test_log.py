@@ -69,10 +69,11 @@ async def test_round_trip_keeps_every_figure(tmp_path: Path, autojump_clock: Moc
 async def test_inputs_are_a_digest_unless_asked(tmp_path: Path, autojump_clock: MockClock) -> None:
     result = await writer_run()
     path = tmp_path / "runs.jsonl"
-    log = RunLog(path)
-    log.append(result, inputs={"request": "secret request"})
+    with RunLog(path) as log:
+        log.append(result, inputs={"request": "secret request"})
     assert "secret request" not in path.read_text()
     log.append(result, inputs={"request": "secret request"}, record_inputs=True)
+    log.flush()
 
     first, second = read_log(path).records
     assert first.inputs is None

@@ -1,0 +1,206 @@
+"""A whole report read from a log in one streaming pass: `read_report(path) -> Report`.
+
+Each line is read, counted and dropped: what stays is a `Summarizer`'s few numbers per run,
+the one run whose timeline the page shows, and the damaged lines (the first
+`MAX_PROBLEMS` of them, and how many there were).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+
+from .._trace import StepStatus
+from ._log import LogProblem, iter_log
+from ._summary import RunFigures, Summarizer, Summary, speculated
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ._schema import RunRecord
+
+__all__ = ["MAX_PROBLEMS", "Report", "pick_run", "read_report", "speculation_score"]
+
+MAX_PROBLEMS = 1000
+
+
+def speculation_score(record: RunRecord) -> tuple[int, int, int, float]:
+    """How well a run shows speculation: higher is better (the default timeline).
+
+    A run with branches speculated both rightly and wrongly beats one with only one kind,
+    then more speculative and wasted steps, then more kinds of step status, then the
+    longer run.
+    """
+    judged = speculated(record)
+    run = record.result
+    kinds = len({one.right for one in judged})
+    busy = sum(
+        entry.speculative or entry.wasted
+        for entry in run.trace
+        if entry.status is not StepStatus.SKIPPED
+    )
+    statuses = len({entry.status for entry in run.trace})
+    return kinds, busy, statuses, run.wall_time
+
+
+@attrs.define(eq=False)
+class _Chooser:
+    """Keeps one run while the log streams by: the one asked for, or the best example."""
+
+    which: str | None
+    chosen: RunRecord | None = None
+    number: int | None = None
+    matches: int = 0
+    _best: tuple[int, int, int, float] | None = None
+
+    def consider(self, record: RunRecord, number: int) -> None:
+        which = self.which
+        if which is None:
+            score = speculation_score(record)
+            if self._best is None or score > self._best:
+                self._best = score
+                self.chosen, self.number = record, number
+        elif _is_position(which):
+            if number == int(which):
+                self.chosen, self.number = record, number
+        elif record.id.startswith(which):
+            self.matches += 1
+            if self.matches == 1:
+                self.chosen, self.number = record, number
+
+    def check(self, runs: int) -> None:
+        which = self.which
+        if which is None:
+            if runs == 0:
+                raise ValueError("the log holds no readable runs, so there is no run to show")
+        elif _is_position(which):
+            if not 1 <= int(which) <= runs:
+                raise ValueError(f"`--run` must be between 1 and {runs}, got {int(which)}")
+        elif self.matches != 1:
+            problem = "no run id starts" if not self.matches else f"{self.matches} run ids start"
+            raise ValueError(f"`--run`: {problem} with {which!r}; give a position or a longer id")
+
+
+def _is_position(which: str) -> bool:
+    return which.isdigit() and len(which) < 8
+
+
+def pick_run(records: Iterable[RunRecord], which: str | None = None) -> RunRecord:
+    """The run a report's timeline shows.
+
+    Args:
+        records: The runs, in log order.
+        which: A 1-based position in `records`, or the start of a run id; None for the
+            run that best shows speculation (`speculation_score`).
+
+    Returns:
+        The run.
+
+    Raises:
+        ValueError: No runs, or nothing matches `which` (or it matches several ids).
+    """
+    chooser = _Chooser(which)
+    count = 0
+    for count, record in enumerate(records, start=1):
+        chooser.consider(record, count)
+    chooser.check(count)
+    assert chooser.chosen is not None
+    return chooser.chosen
+
+
+@attrs.frozen(kw_only=True)
+class Report:
+    """What a report shows, read in one pass over a log.
+
+    Attributes:
+        path: The log, or None when built from records in memory.
+        summary: The figures.
+        runs: A few numbers per run, in log order (the charts and the runs table).
+        shown: The run whose timeline is shown, or None without readable runs.
+        shown_number: Its 1-based position among the runs.
+        chosen: True when the reader asked for `shown`; False when it was picked as the
+            run that best shows speculation.
+        problems: The damaged lines (at most `MAX_PROBLEMS`).
+        problem_count: How many lines were damaged in all.
+    """
+
+    path: Path | None
+    summary: Summary
+    runs: tuple[RunFigures, ...]
+    shown: RunRecord | None
+    shown_number: int | None
+    chosen: bool
+    problems: tuple[LogProblem, ...]
+    problem_count: int
+
+    @classmethod
+    def of(
+        cls,
+        items: Iterable[RunRecord | LogProblem],
+        *,
+        run: str | None = None,
+        path: Path | None = None,
+    ) -> Report:
+        """Fold runs and problems, in log order, into a report.
+
+        Args:
+            items: What `iter_log` yields (or runs alone).
+            run: The run to show: a 1-based position or the start of an id; None for the
+                run that best shows speculation.
+            path: The log they came from.
+
+        Returns:
+            The report.
+
+        Raises:
+            ValueError: `run` matches no run, or several.
+        """
+        summarizer = Summarizer()
+        chooser = _Chooser(run)
+        problems: list[LogProblem] = []
+        problem_count = 0
+        count = 0
+        for item in items:
+            if isinstance(item, LogProblem):
+                problem_count += 1
+                if len(problems) < MAX_PROBLEMS:
+                    problems.append(item)
+                continue
+            count += 1
+            summarizer.add(item)
+            chooser.consider(item, count)
+        if run is not None or count:
+            chooser.check(count)
+        return cls(
+            path=path,
+            summary=summarizer.summary(),
+            runs=summarizer.runs,
+            shown=chooser.chosen,
+            shown_number=chooser.number,
+            chosen=run is not None,
+            problems=tuple(problems),
+            problem_count=problem_count,
+        )
+
+
+def read_report(path: str | Path, *, run: str | None = None, strict: bool = False) -> Report:
+    """Read a run log into a `Report`, streaming it (memory: a few numbers per run).
+
+    Args:
+        path: The log file.
+        run: The run to show: a 1-based position or the start of an id; None for the run
+            that best shows speculation.
+        strict: Raise on the first damaged line.
+
+    Returns:
+        The report.
+
+    Raises:
+        OSError: The file cannot be opened.
+        RunLogError: With `strict`, the first damaged line.
+        ValueError: `run` matches no run, or several.
+    """
+    path = Path(path)
+    return Report.of(iter_log(path, strict=strict), run=run, path=path)
