@@ -29,7 +29,6 @@ import trio
 import trio.testing
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 from specroute.routes import SpecrouteError
 
 from .._flow import Flow
@@ -40,7 +39,7 @@ from ._log import RunLog
 from ._progress import RunProgress
 from ._report import read_report
 from ._schema import ms, run_to_json
-from ._terminal import print_summary
+from ._terminal import print_summary, user_text
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -198,7 +197,7 @@ def _run(args: argparse.Namespace) -> int:
             log.flush()
         except OSError as exc:
             raise FailedError(f"cannot write the run log {args.log!r}: {exc}") from None
-        Console(stderr=True).print(Text(f"logged run {run_id} to {args.log}"))
+        Console(stderr=True).print(user_text(f"logged run {run_id} to {args.log}"))
     if args.json:
         _out(strict_json(run_to_json(result)))
     else:
@@ -208,7 +207,7 @@ def _run(args: argparse.Namespace) -> int:
             f"{result.wasted_time * 1000:,.0f} ms, "
             f"{_dollars(result.usage.cost, result.usage.unpriced_calls)}"
         )
-        Console(soft_wrap=True).print(Text(line))
+        Console(soft_wrap=True).print(user_text(line))
     return 0
 
 
@@ -225,13 +224,15 @@ def _out(text: str) -> None:
 
 def _steps_table(record: RunRecord, number: int) -> Table:
     run = record.result
-    table = Table(title=Text(f"Run {number} ({record.id[:8]}): {record.label}, route {run.route}"))
+    table = Table(
+        title=user_text(f"Run {number} ({record.id[:8]}): {record.label}, route {run.route}")
+    )
     for name in ("step", "branch", "status", "start ms", "end ms", "speculative", "wasted", "$"):
         table.add_column(name, justify="right" if "ms" in name or name == "$" else "left")
     for entry in sorted(run.trace, key=lambda e: (e.start, e.end)):
         usage = entry.usage
         table.add_row(
-            Text(entry.step), Text(entry.branch or "-"), entry.status.value,
+            user_text(entry.step), user_text(entry.branch or "-"), entry.status.value,
             f"{ms(entry.start - run.started):,.0f}", f"{ms(entry.end - run.started):,.0f}",
             "yes" if entry.speculative else "", "yes" if entry.wasted else "",
             "" if usage is None else _dollars(usage.cost, usage.unpriced_calls).lstrip("$"),
@@ -256,7 +257,9 @@ def _report(args: argparse.Namespace) -> int:
             out.write_text(page, encoding="utf-8")
         except OSError as exc:
             raise FailedError(f"cannot write the HTML report {args.html!r}: {exc}") from None
-        Console(stderr=True, soft_wrap=True).print(Text(f"HTML report written to {out.resolve()}"))
+        Console(stderr=True, soft_wrap=True).print(
+            user_text(f"HTML report written to {out.resolve()}")
+        )
     if args.json:
         data = {
             "log": str(args.log),
@@ -288,7 +291,7 @@ def _bench(args: argparse.Namespace) -> int:
         raise UsageError(f"{what} in {str(folder)!r} (known: {names})")
     failed = []
     for script in scripts:
-        Console(stderr=True).rule(Text(str(script)))
+        Console(stderr=True).rule(user_text(str(script)))
         done = subprocess.run([sys.executable, str(script), *args.extra], check=False)
         if done.returncode:
             failed.append(script.stem)
