@@ -21,7 +21,6 @@ what that costs per run, in step time and in dollars.
 from __future__ import annotations
 
 import math
-import statistics
 import sys
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
@@ -108,7 +107,7 @@ class Distribution:
             return cls()
         return cls(
             count=len(values),
-            mean=statistics.fmean(values),
+            mean=_mean(values),
             p50=percentile(values, 50),
             p95=percentile(values, 95),
             min=min(values),
@@ -341,8 +340,9 @@ def _ratio(part: float, whole: float) -> float:
 
 
 def _mean(values: Iterable[float]) -> float:
+    # Not `statistics.fmean`: it raises on a sum past the largest float; this says inf.
     got = list(values)
-    return statistics.fmean(got) if got else 0.0
+    return sum(got) / len(got) if got else 0.0
 
 
 def _union(intervals: Iterable[tuple[float, float]]) -> float:

@@ -56,7 +56,7 @@ def text(value: str) -> str:
 
 def nice_ticks(top: float, count: int = 8) -> list[float]:
     """Round tick values from 0 to at least `top` (1, 2 or 5 times a power of ten apart)."""
-    if top <= 0:
+    if not 0 < top < math.inf:
         return [0.0, 1.0]
     raw = top / count
     power = 10 ** math.floor(math.log10(raw))
