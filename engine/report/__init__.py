@@ -39,20 +39,20 @@ from ._schema import SCHEMA_VERSION as SCHEMA_VERSION
 from ._schema import RunRecord as RunRecord
 from ._schema import run_from_json as run_from_json
 from ._schema import run_to_json as run_to_json
+from ._summarize import RunFigures as RunFigures
+from ._summarize import Summarizer as Summarizer
+from ._summarize import summarize as summarize
 from ._summary import CacheSummary as CacheSummary
 from ._summary import Distribution as Distribution
 from ._summary import LabelSummary as LabelSummary
 from ._summary import RoiSummary as RoiSummary
 from ._summary import RoiTerm as RoiTerm
 from ._summary import RouteSummary as RouteSummary
-from ._summary import RunFigures as RunFigures
 from ._summary import Speculated as Speculated
 from ._summary import SpeculationSummary as SpeculationSummary
-from ._summary import Summarizer as Summarizer
 from ._summary import Summary as Summary
 from ._summary import percentile as percentile
 from ._summary import speculated as speculated
-from ._summary import summarize as summarize
 from ._terminal import print_summary as print_summary
 from ._terminal import summary_tables as summary_tables
 

@@ -39,7 +39,7 @@ from ._log import RunLog
 from ._progress import RunProgress
 from ._report import read_report
 from ._schema import ms, run_to_json
-from ._terminal import print_summary, user_text
+from ._terminal import print_summary, user_text, visible
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -65,7 +65,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    # An error may quote user text: one line, and no escape sequence reaches the terminal.
+    return visible(" ".join(str(text).split()))
 
 
 def _say(message: str) -> None:

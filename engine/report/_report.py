@@ -14,7 +14,8 @@ import attrs
 
 from .._trace import StepStatus
 from ._log import LogProblem, iter_log
-from ._summary import RunFigures, Summarizer, Summary, speculated
+from ._summarize import RunFigures, Summarizer
+from ._summary import Summary, speculated
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
     from .._trace import RunResult, TraceEntry
     from ._schema import RunRecord
-    from ._summary import RouteSummary, RunFigures
+    from ._summarize import RunFigures
+    from ._summary import RouteSummary
 
 __all__ = [
     "STATUS_COLOURS",

@@ -36,6 +36,11 @@ def _escaped(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
+def visible(value: str) -> str:
+    """`value` with control and bidi characters written as escapes (`"\\x1b"`)."""
+    return _CONTROLS.sub(_escaped, value)
+
+
 def user_text(value: str, style: str = "") -> Text:
     """User text for the terminal: never markup, control characters shown as escapes.
 
@@ -46,7 +51,7 @@ def user_text(value: str, style: str = "") -> Text:
     Returns:
         A `Text` that shows `value` as typed (`"\\x1b"` for an escape character).
     """
-    return Text(_CONTROLS.sub(_escaped, value), style=style)
+    return Text(visible(value), style=style)
 
 
 def _ms(value: float) -> str:

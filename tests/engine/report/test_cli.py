@@ -137,12 +137,16 @@ def test_a_failed_run_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     module = tmp_path / "failing.py"
     module.write_text(
         "from specroute.engine import Flow, step\n"
-        "@step\nasync def explode(text: str) -> str:\n    raise ValueError('[/] boom')\n"
+        "@step\nasync def explode(text: str) -> str:\n"
+        "    raise ValueError('[/] boom \\x1b]8;;https://pay.example\\x1b\\\\')\n"
         "flow = Flow([explode], name='[/]')\n"
     )
     argv = ["run", f"{module}:flow", "--input", "text=hi", "--clock", "virtual", "--no-progress"]
     assert main(argv) == 1
-    assert "run failed" in error_line(capsys)
+    line = error_line(capsys)
+    assert "run failed" in line
+    assert "[/] boom \\x1b]8;;https://pay.example" in line
+    assert "\x1b" not in line
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,7 +6,7 @@ import re
 
 import attrs
 from report_records import entry, run
-from specroute.engine.report._summary import RunFigures, summarize
+from specroute.engine.report import RunFigures, summarize
 from specroute.engine.report._svg import latency_chart, nice_ticks, timeline, waste_chart
 
 
