@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 import json
 import re
+import subprocess
+import sys
 import tempfile
 import threading
 import tracemalloc
@@ -276,3 +278,19 @@ def test_a_failed_write_is_raised_by_flush(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="file"):
         log.flush()
     log.flush()  # raised once: the log works again once the path does
+
+
+def test_lines_queued_at_exit_are_written(tmp_path: Path) -> None:
+    # A program that appends and ends without flush (as examples/planner.py does).
+    path = tmp_path / "runs.jsonl"
+    line = json.dumps(run_data(wall=1, sequential=2))
+    program = (
+        "import json, sys\n"
+        "from specroute.engine.report import RunLog, RunRecord\n"
+        f"record = RunRecord.from_json(json.loads({line!r}))\n"
+        f"log = RunLog({str(path)!r})\n"
+        "for _ in range(50):\n"
+        "    log.append(record.result)\n"
+    )
+    subprocess.run([sys.executable, "-c", program], check=True, timeout=60)
+    assert len(read_log(path, strict=True).records) == 50
