@@ -107,7 +107,8 @@ def pick_run(records: Iterable[RunRecord], which: str | None = None) -> RunRecor
     for count, record in enumerate(records, start=1):
         chooser.consider(record, count)
     chooser.check(count)
-    assert chooser.chosen is not None
+    if chooser.chosen is None:  # pragma: no cover - `check` raised
+        raise ValueError("the log holds no readable runs, so there is no run to show")
     return chooser.chosen
 
 
@@ -172,7 +173,8 @@ class Report:
             count += 1
             summarizer.add(item)
             chooser.consider(item, count)
-        if run is not None or count:
+        # Without a readable run there is nothing to pick: the report lists why instead.
+        if count:
             chooser.check(count)
         return cls(
             path=path,

@@ -27,8 +27,8 @@ from ._summary import (
     RouteSummary,
     SpeculationSummary,
     Summary,
-    _mean,
-    _ratio,
+    mean_of,
+    ratio,
     speculated,
 )
 
@@ -134,9 +134,9 @@ class _SpeculationTally:
             speculated=self.speculated,
             right=self.right,
             wrong=self.speculated - self.right,
-            right_rate=_ratio(self.right, self.speculated) if self.speculated else None,
+            right_rate=ratio(self.right, self.speculated) if self.speculated else None,
             saved_ms=self.saved_ms,
-            saved_ms_mean=_ratio(self.saved_ms, self.right),
+            saved_ms_mean=ratio(self.saved_ms, self.right),
             wasted_ms=self.wasted_ms,
             wasted_cost=self.wasted_cost,
         )
@@ -177,7 +177,7 @@ class _CacheTally:
         return CacheSummary(
             hits=self.hits,
             misses=self.misses,
-            hit_rate=_ratio(self.hits, lookups) if lookups else None,
+            hit_rate=ratio(self.hits, lookups) if lookups else None,
             saved_ms=self.saved_ms,
             saved_cost=saved_cost,
             unpriced_hits=unpriced,
@@ -255,13 +255,13 @@ def _route(route: str, runs: Sequence[RunFigures], total: int) -> RouteSummary:
     return RouteSummary(
         route=route,
         runs=len(runs),
-        share=_ratio(len(runs), total),
+        share=ratio(len(runs), total),
         wall=Distribution.of([run.wall_ms for run in runs]),
         sequential=Distribution.of([run.sequential_ms for run in runs]),
-        saved_ms=_mean(run.saved_ms for run in runs),
-        saved_pct=_ratio(sum(run.saved_ms for run in runs), baseline),
-        wasted_ms=_mean(run.wasted_ms for run in runs),
-        wasted_cost=_mean(run.wasted_cost for run in runs),
+        saved_ms=mean_of(run.saved_ms for run in runs),
+        saved_pct=ratio(sum(run.saved_ms for run in runs), baseline),
+        wasted_ms=mean_of(run.wasted_ms for run in runs),
+        wasted_cost=mean_of(run.wasted_cost for run in runs),
         wasted_unpriced_calls=sum(run.wasted_unpriced_calls for run in runs),
     )
 
@@ -271,11 +271,11 @@ def _label(label: str, runs: Sequence[RunFigures]) -> LabelSummary:
         label=label,
         runs=len(runs),
         wall=Distribution.of([run.wall_ms for run in runs]),
-        saved_ms=_mean(run.saved_ms for run in runs),
-        wasted_ms=_mean(run.wasted_ms for run in runs),
-        wasted_cost=_mean(run.wasted_cost for run in runs),
+        saved_ms=mean_of(run.saved_ms for run in runs),
+        wasted_ms=mean_of(run.wasted_ms for run in runs),
+        wasted_cost=mean_of(run.wasted_cost for run in runs),
         wasted_unpriced_calls=sum(run.wasted_unpriced_calls for run in runs),
-        speedup=_ratio(sum(r.sequential_ms for r in runs), sum(r.wall_ms for r in runs)),
+        speedup=ratio(sum(r.sequential_ms for r in runs), sum(r.wall_ms for r in runs)),
     )
 
 
@@ -347,9 +347,9 @@ class Summarizer:
             last=max((run.time for run in runs), default=None),
             wall=Distribution.of([run.wall_ms for run in runs]),
             sequential=Distribution.of([run.sequential_ms for run in runs]),
-            saved_ms=_mean(run.saved_ms for run in runs),
-            saved_pct=_ratio(sum(run.saved_ms for run in runs), baseline),
-            speedup=_ratio(baseline, sum(run.wall_ms for run in runs)),
+            saved_ms=mean_of(run.saved_ms for run in runs),
+            saved_pct=ratio(sum(run.saved_ms for run in runs), baseline),
+            speedup=ratio(baseline, sum(run.wall_ms for run in runs)),
             failed_steps=self._failed_steps,
             cost=sum(run.cost for run in runs),
             unpriced_calls=sum(run.unpriced_calls for run in runs),

@@ -103,7 +103,7 @@ class Distribution:
             return cls()
         return cls(
             count=len(values),
-            mean=_mean(values),
+            mean=mean_of(values),
             p50=percentile(values, 50),
             p95=percentile(values, 95),
             min=min(values),
@@ -331,11 +331,13 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _ratio(part: float, whole: float) -> float:
+def ratio(part: float, whole: float) -> float:
+    """`part / whole`, or 0 when `whole` is 0."""
     return part / whole if whole else 0.0
 
 
-def _mean(values: Iterable[float]) -> float:
+def mean_of(values: Iterable[float]) -> float:
+    """The mean of `values` (0 when empty; inf, not an error, past the largest float)."""
     # Not `statistics.fmean`: it raises on a sum past the largest float; this says inf.
     got = list(values)
     return sum(got) / len(got) if got else 0.0

@@ -190,6 +190,8 @@ def test_html_without_readable_runs_lists_why(
     assert "No readable runs" in page
     assert "line 1: <bdi>not JSON" in page
     assert "line 2: <bdi>the record must be a JSON object" in page
+    assert main(["report", str(log), "--html", str(html), "--run", "1"]) == 0
+    assert "No readable runs" in html.read_text()
 
 
 @given(hostile_text())
