@@ -20,7 +20,15 @@ import jinja2
 
 from ._report import Report
 from ._schema import ms
-from ._svg import STATUS_COLOURS, latency_chart, text, timeline, waste_chart, waste_note
+from ._svg import (
+    STATUS_COLOURS,
+    isolated,
+    latency_chart,
+    text,
+    timeline,
+    waste_chart,
+    waste_note,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -138,7 +146,7 @@ def _template() -> jinja2.Template:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=False,
     )
-    environment.filters["isolate"] = lambda value: f"\u2068{value}\u2069"
+    environment.filters["isolate"] = isolated
     template = environment.from_string((folder / "report.html.j2").read_text(encoding="utf-8"))
     template.globals["css"] = (folder / "report.css").read_text(encoding="utf-8")
     return template

@@ -10,6 +10,7 @@ in ms from each run's start, so a live `RunResult` and one read from a log draw 
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING
 
 from markupsafe import Markup, escape
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STATUS_COLOURS",
+    "isolated",
     "latency_chart",
     "nice_ticks",
     "text",
@@ -48,11 +50,22 @@ WIDTH = 1160
 LABEL_WIDTH = 230
 ROW = 22
 MAX_BUCKETS = 120
+_ISOLATE_CONTROLS = re.compile("[\u2066-\u2069]")
+
+
+def isolated(value: str) -> str:
+    """`value` between FSI and PDI, its own isolate controls dropped.
+
+    A PDI in the value would otherwise close the isolate early and let an override after it
+    run on; overrides and embeddings inside are closed by the final PDI (Unicode bidi
+    algorithm, UAX #9, rule X6a).
+    """
+    return "\u2068" + _ISOLATE_CONTROLS.sub("", value) + "\u2069"
 
 
 def text(value: str) -> str:
-    """User text for SVG: escaped, between FSI and PDI so its direction stays inside."""
-    return str(escape(f"\u2068{value}\u2069"))
+    """User text for SVG: escaped, and `isolated` so its direction stays inside."""
+    return str(escape(isolated(value)))
 
 
 def nice_ticks(top: float, count: int = 8) -> list[float]:

@@ -171,6 +171,18 @@ def test_user_text_is_bidi_isolated_everywhere() -> None:
     assert parser.bars == 3
 
 
+def test_a_stray_pop_isolate_cannot_end_the_isolation() -> None:
+    # U+2069 would close the chart's FSI early and let the override run on: it is dropped.
+    record = hostile_run("\u2069\u202eevil")
+    page = render_html(summarize([record]), [record], title="\u2069\u202eevil")
+    # What the charts show: their text, not their attributes (data-step keeps the name as is).
+    charts = re.sub(r"<[^>]*>", " ", "".join(re.findall(r"<svg.*?</svg>", page, re.DOTALL)))
+    title = page.split("<title>")[1].split("</title>")[0]
+    assert "\u202eevil" in charts
+    assert "\u2069\u202e" not in charts + title
+    assert title == "\u2068\u202eevil\u2069"
+
+
 def test_no_double_escaped_entities_and_wide_tables_scroll() -> None:
     records = [run(wall=100, sequential=100, label="x" * 500)]
     page = render_html(summarize(records), records)
