@@ -18,7 +18,6 @@ import importlib
 import importlib.metadata
 import importlib.util
 import json
-import math
 import os
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from ._log import RunLog
 from ._progress import RunProgress
 from ._report import read_report
 from ._schema import ms, run_to_json
+from ._summary import finite
 from ._terminal import print_summary, user_text, visible
 
 if TYPE_CHECKING:
@@ -143,20 +143,9 @@ def _no_constant(text: str) -> float:
     raise ValueError(f"{text} is not a JSON number")
 
 
-def _strict(value: Any) -> Any:
-    # JSON has no NaN or Infinity: a figure that is not finite prints as null.
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _strict(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_strict(item) for item in value]
-    return value
-
-
 def strict_json(data: Any) -> str:
     """`data` as strict JSON text (non-finite numbers as null), indented."""
-    return json.dumps(_strict(data), indent=2, allow_nan=False, ensure_ascii=False)
+    return json.dumps(finite(data), indent=2, allow_nan=False, ensure_ascii=False)
 
 
 def _writable(flag: str, path: Path) -> None:

@@ -317,17 +317,18 @@ class Summary:
         A figure that is not a finite number (a sum that overflowed) becomes None, since
         JSON has no NaN or Infinity.
         """
-        data: dict[str, Any] = _finite(attrs.asdict(self))
+        data: dict[str, Any] = finite(attrs.asdict(self))
         return data
 
 
-def _finite(value: Any) -> Any:
+def finite(value: Any) -> Any:
+    """JSON-ready `value` with every float that is not finite (NaN, inf) made None."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
+        return {key: finite(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
+        return [finite(item) for item in value]
     return value
 
 
