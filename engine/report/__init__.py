@@ -32,6 +32,7 @@ from ._otel import record_spans as record_spans
 from ._predictions import PredictionSummary as PredictionSummary
 from ._predictions import predictions as predictions
 from ._progress import RunProgress as RunProgress
+from ._report import NotableRun as NotableRun
 from ._report import Report as Report
 from ._report import pick_run as pick_run
 from ._report import read_report as read_report
@@ -63,6 +64,7 @@ __all__ = [  # noqa: RUF022 - plain sorted() order, which tests/test_exports.py 
     "LabelSummary",
     "LogProblem",
     "LogReading",
+    "NotableRun",
     "PredictionSummary",
     "PrometheusMetrics",
     "Report",

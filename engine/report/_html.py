@@ -177,6 +177,7 @@ def render_report(report: Report, *, title: str = "specroute report") -> str:
         which="the chosen run" if report.chosen else "the run that best shows speculation",
         legend=[(status.value, colour) for status, colour in STATUS_COLOURS.items()],
         timeline_svg=timeline(shown) if shown is not None else "",
+        others=[(other, timeline(other.record, key=f"-{other.number}")) for other in report.others],
         decisions=[_decision(d) for d in shown.result.decisions] if shown is not None else [],
         runs=report.runs,
         runs_table=report.runs[start:],
@@ -215,18 +216,12 @@ def render_html(
     Returns:
         The HTML text.
     """
-    report = Report.of(records)
-    number = (
-        None
-        if run is None
-        else next(i for i, record in enumerate(records, start=1) if record is run)
-    )
+    which = None
+    if run is not None:
+        which = str(next(i for i, record in enumerate(records, start=1) if record is run))
     report = attrs.evolve(
-        report,
+        Report.of(records, run=which),
         summary=summary,
-        shown=run if run is not None else report.shown,
-        shown_number=number if run is not None else report.shown_number,
-        chosen=run is not None,
         problems=tuple(problems),
         problem_count=len(problems),
     )

@@ -22,7 +22,14 @@ if TYPE_CHECKING:
 
     from ._schema import RunRecord
 
-__all__ = ["MAX_PROBLEMS", "Report", "pick_run", "read_report", "speculation_score"]
+__all__ = [
+    "MAX_PROBLEMS",
+    "NotableRun",
+    "Report",
+    "pick_run",
+    "read_report",
+    "speculation_score",
+]
 
 MAX_PROBLEMS = 1000
 
@@ -84,6 +91,55 @@ class _Chooser:
             raise ValueError(f"`--run`: {problem} with {which!r}; give a position or a longer id")
 
 
+@attrs.frozen(kw_only=True)
+class NotableRun:
+    """A run worth a second timeline on the page, and why.
+
+    Attributes:
+        why: What makes it notable ("the slowest run; the most step time wasted").
+        number: Its 1-based position among the runs.
+        record: The run.
+    """
+
+    why: str
+    number: int
+    record: RunRecord
+
+
+@attrs.define(eq=False)
+class _Notables:
+    """The slowest run, the one that wasted most and the first failure, kept as they stream by."""
+
+    # why -> (score, number, record); a higher score wins, ties keep the earlier run.
+    best: dict[str, tuple[float, int, RunRecord]] = attrs.Factory(dict)
+
+    def consider(self, record: RunRecord, number: int) -> None:
+        run = record.result
+        failed = any(entry.status is StepStatus.FAILED for entry in run.trace)
+        for why, score in (
+            ("the slowest run", run.wall_time),
+            ("the most step time wasted", run.wasted_time if run.wasted_time > 0 else None),
+            ("the first run with a failed step", 1.0 if failed else None),
+        ):
+            if score is None:
+                continue
+            held = self.best.get(why)
+            if held is None or score > held[0]:
+                self.best[why] = (score, number, record)
+
+    def runs(self, shown: int | None) -> tuple[NotableRun, ...]:
+        reasons: dict[int, list[str]] = {}
+        records: dict[int, RunRecord] = {}
+        for why, (_, number, record) in self.best.items():
+            if number != shown:
+                reasons.setdefault(number, []).append(why)
+                records[number] = record
+        return tuple(
+            NotableRun(why="; ".join(reasons[number]), number=number, record=records[number])
+            for number in sorted(reasons)
+        )
+
+
 def _is_position(which: str) -> bool:
     return which.isdigit() and len(which) < 8
 
@@ -126,6 +182,8 @@ class Report:
             run that best shows speculation.
         problems: The damaged lines (at most `MAX_PROBLEMS`).
         problem_count: How many lines were damaged in all.
+        others: Other runs whose timelines the page offers (the slowest, the one that
+            wasted most, the first with a failed step), without `shown`.
     """
 
     path: Path | None
@@ -136,6 +194,7 @@ class Report:
     chosen: bool
     problems: tuple[LogProblem, ...]
     problem_count: int
+    others: tuple[NotableRun, ...] = ()
 
     @classmethod
     def of(
@@ -161,6 +220,7 @@ class Report:
         """
         summarizer = Summarizer()
         chooser = _Chooser(run)
+        notables = _Notables()
         problems: list[LogProblem] = []
         problem_count = 0
         count = 0
@@ -173,6 +233,7 @@ class Report:
             count += 1
             summarizer.add(item)
             chooser.consider(item, count)
+            notables.consider(item, count)
         # Without a readable run there is nothing to pick: the report lists why instead.
         if count:
             chooser.check(count)
@@ -185,6 +246,7 @@ class Report:
             chosen=run is not None,
             problems=tuple(problems),
             problem_count=problem_count,
+            others=notables.runs(chooser.number),
         )
 
 

@@ -103,7 +103,9 @@ def _rows(run: RunResult) -> list[tuple[str, list[TraceEntry]]]:
     return [(branch, entries) for branch, entries in groups.items() if entries]
 
 
-def _bar(entry: TraceEntry, zero: float, x: float, y: float, width: float, colour: str) -> str:
+def _bar(
+    entry: TraceEntry, zero: float, x: float, y: float, width: float, colour: str, hatch: str
+) -> str:
     status = entry.status.value
     classes = f"bar status-{status}" + (" wasted" if entry.wasted else "")
     classes += " speculative" if entry.speculative else ""
@@ -127,13 +129,15 @@ def _bar(entry: TraceEntry, zero: float, x: float, y: float, width: float, colou
     if entry.wasted:
         bar += (
             f'<rect class="hatch" x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" '
-            f'height="{ROW - 6}" rx="3" fill="url(#hatch)" pointer-events="none"/>'
+            f'height="{ROW - 6}" rx="3" fill="url(#{hatch})" pointer-events="none"/>'
         )
     return bar
 
 
-def timeline(record: RunRecord) -> str:
+def timeline(record: RunRecord, *, key: str = "") -> str:
     """A Gantt chart of one run: a row and a bar per step execution, grouped by branch.
+
+    `key` tells apart several timelines on one page (their hatch patterns' ids).
 
     Bars are `<rect class="bar">` elements carrying `data-step`, `data-status`,
     `data-branch`, `data-wasted` and `data-speculative`; wasted bars are hatched,
@@ -142,6 +146,7 @@ def timeline(record: RunRecord) -> str:
     run = record.result
     zero = run.started
     rows = _rows(run)
+    hatch = f"hatch{key}"
     top = max([ms(run.wall_time), *(ms(entry.end - zero) for entry in run.trace)]) or 1.0
     span = nice_ticks(top)[-1] or 1.0
     plot = WIDTH - LABEL_WIDTH - 40
@@ -151,7 +156,7 @@ def timeline(record: RunRecord) -> str:
     parts = [
         f'<svg class="timeline" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" '
         f'height="{height}" xmlns="http://www.w3.org/2000/svg" role="img">',
-        '<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
+        f'<defs><pattern id="{hatch}" width="6" height="6" patternUnits="userSpaceOnUse" '
         'patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="6" '
         'stroke="#fff" stroke-width="2.5" stroke-opacity="0.75"/></pattern></defs>',
         *_axis(LABEL_WIDTH, plot, span, header, height - header - 4),
@@ -175,7 +180,7 @@ def timeline(record: RunRecord) -> str:
                 f'<rect x="8" y="{y + 3:.1f}" width="4" height="{ROW - 6}" fill="{colour}"/>'
                 f'<text class="step-name" x="20" y="{y + 15:.1f}">{text(entry.step)}</text>'
             )
-            parts.append(_bar(entry, zero, x, y + 3, width, colour))
+            parts.append(_bar(entry, zero, x, y + 3, width, colour, hatch))
             if entry.status is StepStatus.SKIPPED:
                 parts.append(f'<text class="tick" x="{x + 8:.1f}" y="{y + 15:.1f}">skipped</text>')
             elif duration * scale > 46:

@@ -85,9 +85,12 @@ def test_self_contained_no_network() -> None:
     assert not re.search(r"(src|href)\s*=\s*['\"]?(https?:)?//", page)
     assert "<link" not in page
     assert "<script" not in page
-    assert page.count("<svg") == 3
     # The run with a wasted step is the better example of speculation; any can be chosen.
     assert "Timeline of run 2 (the run that best shows speculation)" in page
+    # The other notable run is a click away: its timeline in a <details>.
+    assert page.count("<svg") == 4
+    assert "<summary>Run 1 (the slowest run): " in page
+    assert page.count('<pattern id="hatch') == len(set(re.findall(r'<pattern id="([^"]+)"', page)))
     chosen = render_html(summarize(records), records, run=records[1])
     assert "Timeline of run 2 (the chosen run)" in chosen
     assert "Timeline of run 1 (the chosen run)" in render_html(
