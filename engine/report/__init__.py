@@ -1,10 +1,11 @@
 """Run logs, reports (terminal, HTML, JSON), metrics, spans and the `specroute` command.
 
 Append runs to a `RunLog` (or `specroute run ... --log PATH`), read them back with
-`read_log`, `summarize` them, and print (`print_summary`) or render (`render_html`) the
-report; `specroute report LOG [--html OUT] [--json]` does all of it. `RunProgress` shows a
-run live. `PrometheusMetrics` (extra `specroute[metrics]`) and `record_spans` (extra
-`specroute[otel]`) import their libraries only when used.
+`read_log` (or stream them with `iter_log`), `summarize` them, and print (`print_summary`)
+or render (`render_html`) the report; `read_report` does it in one streaming pass, in a few
+numbers of memory per run, and `specroute report LOG [--html OUT] [--json]` does all of it.
+`RunProgress` shows a run live. `PrometheusMetrics` (extra `specroute[metrics]`) and
+`record_spans` (extra `specroute[otel]`) import their libraries only when used.
 
 A log line holds the run model itself: `read_log(path).records[i].result` is a `RunResult`
 (times from the run's start); `run_to_json` / `run_from_json` convert one run.
@@ -18,12 +19,13 @@ from ._costs import measured_costs as measured_costs
 from ._errors import RunLogError as RunLogError
 from ._hedging import StepHedging as StepHedging
 from ._hedging import hedging_by_step as hedging_by_step
-from ._html import pick_run as pick_run
 from ._html import render_html as render_html
+from ._html import render_report as render_report
 from ._log import LogProblem as LogProblem
 from ._log import LogReading as LogReading
 from ._log import RunLog as RunLog
 from ._log import inputs_digest as inputs_digest
+from ._log import iter_log as iter_log
 from ._log import log_line as log_line
 from ._log import read_log as read_log
 from ._metrics import DURATION_BUCKETS_MS as DURATION_BUCKETS_MS
@@ -34,10 +36,17 @@ from ._predictions import ValuePredictionSummary as ValuePredictionSummary
 from ._predictions import predictions as predictions
 from ._predictions import value_predictions as value_predictions
 from ._progress import RunProgress as RunProgress
+from ._report import NotableRun as NotableRun
+from ._report import Report as Report
+from ._report import pick_run as pick_run
+from ._report import read_report as read_report
 from ._schema import SCHEMA_VERSION as SCHEMA_VERSION
 from ._schema import RunRecord as RunRecord
 from ._schema import run_from_json as run_from_json
 from ._schema import run_to_json as run_to_json
+from ._summarize import RunFigures as RunFigures
+from ._summarize import Summarizer as Summarizer
+from ._summarize import summarize as summarize
 from ._summary import CacheSummary as CacheSummary
 from ._summary import Distribution as Distribution
 from ._summary import LabelSummary as LabelSummary
@@ -49,7 +58,6 @@ from ._summary import SpeculationSummary as SpeculationSummary
 from ._summary import Summary as Summary
 from ._summary import percentile as percentile
 from ._summary import speculated as speculated
-from ._summary import summarize as summarize
 from ._terminal import print_summary as print_summary
 from ._terminal import summary_tables as summary_tables
 
@@ -60,11 +68,14 @@ __all__ = [  # noqa: RUF022 - plain sorted() order, which tests/test_exports.py 
     "LabelSummary",
     "LogProblem",
     "LogReading",
+    "NotableRun",
     "PredictionSummary",
     "PrometheusMetrics",
+    "Report",
     "RoiSummary",
     "RoiTerm",
     "RouteSummary",
+    "RunFigures",
     "RunLog",
     "RunLogError",
     "RunProgress",
@@ -73,10 +84,12 @@ __all__ = [  # noqa: RUF022 - plain sorted() order, which tests/test_exports.py 
     "Speculated",
     "SpeculationSummary",
     "StepHedging",
+    "Summarizer",
     "Summary",
     "ValuePredictionSummary",
     "hedging_by_step",
     "inputs_digest",
+    "iter_log",
     "log_line",
     "measured_costs",
     "percentile",
@@ -84,8 +97,10 @@ __all__ = [  # noqa: RUF022 - plain sorted() order, which tests/test_exports.py 
     "predictions",
     "print_summary",
     "read_log",
+    "read_report",
     "record_spans",
     "render_html",
+    "render_report",
     "run_from_json",
     "run_to_json",
     "speculated",

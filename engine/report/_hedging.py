@@ -10,7 +10,6 @@ arrived). A call *failed over* when a target after the first of a `Failover` ans
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import TYPE_CHECKING
 
 import attrs
@@ -18,12 +17,12 @@ import attrs
 from ._schema import ms
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable
 
     from .._usage import StepUsage
     from ._schema import RunRecord
 
-__all__ = ["StepHedging", "hedging_by_step"]
+__all__ = ["HedgingTally", "StepHedging", "hedging_by_step"]
 
 
 @attrs.frozen(kw_only=True)
@@ -54,30 +53,46 @@ class StepHedging:
         return self.hedges_won / self.hedges_started if self.hedges_started else None
 
 
-def hedging_by_step(records: Sequence[RunRecord]) -> tuple[StepHedging, ...]:
+@attrs.define(eq=False)
+class HedgingTally:
+    """Every step's hedges and failovers, fed one run at a time."""
+
+    _steps: dict[str, list[StepUsage]] = attrs.field(init=False, factory=dict)
+
+    def add(self, record: RunRecord) -> None:
+        """Count `record`'s hedged and failed-over steps (their usage only is kept)."""
+        for entry in record.result.trace:
+            usage = entry.usage
+            if usage is not None and (usage.hedges_started or usage.failed_over):
+                self._steps.setdefault(entry.step, []).append(usage)
+
+    def summaries(self) -> tuple[StepHedging, ...]:
+        """One entry per step that sent a hedge or failed over, sorted by name."""
+        return tuple(
+            StepHedging(
+                step=step,
+                calls=sum(u.calls for u in usages),
+                hedges_started=sum(u.hedges_started for u in usages),
+                hedges_won=sum(u.hedges_won for u in usages),
+                saved_ms=ms(sum(u.hedge_saved for u in usages)),
+                cost=sum(u.hedge_cost for u in usages),
+                failed_over=sum(u.failed_over for u in usages),
+            )
+            for step, usages in sorted(self._steps.items())
+        )
+
+
+def hedging_by_step(records: Iterable[RunRecord]) -> tuple[StepHedging, ...]:
     """Each step's hedges and failovers over `records`.
 
     Args:
-        records: The runs; lines logged before hedging existed add nothing.
+        records: The runs, any iterable (read once); lines logged before hedging existed
+            add nothing.
 
     Returns:
         One entry per step that sent a hedge or failed over, sorted by name; empty if none.
     """
-    by_step: dict[str, list[StepUsage]] = defaultdict(list)
+    tally = HedgingTally()
     for record in records:
-        for entry in record.result.trace:
-            usage = entry.usage
-            if usage is not None and (usage.hedges_started or usage.failed_over):
-                by_step[entry.step].append(usage)
-    return tuple(
-        StepHedging(
-            step=step,
-            calls=sum(u.calls for u in usages),
-            hedges_started=sum(u.hedges_started for u in usages),
-            hedges_won=sum(u.hedges_won for u in usages),
-            saved_ms=ms(sum(u.hedge_saved for u in usages)),
-            cost=sum(u.hedge_cost for u in usages),
-            failed_over=sum(u.failed_over for u in usages),
-        )
-        for step, usages in sorted(by_step.items())
-    )
+        tally.add(record)
+    return tally.summaries()

@@ -57,23 +57,36 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import math
+import threading
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import attrs
+import trio
 
 from ._errors import RunLogError
 from ._schema import RunRecord
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
     from .._trace import RunResult
 
-__all__ = ["LogProblem", "LogReading", "RunLog", "inputs_digest", "log_line", "read_log"]
+__all__ = [
+    "LogProblem",
+    "LogReading",
+    "RunLog",
+    "inputs_digest",
+    "iter_log",
+    "log_line",
+    "parse_line",
+    "read_log",
+]
 
 _DIGEST_SIZE = 32
+_REASON = 200
 
 
 def _utc_now() -> datetime.datetime:
@@ -183,11 +196,89 @@ class LogReading:
     problems: tuple[LogProblem, ...]
 
 
-def read_log(path: str | Path, *, strict: bool = False) -> LogReading:
-    """Read a run log.
+def _not_json_number(text: str) -> float:
+    # JSON has no NaN or Infinity; Python's reader accepts them unless told otherwise.
+    raise ValueError(f"{text} is not a JSON number")
 
-    Blank lines are skipped. A damaged line (not JSON, an unknown schema version, a field
-    missing or mistyped) becomes a `LogProblem` and reading goes on with the next line.
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is too large for a float")
+    return value
+
+
+def parse_line(text: str, number: int) -> RunRecord:
+    """One log line as a run, whatever is wrong with it.
+
+    Args:
+        text: The line.
+        number: Its 1-based number in the file.
+
+    Returns:
+        The run.
+
+    Raises:
+        RunLogError: The line cannot be read; the reason names what is wrong with it.
+    """
+    try:
+        data = json.loads(text, parse_constant=_not_json_number, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        raise RunLogError(f"not JSON ({exc.msg}, column {exc.colno})") from None
+    except RecursionError:
+        raise RunLogError("not readable: nested too deeply") from None
+    except ValueError as exc:
+        # Python's own limits: NaN/Infinity (above), an integer of thousands of digits.
+        raise RunLogError(f"not readable JSON: {str(exc).split(';')[0]}") from None
+    try:
+        return RunRecord.from_json(data, line=number)
+    except RunLogError:
+        raise
+    except RecursionError:
+        raise RunLogError("not readable: nested too deeply") from None
+    except Exception as exc:  # noqa: BLE001 - a line is untrusted text: any failure is its own
+        raise RunLogError(f"not a run: {type(exc).__name__}: {exc}"[:300]) from None
+
+
+def iter_log(path: str | Path, *, strict: bool = False) -> Iterator[RunRecord | LogProblem]:
+    """Stream a run log: each line as a run, or as the problem that kept it from being read.
+
+    A line is read, handed out and dropped, so a log of any size reads in the memory of one
+    line (what `specroute report` does). A UTF-8 BOM at the start is skipped; blank lines are
+    skipped; bytes that are not UTF-8 read as U+FFFD.
+
+    Args:
+        path: The log file.
+        strict: Raise on the first damaged line instead of yielding it.
+
+    Yields:
+        A `RunRecord` per readable line and a `LogProblem` per damaged one, in file order.
+
+    Raises:
+        OSError: The file cannot be opened (or is a folder).
+        RunLogError: With `strict`, the first damaged line (its number in the message).
+    """
+    path = Path(path)
+    with path.open(encoding="utf-8-sig", errors="replace") as lines:
+        for number, text in enumerate(lines, start=1):
+            if not text.strip():
+                continue
+            try:
+                yield parse_line(text, number)
+            except RunLogError as exc:
+                # A reason may quote the line; a problem stays one short line whatever it is.
+                reason = exc.reason if len(exc.reason) <= _REASON else exc.reason[:_REASON] + "..."
+                if strict:
+                    raise RunLogError(reason, path=str(path), line=number) from None
+                yield LogProblem(line=number, reason=reason)
+
+
+def read_log(path: str | Path, *, strict: bool = False) -> LogReading:
+    """Read a whole run log into memory (`iter_log` streams one instead).
+
+    Blank lines are skipped. A damaged line (not JSON, nested too deep, a number JSON does
+    not allow, an unknown schema version, a field missing or mistyped) becomes a
+    `LogProblem` and reading goes on with the next line.
 
     Args:
         path: The log file.
@@ -200,40 +291,45 @@ def read_log(path: str | Path, *, strict: bool = False) -> LogReading:
         OSError: The file cannot be opened.
         RunLogError: With `strict`, the first damaged line (its number in the message).
     """
-    path = Path(path)
     records: list[RunRecord] = []
     problems: list[LogProblem] = []
-    with path.open(encoding="utf-8", errors="replace") as lines:
-        for number, text in enumerate(lines, start=1):
-            if not text.strip():
-                continue
-            try:
-                try:
-                    data = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    raise RunLogError(f"not JSON ({exc.msg} at column {exc.colno})") from None
-                records.append(RunRecord.from_json(data, line=number))
-            except RunLogError as exc:
-                if strict:
-                    raise RunLogError(exc.reason, path=str(path), line=number) from None
-                problems.append(LogProblem(line=number, reason=exc.reason))
-    return LogReading(path=path, records=tuple(records), problems=tuple(problems))
+    for item in iter_log(path, strict=strict):
+        if isinstance(item, LogProblem):
+            problems.append(item)
+        else:
+            records.append(item)
+    return LogReading(path=Path(path), records=tuple(records), problems=tuple(problems))
 
 
 @attrs.define(eq=False)
 class RunLog:
     """A JSON Lines run log that runs are appended to, one line each.
 
-    Each `append` opens the file, writes one line and closes it, so several processes may
-    append to one log and a crash loses at most the line being written.
+    `append` never touches the file: it encodes the line and queues it for a writer thread,
+    which opens the file, writes what is queued and closes it again. So a run in a trio
+    program never blocks its event loop on the disk, and never waits for the write either:
+    under `trio.testing.MockClock(autojump_threshold=0)` a run that awaited a thread hop
+    would let virtual time jump, while a run that only queues a line takes no time at all,
+    so logged runs keep their exact virtual-time figures. The writer thread ends when the
+    queue is empty, and the interpreter waits for it at exit, so no line is lost when a
+    program ends without `flush`; several processes may append to one log, and a crash
+    loses at most the lines still queued.
+
+    `flush()` (or `await aflush()`, which waits in a worker thread) waits until every
+    queued line is on disk and raises what went wrong writing them; leaving a `with` or
+    `async with` block flushes too.
 
     Args:
-        path: The log file; created (with its folder) on the first append.
+        path: The log file; created (with its folder) by the first write.
         clock: Where `time` comes from (default: now, in UTC); for tests.
     """
 
     path: Path = attrs.field(converter=Path)
     clock: Callable[[], datetime.datetime] = attrs.field(default=_utc_now, kw_only=True)
+    _lock: threading.Condition = attrs.field(init=False, factory=threading.Condition)
+    _queued: list[bytes] = attrs.field(init=False, factory=list)
+    _writing: bool = attrs.field(init=False, default=False)
+    _error: OSError | None = attrs.field(init=False, default=None)
 
     def append(
         self,
@@ -243,7 +339,7 @@ class RunLog:
         record_inputs: bool = False,
         label: str | None = None,
     ) -> str:
-        """Append one run.
+        """Queue one run for the log (see the class docstring: the write happens in a thread).
 
         Args:
             result: The run.
@@ -257,17 +353,78 @@ class RunLog:
 
         Raises:
             ValueError: `record_inputs` without `inputs`.
-            OSError: The file cannot be written.
+            OSError: An earlier write to the file failed (those lines were not written).
         """
         line = log_line(
             result, inputs=inputs, record_inputs=record_inputs, label=label, time=self.clock()
         )
         text = json.dumps(line, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as out:
-            out.write(text + "\n")
+        with self._lock:
+            self._raise_error()
+            self._queued.append(text.encode() + b"\n")
+            if not self._writing:
+                self._writing = True
+                # Not a daemon: the interpreter waits for it at exit, so queued lines land.
+                threading.Thread(target=self._write, name=f"RunLog({self.path})").start()
         return str(line["id"])
 
+    def flush(self) -> None:
+        """Wait until every queued line is written.
+
+        Raises:
+            OSError: A write failed (the lines it held were not written).
+        """
+        with self._lock:
+            while self._writing:
+                self._lock.wait()
+            self._raise_error()
+
+    async def aflush(self) -> None:
+        """`flush()` from trio, waiting in a worker thread rather than on the event loop.
+
+        Raises:
+            OSError: A write failed (the lines it held were not written).
+        """
+        await trio.to_thread.run_sync(self.flush)
+
     def read(self, *, strict: bool = False) -> LogReading:
-        """`read_log(self.path, strict=strict)`."""
+        """`flush()`, then `read_log(self.path, strict=strict)`."""
+        self.flush()
         return read_log(self.path, strict=strict)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.flush()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aflush()
+
+    def _raise_error(self) -> None:
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def _write(self) -> None:
+        while True:
+            with self._lock:
+                batch, self._queued = self._queued, []
+                if not batch:
+                    self._writing = False
+                    self._lock.notify_all()
+                    return
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.open("ab") as out:
+                    for data in batch:
+                        out.write(data)
+                        # One line per write, so processes appending together interleave
+                        # whole lines.
+                        out.flush()
+            except OSError as exc:
+                with self._lock:
+                    self._error = exc

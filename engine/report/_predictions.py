@@ -28,17 +28,12 @@ import attrs
 from ._schema import ms
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable
 
     from .._trace import PredictedValue, RouterDecision
     from ._schema import RunRecord
 
-__all__ = [
-    "PredictionSummary",
-    "ValuePredictionSummary",
-    "predictions",
-    "value_predictions",
-]
+__all__ = ["PredictionSummary", "predictions"]
 
 EXACT = "exact"
 TRUSTED = "semantic"
@@ -101,63 +96,95 @@ def _waste(record: RunRecord, decision: RouterDecision) -> tuple[float, float]:
     return ms(sum(entry.duration for entry in steps)), sum(entry.cost for entry in steps)
 
 
-def _one(router: str, judged: Sequence[tuple[RunRecord, RouterDecision]]) -> PredictionSummary:
-    right = wrong = speculated = 0
-    wasted_ms = wasted_cost = denied_wasted_ms = 0.0
-    counts: dict[str | None, int] = defaultdict(int)
-    confirmed = denied = 0
-    sources: set[str] = set()
-    for record, decision in judged:
-        counts[decision.cache] += 1
-        right += decision.right is True
-        wrong += decision.right is False
+@attrs.define(eq=False)
+class _RouterTally:
+    """One router's counts so far: a few numbers, whatever the number of runs."""
+
+    decisions: int = 0
+    predicted: int = 0
+    right: int = 0
+    wrong: int = 0
+    sources: set[str] = attrs.Factory(set)
+    speculated: int = 0
+    wasted_ms: float = 0.0
+    wasted_cost: float = 0.0
+    cache: dict[str | None, int] = attrs.Factory(lambda: defaultdict(int))
+    confirmed: int = 0
+    denied: int = 0
+    denied_wasted_ms: float = 0.0
+
+    def add(self, record: RunRecord, decision: RouterDecision) -> None:
+        self.decisions += 1
+        self.predicted += decision.predicted is not None
+        self.cache[decision.cache] += 1
+        self.right += decision.right is True
+        self.wrong += decision.right is False
         if decision.prediction is None:
-            continue
+            return
         if decision.prediction.source:
-            sources.add(decision.prediction.source)
-        speculated += len(decision.plan)
-        ms, cost = _waste(record, decision)
-        wasted_ms += ms
-        wasted_cost += cost
+            self.sources.add(decision.prediction.source)
+        self.speculated += len(decision.plan)
+        wasted_ms, cost = _waste(record, decision)
+        self.wasted_ms += wasted_ms
+        self.wasted_cost += cost
         if decision.cache == VERIFIED:
-            confirmed += decision.right is True
-            denied += decision.right is False
+            self.confirmed += decision.right is True
+            self.denied += decision.right is False
             if decision.right is False:
-                denied_wasted_ms += ms
-    return PredictionSummary(
-        router=router,
-        decisions=len(judged),
-        predicted=sum(decision.predicted is not None for _, decision in judged),
-        right=right,
-        wrong=wrong,
-        accuracy=right / (right + wrong) if right + wrong else None,
-        sources=tuple(sorted(sources)),
-        speculated=speculated,
-        wasted_ms=wasted_ms,
-        wasted_cost=wasted_cost,
-        exact_hits=counts[EXACT],
-        trusted_hits=counts[TRUSTED],
-        verified_hits=counts[VERIFIED],
-        confirmed=confirmed,
-        denied=denied,
-        denied_wasted_ms=denied_wasted_ms,
-    )
+                self.denied_wasted_ms += wasted_ms
+
+    def summary(self, router: str) -> PredictionSummary:
+        judged = self.right + self.wrong
+        return PredictionSummary(
+            router=router,
+            decisions=self.decisions,
+            predicted=self.predicted,
+            right=self.right,
+            wrong=self.wrong,
+            accuracy=self.right / judged if judged else None,
+            sources=tuple(sorted(self.sources)),
+            speculated=self.speculated,
+            wasted_ms=self.wasted_ms,
+            wasted_cost=self.wasted_cost,
+            exact_hits=self.cache[EXACT],
+            trusted_hits=self.cache[TRUSTED],
+            verified_hits=self.cache[VERIFIED],
+            confirmed=self.confirmed,
+            denied=self.denied,
+            denied_wasted_ms=self.denied_wasted_ms,
+        )
 
 
-def predictions(records: Sequence[RunRecord]) -> tuple[PredictionSummary, ...]:
+@attrs.define(eq=False)
+class PredictionTally:
+    """Every router's counts, fed one run at a time (`summarize` streams a log through it)."""
+
+    _routers: dict[str, _RouterTally] = attrs.field(init=False, factory=dict)
+
+    def add(self, record: RunRecord) -> None:
+        """Count `record`'s decisions."""
+        for decision in record.result.decisions:
+            self._routers.setdefault(decision.router, _RouterTally()).add(record, decision)
+
+    def summaries(self) -> tuple[PredictionSummary, ...]:
+        """One summary per router name, sorted by name."""
+        return tuple(self._routers[name].summary(name) for name in sorted(self._routers))
+
+
+def predictions(records: Iterable[RunRecord]) -> tuple[PredictionSummary, ...]:
     """Each router's predictions and cache hits over `records` (see the module docstring).
 
     Args:
-        records: The runs; lines logged before decisions were recorded add nothing.
+        records: The runs, any iterable (read once); lines logged before decisions were
+            recorded add nothing.
 
     Returns:
         One summary per router name, sorted by name; empty without decisions.
     """
-    by_router: dict[str, list[tuple[RunRecord, RouterDecision]]] = defaultdict(list)
+    tally = PredictionTally()
     for record in records:
-        for decision in record.result.decisions:
-            by_router[decision.router].append((record, decision))
-    return tuple(_one(router, by_router[router]) for router in sorted(by_router))
+        tally.add(record)
+    return tally.summaries()
 
 
 @attrs.frozen(kw_only=True)
@@ -196,36 +223,65 @@ def _predicted_waste(record: RunRecord, guess: PredictedValue) -> tuple[float, f
     return ms(sum(entry.duration for entry in steps)), sum(entry.cost for entry in steps)
 
 
-def value_predictions(records: Sequence[RunRecord]) -> tuple[ValuePredictionSummary, ...]:
+@attrs.define(eq=False)
+class _StepValues:
+    near_matches: int = 0
+    speculated: int = 0
+    confirmed: int = 0
+    refuted: int = 0
+    wasted_ms: float = 0.0
+    wasted_cost: float = 0.0
+
+    def summary(self, step: str) -> ValuePredictionSummary:
+        settled = self.confirmed + self.refuted
+        return ValuePredictionSummary(
+            step=step,
+            near_matches=self.near_matches,
+            speculated=self.speculated,
+            confirmed=self.confirmed,
+            refuted=self.refuted,
+            confirm_rate=self.confirmed / settled if settled else None,
+            wasted_ms=self.wasted_ms,
+            wasted_cost=self.wasted_cost,
+        )
+
+
+@attrs.define(eq=False)
+class ValueTally:
+    """Every step's predicted values, fed one run at a time."""
+
+    _steps: dict[str, _StepValues] = attrs.field(init=False, factory=dict)
+
+    def add(self, record: RunRecord) -> None:
+        """Count `record`'s predicted values."""
+        for guess in record.result.predicted_values:
+            counts = self._steps.setdefault(guess.step, _StepValues())
+            counts.near_matches += 1
+            counts.speculated += guess.speculated
+            counts.confirmed += guess.confirmed is True
+            counts.refuted += guess.confirmed is False
+            if guess.speculated:
+                wasted_ms, cost = _predicted_waste(record, guess)
+                counts.wasted_ms += wasted_ms
+                counts.wasted_cost += cost
+
+    def summaries(self) -> tuple[ValuePredictionSummary, ...]:
+        """One summary per step name, sorted by name."""
+        return tuple(self._steps[name].summary(name) for name in sorted(self._steps))
+
+
+def value_predictions(records: Iterable[RunRecord]) -> tuple[ValuePredictionSummary, ...]:
     """Each step's predicted values over `records`: how often its near matches were
     confirmed, and what the refuted ones wasted downstream.
 
     Args:
-        records: The runs; lines logged before predicted values were recorded add nothing.
+        records: The runs, any iterable (read once); lines logged before predicted values
+            were recorded add nothing.
 
     Returns:
         One summary per step name, sorted by name; empty without predicted values.
     """
-    by_step: dict[str, list[tuple[RunRecord, PredictedValue]]] = defaultdict(list)
+    tally = ValueTally()
     for record in records:
-        for guess in record.result.predicted_values:
-            by_step[guess.step].append((record, guess))
-    summaries = []
-    for step in sorted(by_step):
-        found = by_step[step]
-        confirmed = sum(guess.confirmed is True for _, guess in found)
-        refuted = sum(guess.confirmed is False for _, guess in found)
-        wasted = [_predicted_waste(record, guess) for record, guess in found if guess.speculated]
-        summaries.append(
-            ValuePredictionSummary(
-                step=step,
-                near_matches=len(found),
-                speculated=sum(guess.speculated for _, guess in found),
-                confirmed=confirmed,
-                refuted=refuted,
-                confirm_rate=confirmed / (confirmed + refuted) if confirmed + refuted else None,
-                wasted_ms=sum(time for time, _ in wasted),
-                wasted_cost=sum(cost for _, cost in wasted),
-            )
-        )
-    return tuple(summaries)
+        tally.add(record)
+    return tally.summaries()

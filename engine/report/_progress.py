@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .._trace import StepStatus
+from ._terminal import user_text
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -115,8 +116,12 @@ class RunProgress:
         for row in [*finished[-self.shown :], *running]:
             state = row.state + (" (speculative)" if row.speculative else "")
             seconds = "" if row.seconds is None else f"{row.seconds:.3f}"
+            # Step and branch names are user text: `Text` shows them, never parses markup.
             table.add_row(
-                row.step, row.branch or "-", Text(state, style=_STYLES[_state(row.state)]), seconds
+                user_text(row.step),
+                user_text(row.branch or "-"),
+                Text(state, style=_STYLES[_state(row.state)]),
+                seconds,
             )
         return Group(header, table)
 

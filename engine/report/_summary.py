@@ -21,26 +21,20 @@ what that costs per run, in step time and in dollars.
 from __future__ import annotations
 
 import math
-import statistics
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .._trace import RunResult, StepStatus
-from ._hedging import StepHedging, hedging_by_step
-from ._predictions import (
-    PredictionSummary,
-    ValuePredictionSummary,
-    predictions,
-    value_predictions,
-)
 from ._schema import RunRecord, ms
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from .._trace import TraceEntry
+    from ._hedging import StepHedging
+    from ._predictions import PredictionSummary, ValuePredictionSummary
 
 __all__ = [
     "CacheSummary",
@@ -54,7 +48,6 @@ __all__ = [
     "Summary",
     "percentile",
     "speculated",
-    "summarize",
 ]
 
 NO_ROUTE = "(no route)"
@@ -111,7 +104,7 @@ class Distribution:
             return cls()
         return cls(
             count=len(values),
-            mean=statistics.fmean(values),
+            mean=mean_of(values),
             p50=percentile(values, 50),
             p95=percentile(values, 95),
             min=min(values),
@@ -133,6 +126,7 @@ class RouteSummary:
         saved_pct: Total saved over total baseline, 0..1.
         wasted_ms: Mean step time wasted per run.
         wasted_cost: Mean dollars wasted per run.
+        wasted_unpriced_calls: Wasted LLM calls with no price, over its runs.
     """
 
     route: str
@@ -144,6 +138,7 @@ class RouteSummary:
     saved_pct: float
     wasted_ms: float
     wasted_cost: float
+    wasted_unpriced_calls: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -157,6 +152,7 @@ class LabelSummary:
         saved_ms: Mean wall time saved against the baseline.
         wasted_ms: Mean step time wasted per run.
         wasted_cost: Mean dollars wasted per run.
+        wasted_unpriced_calls: Wasted LLM calls with no price, over its runs.
         speedup: Total baseline over total wall time (seed 001's speed-up ratio).
     """
 
@@ -167,6 +163,7 @@ class LabelSummary:
     wasted_ms: float
     wasted_cost: float
     speedup: float
+    wasted_unpriced_calls: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -247,7 +244,9 @@ class RoiSummary:
         wasted_ms: Step time wasted per run: the sum of share x mean waste.
         wasted_cost: Dollars wasted per run.
         cost_per_second_saved: Dollars wasted per second of latency saved, or None when
-            nothing was saved.
+            nothing was saved or wasted calls were unpriced.
+        wasted_unpriced_calls: Wasted LLM calls with no price, over every run: when not 0,
+            the wasted dollars are unknown ("unpriced"), not `wasted_cost`.
         verdict: `"pays"`, `"costs"` (saves time for dollars) or `"does not pay"`.
         statement: The arithmetic and the verdict in one plain sentence.
     """
@@ -257,6 +256,7 @@ class RoiSummary:
     wasted_ms: float = 0.0
     wasted_cost: float = 0.0
     cost_per_second_saved: float | None = None
+    wasted_unpriced_calls: int = 0
     verdict: str = "does not pay"
     statement: str = "No runs."
 
@@ -276,9 +276,12 @@ class Summary:
         saved_pct: Total saved over total baseline, 0..1.
         speedup: Total baseline over total wall time.
         failed_steps: Step executions that failed (seed 001's task failures).
-        cost: Dollars over every run.
+        cost: Dollars over every run's priced LLM calls.
+        unpriced_calls: LLM calls with no price (a model outside the price table): when not
+            0, `cost` leaves them out and reports say "unpriced".
         wasted_ms: Step time wasted over every run.
         wasted_cost: Dollars wasted over every run.
+        wasted_unpriced_calls: Wasted LLM calls with no price.
         routes: Per route, most runs first.
         labels: Per configuration, in order of first appearance.
         speculation: How speculation did.
@@ -288,7 +291,7 @@ class Summary:
         value_predictions: Per step: its predicted values (near matches) and how often
             its real value confirmed them.
         hedging: Per step that hedged or failed over: hedges sent and won, latency saved,
-            dollars spent (issue 19).
+            dollars spent.
     """
 
     runs: int
@@ -312,35 +315,40 @@ class Summary:
     predictions: tuple[PredictionSummary, ...] = ()
     value_predictions: tuple[ValuePredictionSummary, ...] = ()
     hedging: tuple[StepHedging, ...] = ()
+    unpriced_calls: int = 0
+    wasted_unpriced_calls: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """The summary as JSON-ready data (what `specroute report --json` prints)."""
-        return attrs.asdict(self)
+        """The summary as strict JSON data (what `specroute report --json` prints).
+
+        A figure that is not a finite number (a sum that overflowed) becomes None, since
+        JSON has no NaN or Infinity.
+        """
+        data: dict[str, Any] = finite(attrs.asdict(self))
+        return data
 
 
-def _ratio(part: float, whole: float) -> float:
+def finite(value: Any) -> Any:
+    """JSON-ready `value` with every float that is not finite (NaN, inf) made None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
+
+
+def ratio(part: float, whole: float) -> float:
+    """`part / whole`, or 0 when `whole` is 0."""
     return part / whole if whole else 0.0
 
 
-def _mean(values: Iterable[float]) -> float:
+def mean_of(values: Iterable[float]) -> float:
+    """The mean of `values` (0 when empty; inf, not an error, past the largest float)."""
+    # Not `statistics.fmean`: it raises on a sum past the largest float; this says inf.
     got = list(values)
-    return statistics.fmean(got) if got else 0.0
-
-
-def _wall(record: RunRecord) -> float:
-    return ms(record.result.wall_time)
-
-
-def _sequential(record: RunRecord) -> float:
-    return ms(record.result.sequential_time)
-
-
-def _saved(record: RunRecord) -> float:
-    return _sequential(record) - _wall(record)
-
-
-def _wasted(record: RunRecord) -> float:
-    return ms(record.result.wasted_time)
+    return sum(got) / len(got) if got else 0.0
 
 
 def _union(intervals: Iterable[tuple[float, float]]) -> float:
@@ -420,173 +428,3 @@ def speculated(run: RunResult | RunRecord) -> list[Speculated]:
                 )
             )
     return judged
-
-
-def _speculation(records: Sequence[RunRecord]) -> SpeculationSummary:
-    judged = [speculated(record) for record in records]
-    flat = [one for run in judged for one in run]
-    right = [one for one in flat if one.right]
-    wrong = [one for one in flat if not one.right]
-    return SpeculationSummary(
-        runs=sum(bool(run) for run in judged),
-        speculated=len(flat),
-        right=len(right),
-        wrong=len(wrong),
-        right_rate=_ratio(len(right), len(flat)) if flat else None,
-        saved_ms=sum(one.head_start_ms for one in right),
-        saved_ms_mean=_mean(one.head_start_ms for one in right),
-        wasted_ms=sum(one.wasted_ms for one in wrong),
-        wasted_cost=sum(one.wasted_cost for one in wrong),
-    )
-
-
-def _cache(records: Sequence[RunRecord]) -> CacheSummary:
-    computed: dict[str, list[float]] = defaultdict(list)
-    for record in records:
-        for entry in record.result.trace:
-            if entry.status is StepStatus.OK and entry.usage is not None:
-                computed[entry.step].append(entry.cost)
-    hits = sum(record.result.cache_hits for record in records)
-    misses = sum(record.result.cache_misses for record in records)
-    saved_cost = 0.0
-    unpriced = 0
-    for record in records:
-        for entry in record.result.trace:
-            if entry.status is StepStatus.CACHED:
-                if entry.step in computed:
-                    saved_cost += statistics.fmean(computed[entry.step])
-                else:
-                    unpriced += 1
-    return CacheSummary(
-        hits=hits,
-        misses=misses,
-        hit_rate=_ratio(hits, hits + misses) if hits + misses else None,
-        saved_ms=sum(ms(record.result.cache_saved_time) for record in records),
-        saved_cost=saved_cost,
-        unpriced_hits=unpriced,
-    )
-
-
-def _roi(routes: Sequence[RouteSummary]) -> RoiSummary:
-    if not routes:
-        return RoiSummary()
-    terms = tuple(
-        RoiTerm(
-            route=route.route,
-            share=route.share,
-            saved_ms=route.saved_ms,
-            wasted_ms=route.wasted_ms,
-            wasted_cost=route.wasted_cost,
-        )
-        for route in routes
-    )
-    saved = sum(term.share * term.saved_ms for term in terms)
-    wasted = sum(term.share * term.wasted_ms for term in terms)
-    cost = sum(term.share * term.wasted_cost for term in terms)
-    per_second = cost / (saved / 1000) if saved > 0 else None
-    arithmetic = " + ".join(
-        f"{term.route} {term.share:.0%} x {term.saved_ms:.0f} ms" for term in terms
-    )
-    waste = f"{wasted:.0f} ms of step time and ${cost:.4f}"
-    if saved <= 0:
-        verdict = "does not pay"
-        sentence = (
-            f"Speculation does not pay: runs are no faster than their sequential baseline "
-            f"({arithmetic} = {saved:.0f} ms per run) and waste {waste} per run."
-        )
-    elif cost > 0:
-        verdict = "costs"
-        sentence = (
-            f"Speculation saves {saved:.0f} ms per run ({arithmetic}) and wastes {waste} "
-            f"per run: ${per_second:.4f} per second saved."
-        )
-    else:
-        verdict = "pays"
-        sentence = (
-            f"Speculation pays for itself: it saves {saved:.0f} ms per run ({arithmetic}) "
-            f"and wastes {wasted:.0f} ms of step time but no dollars per run."
-        )
-    return RoiSummary(
-        terms=terms,
-        saved_ms=saved,
-        wasted_ms=wasted,
-        wasted_cost=cost,
-        cost_per_second_saved=per_second,
-        verdict=verdict,
-        statement=sentence,
-    )
-
-
-def _route(route: str, runs: Sequence[RunRecord], total: int) -> RouteSummary:
-    baseline = sum(_sequential(run) for run in runs)
-    return RouteSummary(
-        route=route,
-        runs=len(runs),
-        share=_ratio(len(runs), total),
-        wall=Distribution.of([_wall(run) for run in runs]),
-        sequential=Distribution.of([_sequential(run) for run in runs]),
-        saved_ms=_mean(_saved(run) for run in runs),
-        saved_pct=_ratio(sum(_saved(run) for run in runs), baseline),
-        wasted_ms=_mean(_wasted(run) for run in runs),
-        wasted_cost=_mean(run.result.wasted_cost for run in runs),
-    )
-
-
-def _label(label: str, runs: Sequence[RunRecord]) -> LabelSummary:
-    return LabelSummary(
-        label=label,
-        runs=len(runs),
-        wall=Distribution.of([_wall(run) for run in runs]),
-        saved_ms=_mean(_saved(run) for run in runs),
-        wasted_ms=_mean(_wasted(run) for run in runs),
-        wasted_cost=_mean(run.result.wasted_cost for run in runs),
-        speedup=_ratio(sum(_sequential(r) for r in runs), sum(_wall(r) for r in runs)),
-    )
-
-
-def summarize(records: Sequence[RunRecord]) -> Summary:
-    """Compute a report's figures from logged runs.
-
-    Args:
-        records: The runs (e.g. `read_log(path).records`); any number, any flows.
-
-    Returns:
-        The summary; empty runs give zeros and None rates.
-    """
-    by_route: dict[str, list[RunRecord]] = defaultdict(list)
-    by_label: dict[str, list[RunRecord]] = defaultdict(list)
-    for record in records:
-        by_route[record.result.route or NO_ROUTE].append(record)
-        by_label[record.label].append(record)
-    total = len(records)
-    routes = sorted(
-        (_route(route, runs, total) for route, runs in by_route.items()),
-        key=lambda route: (-route.runs, route.route),
-    )
-    baseline = sum(_sequential(record) for record in records)
-    times = sorted(record.time for record in records)
-    return Summary(
-        runs=total,
-        flows=tuple(sorted({record.result.flow for record in records})),
-        first=times[0] if times else None,
-        last=times[-1] if times else None,
-        wall=Distribution.of([_wall(record) for record in records]),
-        sequential=Distribution.of([_sequential(record) for record in records]),
-        saved_ms=_mean(_saved(record) for record in records),
-        saved_pct=_ratio(sum(_saved(record) for record in records), baseline),
-        speedup=_ratio(baseline, sum(_wall(record) for record in records)),
-        failed_steps=sum(
-            entry.status is StepStatus.FAILED for record in records for entry in record.result.trace
-        ),
-        cost=sum(record.result.usage.cost for record in records),
-        wasted_ms=sum(_wasted(record) for record in records),
-        wasted_cost=sum(record.result.wasted_cost for record in records),
-        routes=tuple(routes),
-        labels=tuple(_label(label, runs) for label, runs in by_label.items()),
-        speculation=_speculation(records),
-        cache=_cache(records),
-        roi=_roi(routes),
-        predictions=predictions(records),
-        value_predictions=value_predictions(records),
-        hedging=hedging_by_step(records),
-    )

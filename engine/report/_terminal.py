@@ -1,11 +1,19 @@
-"""The summary as rich tables, for `specroute report LOG` in a terminal."""
+"""The summary as rich tables, for `specroute report LOG` in a terminal.
+
+Rich reads a plain `str` cell as console markup, so a route labelled `[/]` would crash the
+report and one labelled `[link=...]` would print a link. Every piece of user text (flow,
+route, configuration and router names, predictors' sources, log problems) goes in through
+`user_text`: a `Text`, which rich shows as it is, with control characters (a raw escape
+sequence would still make a link or move the cursor) and bidi controls shown as `\x1b`-style
+escapes. Only this module's own strings are markup.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -17,7 +25,33 @@ if TYPE_CHECKING:
     from ._log import LogProblem
     from ._summary import Summary
 
-__all__ = ["print_summary", "summary_tables"]
+__all__ = ["print_summary", "summary_tables", "user_text"]
+
+# C0 and C1 controls, and the bidi embedding, override and isolate controls.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(value: str) -> str:
+    """`value` with control and bidi characters written as escapes (`"\\x1b"`)."""
+    return _CONTROLS.sub(_escaped, value)
+
+
+def user_text(value: str, style: str = "") -> Text:
+    """User text for the terminal: never markup, control characters shown as escapes.
+
+    Args:
+        value: A name, label, error or any other text from a user or a log.
+        style: A rich style for all of it.
+
+    Returns:
+        A `Text` that shows `value` as typed (`"\\x1b"` for an escape character).
+    """
+    return Text(visible(value), style=style)
 
 
 def _ms(value: float) -> str:
@@ -28,8 +62,11 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
-def _dollars(value: float) -> str:
-    return f"${value:,.4f}"
+def _dollars(value: float, unpriced: int = 0) -> str:
+    # Calls to a model outside the price table cost an unknown amount: never "$0".
+    if not unpriced:
+        return f"${value:,.4f}"
+    return f"${value:,.4f} + {unpriced} unpriced calls" if value else "unpriced"
 
 
 def _routes(summary: Summary) -> Table:
@@ -39,7 +76,8 @@ def _routes(summary: Summary) -> Table:
     rows = [(route.route, route) for route in summary.routes]
     for name, part in rows:
         table.add_row(
-            name, str(part.runs), _pct(part.share), _ms(part.wall.p50), _ms(part.wall.p95),
+            user_text(name), str(part.runs), _pct(part.share), _ms(part.wall.p50),
+            _ms(part.wall.p95),
             _ms(part.sequential.p50), _ms(part.sequential.p95), _ms(part.saved_ms),
             _pct(part.saved_pct),
         )  # fmt: skip
@@ -59,8 +97,9 @@ def _labels(summary: Summary) -> Table:
         table.add_column(name, justify="left" if name == "config" else "right", no_wrap=True)
     for label in summary.labels:
         table.add_row(
-            label.label, str(label.runs), _ms(label.wall.mean), _ms(label.wall.p95),
-            _ms(label.saved_ms), _ms(label.wasted_ms), _dollars(label.wasted_cost),
+            user_text(label.label), str(label.runs), _ms(label.wall.mean), _ms(label.wall.p95),
+            _ms(label.saved_ms), _ms(label.wasted_ms),
+            _dollars(label.wasted_cost, label.wasted_unpriced_calls),
             f"{label.speedup:.2f}x",
         )  # fmt: skip
     return table
@@ -80,13 +119,14 @@ def _figures(summary: Summary) -> Table:
          f"{_ms(speculation.saved_ms_mean)} ms mean, {_ms(speculation.saved_ms)} ms total"),
         ("wrong", str(speculation.wrong)),
         ("step time wasted when wrong", f"{_ms(speculation.wasted_ms)} ms"),
-        ("dollars wasted when wrong", _dollars(speculation.wasted_cost)),
+        ("dollars wasted when wrong",
+         _dollars(speculation.wasted_cost, summary.wasted_unpriced_calls)),
         ("cache hits / lookups", f"{cache.hits} / {cache.hits + cache.misses}"
          f" ({_pct(cache.hit_rate)})"),
         ("latency saved by the cache", f"{_ms(cache.saved_ms)} ms"),
         ("dollars saved by the cache (estimated)", _dollars(cache.saved_cost)
          + (f" ({cache.unpriced_hits} hits unpriced)" if cache.unpriced_hits else "")),
-        ("LLM dollars, all runs", _dollars(summary.cost)),
+        ("LLM dollars, all runs", _dollars(summary.cost, summary.unpriced_calls)),
         ("failed steps", str(summary.failed_steps)),
     ]  # fmt: skip
     for name, value in rows:
@@ -98,10 +138,10 @@ def _predictions(summary: Summary) -> Table:
     table = Table(title="Predictions and verification")
     table.add_column("router")
     for part in summary.predictions:
-        table.add_column(part.router, justify="right")
-    rows: list[tuple[str, list[str]]] = [
+        table.add_column(user_text(part.router), justify="right")
+    rows: list[tuple[str, list[str | Text]]] = [
         ("decisions", [str(p.decisions) for p in summary.predictions]),
-        ("predicted (by)", [f"{p.predicted} ({', '.join(p.sources) or '-'})"
+        ("predicted (by)", [user_text(f"{p.predicted} ({', '.join(p.sources) or '-'})")
                             for p in summary.predictions]),
         ("right / wrong (accuracy)", [f"{p.right} / {p.wrong} ({_pct(p.accuracy)})"
                                       for p in summary.predictions]),
@@ -134,7 +174,7 @@ def _value_predictions(summary: Summary) -> Table:
         table.add_column(column, justify="left" if column == "step" else "right")
     for part in summary.value_predictions:
         table.add_row(
-            part.step,
+            user_text(part.step),
             str(part.near_matches),
             str(part.speculated),
             f"{part.confirmed} / {part.refuted}",
@@ -150,7 +190,7 @@ def _hedging(summary: Summary) -> Table:
         table.add_column(name, justify="left" if name == "step" else "right", no_wrap=True)
     for part in summary.hedging:
         table.add_row(
-            escape(part.step), str(part.calls), str(part.hedges_started),
+            user_text(part.step), str(part.calls), str(part.hedges_started),
             f"{part.hedges_won} ({_pct(part.win_rate)})", _ms(part.saved_ms),
             _dollars(part.cost), str(part.failed_over),
         )  # fmt: skip
@@ -171,9 +211,9 @@ def summary_tables(summary: Summary, problems: Sequence[LogProblem] = ()) -> Ren
         A rich renderable.
     """
     flows = ", ".join(summary.flows) or "-"
-    title = Text(f"{summary.runs} runs of {flows}", style="bold")
+    title = user_text(f"{summary.runs} runs of {flows}", style="bold")
     if summary.first is not None:
-        title.append(f"  ({summary.first} .. {summary.last})", style="dim")
+        title.append_text(user_text(f"  ({summary.first} .. {summary.last})", style="dim"))
     parts: list[RenderableType] = [title, _routes(summary), _labels(summary), _figures(summary)]
     if summary.predictions:
         parts.append(_predictions(summary))
@@ -182,10 +222,10 @@ def summary_tables(summary: Summary, problems: Sequence[LogProblem] = ()) -> Ren
     if summary.hedging:
         parts.append(_hedging(summary))
     colour = {"pays": "green", "costs": "yellow"}.get(summary.roi.verdict, "red")
-    parts.append(Text("ROI: ", style="bold") + Text(summary.roi.statement, style=colour))
+    parts.append(Text("ROI: ", style="bold") + user_text(summary.roi.statement, style=colour))
     if problems:
         parts.append(Text(f"{len(problems)} log lines could not be read:", style="bold red"))
-        parts.extend(Text(f"  {problem}", style="red") for problem in problems)
+        parts.extend(user_text(f"  {problem}", style="red") for problem in problems)
     return Group(*parts)
 
 

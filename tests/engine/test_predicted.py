@@ -25,7 +25,7 @@ from specroute.engine import (
     StepStatus,
     step,
 )
-from specroute.engine.report import RunLog, read_log, summarize, summary_tables, value_predictions
+from specroute.engine.report import RunLog, summarize, summary_tables, value_predictions
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -314,7 +314,7 @@ async def test_the_report_shows_each_steps_confirm_rate(
         async with open_cache(embedder=Same()) as cache:
             await flow.run(query=STORED, cache=cache, learned=LearnedState())
             log.append(await flow.run(query=ASKED, cache=cache, learned=LearnedState()))
-    reading = read_log(log.path)
+    reading = log.read()  # flushes the queued lines first
     assert reading.problems == ()
     (summary,) = value_predictions(reading.records)
     assert (summary.step, summary.near_matches, summary.speculated) == ("retrieve", 3, 3)

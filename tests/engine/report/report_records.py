@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import trio
+from hypothesis import strategies as st
 from specroute.engine import (
     Flow,
     Mode,
+    RouterDecision,
     RouteTaken,
     RunResult,
     StepStatus,
@@ -17,7 +19,7 @@ from specroute.engine import (
     step,
 )
 from specroute.engine.report import SCHEMA_VERSION, RunRecord
-from specroute.routes import Always, Route
+from specroute.routes import Always, PlanReason, Prediction, Route
 
 if TYPE_CHECKING:
     from specroute.engine import RunObserver
@@ -208,3 +210,52 @@ async def writer_run(*, fail_long: bool = False, observer: RunObserver | None = 
         name="writer",
     )
     return await flow.run(request="secret request", speculate=Always(), observer=observer)
+
+
+def hostile_run(text: str, *, number: int = 0) -> RunRecord:
+    """A logged run with `text` in every string field a report shows.
+
+    Flow, configuration, route and router names, step and branch names, a step's error, a
+    router's prediction source, plan note and label: three steps (the router, a speculated
+    winner, a cancelled loser), so a page must draw three bars.
+    """
+    branch = f"{text}:{text}"
+    lost = f"{text}:lost {text}"
+    trace = (
+        TraceEntry(step=text, branch="", start=0.0, end=0.1, status=StepStatus.OK,
+                   speculative=False, wasted=False),
+        TraceEntry(step=f"{text} win", branch=branch, start=0.0, end=0.2,
+                   status=StepStatus.OK, speculative=True, wasted=False,
+                   usage=StepUsage(calls=1, cost=0.001)),
+        TraceEntry(step=f"{text} lose", branch=lost, start=0.0, end=0.1,
+                   status=StepStatus.FAILED, speculative=True, wasted=True, error=text,
+                   usage=StepUsage(calls=1, unpriced_calls=1)),
+    )  # fmt: skip
+    decision = RouterDecision(
+        router=text, branch="", label=text, at=0.1,
+        prediction=Prediction(probabilities={text: 0.75, f"lost {text}": 0.25}, source=text),
+        note=text, plan={text: None, f"lost {text}": 1},
+        reasons={f"other {text}": PlanReason(probability=0.1, steps=0, saving=0.0, waste=0.0,
+                                             note=text)},
+    )  # fmt: skip
+    result = RunResult(
+        flow=text, mode=Mode.SPECULATIVE, outputs={}, values={},
+        routes=(RouteTaken(router=text, branch="", label=text, at=0.1),),
+        trace=trace, started=0.0, finished=0.2, decisions=(decision,),
+    )  # fmt: skip
+    return RunRecord(result=result, id=f"{number:032x}", time=text, label=text)
+
+
+# Pieces that mean something to a terminal, an HTML page or a JSON reader.
+HOSTILE = (
+    "[/]", "[link=https://pay.example]", "[/link]", "[bold]", "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>", '"', "'", "</bdi>", "<bdi>", "\u202e", "\u2066", "\u2069",
+    "&ndash;", "&amp;", "<!--", "-->", "]]>", "{{ 7*7 }}", "{% if %}", "\\", "\n", "\t",
+    "\x1b[31m", "\x1b]8;;https://x\x1b\\", "\x00", "NaN", "Infinity", "\ufeff", "é", "😀",
+)  # fmt: skip
+
+
+def hostile_text() -> st.SearchStrategy[str]:
+    """Any text, or text built from pieces that are markup somewhere (at least 1 character)."""
+    pieces = st.lists(st.one_of(st.sampled_from(HOSTILE), st.text(max_size=3)), min_size=1)
+    return st.one_of(st.text(min_size=1), pieces.map("".join)).filter(lambda t: t.strip() != "")

@@ -13,7 +13,6 @@ from specroute.engine.report import (
     RunLog,
     StepHedging,
     hedging_by_step,
-    read_log,
     summarize,
     summary_tables,
 )
@@ -51,7 +50,7 @@ async def test_per_step_hedges_won_saved_and_cost_survive_the_log(
     finally:
         for http in opened:
             await http.aclose()
-    records = read_log(log.path).records
+    records = log.read().records  # flushes the queued lines first
     costs = [r.cost for r in client.meter.records() if r.status.value == "cancelled"]
 
     [part] = hedging_by_step(records)

@@ -5,11 +5,20 @@ from __future__ import annotations
 import datetime
 import json
 import re
-from typing import TYPE_CHECKING
+import subprocess
+import sys
+import tempfile
+import threading
+import tracemalloc
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pytest
-from report_records import run_data, writer_run
+import trio
+from hypothesis import given
+from hypothesis import strategies as st
+from report_records import entry, hostile_text, run, run_data, writer_run
 from specroute.engine import Mode, StepStatus
 from specroute.engine.report import (
     SCHEMA_VERSION,
@@ -18,13 +27,13 @@ from specroute.engine.report import (
     RunLogError,
     RunRecord,
     inputs_digest,
+    iter_log,
     log_line,
     read_log,
+    read_report,
 )
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from trio.testing import MockClock
 
 
@@ -69,10 +78,11 @@ async def test_round_trip_keeps_every_figure(tmp_path: Path, autojump_clock: Moc
 async def test_inputs_are_a_digest_unless_asked(tmp_path: Path, autojump_clock: MockClock) -> None:
     result = await writer_run()
     path = tmp_path / "runs.jsonl"
-    log = RunLog(path)
-    log.append(result, inputs={"request": "secret request"})
+    with RunLog(path) as log:
+        log.append(result, inputs={"request": "secret request"})
     assert "secret request" not in path.read_text()
     log.append(result, inputs={"request": "secret request"}, record_inputs=True)
+    log.flush()
 
     first, second = read_log(path).records
     assert first.inputs is None
@@ -148,3 +158,139 @@ def _step() -> dict[str, object]:
 
 def test_problem_str() -> None:
     assert str(LogProblem(line=3, reason="not JSON")) == "line 3: not JSON"
+
+
+def hostile_lines() -> list[str]:
+    """Lines that once ended a whole report, each with what a reader must say about it."""
+    good = json.dumps(run_data(wall=1, sequential=2))
+    line = run_data(wall=1, sequential=2)
+    return [
+        "[" * 100_000 + "]" * 100_000,
+        good.replace('"wall_ms": 1,', '"wall_ms": ' + "9" * 5000 + ","),
+        good.replace('"wall_ms": 1,', '"wall_ms": NaN,'),
+        good.replace('"wall_ms": 1,', '"wall_ms": Infinity,'),
+        good.replace('"wall_ms": 1,', '"wall_ms": 1e999,'),
+        good[: len(good) // 2],
+        json.dumps({**line, "steps": "many"}),
+        json.dumps({**line, "decisions": [{"router": 3}]}),
+        json.dumps({**line, "cache": [1]}),
+        json.dumps([line]),
+    ]
+
+
+def test_every_bad_line_is_named_and_skipped(tmp_path: Path) -> None:
+    good = json.dumps(run_data(wall=1, sequential=2))
+    path = tmp_path / "runs.jsonl"
+    # A BOM (as some editors save) must not cost the first run.
+    path.write_text("\ufeff" + "\n".join([good, *hostile_lines(), good]) + "\n", encoding="utf-8")
+    reading = read_log(path)
+    bad = len(hostile_lines())
+    assert [record.line for record in reading.records] == [1, bad + 2]
+    assert [problem.line for problem in reading.problems] == list(range(2, bad + 2))
+    reasons = [problem.reason for problem in reading.problems]
+    assert reasons[0] == "not readable: nested too deeply"
+    assert "digits" in reasons[1]
+    assert reasons[2] == "not readable JSON: NaN is not a JSON number"
+    assert reasons[3] == "not readable JSON: Infinity is not a JSON number"
+    assert "too large" in reasons[4]
+    assert reasons[5].startswith("not JSON")
+    assert all(len(reason) <= 203 for reason in reasons)
+
+
+@given(st.lists(hostile_text(), max_size=4))
+def test_any_line_is_a_run_or_a_problem(lines: list[str]) -> None:
+    # Whatever a line holds, reading goes on: each is a problem with its number, or a run.
+    text = "\n".join(line.replace("\n", " ") for line in lines)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "runs.jsonl"
+        path.write_text(text + "\n", encoding="utf-8", errors="surrogatepass")
+        items = list(iter_log(path))
+    numbers = [item.line for item in items]
+    assert numbers == sorted(numbers)
+    assert all(isinstance(item, LogProblem | RunRecord) for item in items)
+
+
+def test_a_large_log_streams_in_bounded_memory(tmp_path: Path) -> None:
+    # Runs of 40 steps: a line is ~8 kB, but what a report keeps of a run is ~0.5 kB.
+    steps = [
+        entry(f"step {i}", i * 10, i * 10 + 10, branch="r:a" if i % 2 else "") for i in range(40)
+    ]
+    record = run(wall=400, sequential=400, steps=steps, route="a", wasted=5)
+    path = tmp_path / "big.jsonl"
+    runs = 200
+    with path.open("w", encoding="utf-8") as out:
+        for number in range(runs):
+            line = log_line(record.result, run_id=f"{number:032x}", time=MOMENT)
+            out.write(json.dumps(line) + "\n")
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        report = read_report(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.summary.runs == runs
+    assert len(report.runs) == runs
+    # Holding the records would take several times the file; streaming takes a fraction.
+    assert peak < size / 4, (peak, size)
+
+
+async def test_append_writes_off_the_event_loop(
+    tmp_path: Path, autojump_clock: MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writers: list[str] = []
+    real_open = Path.open
+
+    def spy(self: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if "a" in mode:
+            writers.append(threading.current_thread().name)
+        return real_open(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", spy)
+    result = await writer_run()
+    async with RunLog(tmp_path / "runs.jsonl") as log:
+        log.append(result)
+    assert writers
+    assert threading.current_thread().name not in writers
+    assert len(log.read().records) == 1
+
+
+async def test_logging_keeps_exact_virtual_times(tmp_path: Path, autojump_clock: MockClock) -> None:
+    # A run that logs takes no virtual time to do it: runs after it keep exact figures.
+    log = RunLog(tmp_path / "runs.jsonl")
+    start = trio.current_time()
+    results = []
+    for _ in range(3):
+        result = await writer_run()
+        log.append(result)
+        results.append(result)
+    assert trio.current_time() - start == 3 * 0.5
+    await log.aflush()
+    logged = [record.result for record in log.read().records]
+    assert [r.wall_time for r in logged] == [0.5, 0.5, 0.5]
+    assert [r.started for r in results] == [start, start + 0.5, start + 1.0]
+
+
+def test_a_failed_write_is_raised_by_flush(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    log = RunLog(tmp_path / "file" / "runs.jsonl")
+    log.append(run(wall=1, sequential=1).result)
+    with pytest.raises(OSError, match="file"):
+        log.flush()
+    log.flush()  # raised once: the log works again once the path does
+
+
+def test_lines_queued_at_exit_are_written(tmp_path: Path) -> None:
+    # A program that appends and ends without flush (as examples/planner.py does).
+    path = tmp_path / "runs.jsonl"
+    line = json.dumps(run_data(wall=1, sequential=2))
+    program = (
+        "import json, sys\n"
+        "from specroute.engine.report import RunLog, RunRecord\n"
+        f"record = RunRecord.from_json(json.loads({line!r}))\n"
+        f"log = RunLog({str(path)!r})\n"
+        "for _ in range(50):\n"
+        "    log.append(record.result)\n"
+    )
+    subprocess.run([sys.executable, "-c", program], check=True, timeout=60)
+    assert len(read_log(path, strict=True).records) == 50

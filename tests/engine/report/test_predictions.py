@@ -123,7 +123,7 @@ async def test_counts_from_a_log(tmp_path: Path, autojump_clock: MockClock) -> N
     log = RunLog(tmp_path / "runs.jsonl")
     for result in await logged_runs():
         log.append(result)
-    reading = read_log(log.path)
+    reading = log.read()  # flushes the queued lines first
     assert reading.problems == ()
     assert [len(record.result.decisions) for record in reading.records] == [1] * 8
     denied = reading.records[4].result.decisions[0]
@@ -185,12 +185,12 @@ async def test_counts_from_a_log(tmp_path: Path, autojump_clock: MockClock) -> N
     assert "1 (500 ms wasted)" in text
 
     page = render_html(summary, reading.records, run=reading.records[4])
-    assert "<h2 id='predictions'>Predictions and verification</h2>" in page
+    assert '<h2 id="predictions">Predictions and verification</h2>' in page
     assert "Router decisions in this run" in page
     # The run shows what the near match predicted, what started on it, and the verdict.
     assert re.search(
-        r"<td>known \d+% by cache</td><td>known \(whole branch\)</td>"
-        r"<td>new</td><td>no</td><td>semantic \(verified\)",
+        r"<td><bdi>known \d+% by cache</bdi></td><td><bdi>known \(whole branch\)</bdi></td>"
+        r"<td><bdi>new</bdi></td><td>no</td><td><bdi>semantic \(verified\)",
         page,
     )
 

@@ -6,7 +6,7 @@ import re
 
 import attrs
 from report_records import entry, run
-from specroute.engine.report._summary import summarize
+from specroute.engine.report import RunFigures, summarize
 from specroute.engine.report._svg import latency_chart, nice_ticks, timeline, waste_chart
 
 
@@ -28,7 +28,8 @@ def test_ticks_and_the_other_charts() -> None:
     assert nice_ticks(0) == [0.0, 1.0]
     assert nice_ticks(950)[-1] >= 950
     records = [run(wall=100, sequential=100, route="gen"), run(wall=50, wasted=20, wasted_cost=0.5)]
-    assert latency_chart(summarize(records).routes, records).count('class="dot"') == 2
-    waste = waste_chart(records)
+    figures = [RunFigures.of(record, number) for number, record in enumerate(records, start=1)]
+    assert latency_chart(summarize(records).routes, figures).count('class="dot"') == 2
+    waste = waste_chart(figures)
     assert "run 2: 20 ms wasted, $0.5000 wasted so far" in waste
     assert "$0.5000 total" in waste
