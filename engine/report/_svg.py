@@ -116,6 +116,9 @@ def _bar(
     )
     if entry.usage is not None:
         tip += f", {entry.usage.calls} LLM calls, ${entry.usage.cost:.4f}"
+    if entry.items is not None:
+        first = "" if entry.first_item is None else f", first at {ms(entry.first_item - zero):g} ms"
+        tip += f", streamed {entry.items} items{first}"
     if entry.error:
         tip += f", {entry.error}"
     fill = "none" if entry.status is StepStatus.SKIPPED else STATUS_COLOURS[entry.status]
@@ -181,6 +184,15 @@ def timeline(record: RunRecord, *, key: str = "") -> str:
                 f'<text class="step-name" x="20" y="{y + 15:.1f}">{text(entry.step)}</text>'
             )
             parts.append(_bar(entry, zero, x, y + 3, width, colour, hatch))
+            if entry.first_item is not None:
+                # A streamed step: its readers may start here, before the bar ends.
+                first = LABEL_WIDTH + ms(entry.first_item - zero) * scale
+                parts.append(
+                    f'<line class="first-item" data-step="{escape(entry.step)}" '
+                    f'x1="{first:.1f}" x2="{first:.1f}" y1="{y + 1:.1f}" y2="{y + ROW - 1:.1f}" '
+                    f'stroke="#111" stroke-width="2"><title>{text(entry.step)}: first of '
+                    f"{entry.items} items at {ms(entry.first_item - zero):g} ms</title></line>"
+                )
             if entry.status is StepStatus.SKIPPED:
                 parts.append(f'<text class="tick" x="{x + 8:.1f}" y="{y + 15:.1f}">skipped</text>')
             elif duration * scale > 46:

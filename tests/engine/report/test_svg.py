@@ -33,3 +33,13 @@ def test_ticks_and_the_other_charts() -> None:
     waste = waste_chart(figures)
     assert "run 2: 20 ms wasted, $0.5000 wasted so far" in waste
     assert "$0.5000 total" in waste
+
+
+def test_a_streamed_step_marks_its_first_item_where_readers_start() -> None:
+    produced = attrs.evolve(entry("generate", 0, 300), first_item=0.1, items=3)
+    record = run(wall=300, steps=[produced, entry("quality", 100, 320)])
+    svg = timeline(record)
+    (first,) = re.findall(r'<line class="first-item" data-step="generate" x1="([\d.]+)"', svg)
+    generate_x, quality_x = map(float, bar_x(svg))
+    assert float(first) == quality_x > generate_x  # the reader's bar starts at the mark
+    assert "streamed 3 items, first at 100 ms" in svg
