@@ -3,8 +3,10 @@
 Each document is one run of a two-step flow: a summary (an LLM call whose time grows with the
 document) and tags for the summary (500 ms). `--mode sequential` analyses one document after
 another; `--mode concurrent` keeps `--workers` documents in flight. Every run shares one
-cache, so a near-duplicate document (re-typed with other case, spacing and punctuation) is
-served by the semantic cache. A rich progress bar (a `RunObserver`) counts documents.
+cache, keyed on the document's words (case, spacing and punctuation normalised away), so a
+re-typed copy is an exact hit. A document that is only *near* another (a revised price) is a
+semantic near match: a guess that the summary step verifies, never served as its summary. A
+rich progress bar (a `RunObserver`) counts documents.
 
     python examples/documents.py                    # sequential vs concurrent, as a table
     python examples/documents.py --mode concurrent --workers 3 --json
@@ -13,6 +15,7 @@ served by the semantic cache. A rich progress bar (a `RunObserver`) counts docum
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,12 +37,20 @@ SEED = {"sequential": "1.00x", "concurrent": "2.33-2.64x"}
 
 
 # A cached answer is keyed on what it depends on beyond its inputs: the model and the prompt.
-SUMMARY_CACHE = CacheOptions(semantic="text", depends_on={"model": _common.MODEL, "prompt": "1"})
+SUMMARY_CACHE = CacheOptions(
+    semantic="normalised", depends_on={"model": _common.MODEL, "prompt": "1"}
+)
 TAGS_CACHE = CacheOptions(depends_on={"model": _common.MODEL, "prompt": "1"})
 
 
-@step(cache=SUMMARY_CACHE, cache_inputs=("text",))  # a near-duplicate hits
-async def summary(text: str, llm: LLMClient) -> str:
+@step(output="normalised")
+async def normalise(text: str) -> str:
+    """The document as its words: other case, spacing and punctuation make one key."""
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+@step(cache=SUMMARY_CACHE, cache_inputs=("normalised",))  # a re-typed copy hits exactly
+async def summary(text: str, normalised: str, llm: LLMClient) -> str:
     return await ask(llm, "summary", 1000 + 20 * len(text.split()), f"summarise:\n{text}")
 
 
@@ -49,7 +60,7 @@ async def tags(summary: str, llm: LLMClient) -> list[str]:
     return answer.split()[:3]
 
 
-document = Flow([summary, tags], name="document", inputs=["text", "llm"])
+document = Flow([normalise, summary, tags], name="document", inputs=["text", "llm"])
 
 
 class DocumentProgress:

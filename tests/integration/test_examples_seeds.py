@@ -163,7 +163,8 @@ def test_documents_figures_and_near_duplicates() -> None:
     assert 2.33 <= sequential["wall_ms"] / concurrent["wall_ms"] <= 2.64  # the seed's range
     for batch in (sequential, concurrent):
         assert batch["documents"] == 12
-        assert batch["cache"]["semantic_hits"] == 2
+        # Re-typed copies are exact hits on the normalised text, not near matches served.
+        assert (batch["cache"]["hits"], batch["cache"]["semantic_hits"]) == (4, 0)  # summary, tags
         assert batch["near_duplicates"] == ["11-refund-policy-copy.txt", "12-pricing-forwarded.txt"]
         assert batch["usage_calls"] == 20  # two calls for each of the 10 distinct documents
 
