@@ -440,7 +440,9 @@ class Graph:
                     )
         if outputs is None:
             read_here = set().union(*(_node_reads(node) for node in self.nodes))
-            self.outputs: frozenset[str] = frozenset(self._produced - read_here)
+            # A stream is read inside its flow only: outside, readers get the whole value.
+            streams = {stream_name(node.output) for node in self.nodes if isinstance(node, Step)}
+            self.outputs: frozenset[str] = frozenset(self._produced - read_here - streams)
         else:
             self.outputs = frozenset(value_names(outputs, "`outputs`", f"flow {name!r}"))
             # An output no step produces passes a value through: a run input, or a value

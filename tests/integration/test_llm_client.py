@@ -370,3 +370,49 @@ async def test_a_call_cancelled_before_its_request_left_bills_nothing() -> None:
     assert record.status is CallStatus.CANCELLED
     assert [a.usage.total_tokens for a in record.attempts] == [0]
     assert (record.usage.total_tokens, record.cost) == (0, 0.0)
+
+
+async def test_a_streamed_step_losing_its_branch_closes_the_http_stream(
+    server: LLMServer,
+) -> None:
+    """`LLMClient.stream` read by a streamed step in a speculative branch: when the branch
+    loses, the step's generator is closed, the server sees the disconnect, the call is
+    billed for what arrived, and the pool holds no stuck connection."""
+    meter = UsageMeter()
+    async with open_llm_client(provider(server), prices=PRICES) as client:
+
+        @step(collect="".join)
+        async def essay(topic: str) -> AsyncIterator[str]:
+            async for text in client.stream(
+                topic, model="slow-stream", max_tokens=2000, meter=meter
+            ):
+                yield text
+
+        @step(output="answer")
+        async def shout(essay: str) -> str:
+            return essay.upper()
+
+        @step
+        async def decide(topic: str) -> Route:
+            await server.first_chunk_sent.wait()
+            await trio.sleep(0.1)
+            return Route("short")
+
+        @step(output="answer")
+        async def short() -> str:
+            return "short"
+
+        flow = Flow([router(decide, {"short": [short], "long": [essay, shout]})])
+        result = await flow.run(topic="streams", speculate=Always())
+        with trio.fail_after(1.0):
+            await server.disconnected.wait()
+        assert_no_stuck_connection(client)
+    assert result.outputs == {"answer": "short"}
+    (entry,) = [e for e in result.trace if e.step == "essay"]
+    assert (entry.status, entry.wasted) == (StepStatus.CANCELLED, True)
+    assert entry.items is not None
+    assert entry.items > 0
+    [record] = meter.records()
+    assert record.status is CallStatus.CANCELLED
+    assert record.usage.partial
+    assert record.usage.output_tokens >= entry.items
