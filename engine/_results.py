@@ -67,6 +67,8 @@ def build_trace(run: RunState) -> tuple[TraceEntry, ...]:
             found = None if found_in is None else found_in.get(name)
             if found is not None and found not in waited:
                 waited.append(found)
+        if execution.waits:
+            waited.extend(w.index for w in execution.waits if w.index not in waited)
         entries.append(_entry(execution, committed[scope], tuple(waited)))
     return tuple(entries)
 

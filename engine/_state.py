@@ -60,6 +60,7 @@ class Execution:
         "speculative",
         "start",
         "status",
+        "waits",
         "wasted",
     )
 
@@ -86,6 +87,8 @@ class Execution:
         # None: wasted exactly when its scope was not committed; a prediction decides its own.
         self.wasted: bool | None = None
         self.index = -1  # its place in the trace, set when the trace is built
+        # Executions it waited on besides the producers of its params (a map's items).
+        self.waits: list[Execution] | None = None
 
 
 class Decision:

@@ -1,0 +1,104 @@
+"""The scopes a map or a loop runs its body in, and how a body runs in each mode.
+
+Each map item and each loop iteration is a `BodyScope`: a child of the scope that holds the
+map (or loop), reading its values and writing only its own. It is not a speculation: it
+counts as chosen, so what it computes is kept whenever its enclosing scope is, and it is
+confirmed with its enclosing scope, so its effects wait exactly as its enclosing branch's
+do. A lost enclosing branch cancels it with everything else in that branch.
+
+A failure inside it goes up like a failure in a chosen branch (it fails the enclosing
+branch, or the run), unless the scope is `isolated`: then only the scope itself is cancelled
+and the failure stays in `failure`, for the map to report in its value.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from specroute.routes import StepDefinitionError
+
+from ._graph import Graph, _branch
+from ._sequential import run_in_order
+from ._state import Execution, Scope
+from ._step import Step
+from ._trace import StepStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from specroute.routes import SpecrouteError
+
+    from ._state import RunState
+
+__all__ = ["BodyScope", "body_graph", "outside_a_flow", "producers", "run_body"]
+
+KEPT = frozenset((StepStatus.OK, StepStatus.CACHED, StepStatus.RECOVERED))
+
+
+class BodyScope(Scope):
+    """One map item or loop iteration: a chosen child scope under `parent`, at `path`."""
+
+    __slots__ = ("isolated",)
+
+    def __init__(
+        self,
+        run: RunState,
+        flow: Graph,
+        parent: Scope,
+        label: str,
+        provides: frozenset[str],
+        *,
+        isolated: bool,
+    ) -> None:
+        super().__init__(run, flow, parent, None, "", None, provides)
+        self.isolated = isolated
+        prefix = f"{parent.path}/" if parent.path else ""
+        self.path = f"{prefix}{label}"
+        self.where = f" in {self.path!r}"
+        if not parent.confirmed:
+            # Confirmed with its enclosing branch (`Scope.confirm` walks chosen children).
+            self.confirmed = False
+            parent.chosen_children.append(self)
+
+    def fail(self, error: SpecrouteError) -> None:
+        if not self.isolated:
+            super().fail(error)
+            return
+        if self.failure is None:
+            self.failure = error
+        self.cancel()
+
+
+async def run_body(run: RunState, scope: BodyScope) -> None:
+    """Run a body scope the way its enclosing scope runs: in order in this task (sequential
+    mode, where no scope has a nursery), else as dataflow in a nursery of its own."""
+    parent = scope.parent
+    assert parent is not None
+    if parent.nursery is None:
+        await run_in_order(run, scope)
+    else:
+        await scope.run_nodes()
+
+
+def producers(run: RunState, scopes: Iterable[Scope], names: frozenset[str]) -> list[Execution]:
+    """The executions in `scopes` whose kept values are named in `names`, in run order."""
+    wanted = set(scopes)
+    return [
+        execution
+        for execution in run.executions
+        if execution.scope in wanted and execution.output in names and execution.status in KEPT
+    ]
+
+
+def body_graph(body: object, where: str) -> Graph:
+    """A body as a graph: a `Flow`, a list of steps and routers, or one step."""
+    if isinstance(body, Step):
+        return Graph([body], name=body.name)
+    return _branch(body, "body", where)
+
+
+async def outside_a_flow(**values: Any) -> Any:
+    """The `fn` of a map or loop: it runs only as a node of a flow."""
+    raise StepDefinitionError(
+        "a map or loop runs only inside a flow: put it in a Flow and run the flow"
+    )
