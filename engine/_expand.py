@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import trio
 from specroute.routes import StepDefinitionError
 
 from ._graph import Graph, _branch
@@ -30,15 +31,42 @@ if TYPE_CHECKING:
 
     from ._state import RunState
 
-__all__ = ["BodyScope", "body_graph", "outside_a_flow", "producers", "run_body"]
+__all__ = [
+    "BodyScope",
+    "Gathering",
+    "body_graph",
+    "outside_a_flow",
+    "producers",
+    "run_body",
+    "run_together",
+]
 
 KEPT = frozenset((StepStatus.OK, StepStatus.CACHED, StepStatus.RECOVERED))
+
+
+class Gathering:
+    """The items of one map that run in one shared nursery: how many are left, and the
+    per-map cap each holds a slot of (the item scope is the borrower) until it is done."""
+
+    __slots__ = ("all_done", "left", "limiter")
+
+    def __init__(self, left: int, limiter: trio.CapacityLimiter | None) -> None:
+        self.left = left
+        self.limiter = limiter
+        self.all_done = trio.Event()
+
+    def item_done(self, scope: BodyScope) -> None:
+        if self.limiter is not None:
+            self.limiter.release_on_behalf_of(scope)
+        self.left -= 1
+        if self.left == 0:
+            self.all_done.set()
 
 
 class BodyScope(Scope):
     """One map item or loop iteration: a chosen child scope under `parent`, at `path`."""
 
-    __slots__ = ("isolated",)
+    __slots__ = ("gathering", "isolated")
 
     def __init__(
         self,
@@ -52,6 +80,7 @@ class BodyScope(Scope):
     ) -> None:
         super().__init__(run, flow, parent, None, "", None, provides)
         self.isolated = isolated
+        self.gathering: Gathering | None = None
         prefix = f"{parent.path}/" if parent.path else ""
         self.path = f"{prefix}{label}"
         self.where = f" in {self.path!r}"
@@ -59,6 +88,11 @@ class BodyScope(Scope):
             # Confirmed with its enclosing branch (`Scope.confirm` walks chosen children).
             self.confirmed = False
             parent.chosen_children.append(self)
+
+    def node_done(self) -> None:
+        super().node_done()
+        if self.gathering is not None and self.done == len(self.missing):
+            self.gathering.item_done(self)
 
     def fail(self, error: SpecrouteError) -> None:
         if not self.isolated:
@@ -78,6 +112,40 @@ async def run_body(run: RunState, scope: BodyScope) -> None:
         await run_in_order(run, scope)
     else:
         await scope.run_nodes()
+
+
+async def run_together(
+    run: RunState, scopes: list[BodyScope], limiter: trio.CapacityLimiter | None
+) -> None:
+    """Run body scopes that are not isolated side by side in one nursery, starting them in
+    order as `limiter` (if any) lets them; return when all are done.
+
+    No task and no nursery per scope: a scope's ready nodes start in the shared nursery (the
+    first plain one as a task of its own, a chain in that task), and its last node to end
+    counts it done. Scopes that are not isolated are never cancelled one by one (a failure
+    cancels an enclosing scope), so they can share the nursery's cancel scope.
+    """
+    gathering = Gathering(len(scopes), limiter)
+    started = 0
+    try:
+        async with trio.open_nursery() as nursery:
+            for scope in scopes:
+                assert not scope.isolated
+                if limiter is not None:
+                    await limiter.acquire_on_behalf_of(scope)
+                scope.gathering = gathering
+                scope.nursery = nursery
+                started += 1
+                if not scope.enter(nursery.cancel_scope):
+                    return
+                scope.begin()
+            if gathering.left:
+                await gathering.all_done.wait()
+    finally:
+        for scope in scopes[:started]:
+            scope.closed = True
+            if scope.done < len(scope.flow.nodes):
+                scope._record_skipped()
 
 
 def producers(run: RunState, scopes: Iterable[Scope], names: frozenset[str]) -> list[Execution]:

@@ -27,7 +27,7 @@ from specroute.routes import (
     StepDefinitionError,
 )
 
-from ._expand import BodyScope, body_graph, outside_a_flow, producers, run_body
+from ._expand import BodyScope, body_graph, outside_a_flow, producers, run_body, run_together
 from ._graph import Expansion
 from ._state import Execution
 from ._step import StepOptions
@@ -105,6 +105,9 @@ class Map(Expansion):
                 await run_body(run, child)
                 # A failure that is not isolated has cancelled an enclosing scope.
                 await trio.lowlevel.checkpoint_if_cancelled()
+        elif scopes and not isolated:
+            limiter = None if self.max_parallel is None else trio.CapacityLimiter(self.max_parallel)
+            await run_together(run, scopes, limiter)
         elif scopes:
             await self._in_parallel(run, scopes)
         results: list[Any] = []

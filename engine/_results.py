@@ -68,7 +68,11 @@ def build_trace(run: RunState) -> tuple[TraceEntry, ...]:
             if found is not None and found not in waited:
                 waited.append(found)
         if execution.waits:
-            waited.extend(w.index for w in execution.waits if w.index not in waited)
+            known = set(waited)
+            for other in execution.waits:
+                if other.index not in known:
+                    known.add(other.index)
+                    waited.append(other.index)
         entries.append(_entry(execution, committed[scope], tuple(waited)))
     return tuple(entries)
 
