@@ -25,7 +25,7 @@ from ._step import Step
 from ._trace import StepStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from specroute.routes import SpecrouteError
 
@@ -48,16 +48,24 @@ class Gathering:
     """The items of one map that run in one shared nursery: how many are left, and the
     per-map cap each holds a slot of (the item scope is the borrower) until it is done."""
 
-    __slots__ = ("all_done", "left", "limiter")
+    __slots__ = ("all_done", "finished", "left", "limiter")
 
-    def __init__(self, left: int, limiter: trio.CapacityLimiter | None) -> None:
+    def __init__(
+        self,
+        left: int,
+        limiter: trio.CapacityLimiter | None,
+        finished: Callable[[BodyScope], None] | None,
+    ) -> None:
         self.left = left
         self.limiter = limiter
+        self.finished = finished
         self.all_done = trio.Event()
 
     def item_done(self, scope: BodyScope) -> None:
         if self.limiter is not None:
             self.limiter.release_on_behalf_of(scope)
+        if self.finished is not None:
+            self.finished(scope)
         self.left -= 1
         if self.left == 0:
             self.all_done.set()
@@ -115,17 +123,21 @@ async def run_body(run: RunState, scope: BodyScope) -> None:
 
 
 async def run_together(
-    run: RunState, scopes: list[BodyScope], limiter: trio.CapacityLimiter | None
+    run: RunState,
+    scopes: list[BodyScope],
+    limiter: trio.CapacityLimiter | None,
+    finished: Callable[[BodyScope], None] | None = None,
 ) -> None:
     """Run body scopes that are not isolated side by side in one nursery, starting them in
-    order as `limiter` (if any) lets them; return when all are done.
+    order as `limiter` (if any) lets them; return when all are done. `finished` is told of
+    each scope as its last node ends.
 
     No task and no nursery per scope: a scope's ready nodes start in the shared nursery (the
     first plain one as a task of its own, a chain in that task), and its last node to end
     counts it done. Scopes that are not isolated are never cancelled one by one (a failure
     cancels an enclosing scope), so they can share the nursery's cancel scope.
     """
-    gathering = Gathering(len(scopes), limiter)
+    gathering = Gathering(len(scopes), limiter, finished)
     started = 0
     try:
         async with trio.open_nursery() as nursery:

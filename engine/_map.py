@@ -14,7 +14,9 @@ and `step_time` counts the items' work once.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -27,6 +29,7 @@ from specroute.routes import (
     StepDefinitionError,
 )
 
+from ._checkpoint import Checkpoint, Saved, Writer
 from ._expand import BodyScope, body_graph, outside_a_flow, producers, run_body, run_together
 from ._graph import Expansion
 from ._state import Execution
@@ -34,7 +37,7 @@ from ._step import StepOptions
 from ._trace import StepStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from ._graph import Graph, Router
     from ._state import RunState, Scope
@@ -72,6 +75,7 @@ class Map(Expansion):
         max_parallel: Items in flight at once (None: no cap beyond the run's).
         on_error: `"raise"` (an item's failure fails the run) or `"collect"` (it becomes an
             `ItemFailed` in the map's value, and the other items go on).
+        checkpoint: The folder finished items are written to and resumed from (None: none).
     """
 
     over: str = attrs.field(kw_only=True)
@@ -79,6 +83,7 @@ class Map(Expansion):
     result: str = attrs.field(kw_only=True)
     max_parallel: int | None = attrs.field(kw_only=True, default=None)
     on_error: OnError = attrs.field(kw_only=True, default="raise")
+    checkpoint: Path | None = attrs.field(kw_only=True, default=None)
 
     async def expand(
         self, run: RunState, scope: Scope, kwargs: dict[str, Any], execution: Execution
@@ -90,9 +95,13 @@ class Map(Expansion):
         )
         split.status = StepStatus.OK
         run.executions.append(split)
+        checkpoint = None if self.checkpoint is None else Checkpoint(self.checkpoint, self.name)
+        keys = [] if checkpoint is None else [checkpoint.key(item) for item in items]
+        resumed = {} if checkpoint is None else await checkpoint.load(keys)
         provides = frozenset((self.item,))
         isolated = self.on_error == "collect"
         scopes: list[BodyScope] = []
+        pending: list[BodyScope] = []
         for index, item in enumerate(items):
             child = BodyScope(
                 run, self.body, scope, f"{self.name}[{index}]", provides, isolated=isolated
@@ -100,16 +109,26 @@ class Map(Expansion):
             child.values[self.item] = item
             child.router_execution = split
             scopes.append(child)
-        if scope.nursery is None:  # sequential mode: one item after another, in this task
-            for child in scopes:
-                await run_body(run, child)
-                # A failure that is not isolated has cancelled an enclosing scope.
-                await trio.lowlevel.checkpoint_if_cancelled()
-        elif scopes and not isolated:
-            limiter = None if self.max_parallel is None else trio.CapacityLimiter(self.max_parallel)
-            await run_together(run, scopes, limiter)
-        elif scopes:
-            await self._in_parallel(run, scopes)
+            if index in resumed:
+                self._resume(run, child, resumed[index])
+            else:
+                pending.append(child)
+        if checkpoint is None:
+            await self._run_items(run, scope, pending, None)
+        else:
+            position = {child: index for index, child in enumerate(scopes)}
+            async with trio.open_nursery() as nursery:
+                writer = Writer(checkpoint, nursery.cancel_scope)
+                nursery.start_soon(writer.run)
+
+                def finished(child: BodyScope) -> None:
+                    index = position[child]
+                    writer.put(Saved(index, keys[index], child.values[self.result]))
+
+                with writer.send:
+                    await self._run_items(run, scope, pending, finished)
+            if writer.error is not None:
+                raise writer.error
         results: list[Any] = []
         for index, child in enumerate(scopes):
             if child.failure is not None:
@@ -126,28 +145,64 @@ class Map(Expansion):
         execution.waits = producers(run, scopes, frozenset((self.result,)))
         return tuple(results)
 
-    async def _in_parallel(self, run: RunState, scopes: list[BodyScope]) -> None:
+    def _resume(self, run: RunState, child: BodyScope, result: Any) -> None:
+        """An item done by an earlier run: its saved result, in the trace as `cached`."""
+        now = run.now()
+        resumed = Execution(child, f"{self.name}.resumed", (self.item,), self.result, now, False)
+        resumed.speculative = not child.confirmed
+        resumed.status = StepStatus.CACHED
+        run.executions.append(resumed)
+        child.values[self.result] = result
+        child.closed = True
+
+    async def _run_items(
+        self,
+        run: RunState,
+        scope: Scope,
+        pending: list[BodyScope],
+        finished: Callable[[BodyScope], None] | None,
+    ) -> None:
+        """Run the items not done yet; `finished` is told of each that produced its result."""
+        if scope.nursery is None:  # sequential mode: one item after another, in this task
+            for child in pending:
+                await run_body(run, child)
+                # A failure that is not isolated has cancelled an enclosing scope.
+                await trio.lowlevel.checkpoint_if_cancelled()
+                if finished is not None and child.failure is None:
+                    finished(child)
+            return
+        if not pending:
+            return
         limiter = None if self.max_parallel is None else trio.CapacityLimiter(self.max_parallel)
+        if not pending[0].isolated:
+            await run_together(run, pending, limiter, finished)
+            return
         async with trio.open_nursery() as nursery:
-            for child in scopes:
+            for child in pending:
                 token = None
                 if limiter is not None:
                     token = object()
                     await limiter.acquire_on_behalf_of(token)
-                nursery.start_soon(_item, run, child, limiter, token)
+                nursery.start_soon(_item, run, child, limiter, token, finished)
 
     def __repr__(self) -> str:
         return f"<Map {self.name!r} over {self.over!r} writes {self.output!r}>"
 
 
 async def _item(
-    run: RunState, child: BodyScope, limiter: trio.CapacityLimiter | None, token: object
+    run: RunState,
+    child: BodyScope,
+    limiter: trio.CapacityLimiter | None,
+    token: object,
+    finished: Callable[[BodyScope], None] | None,
 ) -> None:
     try:
         await run_body(run, child)
     finally:
         if limiter is not None:
             limiter.release_on_behalf_of(token)
+    if finished is not None and child.failure is None:
+        finished(child)
 
 
 def _as_list(value: object, name: str, over: str) -> Sequence[Any]:
@@ -168,6 +223,7 @@ def map_(
     result: str | None = None,
     max_parallel: int | None = None,
     on_error: OnError = "raise",
+    checkpoint: str | os.PathLike[str] | None = None,
     name: str | None = None,
 ) -> Map:
     """Map `body` over the list value `over`: one run of the body per item, in parallel.
@@ -192,6 +248,13 @@ def map_(
         on_error: `"raise"`: an item's failure fails the run (or the enclosing branch) like
             any step's. `"collect"`: the failed item is cancelled, its place in the result
             holds an `ItemFailed`, and the other items go on.
+        checkpoint: A folder that makes the map resumable: each item's result is written
+            there as the item ends (one JSON file per item, named by a digest of the item
+            and the map's name), and a later run over a list holding equal items takes
+            their results from there instead of running them again (they show in the
+            trace as `"<name>.resumed"`, `cached`). Results must be JSON data, and come
+            back as JSON data; failed items are not written, so they run again. Delete the
+            folder when the body changes.
         name: The map's name in traces, errors and the observer (default: `into`).
 
     Returns:
@@ -202,7 +265,8 @@ def map_(
             `item` the body does not read or produces itself, or a `result` it does not
             produce.
         ConfigurationError: `max_parallel` < 1, an unknown `on_error`, or a name that is
-            not an identifier; `ConfigurationTypeError` for a value of the wrong kind.
+            not an identifier; `ConfigurationTypeError` for a value of the wrong kind
+            (a `checkpoint` that is not a path).
     """
     label = name or into
     where = f"map {label!r}"
@@ -236,6 +300,10 @@ def map_(
         raise ConfigurationError(
             f"{where}: `on_error` must be 'raise' or 'collect', got {on_error!r}"
         )
+    if checkpoint is not None and not isinstance(checkpoint, str | os.PathLike):
+        raise ConfigurationTypeError(
+            f"{where}: `checkpoint` must be None or a folder path, got {checkpoint!r}"
+        )
     outside = sorted(graph._externals - {item})
     params = (over, *(n for n in outside if n != over))
     return Map(
@@ -250,6 +318,7 @@ def map_(
         result=result,
         max_parallel=max_parallel,
         on_error=on_error,
+        checkpoint=None if checkpoint is None else Path(checkpoint),
     )
 
 

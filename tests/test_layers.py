@@ -33,7 +33,7 @@ CORE_LAYERS = (
     ("_routing",),
     ("_results",),
     ("_sequential", "_run"),
-    ("_expand", "_map", "_loop"),
+    ("_checkpoint", "_expand", "_map", "_loop"),
     ("_flow",),
     ("_asyncio",),
     ("__init__",),

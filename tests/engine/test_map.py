@@ -24,6 +24,8 @@ from specroute.engine import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from trio.testing import MockClock
 
 
@@ -351,3 +353,120 @@ def test_bad_maps_are_refused_when_built() -> None:
         map_(first, over="docs", into="not a name")
     with pytest.raises(ConfigurationTypeError, match="`over` must be"):
         map_(first, over=3, into="out")  # type: ignore[arg-type]
+
+
+def saved(folder: Path) -> list[Path]:
+    """The result files in `folder` (a blocking listing, kept out of the async tests)."""
+    return sorted(folder.glob("*.json"))
+
+
+def resumable(calls: list[int], folder: Path, *, broken: frozenset[int], **options: Any) -> Flow:
+    @step
+    async def summarize(doc: int) -> dict[str, Any]:
+        calls.append(doc)
+        await trio.sleep(1 + doc)
+        if doc in broken:
+            raise ValueError(f"doc {doc} is unreadable")
+        return {"doc": doc, "summary": f"s{doc}"}
+
+    return Flow([map_(summarize, over="docs", into="summaries", checkpoint=folder, **options)])
+
+
+@pytest.mark.parametrize("mode", ["sequential", "parallel"])
+async def test_a_resumable_map_skips_the_items_an_earlier_run_finished(
+    mode: str, tmp_path: Path, autojump_clock: MockClock
+) -> None:
+    calls: list[int] = []
+    with pytest.raises(StepFailedError, match="doc 2 is unreadable"):
+        await resumable(calls, tmp_path, broken=frozenset({2}), max_parallel=1).run(
+            docs=[0, 1, 2, 3], mode=mode
+        )
+    assert calls == [0, 1, 2]
+    assert len(saved(tmp_path)) == 2  # items 0 and 1, each written as it ended
+    calls.clear()
+    result = await resumable(calls, tmp_path, broken=frozenset()).run(docs=[3, 1, 0, 2], mode=mode)
+    assert sorted(calls) == [2, 3]
+    assert [r["summary"] for r in result.outputs["summaries"]] == ["s3", "s1", "s0", "s2"]
+    resumed = [(e.branch, e.status) for e in result.trace if e.step == "summaries.resumed"]
+    assert resumed == [("summaries[1]", StepStatus.CACHED), ("summaries[2]", StepStatus.CACHED)]
+    calls.clear()
+    again = await resumable(calls, tmp_path, broken=frozenset()).run(docs=[0, 1, 2, 3])
+    assert calls == []
+    assert [r["doc"] for r in again.outputs["summaries"]] == [0, 1, 2, 3]
+
+
+async def test_a_resumable_map_keeps_what_finished_before_a_cancellation(
+    tmp_path: Path, autojump_clock: MockClock
+) -> None:
+    calls: list[int] = []
+    outside = trio.CancelScope()
+
+    @step
+    async def summarize(doc: int) -> int:
+        calls.append(doc)
+        if doc == 2:
+            # Cancelled from outside while item 2 runs: items 0 and 1 have ended. (Not a
+            # deadline: the clock jumps ahead while the map's files are read in a thread.)
+            outside.cancel()
+        await trio.sleep(1)
+        return doc
+
+    flow = Flow([map_(summarize, over="docs", into="out", checkpoint=tmp_path, max_parallel=1)])
+    with outside:
+        await flow.run(docs=[0, 1, 2, 3])
+    assert outside.cancelled_caught
+    assert calls == [0, 1, 2]
+    assert len(saved(tmp_path)) == 2
+    calls.clear()
+    result = await flow.run(docs=[0, 1, 2, 3])
+    assert calls == [2, 3]
+    assert result.outputs["out"] == (0, 1, 2, 3)
+
+
+async def test_collected_failures_are_not_saved_and_run_again(
+    tmp_path: Path, autojump_clock: MockClock
+) -> None:
+    calls: list[int] = []
+    first = await resumable(calls, tmp_path, broken=frozenset({1}), on_error="collect").run(
+        docs=[0, 1]
+    )
+    assert isinstance(first.outputs["summaries"][1], ItemFailed)
+    calls.clear()
+    second = await resumable(calls, tmp_path, broken=frozenset(), on_error="collect").run(
+        docs=[0, 1]
+    )
+    assert calls == [1]
+    assert second.outputs["summaries"][1] == {"doc": 1, "summary": "s1"}
+
+
+async def test_a_result_that_is_not_json_fails_the_map_naming_the_item(
+    tmp_path: Path, autojump_clock: MockClock
+) -> None:
+    @step
+    async def keep(doc: int) -> object:
+        return {doc}
+
+    flow = Flow([map_(keep, over="docs", into="kept", checkpoint=tmp_path)])
+    with pytest.raises(StepFailedError, match="item 0 cannot be written") as caught:
+        await flow.run(docs=[0])
+    assert caught.value.step == "kept"
+
+
+async def test_a_damaged_result_file_is_ignored(tmp_path: Path, autojump_clock: MockClock) -> None:
+    calls: list[int] = []
+    await resumable(calls, tmp_path, broken=frozenset()).run(docs=[0])
+    (written,) = saved(tmp_path)
+    await trio.Path(written).write_text("{not json")
+    calls.clear()
+    result = await resumable(calls, tmp_path, broken=frozenset()).run(docs=[0])
+    assert calls == [0]
+    assert result.outputs["summaries"] == ({"doc": 0, "summary": "s0"},)
+
+
+def test_a_checkpoint_must_be_a_path() -> None:
+    @step
+    async def one(doc: int) -> int:
+        return doc
+
+    with pytest.raises(ConfigurationTypeError, match="`checkpoint` must be"):
+        map_(one, over="docs", into="out", checkpoint=3)  # type: ignore[arg-type]
