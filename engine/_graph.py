@@ -499,6 +499,9 @@ class Graph:
                 for branch in node.branches.values():
                     for name, labels in branch.routers.items():
                         add(name, labels)
+            elif isinstance(node, Expansion):
+                for name, labels in node.body.routers.items():
+                    add(name, labels)
         return {name: tuple(labels) for name, labels in routers.items()}
 
     def _index_for_runs(self) -> None:

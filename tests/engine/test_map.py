@@ -470,3 +470,33 @@ def test_a_checkpoint_must_be_a_path() -> None:
 
     with pytest.raises(ConfigurationTypeError, match="`checkpoint` must be"):
         map_(one, over="docs", into="out", checkpoint=3)  # type: ignore[arg-type]
+
+
+async def test_a_router_in_each_item_speculates_as_its_policy_says(
+    autojump_clock: MockClock,
+) -> None:
+    @step
+    async def kind(doc: int) -> Route:
+        await trio.sleep(2)
+        return Route("even" if doc % 2 == 0 else "odd")
+
+    @step(output="label")
+    async def even(doc: int) -> str:
+        await trio.sleep(1)
+        return f"{doc} is even"
+
+    @step(output="label")
+    async def odd(doc: int) -> str:
+        await trio.sleep(1)
+        return f"{doc} is odd"
+
+    labelled = map_([router(kind, {"even": [even], "odd": [odd]})], over="docs", into="labels")
+    flow = Flow([labelled])
+    assert flow.routers == {"kind": ("even", "odd")}
+    result = await flow.run(docs=[1, 2], speculate=Branches({"kind": ["even"]}))
+    assert result.outputs["labels"] == ("1 is odd", "2 is even")
+    # Item 1 guessed wrong (3 s: its odd branch starts when the router answers), item 2
+    # guessed right (2 s); the wrong guess is wasted.
+    assert result.wall_time == 3
+    wasted = [(e.step, e.branch) for e in result.trace if e.wasted]
+    assert wasted == [("even", "labels[0]/kind:even")]
