@@ -19,6 +19,10 @@ import trio
 from specroute.routes import StepDefinitionError
 
 from ._graph import Graph, _branch
+
+# `_nodes` is the sequential scheduler's loop over one scope's nodes, without the cancel
+# scope `run_in_order` opens around it: items that are never cancelled one by one share one.
+from ._sequential import _nodes as run_nodes_in_order
 from ._sequential import run_in_order
 from ._state import Execution, Scope
 from ._step import Step
@@ -38,6 +42,7 @@ __all__ = [
     "outside_a_flow",
     "producers",
     "run_body",
+    "run_in_sequence",
     "run_together",
 ]
 
@@ -158,6 +163,35 @@ async def run_together(
             scope.closed = True
             if scope.done < len(scope.flow.nodes):
                 scope._record_skipped()
+
+
+async def run_in_sequence(
+    run: RunState, scopes: list[BodyScope], finished: Callable[[BodyScope], None] | None = None
+) -> None:
+    """Sequential mode: run body scopes one after another in this task, under one cancel
+    scope for all of them when they are not isolated (a cancel scope costs as much as a
+    small step); `finished` is told of each scope that produced its values."""
+    if scopes and not scopes[0].isolated:
+        with trio.CancelScope() as shared:
+            for scope in scopes:
+                if not scope.enter(shared):
+                    return
+                try:
+                    await run_nodes_in_order(run, scope)
+                finally:
+                    scope.closed = True
+                    if scope.done < len(scope.flow.nodes):
+                        scope._record_skipped()
+                # A failure has cancelled an enclosing scope: stop here.
+                await trio.lowlevel.checkpoint_if_cancelled()
+                if finished is not None and scope.done == len(scope.flow.nodes):
+                    finished(scope)
+        return
+    for scope in scopes:
+        await run_in_order(run, scope)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if finished is not None and scope.failure is None:
+            finished(scope)
 
 
 def producers(run: RunState, scopes: Iterable[Scope], names: frozenset[str]) -> list[Execution]:

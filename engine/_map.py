@@ -30,7 +30,15 @@ from specroute.routes import (
 )
 
 from ._checkpoint import Checkpoint, Saved, Writer
-from ._expand import BodyScope, body_graph, outside_a_flow, producers, run_body, run_together
+from ._expand import (
+    BodyScope,
+    body_graph,
+    outside_a_flow,
+    producers,
+    run_body,
+    run_in_sequence,
+    run_together,
+)
 from ._graph import Expansion
 from ._state import Execution
 from ._step import StepOptions
@@ -164,12 +172,7 @@ class Map(Expansion):
     ) -> None:
         """Run the items not done yet; `finished` is told of each that produced its result."""
         if scope.nursery is None:  # sequential mode: one item after another, in this task
-            for child in pending:
-                await run_body(run, child)
-                # A failure that is not isolated has cancelled an enclosing scope.
-                await trio.lowlevel.checkpoint_if_cancelled()
-                if finished is not None and child.failure is None:
-                    finished(child)
+            await run_in_sequence(run, pending, finished)
             return
         if not pending:
             return
