@@ -11,9 +11,11 @@ The reference below is written from the README's rules, not from the scheduler:
 1. Every mode returns what the reference interpreter says (or raises `StepFailedError` when
    it says the winning path fails), whatever the caps.
 2. Wall time in virtual time is exact: items start in input order as `max_parallel` slots
-   free; an item's steps run one after another; iterations run one after another; a branch
-   begins with its router if speculated, else when it returns; a lost branch adds nothing.
-3. Cancelled from outside at any moment, a run leaves no step running.
+   free; an item's steps run one after another, an effect among them not before its branch
+   is chosen; iterations run one after another; a branch begins with its router if
+   speculated, else when it returns; a lost branch adds nothing, and runs no effect.
+3. Cancelled from outside at any moment, a run leaves no step running, and stops at once
+   but for effects that had started (they finish); no effect starts after the cancel.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class Spec:
     make: int  # seconds
     item_seconds: tuple[tuple[int, ...], ...]  # per item: its chain's step durations
     fails: frozenset[int]  # items whose first step raises
+    effect: bool  # an item's second step is an effect (it waits for its branch)
     collect: bool
     max_parallel: int | None
     loop_seconds: int
@@ -67,6 +70,7 @@ def specs(draw: st.DrawFn) -> Spec:
         make=draw(st.integers(0, 3)),
         item_seconds=tuple(tuple(draw(st.integers(0, 3)) for _ in range(chain)) for _ in range(n)),
         fails=frozenset(draw(st.sets(st.integers(0, max(n - 1, 0)), max_size=2)) if n else ()),
+        effect=chain == 2 and draw(st.booleans()),
         collect=draw(st.booleans()),
         max_parallel=draw(st.sampled_from([None, 1, 2, 3])),
         loop_seconds=draw(st.integers(0, 3)),
@@ -88,6 +92,8 @@ class Probe:
     def __init__(self) -> None:
         self.running = 0
         self.started = 0
+        self.effects = 0
+        self.effects_at: list[float] = []
 
 
 def build(spec: Spec, probe: Probe) -> Flow:
@@ -111,8 +117,11 @@ def build(spec: Spec, probe: Probe) -> Flow:
             raise ValueError(f"item {item} fails")
         return item * 10 + 1
 
-    @step
+    @step(effect=spec.effect)
     async def second(first: int) -> int:
+        probe.effects += spec.effect
+        if spec.effect:
+            probe.effects_at.append(trio.current_time())
         await work(spec.item_seconds[first // 10][1])
         return first + 1
 
@@ -189,14 +198,19 @@ class Expected:
     wall: float
 
 
-def _makespan(start: float, durations: list[int], cap: int | None) -> float:
-    """Items start in input order, each when one of `cap` slots is free."""
-    slots = [start] * (cap or max(len(durations), 1))
+def _makespan(start: float, spec: Spec, confirm: float) -> float:
+    """Items start in input order, each when one of `max_parallel` slots is free; an item
+    holds its slot until it ends, its effect waiting for `confirm` (its branch's choice)."""
+    count = len(spec.item_seconds)
+    slots = [start] * (spec.max_parallel or max(count, 1))
     end = start
-    for duration in durations:
+    for index, seconds in enumerate(spec.item_seconds):
         slot = min(range(len(slots)), key=lambda i: (slots[i], i))
-        slots[slot] += duration
-        end = max(end, slots[slot])
+        done = slots[slot] + seconds[0]
+        if index not in spec.fails and len(seconds) == 2:
+            done = (max(done, confirm) if spec.effect else done) + seconds[1]
+        slots[slot] = done
+        end = max(end, done)
     return end
 
 
@@ -217,7 +231,7 @@ def expected(spec: Spec, mode: Mode) -> Expected:
     if spec.router is None:
         if mode is Mode.SEQUENTIAL:
             return Expected(dyn_answer, spec.make + sum(item_times) + loop_time)
-        mapped_at = _makespan(spec.make, item_times, spec.max_parallel)
+        mapped_at = _makespan(spec.make, spec, 0)
         return Expected(dyn_answer, max(mapped_at, loop_time))
     seconds, plain_seconds, choice, plan = spec.router
     if choice == "plain":
@@ -228,7 +242,7 @@ def expected(spec: Spec, mode: Mode) -> Expected:
     if mode is Mode.SEQUENTIAL:
         return Expected(dyn_answer, spec.make + seconds + sum(item_times) + loop_time)
     begin = 0 if mode is Mode.SPECULATIVE and "dyn" in plan else seconds
-    mapped_at = _makespan(max(spec.make, begin), item_times, spec.max_parallel)
+    mapped_at = _makespan(max(spec.make, begin), spec, seconds)
     return Expected(dyn_answer, max(seconds, mapped_at, begin + loop_time))
 
 
@@ -267,6 +281,9 @@ def test_every_mode_returns_the_reference_answer(spec: Spec, mode: Mode, cap: in
         return
     assert result is not None
     assert result.outputs["answer"] == expected(spec, mode).answer
+    # No effect of a lost branch runs; each item of a chosen one runs its effect once.
+    dyn_won = spec.router is None or spec.router[2] == "dyn"
+    assert probe.effects == (len(spec.item_seconds) - len(spec.fails)) * (spec.effect and dyn_won)
     reference = run_once(spec, Mode.SEQUENTIAL, None, Probe())
     assert reference is not None
     assert result.outputs == reference.outputs
@@ -296,8 +313,11 @@ def test_outside_cancellation_leaves_nothing_running(
         with trio.move_on_after(cancel_at):
             with contextlib.suppress(StepFailedError):
                 await build(spec, probe).run(seed=1, mode=mode, speculate=policy(spec))
-        # The run stopped the moment it was cancelled (it has no effects to finish)...
-        assert trio.current_time() <= cancel_at
+        # The run stopped the moment it was cancelled, but for effects that had started:
+        # they run to their end (the default grace is longer than any of them)...
+        assert all(at <= cancel_at for at in probe.effects_at)
+        longest_effect = max((s[1] for s in spec.item_seconds if spec.effect), default=0)
+        assert trio.current_time() <= cancel_at + longest_effect
         assert probe.running == 0
         # ...and nothing of it is left to wake up: no step, item or iteration starts later.
         started = probe.started
