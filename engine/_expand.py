@@ -79,7 +79,7 @@ class Gathering:
 class BodyScope(Scope):
     """One map item or loop iteration: a chosen child scope under `parent`, at `path`."""
 
-    __slots__ = ("gathering", "isolated")
+    __slots__ = ("gathering", "isolated", "watch", "watched")
 
     def __init__(
         self,
@@ -90,17 +90,33 @@ class BodyScope(Scope):
         provides: frozenset[str],
         *,
         isolated: bool,
+        speculative: bool = False,
+        limit: int | None = None,
     ) -> None:
-        super().__init__(run, flow, parent, None, "", None, provides)
+        super().__init__(run, flow, parent, None, "", limit, provides)
         self.isolated = isolated
         self.gathering: Gathering | None = None
+        # Told once, as soon as every value in `watched` exists (see `Loop`).
+        self.watch: Callable[[], None] | None = None
+        self.watched: frozenset[str] = frozenset()
         prefix = f"{parent.path}/" if parent.path else ""
         self.path = f"{prefix}{label}"
         self.where = f" in {self.path!r}"
-        if not parent.confirmed:
+        if speculative:
+            # Started before it is known to be needed: chosen (`Scope.choose`) or cancelled,
+            # exactly as a speculative branch; past `limit` its nodes wait to be chosen.
+            self.chosen = self.confirmed = False
+        elif not parent.confirmed:
             # Confirmed with its enclosing branch (`Scope.confirm` walks chosen children).
             self.confirmed = False
             parent.chosen_children.append(self)
+
+    def write(self, name: str, value: Any) -> None:
+        super().write(name, value)
+        watch = self.watch
+        if watch is not None and name in self.watched and self.watched <= self.values.keys():
+            self.watch = None
+            watch()
 
     def node_done(self) -> None:
         super().node_done()

@@ -52,6 +52,10 @@ class Expansion(Step):
         """Run the body for the values `kwargs` and return the step's value."""
         raise NotImplementedError
 
+    def policy_labels(self) -> tuple[str, ...]:
+        """The labels a speculation policy may plan for this node (none: it is no router)."""
+        return ()
+
 
 @attrs.frozen(eq=False, repr=False)
 class Router:
@@ -500,6 +504,8 @@ class Graph:
                     for name, labels in branch.routers.items():
                         add(name, labels)
             elif isinstance(node, Expansion):
+                if node.policy_labels():
+                    add(node.name, node.policy_labels())
                 for name, labels in node.body.routers.items():
                     add(name, labels)
         return {name: tuple(labels) for name, labels in routers.items()}

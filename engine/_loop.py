@@ -22,14 +22,16 @@ import trio
 from specroute.routes import (
     ConfigurationError,
     ConfigurationTypeError,
+    RouterView,
     RunError,
     SpecrouteError,
     StepDefinitionError,
 )
 
 from ._expand import BodyScope, body_graph, outside_a_flow, producers, run_body
-from ._graph import Expansion
+from ._graph import Expansion, _estimate
 from ._map import _identifier
+from ._state import flush
 from ._step import StepOptions
 
 if TYPE_CHECKING:
@@ -42,6 +44,8 @@ if TYPE_CHECKING:
 __all__ = ["Loop", "LoopLimitError", "LoopResult", "loop"]
 
 OnLimit = Literal["raise", "last"]
+# The one branch a speculating loop shows a policy: its next iteration.
+LABELS = ("again",)
 ON_LIMIT: tuple[OnLimit, ...] = ("raise", "last")
 
 
@@ -81,46 +85,24 @@ class Loop(Expansion):
         carry: Body input -> the body value of the previous iteration it reads.
         max_iterations: The bound.
         on_limit: `"raise"` or `"last"` (see `loop`).
+        speculate: The next iteration may start before `until` is known (see `loop`).
     """
 
     until: str = attrs.field(kw_only=True)
     carry: Mapping[str, str] = attrs.field(kw_only=True)
     max_iterations: int = attrs.field(kw_only=True)
     on_limit: OnLimit = attrs.field(kw_only=True, default="raise")
+    speculate: bool = attrs.field(kw_only=True, default=False)
 
     async def expand(
         self, run: RunState, scope: Scope, kwargs: dict[str, Any], execution: Execution
     ) -> LoopResult:
         """Run iterations until `until` is true or the bound is hit."""
-        carried = frozenset(self.carry)
-        last: BodyScope | None = None
-        done = False
-        iterations = 0
-        while iterations < self.max_iterations and not done:
-            iterations += 1
-            child = BodyScope(
-                run,
-                self.body,
-                scope,
-                f"{self.name}#{iterations}",
-                carried if last is not None else frozenset(),
-                isolated=False,
-            )
-            if last is not None:
-                for name, source in self.carry.items():
-                    child.values[name] = last.values[source]
-                # The carried values came from the previous iteration's end.
-                child.router_execution = self._decider(run, last)
-            await run_body(run, child)
-            # A failure in the iteration has cancelled an enclosing scope.
-            await trio.lowlevel.checkpoint_if_cancelled()
-            if self.until not in child.values:
-                raise RunError(
-                    f"loop {self.name!r}: iteration {iterations} ended without "
-                    f"{self.until!r} (an internal error of specroute; please report it)"
-                )
-            done = bool(child.values[self.until])
-            last = child
+        ahead = self._speculation(run, scope)
+        if ahead is not None:
+            last, done, iterations = await self._speculating(run, scope, ahead)
+        else:
+            last, done, iterations = await self._one_by_one(run, scope)
         assert last is not None  # max_iterations >= 1
         if not done and self.on_limit == "raise":
             raise LoopLimitError(
@@ -134,12 +116,146 @@ class Loop(Expansion):
         outputs = {name: last.values[name] for name in self.body._produced if name in last.values}
         return LoopResult(outputs=MappingProxyType(outputs), iterations=iterations, converged=done)
 
+    def _iteration(
+        self,
+        run: RunState,
+        scope: Scope,
+        number: int,
+        last: BodyScope | None,
+        limit: int | None = None,
+        *,
+        speculative: bool = False,
+    ) -> BodyScope:
+        child = BodyScope(
+            run,
+            self.body,
+            scope,
+            f"{self.name}#{number}",
+            frozenset(self.carry) if last is not None else frozenset(),
+            isolated=False,
+            speculative=speculative,
+            limit=limit,
+        )
+        if last is not None:
+            for name, source in self.carry.items():
+                child.values[name] = last.values[source]
+            if not speculative:
+                # The carried values came from the previous iteration's end.
+                child.router_execution = self._decider(run, last)
+        return child
+
+    def _ended(self, child: BodyScope, number: int) -> bool:
+        if self.until not in child.values:
+            raise RunError(
+                f"loop {self.name!r}: iteration {number} ended without "
+                f"{self.until!r} (an internal error of specroute; please report it)"
+            )
+        return bool(child.values[self.until])
+
+    async def _one_by_one(self, run: RunState, scope: Scope) -> tuple[BodyScope, bool, int]:
+        last: BodyScope | None = None
+        done = False
+        iterations = 0
+        while iterations < self.max_iterations and not done:
+            iterations += 1
+            child = self._iteration(run, scope, iterations, last)
+            await run_body(run, child)
+            # A failure in the iteration has cancelled an enclosing scope.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            done = self._ended(child, iterations)
+            last = child
+        assert last is not None  # max_iterations >= 1
+        return last, done, iterations
+
+    def _speculation(self, run: RunState, scope: Scope) -> tuple[int | None] | None:
+        """Whether (and with which step limit) the next iteration starts speculatively: when
+        the loop asks for it, the run speculates (not sequential or parallel mode) and its
+        policy plans the loop's `"again"` branch."""
+        if not self.speculate or run.policy is None or scope.nursery is None:
+            return None
+        steps = tuple(node.name for node in self.body.nodes)
+        view = RouterView(
+            name=self.name,
+            labels=LABELS,
+            branch_sizes={"again": len(steps)},
+            branch_estimates={"again": tuple(_estimate(node) for node in self.body.nodes)},
+            branch_steps={"again": steps},
+            now=run.now(),
+            memory=run.learned.router(self.name).predictor,
+        )
+        plan = run.policy.plan(view)
+        return (plan["again"],) if "again" in plan else None
+
+    async def _speculating(
+        self, run: RunState, scope: Scope, plan: tuple[int | None]
+    ) -> tuple[BodyScope, bool, int]:
+        """Iterations where the next one starts, speculatively, as soon as the values it
+        carries exist (while `until` is still being worked out), and is chosen when `until`
+        comes out false, cancelled (wasted) when it comes out true."""
+        (limit,) = plan
+        ended: dict[BodyScope, trio.Event] = {}
+        ahead: list[BodyScope] = []
+        async with trio.open_nursery() as nursery:
+
+            def arm(current: BodyScope, number: int) -> None:
+                if number >= self.max_iterations:
+                    return
+
+                def start_next() -> None:
+                    child = self._iteration(
+                        run, scope, number + 1, current, limit, speculative=True
+                    )
+                    ended[child] = trio.Event()
+                    ahead.append(child)
+                    nursery.start_soon(_run_ahead, child, ended[child])
+
+                current.watched = frozenset(self.carry.values())
+                if current.watched <= current.values.keys():
+                    start_next()
+                else:
+                    current.watch = start_next
+
+            current = self._iteration(run, scope, 1, None)
+            iterations = 1
+            arm(current, iterations)
+            await run_body(run, current)
+            while True:
+                await trio.lowlevel.checkpoint_if_cancelled()
+                done = self._ended(current, iterations)
+                following = ahead.pop() if ahead else None
+                if done or following is None:
+                    if following is not None:
+                        following.cancel()
+                    break
+                following.router_execution = self._decider(run, current)
+                # Chosen: a failure it met while speculative now fails the loop's scope.
+                following.choose({})
+                if run.confirmed_stores:
+                    await flush(run)
+                current = following
+                iterations += 1
+                arm(current, iterations)
+                await ended[current].wait()
+            nursery.cancel_scope.cancel()
+        return current, done, iterations
+
+    def policy_labels(self) -> tuple[str, ...]:
+        """`("again",)` for a loop that may speculate its next iteration, else none."""
+        return LABELS if self.speculate else ()
+
     def _decider(self, run: RunState, last: BodyScope) -> Execution | None:
         found = producers(run, (last,), frozenset((self.until,)))
         return found[-1] if found else None
 
     def __repr__(self) -> str:
         return f"<Loop {self.name!r} until {self.until!r} writes {self.output!r}>"
+
+
+async def _run_ahead(child: BodyScope, ended: trio.Event) -> None:
+    try:
+        await child.run_nodes()
+    finally:
+        ended.set()
 
 
 def loop(
@@ -150,6 +266,7 @@ def loop(
     max_iterations: int,
     carry: Mapping[str, str] | None = None,
     on_limit: OnLimit = "raise",
+    speculate: bool = False,
     name: str | None = None,
 ) -> Loop:
     """Run `body` again until its value `until` is true, at most `max_iterations` times.
@@ -172,6 +289,13 @@ def loop(
         on_limit: What hitting the bound with `until` still false does: `"raise"` fails the
             loop's step (the run raises `StepFailedError` whose cause is a
             `LoopLimitError`); `"last"` writes the last iteration with `converged=False`.
+        speculate: In a speculative run whose policy plans the loop's branch `"again"`
+            (`Always()` does; `Branches({"<name>": ["again"]})` names it), the next
+            iteration starts as soon as the values it carries exist, while the current
+            one is still working out `until`. It is a speculative branch: its effects wait,
+            a failure in it counts only if it is chosen; it is chosen when `until` comes
+            out false and cancelled (its work `wasted`) when it comes out true. The loop
+            is then listed in `Flow.routers` with the one label `"again"`.
         name: The loop's name in traces, errors and the observer (default: `into`).
 
     Returns:
@@ -236,4 +360,5 @@ def loop(
         carry=MappingProxyType(given),
         max_iterations=max_iterations,
         on_limit=on_limit,
+        speculate=speculate,
     )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 import trio
 from specroute.engine import (
+    Always,
     Branches,
     ConfigurationError,
     ConfigurationTypeError,
@@ -15,6 +16,7 @@ from specroute.engine import (
     Loop,
     LoopLimitError,
     LoopResult,
+    Never,
     Route,
     StepDefinitionError,
     StepFailedError,
@@ -29,7 +31,14 @@ if TYPE_CHECKING:
     from trio.testing import MockClock
 
 
-def repair_flow(needed: int, *, bound: int = 4, on_limit: str = "raise", fail_at: int = 0) -> Flow:
+def repair_flow(
+    needed: int,
+    *,
+    bound: int = 4,
+    on_limit: str = "raise",
+    fail_at: int = 0,
+    speculate: bool = False,
+) -> Flow:
     """`generate` (1 s) writes a draft, or repairs the last one; `check` (0.5 s) accepts a
     draft that has been repaired `needed` times; `publish` reads the loop's result."""
 
@@ -57,6 +66,7 @@ def repair_flow(needed: int, *, bound: int = 4, on_limit: str = "raise", fail_at
         carry={"last_draft": "generate"},
         max_iterations=bound,
         on_limit=on_limit,  # type: ignore[arg-type]
+        speculate=speculate,
     )
     return Flow([checked, publish], name="repair")
 
@@ -242,3 +252,102 @@ def test_bad_loops_are_refused_when_built() -> None:
         loop(body, until="ok", into="out", max_iterations=2, carry=["last"])  # type: ignore[arg-type]
     made = loop(body, until="ok", into="out", max_iterations=2, carry={"last": "draft"})
     assert made.params == ("hint", "spec", "strict")
+
+
+async def test_a_speculating_loop_starts_the_next_iteration_beside_the_check(
+    autojump_clock: MockClock,
+) -> None:
+    result = await repair_flow(needed=2, speculate=True).run(spec="wf", speculate=Always())
+    assert result.outputs["publish"] == "wf++ after 3"
+    # Each repair starts when the draft it repairs exists (1 s into its iteration), beside
+    # the check: 3 drafts of 1 s and the last check, not 3 x 1.5 s.
+    assert result.wall_time == 3 + 0.5
+    by_branch = {(e.step, e.branch): e for e in result.trace}
+    assert by_branch["generate", "checked#2"].start == 1
+    assert by_branch["generate", "checked#2"].speculative
+    assert not by_branch["generate", "checked#2"].wasted
+    # The fourth iteration started beside the check that passed, and was cancelled.
+    fourth = by_branch["generate", "checked#4"]
+    assert (fourth.start, fourth.end, fourth.status, fourth.wasted) == (
+        3,
+        3.5,
+        StepStatus.CANCELLED,
+        True,
+    )
+    assert result.wasted_time == 0.5
+
+
+async def test_the_policy_decides_whether_a_loop_speculates(autojump_clock: MockClock) -> None:
+    flow = repair_flow(needed=2, speculate=True)
+    assert flow.routers == {"checked": ("again",)}
+    named = await flow.run(spec="wf", speculate=Branches({"checked": ["again"]}))
+    assert named.wall_time == 3.5
+    for policy in (Never(), Branches({})):
+        assert (await flow.run(spec="wf", speculate=policy)).wall_time == 4.5
+    for mode in ("parallel", "sequential"):
+        assert (await flow.run(spec="wf", mode=mode)).wall_time == 4.5
+    assert (await repair_flow(needed=2).run(spec="wf", speculate=Always())).wall_time == 4.5
+    assert repair_flow(needed=2).routers == {}
+
+
+def speculative_effects(log: list[str], failing: int = 0) -> Flow:
+    """`attempt` (1 s) then, beside each other, `note` (an effect) and `judge` (2 s): the
+    third attempt passes; attempt `failing` raises at once."""
+
+    @step
+    async def attempt(count: int = 0) -> int:
+        if count + 1 == failing:
+            raise ValueError("no more attempts")
+        await trio.sleep(1)
+        return count + 1
+
+    @step(effect=True)
+    async def note(attempt: int) -> int:
+        log.append(f"attempt {attempt} at {trio.current_time()}")
+        return attempt
+
+    @step
+    async def judge(attempt: int) -> bool:
+        await trio.sleep(2)
+        return attempt >= 3
+
+    tries = loop(
+        [attempt, note, judge],
+        until="judge",
+        into="tries",
+        carry={"count": "attempt"},
+        max_iterations=5,
+        speculate=True,
+    )
+    return Flow([tries])
+
+
+async def test_effects_of_a_speculative_iteration_wait_until_it_is_chosen(
+    autojump_clock: MockClock,
+) -> None:
+    log: list[str] = []
+    result = await speculative_effects(log).run(speculate=Always())
+    # Attempt 2 ran 1-2 s beside judge 1 (1-3 s); its note waited for judge 1 to fail (3 s).
+    # Attempt 3 started then (its input existed), ran 3-4 s beside judge 2 (2-4 s), and its
+    # note waited for judge 2 (4 s); judge 3 passed at 6 s.
+    assert log == ["attempt 1 at 1.0", "attempt 2 at 3.0", "attempt 3 at 4.0"]
+    assert result.outputs["tries"].iterations == 3
+    assert result.wall_time == 6
+    # Attempt 4 started beside the passing judge; its note never ran.
+    fourth = [(e.step, e.status) for e in result.trace if e.branch == "tries#4"]
+    assert ("note", StepStatus.SKIPPED) in fourth
+
+
+async def test_a_failure_in_a_speculative_iteration_counts_only_if_it_is_chosen(
+    autojump_clock: MockClock,
+) -> None:
+    log: list[str] = []
+    # Attempt 4 fails, but it was only speculated beside the judge that passed.
+    result = await speculative_effects(log, failing=4).run(speculate=Always())
+    assert result.outputs["tries"].iterations == 3
+    failed = [e for e in result.trace if e.status is StepStatus.FAILED]
+    assert [(e.branch, e.wasted) for e in failed] == [("tries#4", True)]
+    # Attempt 3 fails while judge 2 runs: it is chosen, so the run fails.
+    with pytest.raises(StepFailedError, match="no more attempts") as caught:
+        await speculative_effects(log, failing=3).run(speculate=Always())
+    assert caught.value.branch == "tries#3"

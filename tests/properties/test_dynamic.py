@@ -33,7 +33,6 @@ from specroute.engine import (
     ItemFailed,
     LoopResult,
     Mode,
-    Never,
     Route,
     RunResult,
     StepFailedError,
@@ -55,6 +54,8 @@ class Spec:
     collect: bool
     max_parallel: int | None
     loop_seconds: int
+    check_seconds: int
+    speculate_loop: bool  # the loop may start its next iteration beside the check
     needed: int  # iterations until the check passes
     bound: int
     last: bool  # on_limit="last"
@@ -74,6 +75,8 @@ def specs(draw: st.DrawFn) -> Spec:
         collect=draw(st.booleans()),
         max_parallel=draw(st.sampled_from([None, 1, 2, 3])),
         loop_seconds=draw(st.integers(0, 3)),
+        check_seconds=draw(st.integers(0, 2)),
+        speculate_loop=draw(st.booleans()),
         needed=draw(st.integers(1, 4)),
         bound=draw(st.integers(1, 4)),
         last=draw(st.booleans()),
@@ -132,6 +135,7 @@ def build(spec: Spec, probe: Probe) -> Flow:
 
     @step
     async def passes(attempt: int, seed: int) -> bool:
+        await work(spec.check_seconds)
         return attempt >= spec.needed * seed
 
     @step(output="answer")
@@ -156,6 +160,7 @@ def build(spec: Spec, probe: Probe) -> Flow:
             carry={"previous": "attempt"},
             max_iterations=spec.bound,
             on_limit="last" if spec.last else "raise",
+            speculate=spec.speculate_loop,
         ),
         final,
     ]
@@ -186,10 +191,9 @@ def normal(mapped: tuple[object, ...]) -> tuple[object, ...]:
     )
 
 
-def policy(spec: Spec) -> Branches | Never:
-    if spec.router is None:
-        return Never()
-    return Branches({"decide": sorted(spec.router[3])})
+def policy(spec: Spec) -> Branches:
+    plans = {} if spec.router is None else {"decide": sorted(spec.router[3])}
+    return Branches({**plans, **({"looped": ["again"]} if spec.speculate_loop else {})})
 
 
 @attrs.frozen
@@ -214,6 +218,21 @@ def _makespan(start: float, spec: Spec, confirm: float) -> float:
     return end
 
 
+def _loop_end(spec: Spec, mode: Mode, begin: float) -> float:
+    """Iteration k is decided when its attempt and check are done. A speculating loop
+    starts iteration k + 1 once iteration k is the current one and its attempt (the value
+    carried) exists; otherwise when iteration k is decided."""
+    iterations = min(spec.needed, spec.bound)
+    attempt, check = spec.loop_seconds, spec.check_seconds
+    if mode is Mode.SEQUENTIAL or not (mode is Mode.SPECULATIVE and spec.speculate_loop):
+        return begin + iterations * (attempt + check)
+    start = current = begin
+    for _ in range(iterations - 1):
+        decided = start + attempt + check
+        start, current = max(current, start + attempt), decided
+    return start + attempt + check
+
+
 def expected(spec: Spec, mode: Mode) -> Expected:
     """What the run returns, and its wall time with no run cap."""
     item_times = [
@@ -227,7 +246,7 @@ def expected(spec: Spec, mode: Mode) -> Expected:
         for index in range(len(spec.item_seconds))
     )
     dyn_answer = (mapped, iterations, iterations, spec.needed <= spec.bound)
-    loop_time = iterations * spec.loop_seconds
+    loop_time = _loop_end(spec, mode, 0)
     if spec.router is None:
         if mode is Mode.SEQUENTIAL:
             return Expected(dyn_answer, spec.make + sum(item_times) + loop_time)
@@ -243,7 +262,7 @@ def expected(spec: Spec, mode: Mode) -> Expected:
         return Expected(dyn_answer, spec.make + seconds + sum(item_times) + loop_time)
     begin = 0 if mode is Mode.SPECULATIVE and "dyn" in plan else seconds
     mapped_at = _makespan(max(spec.make, begin), spec, seconds)
-    return Expected(dyn_answer, max(seconds, mapped_at, begin + loop_time))
+    return Expected(dyn_answer, max(seconds, mapped_at, _loop_end(spec, mode, begin)))
 
 
 def failing(spec: Spec) -> bool:
