@@ -5,7 +5,9 @@ sub-task flow (research 600-1400 ms, then a 300 ms draft) once per sub-task, all
 up to `--max-parallel`; a workflow is assembled from the drafts (1000 ms) and a validator
 (400 ms) checks it. `loop` sends a rejected workflow back for repair (700 ms) at most 3
 times (`max_iterations=4`: one generation, three repairs), and goes on with the last one,
-flagged, if it is still rejected (`on_limit="last"`). Offline, on the simulated provider.
+flagged, if it is still rejected (`on_limit="last"`). In speculative mode the next repair
+starts as soon as the version it repairs exists, beside the validator (`speculate=True`),
+and is cancelled if the validator accepts. Offline, on the simulated provider.
 
     python examples/planner_map.py                          # every mode, as a table
     python examples/planner_map.py --mode parallel --json   # one run record
@@ -89,6 +91,7 @@ def planner(max_parallel: int | None) -> Flow:
                 carry={"rejected": "generate"},
                 max_iterations=4,  # one generation and at most 3 repairs
                 on_limit="last",
+                speculate=True,  # repair beside the validator; cancelled if it accepts
             ),
             workflow,
         ],
@@ -113,12 +116,12 @@ async def main(args: argparse.Namespace) -> None:
     before = runs[0]["wall_ms"]
     rows = [
         [run["mode"], f"{run['wall_ms']:.0f}", _common.speedup(before, run["wall_ms"]),
-         run["result"]["repairs"], run["result"]["validated"]]
+         f"{run['wasted_ms']:.0f}", run["result"]["repairs"], run["result"]["validated"]]
         for run in runs
     ]  # fmt: skip
     _common.print_table(
         f"Planner with a map of {len(SUBTASKS)} sub-tasks and a repair loop, wall ms",
-        ["mode", "wall ms", "saved / speed-up x", "repairs", "validated"],
+        ["mode", "wall ms", "saved / speed-up x", "wasted ms", "repairs", "validated"],
         rows,
         [f"workflow: {runs[-1]['result']['workflow']}"],
     )
