@@ -177,6 +177,8 @@ async def run_together(
     finally:
         for scope in scopes[:started]:
             scope.closed = True
+            # No cycle through the gathering's callback outlives the run.
+            scope.gathering = None
             if scope.done < len(scope.flow.nodes):
                 scope._record_skipped()
 

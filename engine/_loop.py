@@ -195,6 +195,21 @@ class Loop(Expansion):
         (limit,) = plan
         ended: dict[BodyScope, trio.Event] = {}
         ahead: list[BodyScope] = []
+        try:
+            return await self._iterate_ahead(run, scope, limit, ended, ahead)
+        finally:
+            # A watch that never fired would keep its iteration in a reference cycle.
+            for child in ended:
+                child.watch = None
+
+    async def _iterate_ahead(
+        self,
+        run: RunState,
+        scope: Scope,
+        limit: int | None,
+        ended: dict[BodyScope, trio.Event],
+        ahead: list[BodyScope],
+    ) -> tuple[BodyScope, bool, int]:
         async with trio.open_nursery() as nursery:
 
             def arm(current: BodyScope, number: int) -> None:
@@ -216,6 +231,7 @@ class Loop(Expansion):
                     current.watch = start_next
 
             current = self._iteration(run, scope, 1, None)
+            ended[current] = trio.Event()  # (set by nobody: this task runs it)
             iterations = 1
             arm(current, iterations)
             await run_body(run, current)
@@ -223,6 +239,11 @@ class Loop(Expansion):
                 await trio.lowlevel.checkpoint_if_cancelled()
                 done = self._ended(current, iterations)
                 following = ahead.pop() if ahead else None
+                if not done and following is None and iterations < self.max_iterations:
+                    raise RunError(
+                        f"loop {self.name!r}: iteration {iterations + 1} never started "
+                        f"(an internal error of specroute; please report it)"
+                    )
                 if done or following is None:
                     if following is not None:
                         following.cancel()
