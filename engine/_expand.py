@@ -4,7 +4,9 @@ Each map item and each loop iteration is a `BodyScope`: a child of the scope tha
 map (or loop), reading its values and writing only its own. It is not a speculation: it
 counts as chosen, so what it computes is kept whenever its enclosing scope is, and it is
 confirmed with its enclosing scope, so its effects wait exactly as its enclosing branch's
-do. A lost enclosing branch cancels it with everything else in that branch.
+do. A lost enclosing branch cancels it with everything else in that branch. (The one
+exception is a speculating loop's next iteration, made `speculative`: it is chosen with
+`Scope.choose` or cancelled, exactly as a speculative branch.)
 
 A failure inside it goes up like a failure in a chosen branch (it fails the enclosing
 branch, or the run), unless the scope is `isolated`: then only the scope itself is cancelled
