@@ -9,6 +9,9 @@ samples, so machine drift hits both sides of a ratio alike. Targets (issue 11): 
 speculative <= 1.5x a bare nursery, sequential (a CapacityLimiter(1)) <= 2x. The bare chain
 has each task start the next in one nursery, as the engine starts a step when its input is
 written (an Event per value would add waits the engine does not make).
+Shape `map` (issue 17): one `map_` over a list of N items, each item a one-step body,
+against a bare nursery that starts one task per item and stores its result by index;
+target <= 2x per item in every mode.
 Run: `python bench/overhead.py [--steps N] [--repeat R]`.
 """
 
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 from rich.console import Console
 from rich.table import Table
-from specroute.engine import Flow, step
+from specroute.engine import Flow, map_, step
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -39,10 +42,15 @@ if TYPE_CHECKING:
 RESULTS = Path(__file__).parent / "results" / "overhead.json"
 TARGET = 1.5
 SEQUENTIAL_TARGET = 2.0
+MAP_TARGET = 2.0
 WARMUPS = 2
 MODES = ("parallel", "speculative", "sequential")
 COLUMNS = ("shape", "mode", "engine_us", "bare_us", "ratio", "build_ms", "within_target")
-BASELINES = {"fan-out": "start_soon(noop) x N", "chain": "each task start_soon()s the next"}
+BASELINES = {
+    "fan-out": "start_soon(noop) x N",
+    "chain": "each task start_soon()s the next",
+    "map": "start_soon(item) x N, results stored by index",
+}
 
 
 def _noop_reading(param: str) -> Callable[..., Awaitable[Any]]:
@@ -54,7 +62,10 @@ def _noop_reading(param: str) -> Callable[..., Awaitable[Any]]:
 
 
 def build(shape: str, steps: int) -> Flow:
-    """The flow for `shape`: N sinks reading `x`, or a chain `x -> v0 -> ... -> v{N-1}`."""
+    """The flow for `shape`: N sinks reading `x`, a chain `x -> v0 -> ... -> v{N-1}`, or a
+    map over the list `x` (N items)."""
+    if shape == "map":
+        return Flow([map_(step(name="item")(_noop_reading("i")), over="x", into="out")])
     if shape == "fan-out":
         nodes = [step(name=f"s{i}")(_noop_reading("x")) for i in range(steps)]
     else:
@@ -72,17 +83,27 @@ async def _bare_link(nursery: trio.Nursery, left: int) -> None:
         nursery.start_soon(_bare_link, nursery, left - 1)
 
 
+async def _bare_item(results: list[Any], index: int, item: int) -> None:
+    results[index] = await _bare_noop()
+
+
 async def _bare(shape: str, steps: int) -> None:
     async with trio.open_nursery() as nursery:
-        if shape == "fan-out":
+        if shape == "map":
+            results: list[Any] = [None] * steps
+            for index in range(steps):
+                nursery.start_soon(_bare_item, results, index, index)
+        elif shape == "fan-out":
             for _ in range(steps):
                 nursery.start_soon(_bare_noop)
         else:
             nursery.start_soon(_bare_link, nursery, steps)
 
 
-def target(mode: str) -> float:
+def target(mode: str, shape: str = "") -> float:
     """The ratio to a bare nursery that `mode` must stay within."""
+    if shape == "map":
+        return MAP_TARGET
     return SEQUENTIAL_TARGET if mode == "sequential" else TARGET
 
 
@@ -121,13 +142,15 @@ def measure(steps: int, repeat: int) -> list[dict[str, Any]]:
     for shape in BASELINES:
         flow = build(shape, steps)
         build_ms = min(timeit.repeat(partial(build, shape, steps), number=1, repeat=3)) * 1e3
-        bodies: dict[str, Body] = {mode: partial(flow.run, x=0, mode=mode) for mode in MODES}
+        x: Any = list(range(steps)) if shape == "map" else 0
+        bodies: dict[str, Body] = {mode: partial(flow.run, x=x, mode=mode) for mode in MODES}
         us = per_step_us(bodies, partial(_bare, shape, steps), steps, runs, repeat)
         for mode in MODES:
             mine, bare = us[mode, "engine"], us[mode, "bare"]
             ratio = mine / bare
             cells = (shape, mode, *(round(x, 2) for x in (mine, bare, ratio, build_ms)))
-            rows.append(dict(zip(COLUMNS, (*cells, ratio <= target(mode)), strict=True)))
+            within = ratio <= target(mode, shape)
+            rows.append(dict(zip(COLUMNS, (*cells, within), strict=True)))
     return sorted(rows, key=lambda row: row["mode"] == "sequential")
 
 
@@ -135,7 +158,8 @@ def render(rows: list[dict[str, Any]], steps: int, repeat: int) -> Table:
     """The rich table; sequential rows (a CapacityLimiter(1)) are dimmed: a looser target."""
     bases = "; ".join(f"{shape}: {text}" for shape, text in BASELINES.items())
     caption = (
-        f"target: <= {TARGET:g}x bare (dim: sequential, <= {SEQUENTIAL_TARGET:g}x); each ratio "
+        f"target: <= {TARGET:g}x bare (dim: sequential, <= {SEQUENTIAL_TARGET:g}x; map, "
+        f"<= {MAP_TARGET:g}x per item); each ratio "
         f"is to bare samples interleaved with its own. Bare nursery: {bases}"
     )
     table = Table(title=f"Overhead: {steps} no-op steps, median of {repeat}", caption=caption)
@@ -162,6 +186,7 @@ def main() -> None:
     versions = {"python": sys.version.split()[0], "trio": trio.__version__}
     result = {"steps": args.steps, "repeat": args.repeat, "unit": "us per step", **versions}
     result |= {"target_ratio": TARGET, "target_ratio_sequential": SEQUENTIAL_TARGET}
+    result |= {"target_ratio_map": MAP_TARGET}
     result |= {"bare_baselines": BASELINES, "rows": rows}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")

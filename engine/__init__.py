@@ -62,6 +62,13 @@ from ._asyncio import on_asyncio as on_asyncio
 from ._flow import Flow as Flow
 from ._graph import Router as Router
 from ._graph import router as router
+from ._loop import Loop as Loop
+from ._loop import LoopLimitError as LoopLimitError
+from ._loop import LoopResult as LoopResult
+from ._loop import loop as loop
+from ._map import ItemFailed as ItemFailed
+from ._map import Map as Map
+from ._map import map_ as map_
 from ._mode import Mode as Mode
 from ._model_predictor import ModelPredictor as ModelPredictor
 from ._observer import RunObserver as RunObserver
@@ -104,8 +111,13 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_exports.py
     "Flow",
     "FlowError",
     "HandoffError",
+    "ItemFailed",
     "LLMError",
     "LearnedState",
+    "Loop",
+    "LoopLimitError",
+    "LoopResult",
+    "Map",
     "MissingInputError",
     "Mode",
     "ModelPredictor",
@@ -151,6 +163,8 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_exports.py
     "ValueView",
     "WasteBudget",
     "asyncio_portal",
+    "loop",
+    "map_",
     "on_asyncio",
     "open_cache",
     "open_llm_client",

@@ -24,6 +24,7 @@ import trio
 from specroute.cache import CacheHit, CacheMiss, ComputationFailedError
 from specroute.routes import StepFailedError, StepTimeoutError
 
+from ._graph import Expansion
 from ._predicted import drop, open_guess, settle
 from ._state import Execution, PendingStore, store
 from ._stream import Stream, stream_name
@@ -69,6 +70,10 @@ async def lookup(run: RunState, step: Step, kwargs: dict[str, Any]) -> CacheHit 
 async def run_step(run: RunState, scope: Scope, index: int, token: object | None = None) -> None:
     """The task of one step: call it, then write its value (which may start others)."""
     step: Step = scope.flow.nodes[index]  # type: ignore[assignment]
+    if token is not None and isinstance(step, Expansion):
+        # Like a router, a map or loop holds no slot itself: its body's steps need them.
+        run.limiter.release_on_behalf_of(token)  # type: ignore[union-attr]
+        token = None
     try:
         ok, value, _ = await call(run, scope, step, admitted=token is not None)
         if ok:
@@ -181,7 +186,9 @@ async def call(
         execution.status = SKIPPED
         await _checkpoint_if_cancelled()
         execution.status = CANCELLED
-        if step.streamed:
+        if isinstance(step, Expansion):
+            value = await step.expand(run, scope, kwargs, execution)
+        elif step.streamed:
             value = await _produce(run, scope, step, kwargs, found, admitted, execution)
         elif step.options.effect:
             value = await _effect(run, scope, step, kwargs, found, admitted, execution)

@@ -11,7 +11,7 @@ import heapq
 import itertools
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
 from specroute.routes import (
@@ -32,9 +32,30 @@ if TYPE_CHECKING:
 
     from specroute.routes import Predictor
 
-__all__ = ["Downstream", "Graph", "Router", "Tables", "check_policy", "router"]
+__all__ = ["Downstream", "Expansion", "Graph", "Router", "Tables", "check_policy", "router"]
 
 Node: TypeAlias = "Step | Router"
+
+
+@attrs.frozen(eq=False, repr=False)
+class Expansion(Step):
+    """A step whose value comes from running a sub-flow at run time, in scopes of its own
+    (a map over a list, a bounded loop). To the graph it is a step: it reads its `params`
+    (the values its body reads from outside, and what drives it) and writes one value.
+
+    The scheduler never calls `fn`: `_call.call` awaits `expand` instead, which runs the
+    body through the run's state (subclasses live a layer up, beside the schedulers).
+    """
+
+    body: Graph = attrs.field(kw_only=True)
+
+    async def expand(self, run: Any, scope: Any, kwargs: dict[str, Any], execution: Any) -> Any:
+        """Run the body for the values `kwargs` and return the step's value."""
+        raise NotImplementedError
+
+    def policy_labels(self) -> tuple[str, ...]:
+        """The labels a speculation policy may plan for this node (none: it is no router)."""
+        return ()
 
 
 @attrs.frozen(eq=False, repr=False)
@@ -275,6 +296,9 @@ def _functions_by_step_name(nodes: Sequence[Node], flow: str) -> Mapping[str, ob
                     add(step_name, function)
         else:
             add(node.name, node.fn)
+            if isinstance(node, Expansion):
+                for step_name, function in node.body._functions.items():
+                    add(step_name, function)
     return MappingProxyType(functions)
 
 
@@ -528,6 +552,11 @@ class Graph:
                 for branch in node.branches.values():
                     for name, labels in branch.routers.items():
                         add(name, labels)
+            elif isinstance(node, Expansion):
+                if node.policy_labels():
+                    add(node.name, node.policy_labels())
+                for name, labels in node.body.routers.items():
+                    add(name, labels)
         return {name: tuple(labels) for name, labels in routers.items()}
 
     def _index_for_runs(self) -> None:
@@ -556,6 +585,7 @@ class Graph:
                 and node.options.fallback is None
                 and not node.options.effect
                 and not node.streamed
+                and not isinstance(node, Expansion)
                 for node in self.nodes
             ),
         )

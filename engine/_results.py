@@ -68,6 +68,12 @@ def build_trace(run: RunState) -> tuple[TraceEntry, ...]:
             found = None if found_in is None else found_in.get(name)
             if found is not None and found not in waited:
                 waited.append(found)
+        if execution.waits:
+            known = set(waited)
+            for other in execution.waits:
+                if other.index not in known:
+                    known.add(other.index)
+                    waited.append(other.index)
         entries.append(_entry(execution, committed[scope], tuple(waited)))
     return tuple(entries)
 

@@ -1,12 +1,13 @@
 """The document batch from seed 004: analyse a folder of documents with a worker cap.
 
-Each document is one run of a two-step flow: a summary (an LLM call whose time grows with the
-document) and tags for the summary (500 ms). `--mode sequential` analyses one document after
-another; `--mode concurrent` keeps `--workers` documents in flight. Every run shares one
-cache, keyed on the document's words (case, spacing and punctuation normalised away), so a
-re-typed copy is an exact hit. A document that is only *near* another (a revised price) is a
-semantic near match: a guess that the summary step verifies, never served as its summary. A
-rich progress bar (a `RunObserver`) counts documents.
+The batch is one run: `map_` runs a flow per document, its words (case, spacing and
+punctuation normalised away), a summary (an LLM call whose time grows with the document) and
+tags for the summary (500 ms). `--mode sequential` analyses one document after another;
+`--mode concurrent` keeps `--workers` documents in flight (the map's `max_parallel`). Every
+item shares the run's cache, keyed on the document's words, so a re-typed copy is an exact
+hit. A document that is only *near* another (a revised price) is a semantic near match: a
+guess that the summary step verifies, never served as its summary. A rich progress bar (a
+`RunObserver`) counts documents.
 
     python examples/documents.py                    # sequential vs concurrent, as a table
     python examples/documents.py --mode concurrent --workers 3 --json
@@ -21,12 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import _common
-import trio
 from _common import ask, open_llm
 from rich.console import Console
 from rich.progress import Progress
-from specroute.cache import Cache, CacheOptions, HashingEmbedder, open_cache
-from specroute.engine import Flow, RunResult, StepStatus, step
+from specroute.cache import CacheOptions, HashingEmbedder, open_cache
+from specroute.engine import Flow, StepStatus, map_, step
 from specroute.engine.report import run_to_json
 
 if TYPE_CHECKING:
@@ -79,38 +79,35 @@ class DocumentProgress:
             self.progress.refresh()
 
 
+def batch_flow(workers: int) -> Flow:
+    """The whole batch: `document` mapped over the texts, `workers` at a time."""
+    analyse = map_(document, over="texts", item="text", into="tags_per_document",
+                   max_parallel=workers)  # fmt: skip
+    return Flow([analyse], name="documents", inputs=["texts", "llm"])
+
+
 async def batch(mode: str, workers: int, texts: dict[str, str], show: bool) -> dict[str, Any]:
-    """Analyse every document; `concurrent` keeps `workers` runs in flight."""
-    results: dict[str, RunResult] = {}
-    slots = trio.CapacityLimiter(1 if mode == "sequential" else workers)
+    """Analyse every document in one run; `concurrent` keeps `workers` documents in flight."""
+    workers = 1 if mode == "sequential" else workers
     console = Console(stderr=True)
     async with open_llm() as (llm, _), open_cache(embedder=HashingEmbedder()) as cache:
         with Progress(console=console, auto_refresh=False, disable=not show) as progress:
             observer = DocumentProgress(progress, len(texts))
-            started = trio.current_time()
-            async with trio.open_nursery() as nursery:
-                for name, text in texts.items():
-                    # Take the slot here, in document order, so the schedule is deterministic.
-                    await slots.acquire_on_behalf_of(name)
-                    nursery.start_soon(analyse, name, text, llm, cache, observer, slots, results)
-            wall = trio.current_time() - started
+            result = await batch_flow(workers).run(
+                texts=list(texts.values()), llm=llm, cache=cache, observer=observer
+            )
         statistics = cache.statistics()
-    runs = [run_to_json(results[name]) | {"document": name} for name in texts]
-    return {"mode": mode, "workers": workers if mode == "concurrent" else 1,
-            "documents": len(texts), "wall_ms": round(wall * 1000, 3),
-            "sequential_ms": round(sum(r["sequential_ms"] for r in runs), 3),
+    record = run_to_json(result)
+    names = list(texts)
+    # An item's steps run in branch "tags_per_document[i]": i is the document's place.
+    hit = {int(entry.branch.split("[")[1].rstrip("]"))
+           for entry in result.trace if entry.status is StepStatus.CACHED}  # fmt: skip
+    return {"mode": mode, "workers": workers, "documents": len(texts),
+            "wall_ms": record["wall_ms"], "sequential_ms": record["sequential_ms"],
             "cache": {"hits": statistics.hits, "semantic_hits": statistics.semantic_hits,
                       "misses": statistics.misses},
-            "near_duplicates": [r["document"] for r in runs if r["cache"]["hits"]],
-            "usage_calls": sum(r["usage"]["calls"] for r in runs), "runs": runs}  # fmt: skip
-
-
-async def analyse(name: str, text: str, llm: LLMClient, cache: Cache, observer: DocumentProgress,
-                  slots: trio.CapacityLimiter, results: dict[str, RunResult]) -> None:  # fmt: skip
-    try:
-        results[name] = await document.run(text=text, llm=llm, cache=cache, observer=observer)
-    finally:
-        slots.release_on_behalf_of(name)
+            "near_duplicates": [names[index] for index in sorted(hit)],
+            "usage_calls": record["usage"]["calls"], "run": record}  # fmt: skip
 
 
 def read_folder(folder: Path) -> dict[str, str]:

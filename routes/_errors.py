@@ -30,6 +30,8 @@ The hierarchy (each class says when it is raised)::
     │                                  exception
     ├── StepTimeoutError               a step's own deadline passed (the cause of a
     │                                  `StepFailedError`, never raised by `run` itself)
+    ├── LoopLimitError                 specroute.engine: a loop hit `max_iterations` (the
+    │                                  cause of a `StepFailedError`, like StepTimeoutError)
     ├── CacheError                     specroute.cache: CacheConfigError,
     │                                  UnencodableInputError, UncacheableValueError,
     │                                  SemanticInputError, EmbeddingError,

@@ -35,6 +35,7 @@ CORE_LAYERS = (
     ("_routing",),
     ("_results",),
     ("_sequential", "_run"),
+    ("_checkpoint", "_expand", "_map", "_loop"),
     ("_flow",),
     ("_asyncio",),
     ("__init__",),

@@ -7,7 +7,9 @@ microsecond. Percentiles interpolate linearly between the two nearest ranks (num
 p50 of 100, 200, 300, 400 ms is 250 ms and p95 is 385 ms.
 
 Speculation is counted per speculated branch: a branch path `router:label` (inside a run)
-with at least one step that started before its router decided. It was *right* when that
+with at least one step that started before its router decided (a map item's steps count
+with the branch around the map; a loop iteration `loop#k` started beside the check before
+it is right when it was chosen, with no head start logged). It was *right* when that
 router, on the winning path, returned `label`; then its head start is the time, up to the
 decision, during which at least one of its steps was running (the latency speculation
 saved). Otherwise it was *wrong*, and every step it started is waste: their durations and
@@ -351,6 +353,14 @@ def mean_of(values: Iterable[float]) -> float:
     return sum(got) / len(got) if got else 0.0
 
 
+def _speculated_branch(path: str) -> str:
+    """The branch whose speculation made a step at `path` speculative: a map's item
+    (`map[i]`) is never speculative itself, so its steps count with the branch around it."""
+    while path.endswith("]"):
+        path = path.rpartition("/")[0]
+    return path
+
+
 def _union(intervals: Iterable[tuple[float, float]]) -> float:
     total = 0.0
     reach = -math.inf
@@ -398,14 +408,31 @@ def speculated(run: RunResult | RunRecord) -> list[Speculated]:
     groups: dict[str, list[TraceEntry]] = defaultdict(list)
     for entry in result.trace:
         if entry.speculative and entry.status is not StepStatus.SKIPPED and entry.branch:
-            groups[entry.branch].append(entry)
+            path = _speculated_branch(entry.branch)
+            if path:
+                groups[path].append(entry)
     decided = {(r.branch, r.router, r.label): r.at for r in result.routes}
     judged = []
     for path, entries in groups.items():
         parent, _, last = path.rpartition("/")
         router, _, label = last.partition(":")
         at = decided.get((parent, router, label))
-        if at is None:
+        if ":" not in last:
+            # A loop's iteration `loop#k` started before the check before it answered: it
+            # was right if it was chosen (no router decision logs when that was).
+            loop = last.partition("#")[0]
+            right = not any(entry.wasted for entry in entries)
+            judged.append(
+                Speculated(
+                    branch=path,
+                    router=loop,
+                    label="again",
+                    right=right,
+                    wasted_ms=0.0 if right else ms(sum(entry.duration for entry in entries)),
+                    wasted_cost=0.0 if right else sum(entry.cost for entry in entries),
+                )
+            )
+        elif at is None:
             judged.append(
                 Speculated(
                     branch=path,

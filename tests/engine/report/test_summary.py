@@ -180,3 +180,24 @@ def test_labels_and_empty_logs() -> None:
     assert empty.cache.hit_rate is None
     assert empty.roi.statement == "No runs."
     assert empty.to_dict()["wall"]["p50"] == 0
+
+
+def test_map_items_count_with_their_branch_and_loop_iterations_by_being_chosen() -> None:
+    """Issue 17: an item's steps (`r:x/m[0]`) are judged with branch `r:x`; a loop's
+    iteration started beside the check (`l#2`) is right when it was chosen (not wasted)."""
+    record = run(
+        wall=10,
+        sequential=20,
+        route="x",
+        routes=[{"router": "r", "branch": "", "label": "x", "at_ms": 5}],
+        steps=[
+            entry("s", 0, 4, branch="r:x/m[0]", speculative=True),
+            entry("s", 0, 6, branch="r:x/m[1]", speculative=True),
+            entry("g", 2, 4, branch="l#2", speculative=True),
+            entry("g", 4, 7, branch="l#3", speculative=True, wasted=True),
+        ],
+    )
+    speculation = summarize([record]).speculation
+    assert (speculation.speculated, speculation.right, speculation.wrong) == (3, 2, 1)
+    assert speculation.saved_ms == 5  # r:x's items ran 0-6, the router decided at 5
+    assert speculation.wasted_ms == 3

@@ -1,0 +1,351 @@
+"""Map: run a sub-flow once per item of a list made during the run.
+
+A `Map` is a node of a flow like a step: it starts when the list and every value its body
+reads from outside exist, runs one `BodyScope` per item (trace path `"<map>[i]"`), and
+writes the items' results, in input order, as one tuple. Items start in input order, at
+most `max_parallel` at once, and their steps share the run's `max_concurrency` like any
+others; in sequential mode they run one after another.
+
+Trace: besides the items' own steps, a map records `"<map>.split"` (zero length, when the
+list arrived: each item's steps wait on it) and its own entry (zero length, when the last
+item ended: it waits on each item's result), so a critical path walks through the items
+and `step_time` counts the items' work once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+import trio
+from specroute.routes import (
+    ConfigurationError,
+    ConfigurationTypeError,
+    RunError,
+    SpecrouteError,
+    StepDefinitionError,
+)
+
+from ._checkpoint import Checkpoint, Saved, Writer
+from ._expand import (
+    BodyScope,
+    body_graph,
+    outside_a_flow,
+    producers,
+    run_body,
+    run_in_sequence,
+    run_together,
+)
+from ._graph import Expansion
+from ._state import Execution
+from ._step import StepOptions
+from ._trace import StepStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from ._graph import Graph, Router
+    from ._state import RunState, Scope
+    from ._step import Step
+
+__all__ = ["ItemFailed", "Map", "map_"]
+
+OnError = Literal["raise", "collect"]
+ON_ERROR: tuple[OnError, ...] = ("raise", "collect")
+
+
+@attrs.frozen(kw_only=True)
+class ItemFailed:
+    """What a map with `on_error="collect"` holds in place of a failed item's result.
+
+    Attributes:
+        index: The item's position in the list.
+        item: The item itself.
+        error: Why it failed (a `StepFailedError` naming the step and the item's path).
+    """
+
+    index: int
+    item: Any
+    error: SpecrouteError
+
+
+@attrs.frozen(eq=False, repr=False)
+class Map(Expansion):
+    """A sub-flow mapped over a list value. Build one with `map_()`.
+
+    Attributes:
+        over: The list value it maps over.
+        item: The name each item is read under by the body.
+        result: The body output taken as each item's result.
+        max_parallel: Items in flight at once (None: no cap beyond the run's).
+        on_error: `"raise"` (an item's failure fails the run) or `"collect"` (it becomes an
+            `ItemFailed` in the map's value, and the other items go on).
+        checkpoint: The folder finished items are written to and resumed from (None: none).
+    """
+
+    over: str = attrs.field(kw_only=True)
+    item: str = attrs.field(kw_only=True)
+    result: str = attrs.field(kw_only=True)
+    max_parallel: int | None = attrs.field(kw_only=True, default=None)
+    on_error: OnError = attrs.field(kw_only=True, default="raise")
+    checkpoint: Path | None = attrs.field(kw_only=True, default=None)
+
+    async def expand(
+        self, run: RunState, scope: Scope, kwargs: dict[str, Any], execution: Execution
+    ) -> tuple[Any, ...]:
+        """Run the body once per item; the items' results in input order."""
+        items = _as_list(kwargs[self.over], self.name, self.over)
+        split = Execution(
+            scope, f"{self.name}.split", self.params, None, run.now(), not scope.confirmed
+        )
+        split.status = StepStatus.OK
+        run.executions.append(split)
+        checkpoint = None if self.checkpoint is None else Checkpoint(self.checkpoint, self.name)
+        keys = [] if checkpoint is None else [checkpoint.key(item) for item in items]
+        resumed = {} if checkpoint is None else await checkpoint.load(keys)
+        provides = frozenset((self.item,))
+        isolated = self.on_error == "collect"
+        scopes: list[BodyScope] = []
+        pending: list[BodyScope] = []
+        for index, item in enumerate(items):
+            child = BodyScope(
+                run, self.body, scope, f"{self.name}[{index}]", provides, isolated=isolated
+            )
+            child.values[self.item] = item
+            child.router_execution = split
+            scopes.append(child)
+            if index in resumed:
+                self._resume(run, child, resumed[index])
+            else:
+                pending.append(child)
+        if checkpoint is None:
+            await self._run_items(run, scope, pending, None)
+        else:
+            position = {child: index for index, child in enumerate(scopes)}
+            async with trio.open_nursery() as nursery:
+                writer = Writer(checkpoint, nursery.cancel_scope)
+                nursery.start_soon(writer.run)
+
+                def finished(child: BodyScope) -> None:
+                    index = position[child]
+                    writer.put(Saved(index, keys[index], child.values[self.result]))
+
+                with writer.send:
+                    await self._run_items(run, scope, pending, finished)
+            if writer.error is not None:
+                raise writer.error
+        results: list[Any] = []
+        for index, child in enumerate(scopes):
+            if child.failure is not None:
+                results.append(ItemFailed(index=index, item=items[index], error=child.failure))
+            elif self.result in child.values:
+                results.append(child.values[self.result])
+            else:
+                raise RunError(
+                    f"map {self.name!r}: item {index} ended without its result "
+                    f"{self.result!r} (an internal error of specroute; please report it)"
+                )
+        # The map's own entry is the gathering of the results: zero length, at the end.
+        execution.start = run.now()
+        execution.waits = producers(run, scopes, frozenset((self.result,)))
+        return tuple(results)
+
+    def _resume(self, run: RunState, child: BodyScope, result: Any) -> None:
+        """An item done by an earlier run: its saved result, in the trace as `cached`."""
+        now = run.now()
+        resumed = Execution(child, f"{self.name}.resumed", (self.item,), self.result, now, False)
+        resumed.speculative = not child.confirmed
+        resumed.status = StepStatus.CACHED
+        run.executions.append(resumed)
+        child.values[self.result] = result
+        child.closed = True
+
+    async def _run_items(
+        self,
+        run: RunState,
+        scope: Scope,
+        pending: list[BodyScope],
+        finished: Callable[[BodyScope], None] | None,
+    ) -> None:
+        """Run the items not done yet; `finished` is told of each that produced its result."""
+        if scope.nursery is None:  # sequential mode: one item after another, in this task
+            await run_in_sequence(run, pending, finished)
+            return
+        if not pending:
+            return
+        limiter = None if self.max_parallel is None else trio.CapacityLimiter(self.max_parallel)
+        if not pending[0].isolated:
+            await run_together(run, pending, limiter, finished)
+            return
+        async with trio.open_nursery() as nursery:
+            for child in pending:
+                token = None
+                if limiter is not None:
+                    token = object()
+                    await limiter.acquire_on_behalf_of(token)
+                nursery.start_soon(_item, run, child, limiter, token, finished)
+
+    def __repr__(self) -> str:
+        return f"<Map {self.name!r} over {self.over!r} writes {self.output!r}>"
+
+
+async def _item(
+    run: RunState,
+    child: BodyScope,
+    limiter: trio.CapacityLimiter | None,
+    token: object,
+    finished: Callable[[BodyScope], None] | None,
+) -> None:
+    try:
+        await run_body(run, child)
+    finally:
+        if limiter is not None:
+            limiter.release_on_behalf_of(token)
+    if finished is not None and child.failure is None:
+        finished(child)
+
+
+def _as_list(value: object, name: str, over: str) -> Sequence[Any]:
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise TypeError(
+            f"map {name!r} maps over {over!r}, which must be a list (or another iterable "
+            f"that is not a string or mapping), got {type(value).__name__} {value!r:.80}"
+        )
+    return value if isinstance(value, list | tuple) else list(value)
+
+
+def map_(
+    body: Graph | Step | Sequence[Step | Router],
+    *,
+    over: str,
+    into: str,
+    item: str | None = None,
+    result: str | None = None,
+    max_parallel: int | None = None,
+    on_error: OnError = "raise",
+    checkpoint: str | os.PathLike[str] | None = None,
+    name: str | None = None,
+) -> Map:
+    """Map `body` over the list value `over`: one run of the body per item, in parallel.
+
+    The map is a node of a flow like a step: it starts when `over` and every value the body
+    reads from outside exist, and writes a tuple of the items' results, in input order,
+    under `into`. Each item runs in a scope of its own (trace branch `"<name>[i]"`), reads
+    its item under `item` and the enclosing flow's values, and writes only its own values.
+    In a speculative branch the map is speculative like everything in it: a lost branch
+    cancels all its items, and their effects wait until the branch is confirmed.
+
+    Args:
+        body: The sub-flow run per item: a `Flow`, a list of steps and routers, or one step.
+        over: The name of the list value to map over.
+        into: The name the tuple of results is written under.
+        item: The name the body reads each item under (default: the body's one value read
+            from outside, when it has exactly one).
+        result: The body output taken as each item's result (default: the body's one
+            output, when it has exactly one).
+        max_parallel: Items in flight at once (default: no cap beyond the run's
+            `max_concurrency`, which the items' steps share).
+        on_error: `"raise"`: an item's failure fails the run (or the enclosing branch) like
+            any step's. `"collect"`: the failed item is cancelled, its place in the result
+            holds an `ItemFailed`, and the other items go on.
+        checkpoint: A folder that makes the map resumable: each item's result is written
+            there as the item ends (one JSON file per item, named by a digest of the item
+            and the map's name), and a later run over a list holding equal items takes
+            their results from there instead of running them again (they show in the
+            trace as `"<name>.resumed"`, `cached`). Results must be JSON data, and come
+            back as JSON data; failed items are not written, so they run again. Delete the
+            folder when the body changes.
+        name: The map's name in traces, errors and the observer (default: `into`).
+
+    Returns:
+        The `Map`, to put in a `Flow` like a step.
+
+    Raises:
+        StepDefinitionError: `item` or `result` not given and not clear from the body, an
+            `item` the body does not read or produces itself, or a `result` it does not
+            produce.
+        ConfigurationError: `max_parallel` < 1, an unknown `on_error`, or a name that is
+            not an identifier; `ConfigurationTypeError` for a value of the wrong kind
+            (a `checkpoint` that is not a path).
+    """
+    label = name or into
+    where = f"map {label!r}"
+    for what, value in (("over", over), ("into", into), ("item", item), ("name", name)):
+        _identifier(what, value, where, optional=what in ("item", "name"))
+    graph = body_graph(body, where)
+    if item is None:
+        if len(graph._externals) != 1:
+            raise StepDefinitionError(
+                f"{where}: say which value the body reads each item under with `item=`; "
+                f"it reads {sorted(graph._externals)} from outside"
+            )
+        (item,) = graph._externals
+    if item not in graph._externals:
+        raise StepDefinitionError(
+            f"{where}: the body never reads `item={item!r}` from outside (it reads "
+            f"{sorted(graph._externals)}); name the parameter its first step takes"
+        )
+    result = _result(graph, result, where)
+    if item == over:
+        raise StepDefinitionError(
+            f"{where}: `item` and `over` are both {item!r}; give the item its own name"
+        )
+    if max_parallel is not None:
+        message = f"`max_parallel` must be None or an int >= 1, got {max_parallel!r}"
+        if not isinstance(max_parallel, int) or isinstance(max_parallel, bool):
+            raise ConfigurationTypeError(f"{where}: {message}")
+        if max_parallel < 1:
+            raise ConfigurationError(f"{where}: {message}")
+    if on_error not in ON_ERROR:
+        raise ConfigurationError(
+            f"{where}: `on_error` must be 'raise' or 'collect', got {on_error!r}"
+        )
+    if checkpoint is not None and not isinstance(checkpoint, str | os.PathLike):
+        raise ConfigurationTypeError(
+            f"{where}: `checkpoint` must be None or a folder path, got {checkpoint!r}"
+        )
+    outside = sorted(graph._externals - {item})
+    params = (over, *(n for n in outside if n != over))
+    return Map(
+        label,
+        outside_a_flow,
+        StepOptions(output=into),
+        params,
+        graph._optional & frozenset(params),
+        body=graph,
+        over=over,
+        item=item,
+        result=result,
+        max_parallel=max_parallel,
+        on_error=on_error,
+        checkpoint=None if checkpoint is None else Path(checkpoint),
+    )
+
+
+def _result(graph: Graph, result: str | None, where: str) -> str:
+    if result is None:
+        if len(graph.outputs) != 1:
+            raise StepDefinitionError(
+                f"{where}: say which body output is each item's result with `result=`; "
+                f"the body's outputs are {sorted(graph.outputs)}"
+            )
+        (result,) = graph.outputs
+    if result not in graph._produced:
+        raise StepDefinitionError(
+            f"{where}: `result={result!r}` is not produced by the body (it produces "
+            f"{sorted(graph._produced)})"
+        )
+    return result
+
+
+def _identifier(what: str, value: object, where: str, *, optional: bool) -> None:
+    if value is None and optional:
+        return
+    message = f"{where}: `{what}` must be a value name (an identifier), got {value!r}"
+    if not isinstance(value, str):
+        raise ConfigurationTypeError(message)
+    if not value.isidentifier():
+        raise ConfigurationError(message)
