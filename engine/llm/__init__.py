@@ -49,6 +49,9 @@ from ._prices import UnknownModelPriceWarning as UnknownModelPriceWarning
 from ._provider import Provider as Provider
 from ._retry import DEFAULT_RETRY as DEFAULT_RETRY
 from ._retry import RetryPolicy as RetryPolicy
+from ._shared_limits import SharedLimits as SharedLimits
+from ._shared_limits import SharedLimitsConfig as SharedLimitsConfig
+from ._shared_limits import SharedLimitsStatistics as SharedLimitsStatistics
 from ._simulated import SIMULATED_PRICES as SIMULATED_PRICES
 from ._simulated import SimulatedModel as SimulatedModel
 from ._simulated import SimulatedStatistics as SimulatedStatistics
@@ -103,6 +106,9 @@ __all__ = [  # noqa: RUF022
     "SIMULATED_PRICES",
     "SSEDecoder",
     "ServerSentEvent",
+    "SharedLimits",
+    "SharedLimitsConfig",
+    "SharedLimitsStatistics",
     "SimulatedModel",
     "SimulatedStatistics",
     "SimulatedTransport",

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     import httpx
 
+    from ._shared_limits import SharedLimits
     from ._wire import WireFormat
 
 __all__ = ["Provider"]
@@ -81,6 +82,8 @@ class Provider:
         prices: What its models cost; clients use it unless given other prices.
         transport: An httpx transport clients use instead of the network (`None`: the
             network); `Provider.simulated()` sets a `SimulatedTransport`.
+        shared: Limits shared with other worker processes through Redis, enforced beside
+            `limits` (`None`: this process's limits only).
 
     Raises:
         LLMConfigError: `name` or `base_url` is empty, or `format` is not a `WireFormat`.
@@ -93,6 +96,7 @@ class Provider:
     limits: ProviderLimits = DEFAULT_LIMITS
     prices: PriceTable = attrs.field(default=DEFAULT_PRICES, repr=False)
     transport: httpx.AsyncBaseTransport | None = attrs.field(default=None, repr=False)
+    shared: SharedLimits | None = attrs.field(default=None, repr=False)
     _throttle: Throttle = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -106,6 +110,7 @@ class Provider:
         base_url: str = DEFAULT_OPENAI_BASE_URL,
         limits: ProviderLimits = DEFAULT_LIMITS,
         name: str = "openai",
+        shared: SharedLimits | None = None,
     ) -> Provider:
         """Return a provider speaking OpenAI Chat Completions.
 
@@ -115,6 +120,7 @@ class Provider:
             base_url: The API root, `/chat/completions` is appended (`http://host:8000/v1`).
             limits: The account's limits.
             name: The name records and errors use.
+            shared: Limits shared with other workers through Redis (`SharedLimits`).
 
         Returns:
             The provider.
@@ -128,7 +134,14 @@ class Provider:
                 "no OpenAI API key: set OPENAI_API_KEY or pass `api_key=` "
                 "(or pass `base_url=` for a local server that needs none)"
             )
-        return cls(name=name, format=OpenAIFormat(), base_url=base_url, limits=limits, api_key=key)
+        return cls(
+            name=name,
+            format=OpenAIFormat(),
+            base_url=base_url,
+            limits=limits,
+            api_key=key,
+            shared=shared,
+        )
 
     @classmethod
     def anthropic(
@@ -138,6 +151,7 @@ class Provider:
         base_url: str = DEFAULT_ANTHROPIC_BASE_URL,
         limits: ProviderLimits = DEFAULT_LIMITS,
         name: str = "anthropic",
+        shared: SharedLimits | None = None,
     ) -> Provider:
         """Return a provider speaking Anthropic Messages.
 
@@ -147,6 +161,7 @@ class Provider:
             base_url: The API root; `/v1/messages` is appended.
             limits: The account's limits.
             name: The name records and errors use.
+            shared: Limits shared with other workers through Redis (`SharedLimits`).
 
         Returns:
             The provider.
@@ -158,7 +173,12 @@ class Provider:
         if key is None and base_url == DEFAULT_ANTHROPIC_BASE_URL:
             raise LLMConfigError("no Anthropic API key: set ANTHROPIC_API_KEY or pass `api_key=`")
         return cls(
-            name=name, format=AnthropicFormat(), base_url=base_url, limits=limits, api_key=key
+            name=name,
+            format=AnthropicFormat(),
+            base_url=base_url,
+            limits=limits,
+            api_key=key,
+            shared=shared,
         )
 
     @classmethod
@@ -219,10 +239,15 @@ class Provider:
             Nothing; send the request inside the block.
 
         Raises:
-            LLMConfigError: If `tokens` exceeds the whole per-minute token budget.
+            LLMConfigError: If `tokens` exceeds the whole per-minute token budget (or the
+                shared one).
         """
         async with self._throttle.request(tokens):
-            yield
+            if self.shared is None:
+                yield
+            else:
+                async with self.shared.request(tokens):
+                    yield
 
     def refund(self, tokens: int) -> None:
         """Return reserved tokens a request did not use to the per-minute token budget."""
