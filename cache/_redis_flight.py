@@ -5,7 +5,9 @@ that also clears the key's last hand-off), and renews it every third of `lock_tt
 computes. When the computation returns, the holder appends its result to the key's hand-off
 stream (kept `handoff_ttl` seconds) and deletes the lock; every worker waiting for the key
 is blocked in `XREAD BLOCK` on that stream, so it wakes when the result lands and returns
-it without computing.
+it without computing. A worker that comes to the key within `handoff_ttl` after a success
+gets that result too, so the moment between the holder's release and its own `store` never
+lets a second worker compute the same miss.
 
 Invariants:
 
@@ -47,14 +49,20 @@ __all__ = ["RedisFlight", "RedisFlightStatistics"]
 
 T = TypeVar("T")
 
-# Take the lock and clear the last hand-off in one step, so a waiter never reads a result
-# older than the computation it waits for.
+# A result handed off moments ago (within `handoff_ttl`) is returned as it is: the worker
+# that computed it may not have stored it yet, and computing again would duplicate the work.
+# Otherwise take the lock and clear a failed hand-off, in one step, so a waiter never
+# reads a mark older than the computation it waits for.
 _TAKE = """
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+if #last > 0 and last[1][2][2] == 'ok' then
+  return {2, last[1][2][4]}
+end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   redis.call('DEL', KEYS[2])
-  return 1
+  return {1, ''}
 end
-return 0
+return {0, ''}
 """
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -145,8 +153,17 @@ class RedisFlight:
             except RedisUnavailableError:
                 self._bypassed += 1
                 return await compute()
-            if taken == 1:
+            if taken[0] == 1:
                 return await self._compute(lock, handoff, token, compute)
+            if taken[0] == 2:
+                try:
+                    recent: T = decode(taken[1], self._types).value
+                except UndecodableValueError:
+                    # Not ours to read (another version's format?): compute it here.
+                    self._failed_handoffs += 1
+                    return await compute()
+                self._handed_off += 1
+                return recent
             try:
                 entries = await self._redis.run(functools.partial(_wait, handoff, last_seen))
             except RedisUnavailableError:
