@@ -26,6 +26,7 @@ from ._errors import ProviderHTTPError as ProviderHTTPError
 from ._errors import ProviderResponseError as ProviderResponseError
 from ._errors import ProviderTimeoutError as ProviderTimeoutError
 from ._errors import RetryBudgetExceededError as RetryBudgetExceededError
+from ._errors import SpendCapExceededError as SpendCapExceededError
 from ._limits import DEFAULT_LIMITS as DEFAULT_LIMITS
 from ._limits import ProviderLimits as ProviderLimits
 from ._limits import ProviderStatistics as ProviderStatistics
@@ -56,6 +57,11 @@ from ._simulated import SIMULATED_PRICES as SIMULATED_PRICES
 from ._simulated import SimulatedModel as SimulatedModel
 from ._simulated import SimulatedStatistics as SimulatedStatistics
 from ._simulated import SimulatedTransport as SimulatedTransport
+from ._spend import SharedSpendLedger as SharedSpendLedger
+from ._spend import SpendCap as SpendCap
+from ._spend import Spending as Spending
+from ._spend import SpendLedger as SpendLedger
+from ._spend import spend_caps as spend_caps
 from ._sse import ServerSentEvent as ServerSentEvent
 from ._sse import SSEDecoder as SSEDecoder
 from ._usage import Usage as Usage
@@ -109,9 +115,14 @@ __all__ = [  # noqa: RUF022
     "SharedLimits",
     "SharedLimitsConfig",
     "SharedLimitsStatistics",
+    "SharedSpendLedger",
     "SimulatedModel",
     "SimulatedStatistics",
     "SimulatedTransport",
+    "SpendCap",
+    "SpendCapExceededError",
+    "SpendLedger",
+    "Spending",
     "StreamDecoder",
     "UnknownModelPriceWarning",
     "Usage",
@@ -122,6 +133,7 @@ __all__ = [  # noqa: RUF022
     "estimate_tokens",
     "open_llm_client",
     "record_usage",
+    "spend_caps",
 ]
 
 

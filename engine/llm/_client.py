@@ -32,6 +32,7 @@ from ._messages import Message, MessageLike, as_messages
 from ._meter import Attempt, CallRecord, CallStatus, UsageMeter, active_meters
 from ._prices import PriceTable, UnknownModelPriceWarning
 from ._retry import DEFAULT_RETRY, RetryPolicy
+from ._spend import reserve_spend
 from ._usage import Usage, estimate_prompt_tokens
 
 if TYPE_CHECKING:
@@ -164,6 +165,8 @@ class LLMClient:
             ProviderResponseError: The answer did not follow the wire format.
             RetryBudgetExceededError: Retryable failures outlasted the retry policy.
             LLMConfigError: The call can never fit the provider's token budget.
+            SpendCapExceededError: The call would pass an active spend cap (`spend_caps`);
+                it was not sent.
             ValueError: An argument is invalid.
         """
         if not model:
@@ -175,6 +178,7 @@ class LLMClient:
             prompt_estimate=estimate_prompt_tokens(prompt), started=trio.current_time()
         )
         streamed = stream if stream is not None else max_tokens >= self.stream_min_tokens
+        caps = await reserve_spend(self.prices, model, call.prompt_estimate, max_tokens)
         status = CallStatus.CANCELLED
         error: str | None = None
         try:
@@ -190,7 +194,8 @@ class LLMClient:
             # Runs on cancellation too: the open attempt is billed for what it received.
             if call.progress is not None:
                 call.close_attempt(error="Cancelled: the call was cancelled mid-attempt")
-            self._record(call, model, status, error, meter)
+            record = self._record(call, model, status, error, meter)
+            await caps.settle(record.usage.total_tokens, record.cost or 0.0)
         return completion
 
     async def _complete(
@@ -308,7 +313,7 @@ class LLMClient:
         status: CallStatus,
         error: str | None,
         meter: UsageMeter | None,
-    ) -> None:
+    ) -> CallRecord:
         usage = call.usage(partial=status is not CallStatus.COMPLETED)
         record = CallRecord(
             provider=self.provider.name,
@@ -327,6 +332,7 @@ class LLMClient:
         # A meter that is both passed and active records the call once.
         for target in {id(m): m for m in meters}.values():
             target.record(record)
+        return record
 
     def _cost(self, model: str, usage: Usage) -> float | None:
         if usage.total_tokens == 0:
