@@ -1,16 +1,17 @@
 """Shared state on Redis: exact get/set and semantic lookups against in-process, and the
 speed-up of N worker processes over one on a mixed workload.
 
-Run: OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/redis.py [--workers 4] [--requests 800]
+Run: OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/redis.py [--workers 4] [--miss-seconds 1]
 
 It starts its own redis-server (Debian's package: `make redis-server`) on 127.0.0.1 on a
 free port, without persistence, and stops it at the end.
 
 The mixed workload: `--requests` planner-style requests drawn (seeded) from `--distinct`
-distinct ones, each a router step (cached; on a miss a 200 ms "model call", a fast one)
-then a 20 ms branch step; each worker runs its share with 8 flows at a time. One worker against N
-workers, each N either sharing one Redis cache or each with its own in-memory cache:
-sharing computes each distinct miss once over all workers, private caches once per worker.
+distinct ones, each a router step (cached; on a miss a `--miss-seconds` "model call", 1 s
+by default) then a 20 ms branch step; each worker runs its share with 8 flows at a time.
+One worker against N workers, the N either sharing one Redis cache or each with its own
+in-memory cache: sharing computes each distinct miss once over all workers, private caches
+once per worker.
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ async def fill(cache: Any, identity: StepIdentity, options: CacheOptions, entrie
 
 
 # The mixed workload, run by each worker process.
-MISS_SECONDS = 0.2
+MISS_SECONDS = 1.0
 BRANCH_SECONDS = 0.02
 COMPUTED: list[str] = []
 
@@ -226,7 +227,9 @@ def workload(requests: int, distinct: int) -> list[str]:
     return [f"request {rng.randrange(distinct)}" for _ in range(requests)]
 
 
-def run_workers(n: int, url: str | None, requests: list[str], prefix: str) -> tuple[float, int]:
+def run_workers(
+    n: int, url: str | None, requests: list[str], prefix: str, miss: float
+) -> tuple[float, int]:
     """Wall seconds from the start signal to the last worker's result, and misses computed.
 
     Workers import and connect first (a second or more each on a busy machine), then all
@@ -235,7 +238,7 @@ def run_workers(n: int, url: str | None, requests: list[str], prefix: str) -> tu
     shares = [requests[i::n] for i in range(n)]
     processes = [
         subprocess.Popen(
-            [sys.executable, __file__, "--worker", json.dumps(share), url or "", prefix],
+            [sys.executable, __file__, "--worker", json.dumps(share), url or "", prefix, str(miss)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -261,8 +264,9 @@ def run_workers(n: int, url: str | None, requests: list[str], prefix: str) -> tu
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--requests", type=int, default=800)
-    parser.add_argument("--distinct", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--distinct", type=int, default=50)
+    parser.add_argument("--miss-seconds", type=float, default=1.0)
     parser.add_argument("--entries", type=int, default=10_000)
     args = parser.parse_args()
     console = Console()
@@ -278,16 +282,18 @@ def main() -> None:
         table = Table(title=f"mixed workload: {args.requests} requests, {args.distinct} distinct")
         for column in ("setup", "wall s", "misses computed", "speed-up"):
             table.add_column(column)
-        one, one_computed = run_workers(1, url, requests, "bench-1")
+        one, one_computed = run_workers(1, url, requests, "bench-1", args.miss_seconds)
         table.add_row("1 worker, Redis cache", f"{one:.2f}", str(one_computed), "1.00x")
-        shared, shared_computed = run_workers(args.workers, url, requests, "bench-n")
+        shared, shared_computed = run_workers(
+            args.workers, url, requests, "bench-n", args.miss_seconds
+        )
         table.add_row(
             f"{args.workers} workers, one Redis cache",
             f"{shared:.2f}",
             str(shared_computed),
             f"{one / shared:.2f}x",
         )
-        private, private_computed = run_workers(args.workers, None, requests, "")
+        private, private_computed = run_workers(args.workers, None, requests, "", args.miss_seconds)
         table.add_row(
             f"{args.workers} workers, own in-memory caches",
             f"{private:.2f}",
@@ -300,6 +306,7 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         share = json.loads(sys.argv[2])
+        MISS_SECONDS = float(sys.argv[5])
         trio.run(worker, share, sys.argv[3] or None, sys.argv[4])
     else:
         main()
