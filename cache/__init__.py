@@ -29,6 +29,8 @@ from ._protocol import CacheHit as CacheHit
 from ._protocol import CacheMiss as CacheMiss
 from ._protocol import CacheStatistics as CacheStatistics
 from ._protocol import StepCache as StepCache
+from ._redis_budget import SharedWasteBudget as SharedWasteBudget
+from ._redis_budget import open_shared_waste_budget as open_shared_waste_budget
 from ._redis_cache import RedisCache as RedisCache
 from ._redis_cache import RedisCacheConfig as RedisCacheConfig
 from ._redis_cache import RedisCacheStatistics as RedisCacheStatistics
@@ -73,6 +75,7 @@ __all__ = [
     "SemanticCacheStatistics",
     "SemanticInputError",
     "SemanticMatch",
+    "SharedWasteBudget",
     "SingleFlight",
     "SingleFlightClosedError",
     "SingleFlightStatistics",
@@ -85,6 +88,7 @@ __all__ = [
     "open_cache",
     "open_redis",
     "open_redis_cache",
+    "open_shared_waste_budget",
     "open_single_flight",
 ]
 
