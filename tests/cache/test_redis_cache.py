@@ -132,11 +132,12 @@ async def test_an_undecodable_value_is_a_miss(
 
 
 async def test_entries_expire_with_the_ttl(redis_server: RedisServer, redis_prefix: str) -> None:
-    config = RedisCacheConfig(prefix=redis_prefix, ttl=0.2)
+    # Long enough that a busy machine still reads the entry back before it expires.
+    config = RedisCacheConfig(prefix=redis_prefix, ttl=1.0)
     async with redis_cache(redis_server.url, config) as cache:
         await cache.store(await miss_for(cache, 1), "soon gone", seconds=1.0)
         await hit_for(cache, 1)
-        await trio.sleep(0.3)
+        await trio.sleep(1.1)
         await miss_for(cache, 1)
         assert cache.statistics().expirations == 1
 
@@ -215,7 +216,7 @@ async def test_a_semantic_store_on_one_worker_hits_on_another(
 async def test_a_late_worker_catches_up_and_expired_entries_leave(
     redis_server: RedisServer, redis_prefix: str
 ) -> None:
-    config = RedisCacheConfig(prefix=redis_prefix, ttl=0.3)
+    config = RedisCacheConfig(prefix=redis_prefix, ttl=1.5)
     options = CacheOptions(exact=False, semantic="question")
     question = {"question": "Where is my order?"}
     async with redis_cache(redis_server.url, config) as writer:
@@ -229,7 +230,7 @@ async def test_a_late_worker_catches_up_and_expired_entries_leave(
         assert isinstance(
             await late.lookup(StepIdentity("faq"), options, "acme", question), CacheHit
         )
-        await trio.sleep(0.4)
+        await trio.sleep(1.6)
         assert isinstance(
             await late.lookup(StepIdentity("faq"), options, "acme", question), CacheMiss
         )
@@ -325,3 +326,30 @@ async def test_a_users_exception_leaves_the_blocks_unwrapped(
         async with redis_cache(redis_server.url, config):
             raise KeyError("mine")
     assert type(info.value) is KeyError
+
+
+async def test_an_evicted_semantic_entry_leaves_every_workers_index(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    config = RedisCacheConfig(prefix=redis_prefix, max_entries=1)
+    options = CacheOptions(exact=False, semantic="question")
+    first = {"question": "Where is my order?"}
+    second = {"question": "Cancel my subscription"}
+
+    async def lookup(cache: RedisCache, inputs: dict[str, str]) -> CacheHit | CacheMiss:
+        return await cache.lookup(StepIdentity("faq"), options, "acme", inputs)
+
+    async with (
+        redis_cache(redis_server.url, config) as writer,
+        redis_cache(redis_server.url, config) as reader,
+    ):
+        for inputs, value in ((first, "in transit"), (second, "cancelled")):
+            miss = await lookup(writer, inputs)
+            assert isinstance(miss, CacheMiss)
+            await writer.store(miss, value, seconds=0.5)  # the second evicts the first
+            with trio.fail_after(2):
+                while not isinstance(await lookup(reader, inputs), CacheHit):  # noqa: ASYNC110
+                    await trio.sleep(0.005)  # until the stream reached the reader
+        assert isinstance(await lookup(reader, first), CacheMiss)
+        assert reader.statistics().semantic_entries == 1
+        assert writer.statistics().evictions == 1
