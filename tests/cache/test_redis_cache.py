@@ -353,3 +353,28 @@ async def test_an_evicted_semantic_entry_leaves_every_workers_index(
         assert isinstance(await lookup(reader, first), CacheMiss)
         assert reader.statistics().semantic_entries == 1
         assert writer.statistics().evictions == 1
+
+
+async def test_a_cancelled_holder_frees_its_waiters_at_once(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    config = RedisCacheConfig(prefix=redis_prefix, lock_ttl=30.0)
+    started = trio.Event()
+
+    async def never_finishes() -> str:
+        started.set()
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async with (
+        redis_cache(redis_server.url, config) as holder,
+        redis_cache(redis_server.url, config) as waiter,
+    ):
+        key = (await miss_for(holder, 1)).key
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(holder.compute_once, key, never_finishes)
+            await started.wait()
+            nursery.cancel_scope.cancel()  # the holder's branch lost: nobody wants its value
+        with trio.fail_after(5):  # far below the lock's 30 s
+            assert await waiter.compute_once(key, _answer) == "computed"
+        assert holder.statistics().in_flight == 0
