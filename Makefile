@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-dev
 
-.PHONY: setup demo test lint typecheck pytest install-check bench clean chromium
+.PHONY: setup demo test lint typecheck pytest install-check bench clean chromium redis-server
 
 setup: $(STAMP)
 
@@ -32,7 +32,11 @@ typecheck: $(STAMP)
 chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
-pytest: $(STAMP) chromium
+# The shared-state tests start a real redis-server on a free port; Debian's package, as root.
+redis-server:
+	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
+
+pytest: $(STAMP) chromium redis-server
 	$(PY) -m pytest -q $(if $(filter true,$(CI)),--hypothesis-profile=ci,)
 
 # Both install kinds must import from outside the checkout: editable (the venv) and a plain wheel.

@@ -29,6 +29,18 @@ from ._protocol import CacheHit as CacheHit
 from ._protocol import CacheMiss as CacheMiss
 from ._protocol import CacheStatistics as CacheStatistics
 from ._protocol import StepCache as StepCache
+from ._redis_budget import SharedWasteBudget as SharedWasteBudget
+from ._redis_budget import open_shared_waste_budget as open_shared_waste_budget
+from ._redis_cache import RedisCache as RedisCache
+from ._redis_cache import RedisCacheConfig as RedisCacheConfig
+from ._redis_cache import RedisCacheStatistics as RedisCacheStatistics
+from ._redis_cache import open_redis_cache as open_redis_cache
+from ._redis_client import RedisConnection as RedisConnection
+from ._redis_client import RedisStatistics as RedisStatistics
+from ._redis_client import open_redis as open_redis
+from ._redis_errors import RedisUnavailableError as RedisUnavailableError
+from ._redis_errors import UndecodableValueError as UndecodableValueError
+from ._redis_flight import RedisFlightStatistics as RedisFlightStatistics
 from ._semantic import SemanticCache as SemanticCache
 from ._semantic import SemanticCacheConfig as SemanticCacheConfig
 from ._semantic import SemanticCacheStatistics as SemanticCacheStatistics
@@ -51,20 +63,32 @@ __all__ = [
     "ExactCacheStatistics",
     "HashingEmbedder",
     "LocalEmbedder",
+    "RedisCache",
+    "RedisCacheConfig",
+    "RedisCacheStatistics",
+    "RedisConnection",
+    "RedisFlightStatistics",
+    "RedisStatistics",
+    "RedisUnavailableError",
     "SemanticCache",
     "SemanticCacheConfig",
     "SemanticCacheStatistics",
     "SemanticInputError",
     "SemanticMatch",
+    "SharedWasteBudget",
     "SingleFlight",
     "SingleFlightClosedError",
     "SingleFlightStatistics",
     "StepCache",
     "StepIdentity",
     "UncacheableValueError",
+    "UndecodableValueError",
     "UnencodableInputError",
     "make_key",
     "open_cache",
+    "open_redis",
+    "open_redis_cache",
+    "open_shared_waste_budget",
     "open_single_flight",
 ]
 

@@ -12,7 +12,7 @@ from ._run import execute
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from specroute.cache import Cache
+    from specroute.cache import StepCache
     from specroute.routes import LearnedState, SpeculationPolicy
 
     from ._mode import Mode
@@ -56,7 +56,7 @@ class Flow(Graph):
         speculate: SpeculationPolicy | None = None,
         max_concurrency: int | Any | None = None,
         timeout: float | None = None,
-        cache: Cache | None = None,
+        cache: StepCache | None = None,
         namespace: str = "default",
         observer: RunObserver | None = None,
         learned: LearnedState | None = None,

@@ -44,7 +44,7 @@ from .llm import observe_tools, record_usage
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Mapping
 
-    from specroute.cache import Cache
+    from specroute.cache import StepCache
 
     from ._graph import Graph
     from ._observer import RunObserver
@@ -61,7 +61,7 @@ class Run(RunState):
         self,
         policy: SpeculationPolicy | None,
         limiter: trio.CapacityLimiter | None,
-        cache: Cache | None,
+        cache: StepCache | None,
         namespace: str,
         observer: RunObserver | None,
         learned: LearnedState,
@@ -169,7 +169,7 @@ def _limiter(max_concurrency: int | trio.CapacityLimiter | None) -> trio.Capacit
 
 
 def _check_arguments(
-    timeout: float | None, cache: Cache | None, observer: object, learned: LearnedState
+    timeout: float | None, cache: StepCache | None, observer: object, learned: LearnedState
 ) -> None:
     """Refuse, before anything runs and in every mode, arguments a run could not use."""
     if timeout is not None:
@@ -223,7 +223,7 @@ async def execute(
     policy: SpeculationPolicy,
     max_concurrency: int | trio.CapacityLimiter | None,
     timeout: float | None,
-    cache: Cache | None,
+    cache: StepCache | None,
     namespace: str,
     observer: RunObserver | None,
     learned: LearnedState,

@@ -30,7 +30,7 @@ from ._trace import StepStatus
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Mapping
 
-    from specroute.cache import Cache, CacheMiss
+    from specroute.cache import CacheMiss, StepCache
     from specroute.routes import LearnedState, Prediction, SpeculationPolicy
 
     from ._graph import Graph, Router
@@ -141,7 +141,7 @@ class PendingStore:
         self.seconds = seconds
 
 
-async def store(store: PendingStore, cache: Cache) -> None:
+async def store(store: PendingStore, cache: StepCache) -> None:
     """Put a confirmed value in the cache; a value the cache refuses fails its step's scope."""
     try:
         await cache.store(store.miss, store.value, seconds=store.seconds)
@@ -191,7 +191,7 @@ class RunState:
         self,
         policy: SpeculationPolicy | None,
         limiter: trio.CapacityLimiter | None,
-        cache: Cache | None,
+        cache: StepCache | None,
         namespace: str,
         observer: RunObserver | None,
         learned: LearnedState,

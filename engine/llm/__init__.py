@@ -30,6 +30,7 @@ from ._errors import ProviderHTTPError as ProviderHTTPError
 from ._errors import ProviderResponseError as ProviderResponseError
 from ._errors import ProviderTimeoutError as ProviderTimeoutError
 from ._errors import RetryBudgetExceededError as RetryBudgetExceededError
+from ._errors import SpendCapExceededError as SpendCapExceededError
 from ._failover import DEFAULT_BREAKER as DEFAULT_BREAKER
 from ._failover import Breaker as Breaker
 from ._failover import Failover as Failover
@@ -74,10 +75,18 @@ from ._prices import UnknownModelPriceWarning as UnknownModelPriceWarning
 from ._provider import Provider as Provider
 from ._retry import DEFAULT_RETRY as DEFAULT_RETRY
 from ._retry import RetryPolicy as RetryPolicy
+from ._shared_limits import SharedLimits as SharedLimits
+from ._shared_limits import SharedLimitsConfig as SharedLimitsConfig
+from ._shared_limits import SharedLimitsStatistics as SharedLimitsStatistics
 from ._simulated import SIMULATED_PRICES as SIMULATED_PRICES
 from ._simulated import SimulatedModel as SimulatedModel
 from ._simulated import SimulatedStatistics as SimulatedStatistics
 from ._simulated import SimulatedTransport as SimulatedTransport
+from ._spend import SharedSpendLedger as SharedSpendLedger
+from ._spend import SpendCap as SpendCap
+from ._spend import Spending as Spending
+from ._spend import SpendLedger as SpendLedger
+from ._spend import spend_caps as spend_caps
 from ._sse import ServerSentEvent as ServerSentEvent
 from ._sse import SSEDecoder as SSEDecoder
 from ._streaming import StreamInterruptedError as StreamInterruptedError
@@ -167,9 +176,17 @@ __all__ = [  # noqa: RUF022
     "SSEDecoder",
     "SchemaViolation",
     "ServerSentEvent",
+    "SharedLimits",
+    "SharedLimitsConfig",
+    "SharedLimitsStatistics",
+    "SharedSpendLedger",
     "SimulatedModel",
     "SimulatedStatistics",
     "SimulatedTransport",
+    "SpendCap",
+    "SpendCapExceededError",
+    "SpendLedger",
+    "Spending",
     "StreamDecoder",
     "StreamInterruptedError",
     "Structured",
@@ -203,6 +220,7 @@ __all__ = [  # noqa: RUF022
     "record_usage",
     "run_tool_loop",
     "schema_of",
+    "spend_caps",
     "structured",
     "tool",
     "validate_json",

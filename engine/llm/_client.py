@@ -31,10 +31,19 @@ from ._errors import (
 from ._exchange import Request, exchange
 from ._hedge import Hedge, HedgeState, block_hedge, process_hedge_state
 from ._messages import Message, MessageLike, as_messages
-from ._meter import Attempt, CallRecord, CallStatus, HedgeRole, UsageMeter, active_meters
+from ._meter import (
+    Attempt,
+    CallRecord,
+    CallStatus,
+    HedgeRole,
+    UsageMeter,
+    active_meters,
+    record_usage,
+)
 from ._prices import PriceTable, UnknownModelPriceWarning
 from ._race import CallArgs, Leg, run_call
 from ._retry import DEFAULT_RETRY, RetryPolicy
+from ._spend import reserve_spend
 from ._streaming import stream_text
 from ._usage import Usage, estimate_prompt_tokens
 from ._wire import check_body_takes
@@ -205,6 +214,8 @@ class LLMClient:
                 call's deadline.
             LLMConfigError: The call can never fit the provider's token budget, or the
                 provider's format takes no `tools` or `output`.
+            SpendCapExceededError: The call would pass an active spend cap (`spend_caps`);
+                it was not sent.
             ValueError: An argument is invalid.
         """
         if not model:
@@ -223,6 +234,7 @@ class LLMClient:
             prompt_estimate=estimate_prompt_tokens(prompt), started=trio.current_time()
         )
         streamed = stream if stream is not None else max_tokens >= self.stream_min_tokens
+        caps = await reserve_spend(self.prices, model, call.prompt_estimate, max_tokens)
         chosen = self.hedge_for(hedge)
         if chosen is not None:
             leg: Leg[Completion] = Leg(client=self, model=model)
@@ -235,7 +247,14 @@ class LLMClient:
                 meter=meter,
                 extras=extras,
             )
-            return await run_call(leg, leg, chosen, args)
+            # Every request of the race (a hedge too) counts against the caps.
+            spent = UsageMeter()
+            try:
+                with record_usage(spent):
+                    return await run_call(leg, leg, chosen, args)
+            finally:
+                totals = spent.statistics()
+                await caps.settle(totals.input_tokens + totals.output_tokens, totals.cost)
         status = CallStatus.CANCELLED
         error: str | None = None
         try:
@@ -251,7 +270,8 @@ class LLMClient:
             # Runs on cancellation too: the open attempt is billed for what it received.
             if call.progress is not None:
                 call.close_attempt(error="Cancelled: the call was cancelled mid-attempt")
-            self._record(call, model, status, error, meter)
+            record = self._record(call, model, status, error, meter)
+            await caps.settle(record.usage.total_tokens, record.cost or 0.0)
         return completion
 
     def stream(
@@ -438,7 +458,7 @@ class LLMClient:
         hedge: HedgeRole | None = None,
         saved: float = 0.0,
         failover: int = 0,
-    ) -> None:
+    ) -> CallRecord:
         usage = call.usage(partial=status is not CallStatus.COMPLETED)
         record = CallRecord(
             provider=self.provider.name,
@@ -460,6 +480,7 @@ class LLMClient:
         # A meter that is both passed and active records the call once.
         for target in {id(m): m for m in meters}.values():
             target.record(record)
+        return record
 
     def _cost(self, model: str, usage: Usage) -> float | None:
         if usage.total_tokens == 0:

@@ -16,8 +16,9 @@ The hierarchy (each class says when it is raised)::
         ├── ProviderResponseError      an answer arrived but is not what the wire format
         │                              promises (bad JSON, an error event in a stream, a
         │                              web page for a stream, more than `max_tokens` allows)
-        └── RetryBudgetExceededError   a retryable failure that retries could not fix:
-                                       attempts or the call's deadline ran out
+        ├── RetryBudgetExceededError   a retryable failure that retries could not fix:
+        │                              attempts or the call's deadline ran out
+        └── SpendCapExceededError      a call that would pass a spend cap; never sent
 
 Only `RetryBudgetExceededError` and the non-retryable failures reach a caller of
 `LLMClient.complete`: retryable failures are retried first, and each one is kept in the
@@ -44,6 +45,7 @@ __all__ = [
     "ProviderResponseError",
     "ProviderTimeoutError",
     "RetryBudgetExceededError",
+    "SpendCapExceededError",
 ]
 
 
@@ -123,3 +125,19 @@ class RetryBudgetExceededError(LLMError):
     def __init__(self, message: str, *, attempts: tuple[Attempt, ...]) -> None:
         super().__init__(message)
         self.attempts = attempts
+
+
+class SpendCapExceededError(LLMError):
+    """A call that would pass a spend cap (`SpendCap`), so it was not sent.
+
+    The message names the cap, what was already spent and what the call might take. Unlike
+    `LLMConfigError` for a call larger than a token budget, the same call may fit later
+    (a windowed cap) or under a larger cap; nothing about the client is misconfigured.
+
+    Attributes:
+        cap: The name of the cap.
+    """
+
+    def __init__(self, message: str, *, cap: str) -> None:
+        super().__init__(message)
+        self.cap = cap

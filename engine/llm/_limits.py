@@ -8,6 +8,11 @@ count against the limit), and gets back what it did not use when it ends. Waitin
 `trio.sleep` (or a `CapacityLimiter` wait), so it is cancellable and follows the run's clock.
 A provider outlives runs: a bucket carries its level from one `trio.run` to the next (and to
 the one run an asyncio portal hosts), refilled only by the time that really passed between.
+
+A bucket admits up to twice its rate in one minute (a full bucket, then a minute's refill);
+`ProviderLimits(strict=True)` uses a sliding-window log instead (`_sliding.py`), which never
+admits more than the limit in any sliding minute. Limits shared by several processes are
+`SharedLimits` (`_shared_limits.py`), given to the `Provider` beside these.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import trio
 
 from ._checks import at_least_one, optional_at_least_one
 from ._errors import LLMConfigError
+from ._sliding import StrictBudget
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -38,11 +44,15 @@ class ProviderLimits:
         requests_per_minute: Requests started per minute, at most (`None`: no budget).
         tokens_per_minute: Tokens (prompt estimate plus `max_tokens`) per minute, at most
             (`None`: no budget).
+        strict: `False`: each per-minute budget is a token bucket holding a minute's worth,
+            so a burst after a quiet minute may reach twice the limit within 60 s. `True`:
+            a sliding-window log, never more than the limit in any 60 s (bursts wait).
     """
 
     max_in_flight: int = attrs.field(default=8, validator=at_least_one)
     requests_per_minute: int | None = attrs.field(default=None, validator=optional_at_least_one)
     tokens_per_minute: int | None = attrs.field(default=None, validator=optional_at_least_one)
+    strict: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
 
 #: Limits of a provider created without any: 8 in flight, no per-minute budgets.
@@ -131,15 +141,16 @@ class Throttle:
 
     limits: ProviderLimits
     _slots: trio.CapacityLimiter = attrs.field(init=False)
-    _requests: _TokenBucket | None = attrs.field(init=False)
-    _tokens: _TokenBucket | None = attrs.field(init=False)
+    _requests: _TokenBucket | StrictBudget | None = attrs.field(init=False)
+    _tokens: _TokenBucket | StrictBudget | None = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._slots = trio.CapacityLimiter(self.limits.max_in_flight)
+        budget = StrictBudget if self.limits.strict else _TokenBucket
         rpm = self.limits.requests_per_minute
         tpm = self.limits.tokens_per_minute
-        self._requests = None if rpm is None else _TokenBucket(rpm)
-        self._tokens = None if tpm is None else _TokenBucket(tpm)
+        self._requests = None if rpm is None else budget(rpm)
+        self._tokens = None if tpm is None else budget(tpm)
 
     @asynccontextmanager
     async def request(self, tokens: int) -> AsyncIterator[None]:
@@ -184,5 +195,5 @@ class Throttle:
         )
 
 
-def _available(bucket: _TokenBucket | None) -> int | None:
+def _available(bucket: _TokenBucket | StrictBudget | None) -> int | None:
     return None if bucket is None else math.floor(bucket.level())

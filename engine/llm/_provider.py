@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import httpx
 
     from ._hedge import Hedge
+    from ._shared_limits import SharedLimits
     from ._wire import WireFormat
 
 __all__ = ["Provider"]
@@ -118,6 +119,8 @@ class Provider:
             network); `Provider.simulated()` sets a `SimulatedTransport`.
         hedge: Hedge every call to this provider whose client and call say nothing
             (`None`: no hedging).
+        shared: Limits shared with other worker processes through Redis, enforced beside
+            `limits` (`None`: this process's limits only).
 
     Raises:
         LLMConfigError: `name` or `base_url` is empty, or `format` is not a `WireFormat`.
@@ -131,6 +134,7 @@ class Provider:
     prices: PriceTable = attrs.field(default=DEFAULT_PRICES, converter=_as_prices, repr=False)
     transport: httpx.AsyncBaseTransport | None = attrs.field(default=None, repr=False)
     hedge: Hedge | None = None
+    shared: SharedLimits | None = attrs.field(default=None, repr=False)
     _throttle: Throttle = attrs.field(init=False, repr=False)
     _key_pattern: re.Pattern[str] | None = attrs.field(init=False, repr=False)
 
@@ -148,6 +152,7 @@ class Provider:
         limits: ProviderLimits = DEFAULT_LIMITS,
         name: str = "openai",
         prices: PriceTable | Mapping[str, ModelPrice] = DEFAULT_PRICES,
+        shared: SharedLimits | None = None,
     ) -> Provider:
         """Return a provider speaking OpenAI Chat Completions.
 
@@ -160,6 +165,7 @@ class Provider:
             prices: What its models cost: a `PriceTable`, or a mapping of your own models'
                 prices added to `DEFAULT_PRICES` (`{"my-model": ModelPrice(...)}`). A model
                 with no price costs `None` ("unpriced"), never $0.
+            shared: Limits shared with other workers through Redis (`SharedLimits`).
 
         Returns:
             The provider.
@@ -180,6 +186,7 @@ class Provider:
             limits=limits,
             api_key=key,
             prices=prices,
+            shared=shared,
         )
 
     @classmethod
@@ -191,6 +198,7 @@ class Provider:
         limits: ProviderLimits = DEFAULT_LIMITS,
         name: str = "anthropic",
         prices: PriceTable | Mapping[str, ModelPrice] = DEFAULT_PRICES,
+        shared: SharedLimits | None = None,
     ) -> Provider:
         """Return a provider speaking Anthropic Messages.
 
@@ -203,6 +211,7 @@ class Provider:
             prices: What its models cost: a `PriceTable`, or a mapping of your own models'
                 prices added to `DEFAULT_PRICES` (`{"my-model": ModelPrice(...)}`). A model
                 with no price costs `None` ("unpriced"), never $0.
+            shared: Limits shared with other workers through Redis (`SharedLimits`).
 
         Returns:
             The provider.
@@ -220,6 +229,7 @@ class Provider:
             limits=limits,
             api_key=key,
             prices=prices,
+            shared=shared,
         )
 
     @classmethod
@@ -280,10 +290,15 @@ class Provider:
             Nothing; send the request inside the block.
 
         Raises:
-            LLMConfigError: If `tokens` exceeds the whole per-minute token budget.
+            LLMConfigError: If `tokens` exceeds the whole per-minute token budget (or the
+                shared one).
         """
         async with self._throttle.request(tokens):
-            yield
+            if self.shared is None:
+                yield
+            else:
+                async with self.shared.request(tokens):
+                    yield
 
     def refund(self, tokens: int) -> None:
         """Return reserved tokens a request did not use to the per-minute token budget."""

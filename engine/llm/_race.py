@@ -18,7 +18,7 @@ from ._meter import CallStatus, HedgeRole
 if TYPE_CHECKING:
     from ._hedge import Hedge
     from ._messages import Message
-    from ._meter import UsageMeter
+    from ._meter import CallRecord, UsageMeter
     from ._provider import Provider
 
 __all__ = ["CallArgs", "Leg", "Requester", "run_call"]
@@ -57,7 +57,7 @@ class Requester(Protocol[T]):
         hedge: HedgeRole | None,
         saved: float,
         failover: int,
-    ) -> None: ...
+    ) -> CallRecord: ...
 
     def _mark(
         self, completion: T, *, started: float, hedge: HedgeRole | None, failover: int

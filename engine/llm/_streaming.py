@@ -43,6 +43,7 @@ from ._exchange import (
 )
 from ._messages import as_messages
 from ._meter import CallStatus
+from ._spend import reserve_spend
 from ._sse import LineSplitter
 from ._usage import estimate_prompt_tokens
 
@@ -51,7 +52,8 @@ if TYPE_CHECKING:
 
     from ._bounds import AnswerBounds
     from ._messages import MessageLike
-    from ._meter import UsageMeter
+    from ._meter import CallRecord, UsageMeter
+    from ._prices import PriceTable
     from ._provider import Provider
     from ._retry import RetryPolicy
     from ._wire import Progress
@@ -79,6 +81,9 @@ class Streamer(Protocol):
     @property
     def bounds(self) -> AnswerBounds: ...
 
+    @property
+    def prices(self) -> PriceTable: ...
+
     def _deadline(self, max_tokens: int) -> tuple[float, str]: ...
 
     def _raise_unless_retryable(self, failure: LLMError, call: CallState, number: int) -> None: ...
@@ -92,7 +97,7 @@ class Streamer(Protocol):
         status: CallStatus,
         error: str | None,
         meter: UsageMeter | None,
-    ) -> None: ...
+    ) -> CallRecord: ...
 
 
 class StreamInterruptedError(LLMError):
@@ -128,6 +133,7 @@ async def stream_text(
         reserve=call.prompt_estimate + max_tokens,
         max_tokens=max_tokens,
     )
+    caps = await reserve_spend(client.prices, model, call.prompt_estimate, max_tokens)
     seconds, which = client._deadline(max_tokens)
     deadline = call.started + seconds
     status = CallStatus.CANCELLED
@@ -174,7 +180,8 @@ async def stream_text(
     finally:
         if call.progress is not None:
             call.close_attempt(error="Cancelled: the stream was closed mid-attempt")
-        client._record(call, model, status, error, meter)
+        record = client._record(call, model, status, error, meter)
+        await caps.settle(record.usage.total_tokens, record.cost or 0.0)
 
 
 async def _attempt(
