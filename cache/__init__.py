@@ -2,6 +2,8 @@
 
 from specroute.routes._public import show_public_module as _show_public_module
 
+from ._ann import AnnConfig as AnnConfig
+from ._ann import ann_available as ann_available
 from ._cache import Cache as Cache
 from ._cache import open_cache as open_cache
 from ._embedders import Embedder as Embedder
@@ -33,8 +35,12 @@ from ._semantic import SemanticCache as SemanticCache
 from ._semantic import SemanticCacheConfig as SemanticCacheConfig
 from ._semantic import SemanticCacheStatistics as SemanticCacheStatistics
 from ._semantic import SemanticMatch as SemanticMatch
+from ._semantic_index import IndexMatch as IndexMatch
+from ._semantic_index import SemanticIndex as SemanticIndex
+from ._semantic_index import SemanticIndexConfig as SemanticIndexConfig
 
 __all__ = [
+    "AnnConfig",
     "Cache",
     "CacheConfigError",
     "CacheError",
@@ -50,10 +56,13 @@ __all__ = [
     "ExactCacheConfig",
     "ExactCacheStatistics",
     "HashingEmbedder",
+    "IndexMatch",
     "LocalEmbedder",
     "SemanticCache",
     "SemanticCacheConfig",
     "SemanticCacheStatistics",
+    "SemanticIndex",
+    "SemanticIndexConfig",
     "SemanticInputError",
     "SemanticMatch",
     "SingleFlight",
@@ -63,6 +72,7 @@ __all__ = [
     "StepIdentity",
     "UncacheableValueError",
     "UnencodableInputError",
+    "ann_available",
     "make_key",
     "open_cache",
     "open_single_flight",
