@@ -3,8 +3,12 @@
 A partition starts as a normalized float32 matrix, dense from row 0: a lookup is one
 matrix-vector product over exactly the rows that exist (exact, never approximate), and
 removing a row moves the last row into its place, so the matrix never has holes. When it
-reaches `AnnConfig.min_entries` and usearch is installed, its rows move into an HNSW graph
-(`_ann.py`) and the matrix is dropped; it stays in the graph until it empties.
+reaches `AnnConfig.min_entries` and usearch is installed, it starts an HNSW graph
+(`_ann.py`): new vectors go into the graph, and each insert also moves
+`_MOVED_PER_INSERT` rows from the end of the matrix into it, so no single insert pays for
+building the whole graph (at 20k entries that build took seconds). Until the matrix is
+empty a lookup takes the nearer of the matrix's best row and the graph's answer. The
+partition keeps its graph until it empties.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ __all__ = ["PartitionVectors"]
 K = TypeVar("K", bound="Hashable")
 
 _INITIAL_ROWS = 16
+# Rows moved from the matrix into the graph per insert: a 20k-row matrix empties within
+# 2,500 inserts, while each insert does at most 9 graph insertions.
+_MOVED_PER_INSERT = 8
 
 
 @attrs.define(eq=False)
@@ -49,7 +56,12 @@ class PartitionVectors(Generic[K]):
         self._matrix = np.empty((_INITIAL_ROWS, self.dim), dtype=np.float32)
 
     def __len__(self) -> int:
-        return len(self._labels) if self._graph is not None else len(self._ids)
+        return len(self._ids) + len(self._labels)
+
+    @property
+    def in_graph(self) -> int:
+        """How many vectors the HNSW graph holds (the rest are still matrix rows)."""
+        return len(self._labels)
 
     @property
     def approximate(self) -> bool:
@@ -57,9 +69,49 @@ class PartitionVectors(Generic[K]):
         return self._graph is not None
 
     def set(self, id_: K, row: NDArray[np.float32]) -> None:
-        if self._graph is not None:
-            self._graph_set(self._graph, id_, row)
+        graph = self._graph
+        if graph is None and self._ann is not None and len(self) >= self._ann.min_entries:
+            graph = self._start_graph(self._ann)
+        if graph is None:
+            self._matrix_set(id_, row)
             return
+        if id_ in self._rows:
+            self._matrix_remove(id_)
+        self._graph_set(graph, id_, row)
+        for _ in range(min(_MOVED_PER_INSERT, len(self._ids))):
+            moved = self._ids[-1]
+            moved_row = self._matrix_rows()[-1].copy()
+            self._matrix_remove(moved)
+            self._graph_set(graph, moved, moved_row)
+
+    def remove(self, id_: K) -> None:
+        if id_ in self._rows:
+            self._matrix_remove(id_)
+            return
+        label = self._labels.pop(id_)
+        del self._by_label[label]
+        assert self._graph is not None
+        self._graph.remove(label)
+
+    def nearest(self, query: NDArray[np.float32]) -> tuple[K, float]:
+        """The nearest id and its cosine similarity; the partition must not be empty."""
+        best: tuple[K, float] | None = None
+        if self._ids:
+            similarities = self._matrix_rows() @ query
+            index = int(np.argmax(similarities))
+            best = self._ids[index], float(similarities[index])
+        if self._graph is not None and self._labels:
+            label, similarity = self._graph.nearest(query)
+            if best is None or similarity > best[1]:
+                best = self._by_label[label], similarity
+        assert best is not None
+        return best
+
+    def _matrix_rows(self) -> NDArray[np.float32]:
+        assert self._matrix is not None
+        return self._matrix[: len(self._ids)]
+
+    def _matrix_set(self, id_: K, row: NDArray[np.float32]) -> None:
         matrix = self._matrix
         assert matrix is not None
         index = self._rows.get(id_)
@@ -72,15 +124,8 @@ class PartitionVectors(Generic[K]):
             self._ids.append(id_)
             self._rows[id_] = index
         matrix[index] = row
-        if self._ann is not None and len(self._ids) >= self._ann.min_entries and ann_available():
-            self._switch(self._ann, matrix)
 
-    def remove(self, id_: K) -> None:
-        if self._graph is not None:
-            label = self._labels.pop(id_)
-            del self._by_label[label]
-            self._graph.remove(label)
-            return
+    def _matrix_remove(self, id_: K) -> None:
         matrix = self._matrix
         assert matrix is not None
         index = self._rows.pop(id_)
@@ -90,16 +135,9 @@ class PartitionVectors(Generic[K]):
             matrix[index] = matrix[last]
             self._ids[index] = moved
             self._rows[moved] = index
-
-    def nearest(self, query: NDArray[np.float32]) -> tuple[K, float]:
-        """The nearest id and its cosine similarity; the partition must not be empty."""
-        if self._graph is not None:
-            label, similarity = self._graph.nearest(query)
-            return self._by_label[label], similarity
-        assert self._matrix is not None
-        similarities = self._matrix[: len(self._ids)] @ query
-        index = int(np.argmax(similarities))
-        return self._ids[index], float(similarities[index])
+        if not self._ids and self._graph is not None:
+            # Every row is in the graph now: give the matrix's memory back.
+            self._matrix = np.empty((_INITIAL_ROWS, self.dim), dtype=np.float32)
 
     def _graph_set(self, graph: HnswVectors, id_: K, row: NDArray[np.float32]) -> None:
         old = self._labels.get(id_)
@@ -113,13 +151,9 @@ class PartitionVectors(Generic[K]):
         self._by_label[label] = id_
         graph.add(label, row)
 
-    def _switch(self, ann: AnnConfig, matrix: NDArray[np.float32]) -> None:
-        count = len(self._ids)
-        labels = np.arange(count, dtype=np.uint64)
-        self._graph = HnswVectors.build(ann, labels, matrix[:count])
-        self._labels = {id_: n for n, id_ in enumerate(self._ids)}
-        self._by_label = dict(enumerate(self._ids))
-        self._next_label = count
-        self._matrix = None
-        self._ids = []
-        self._rows = {}
+    def _start_graph(self, ann: AnnConfig) -> HnswVectors | None:
+        if not ann_available():
+            return None
+        empty = np.empty((0, self.dim), dtype=np.float32)
+        self._graph = HnswVectors.build(ann, np.empty(0, dtype=np.uint64), empty)
+        return self._graph

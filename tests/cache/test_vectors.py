@@ -117,3 +117,31 @@ def test_recall_holds_under_churn_at_a_full_cache() -> None:
         for n, q in enumerate(queries, 2500)
     )
     assert found / 500 >= 0.99
+
+
+@needs_usearch
+def test_the_switch_moves_a_few_rows_per_insert_and_finds_every_entry_meanwhile() -> None:
+    vectors: _vectors.PartitionVectors[int] = _vectors.PartitionVectors(
+        DIM, ann=AnnConfig(min_entries=100)
+    )
+    rows = unit_rows(200)
+    for n in range(100):
+        vectors.set(n, rows[n])
+    assert (vectors.approximate, vectors.in_graph) == (False, 0)
+    # The insert that crosses the size starts the graph but builds only a few rows of it.
+    vectors.set(100, rows[100])
+    assert vectors.approximate
+    assert vectors.in_graph == 1 + _vectors._MOVED_PER_INSERT
+    for n in range(101, 110):
+        vectors.set(n, rows[n])
+    assert 0 < len(vectors) - vectors.in_graph < 100
+    for n in range(110):
+        assert vectors.nearest(rows[n])[0] == n
+    vectors.remove(0)
+    vectors.remove(109)
+    for n in range(110, 200):
+        vectors.set(n, rows[n])
+    assert vectors.in_graph == len(vectors) == 198
+    for n in range(1, 200):
+        if n != 109:
+            assert vectors.nearest(rows[n])[0] == n
