@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._ann import AnnConfig
 from ._errors import EmbeddingError
 from ._semantic_index import (
     DEFAULT_SEMANTIC_MAXSIZE,
@@ -23,7 +22,6 @@ from ._semantic_index import (
     SemanticIndexConfig,
     normalized,
 )
-from ._validators import at_least
 from ._values import Stored, snapshot
 
 if TYPE_CHECKING:
@@ -42,8 +40,8 @@ __all__ = [
 
 
 @attrs.frozen(kw_only=True)
-class SemanticCacheConfig:
-    """Settings of a `SemanticCache`.
+class SemanticCacheConfig(SemanticIndexConfig):
+    """Settings of a `SemanticCache`: those of the `SemanticIndex` that holds its vectors.
 
     Args:
         maxsize: Most entries over all namespaces (default 10,000). When full, the least
@@ -55,13 +53,6 @@ class SemanticCacheConfig:
         ann: When a partition switches from brute force to an approximate HNSW graph
             (`None`: never); used only with the `ann` extra (usearch) installed.
     """
-
-    maxsize: int = attrs.field(default=DEFAULT_SEMANTIC_MAXSIZE, validator=at_least(1))
-    namespace_maxsize: int | None = attrs.field(default=None, validator=at_least(1))
-    ann: AnnConfig | None = attrs.field(
-        factory=AnnConfig,
-        validator=attrs.validators.optional(attrs.validators.instance_of(AnnConfig)),
-    )
 
 
 @attrs.frozen(kw_only=True)
@@ -119,21 +110,14 @@ class SemanticCache:
     """
 
     _config: SemanticCacheConfig = attrs.field(alias="config", factory=SemanticCacheConfig)
-    _index: SemanticIndex[CacheKey] = attrs.field(init=False)
+    _index: SemanticIndex[CacheKey] = attrs.field(
+        init=False, default=attrs.Factory(lambda self: SemanticIndex(self._config), takes_self=True)
+    )
     _entries: dict[CacheKey, Stored] = attrs.field(init=False, factory=dict)
     _hits: int = attrs.field(init=False, default=0)
     _misses: int = attrs.field(init=False, default=0)
     _stores: int = attrs.field(init=False, default=0)
     _evictions: int = attrs.field(init=False, default=0)
-
-    @_index.default
-    def _new_index(self) -> SemanticIndex[CacheKey]:
-        config = self._config
-        return SemanticIndex(
-            SemanticIndexConfig(
-                maxsize=config.maxsize, namespace_maxsize=config.namespace_maxsize, ann=config.ann
-            )
-        )
 
     @property
     def config(self) -> SemanticCacheConfig:
