@@ -20,18 +20,32 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from ._errors import CacheConfigError
 from ._validators import at_least
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-__all__ = ["DEFAULT_ANN_MIN_ENTRIES", "AnnConfig", "HnswVectors", "ann_available"]
+__all__ = ["DEFAULT_ANN_MIN_ENTRIES", "AnnConfig", "HnswVectors", "ann_available", "expansion_for"]
 
 # Where the graph clearly beats brute force (CPU time per lookup on the shared 2-core
 # machine, graph vs float32 matrix: about equal at 5k entries, 1.2 vs 1.5 ms at 10k, 1.2-1.4
 # vs 3.0 ms at 20k). Above the default `maxsize` of 10,000, so a default cache stays exact.
 DEFAULT_ANN_MIN_ENTRIES = 20_000
+# Candidates searched: 64 kept recall 1.000 up to 20k random vectors, 256 was needed at 100k.
+_MIN_EXPANSION = 64
+_MAX_EXPANSION = 512
+
+
+_DTYPES = ("f32", "f16", "i8")
+
+
+def _one_of_dtypes(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value not in _DTYPES:
+        raise CacheConfigError(
+            f"`{attribute.name}` must be one of 'f32', 'f16', 'i8', got {value!r}"
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -48,9 +62,11 @@ class AnnConfig:
       8-bit), so pairs that close to the threshold fall either side of it: that is what
       float16 and 8-bit cost, and why `"f32"` is the default.
     - Perturbed copies of random 384-dimensional unit vectors (similarity 0.95-0.99 to
-      their source, threshold 0.02 below): recall 1.000 at 10k and 20k entries, but
-      0.86-0.88 at 100k (float16 and 8-bit). Random vectors are the hardest case for HNSW
-      (real embeddings cluster); at that size raise `expansion_search`, at a cost in time.
+      their source, threshold 0.02 below; random vectors are the hardest case for HNSW):
+      with 64 candidates searched, recall 1.000 at 10k and 20k entries but 0.87 at 100k;
+      at 100k, 128 candidates gave 0.973, 256 gave 0.997 and 512 gave 1.000, each doubling
+      the lookup's time. So by default the candidates grow with the graph (see
+      `expansion_search`).
 
     Memory per million entries of 384 dimensions (usearch's own count at 100k entries,
     vectors plus links): about 0.8 GiB for `"i8"`, 1.4 GiB for `"f16"`, and 2.1 GiB for
@@ -65,16 +81,15 @@ class AnnConfig:
         connectivity: Links per node in the graph (HNSW's M).
         expansion_add: Candidates examined while inserting (HNSW's efConstruction).
         expansion_search: Candidates examined while searching (HNSW's ef): more is slower
-            and finds the true nearest entry more often.
+            and finds the true nearest entry more often. `None` (the default): 64 per
+            25,000 entries in the graph, at least 64 and at most 512, so 256 at 100k.
     """
 
     min_entries: int = attrs.field(default=DEFAULT_ANN_MIN_ENTRIES, validator=at_least(2))
-    dtype: Literal["f32", "f16", "i8"] = attrs.field(
-        default="f32", validator=attrs.validators.in_(("f32", "f16", "i8"))
-    )
+    dtype: Literal["f32", "f16", "i8"] = attrs.field(default="f32", validator=_one_of_dtypes)
     connectivity: int = attrs.field(default=16, validator=at_least(2))
     expansion_add: int = attrs.field(default=128, validator=at_least(1))
-    expansion_search: int = attrs.field(default=64, validator=at_least(1))
+    expansion_search: int | None = attrs.field(default=None, validator=at_least(1))
 
 
 @functools.cache
@@ -84,6 +99,11 @@ def _usearch_index() -> Any:
         return importlib.import_module("usearch.index")
     except ImportError:
         return None
+
+
+def expansion_for(entries: int) -> int:
+    """The candidates a search examines by default in a graph of `entries` entries."""
+    return min(_MAX_EXPANSION, max(_MIN_EXPANSION, _MIN_EXPANSION * entries // 25_000))
 
 
 def ann_available() -> bool:
@@ -100,6 +120,8 @@ class HnswVectors:
     """Normalized vectors under integer labels in a usearch HNSW graph (cosine metric)."""
 
     _index: Any
+    # `None`: scaled with the graph's size by `expansion_for`.
+    _expansion: int | None = None
 
     @classmethod
     def build(
@@ -113,11 +135,11 @@ class HnswVectors:
             dtype=config.dtype,
             connectivity=config.connectivity,
             expansion_add=config.expansion_add,
-            expansion_search=config.expansion_search,
+            expansion_search=config.expansion_search or _MIN_EXPANSION,
         )
         if len(labels):
             index.add(labels, rows)
-        return cls(index)
+        return cls(index, config.expansion_search)
 
     def __len__(self) -> int:
         return len(self._index)
@@ -130,6 +152,8 @@ class HnswVectors:
 
     def nearest(self, query: NDArray[np.float32]) -> tuple[int, float]:
         """The label of the nearest vector and its cosine similarity (graph not empty)."""
+        if self._expansion is None:
+            self._index.expansion_search = expansion_for(len(self._index))
         matches = self._index.search(query, 1, threads=1)
         return int(matches.keys[0]), 1.0 - float(matches.distances[0])
 
