@@ -57,10 +57,11 @@ class AnnConfig:
     search):
 
     - Labelled pairs (HashingEmbedder, threshold 0.95): of the queries brute force answers,
-      the graph gives the same answer for 99.7% with `"f32"`, 98.9% with `"f16"`, 98.2%
-      with `"i8"`. Smaller storage rounds the similarity (about 1e-3 for float16, 1e-2 for
-      8-bit), so pairs that close to the threshold fall either side of it: that is what
-      float16 and 8-bit cost, and why `"f32"` is the default.
+      the graph gives the same answer for 99.7% with `"f32"` (two runs), 98.9% and 99.7%
+      with `"f16"` (two runs: a graph built on several threads differs run to run), 98.2%
+      with `"i8"` (two runs). Smaller storage rounds the similarity (about 1e-3 for
+      float16, 1e-2 for 8-bit), so pairs that close to the threshold fall either side of
+      it: that is what float16 and 8-bit cost, and why `"f32"` is the default.
     - Perturbed copies of random 384-dimensional unit vectors (similarity 0.95-0.99 to
       their source, threshold 0.02 below; random vectors are the hardest case for HNSW):
       with 64 candidates searched, recall 1.000 at 10k and 20k entries but 0.87 at 100k;
