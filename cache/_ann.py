@@ -64,7 +64,7 @@ class AnnConfig:
       it: that is what float16 and 8-bit cost, and why `"f32"` is the default.
     - Perturbed copies of random 384-dimensional unit vectors (similarity 0.95-0.99 to
       their source, threshold 0.02 below; random vectors are the hardest case for HNSW):
-      with 64 candidates searched, recall 1.000 at 10k and 20k entries but 0.87 at 100k;
+      with 64 candidates searched, recall 0.993-1.000 at 10k and 20k entries but 0.87 at 100k;
       at 100k, 128 candidates gave 0.973, 256 gave 0.997 and 512 gave 1.000, each doubling
       the lookup's time. So by default the candidates grow with the graph (see
       `expansion_search`).
