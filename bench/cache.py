@@ -1,6 +1,9 @@
-"""Cache benchmark: exact gets, semantic lookups beside their memory floor, insert rates.
+"""Cache benchmark: exact gets, semantic lookups beside their memory floor, insert rates,
+and the HNSW graph large partitions switch to (lookup time, recall, memory per million).
 
-Run: OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/cache.py
+Run: OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/cache.py [--million]
+
+`--million` adds the 1M-entry graph (a build of several minutes per dtype on 2 cores).
 
 One BLAS thread: a lookup is one matrix-vector product, and on a busy machine waking
 BLAS worker threads costs more than the product (10k lookups measured 8 ms with threads
@@ -12,26 +15,35 @@ measures with a large numpy copy; a brute-force semantic lookup can be no faster
 
 from __future__ import annotations
 
+import argparse
 import copy
 import os
 import pickle
 import statistics
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 from specroute.cache import (
+    AnnConfig,
+    CacheOptions,
     ExactCache,
     ExactCacheConfig,
+    HashingEmbedder,
     SemanticCache,
     SemanticCacheConfig,
+    ann_available,
     make_key,
 )
+from specroute.cache._ann import HnswVectors
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from numpy.typing import NDArray
 
 DIMENSION = 384
 RNG = np.random.default_rng(0)
@@ -92,7 +104,8 @@ def exact_rows(table: Table) -> None:
 
 def semantic_rows(table: Table, bandwidth: float) -> None:
     for size in (1_000, 10_000, 100_000):
-        cache = SemanticCache(SemanticCacheConfig(maxsize=size))
+        # ann=None: these rows measure brute force at every size.
+        cache = SemanticCache(SemanticCacheConfig(maxsize=size, ann=None))
         vectors = RNG.standard_normal((size, DIMENSION)).astype(np.float32)
         keys = [make_key("discovery", "1", "acme", {"n": n}) for n in range(size)]
         start = time.perf_counter()
@@ -118,19 +131,131 @@ def semantic_rows(table: Table, bandwidth: float) -> None:
         table.add_row(f"semantic put, {size:,}", _us(insert), "", f"{1 / insert:,.0f} /s")
 
 
+def unit_rows(count: int, rng: np.random.Generator) -> NDArray[np.float32]:
+    rows = rng.standard_normal((count, DIMENSION), dtype=np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows
+
+
+def perturbed(rows: NDArray[np.float32], similarity: float, rng: np.random.Generator) -> Any:
+    """Copies of `rows` at exactly `similarity` to their source: the known true neighbours."""
+    noise = rng.standard_normal(rows.shape, dtype=np.float32)
+    noise -= np.sum(noise * rows, axis=1, keepdims=True) * rows
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    return similarity * rows + np.sqrt(1 - similarity**2) * noise
+
+
+def ann_rows(table: Table, sizes: list[int], dtypes: list[str]) -> None:
+    """HNSW graphs as a partition builds them: lookup, recall at the threshold, memory.
+
+    Lookup time is given twice: wall-clock median, and the median CPU time of the calling
+    thread, which on a shared machine leaves out the time other processes held the core.
+    """
+    rng = np.random.default_rng(1)
+    for size in sizes:
+        rows = unit_rows(size, rng)
+        picks = rng.integers(0, size, 300)
+        for dtype in dtypes:
+            start = time.perf_counter()
+            graph = HnswVectors.build(
+                AnnConfig(dtype=dtype),  # type: ignore[arg-type]
+                np.arange(size, dtype=np.uint64),
+                rows,
+            )
+            build = time.perf_counter() - start
+            samples = []
+            cpu = []
+            recalls = []
+            for similarity in (0.95, 0.97, 0.99):
+                # Threshold just under the pair's similarity: brute force always hits the
+                # source row, so recall is the share of those hits the graph also makes.
+                threshold = similarity - 0.02
+                queries = perturbed(rows[picks], similarity, rng)
+                found = 0
+                for query, source in zip(queries, picks, strict=True):
+                    start = time.perf_counter()
+                    start_cpu = time.thread_time()
+                    label, score = graph.nearest(query)
+                    cpu.append(time.thread_time() - start_cpu)
+                    samples.append(time.perf_counter() - start)
+                    found += label == source and score >= threshold
+                recalls.append(found / len(picks))
+            per_million = graph.memory_bytes / size * 1e6
+            target = {100_000: "< 1 ms", 1_000_000: "< 2 ms"}.get(size, "")
+            table.add_row(
+                f"HNSW {dtype} lookup, {size:,}",
+                _us(statistics.median(samples)),
+                target,
+                f"CPU {_us(statistics.median(cpu))}; p99 {_us(float(np.percentile(samples, 99)))};"
+                " recall"
+                f" {'/'.join(f'{r:.3f}' for r in recalls)} at sim 0.95/0.97/0.99;"
+                f" {per_million / 2**30:.2f} GiB per 1M; build {build:.0f} s",
+            )
+
+
+def labelled_pair_rows(table: Table) -> None:
+    """Recall at the default threshold on the labelled pairs the tests ship (hashing)."""
+    path = Path(__file__).parent.parent / "tests" / "cache" / "labelled_pairs.tsv"
+    pairs = [
+        line.split("\t")
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    ]
+    # Every distinct first text is stored; every second text is a query.
+    stored = sorted({pair[1] for pair in pairs})
+    embedder = HashingEmbedder()
+    rows = embedder.encode(stored)
+    queries = embedder.encode([pair[2] for pair in pairs])
+    threshold = CacheOptions().threshold
+    exact = queries @ rows.T
+    truth = np.argmax(exact, axis=1)
+    answered = np.max(exact, axis=1) >= threshold
+    for dtype in ("f32", "f16", "i8"):
+        graph = HnswVectors.build(
+            AnnConfig(dtype=dtype), np.arange(len(stored), dtype=np.uint64), rows
+        )
+        found = 0
+        for query, expected, hit in zip(queries, truth, answered, strict=True):
+            if hit:
+                label, score = graph.nearest(query)
+                found += label == expected and score >= threshold
+        table.add_row(
+            f"HNSW {dtype} recall, labelled pairs",
+            f"{found / answered.sum():.3f}",
+            ">= 0.99",
+            f"{answered.sum()} brute-force hits at {threshold} among {len(pairs)} queries,"
+            f" {len(stored)} entries",
+        )
+
+
 def _us(seconds: float) -> str:
     return f"{seconds * 1e6:,.1f} µs"
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--million", action="store_true", help="add the 1M-entry graph")
+    parser.add_argument("--ann-only", action="store_true", help="only the HNSW rows")
+    parser.add_argument("--dtypes", default="f32,f16,i8", help="HNSW dtypes to measure")
+    parser.add_argument(
+        "--ann-sizes", default="10000,100000", help="comma-separated HNSW sizes (default 10k,100k)"
+    )
+    args = parser.parse_args()
     bandwidth = copy_bandwidth()
     table = Table(title="specroute.cache")
     table.add_column("operation")
     table.add_column("time per op", justify="right")
     table.add_column("target")
     table.add_column("note")
-    exact_rows(table)
-    semantic_rows(table, bandwidth)
+    if not args.ann_only:
+        exact_rows(table)
+        semantic_rows(table, bandwidth)
+    if ann_available():
+        labelled_pair_rows(table)
+        sizes = [int(size) for size in args.ann_sizes.split(",")]
+        ann_rows(table, sizes + ([1_000_000] if args.million else []), args.dtypes.split(","))
+    else:
+        table.add_row("HNSW rows", "skipped", "", "pip install 'specroute[ann]'")
     console = Console()
     console.print(table)
     console.print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")

@@ -2,6 +2,8 @@
 
 from specroute.routes._public import show_public_module as _show_public_module
 
+from ._ann import AnnConfig as AnnConfig
+from ._ann import ann_available as ann_available
 from ._cache import Cache as Cache
 from ._cache import open_cache as open_cache
 from ._embedders import Embedder as Embedder
@@ -45,8 +47,12 @@ from ._semantic import SemanticCache as SemanticCache
 from ._semantic import SemanticCacheConfig as SemanticCacheConfig
 from ._semantic import SemanticCacheStatistics as SemanticCacheStatistics
 from ._semantic import SemanticMatch as SemanticMatch
+from ._semantic_index import IndexMatch as IndexMatch
+from ._semantic_index import SemanticIndex as SemanticIndex
+from ._semantic_index import SemanticIndexConfig as SemanticIndexConfig
 
 __all__ = [
+    "AnnConfig",
     "Cache",
     "CacheConfigError",
     "CacheError",
@@ -62,6 +68,7 @@ __all__ = [
     "ExactCacheConfig",
     "ExactCacheStatistics",
     "HashingEmbedder",
+    "IndexMatch",
     "LocalEmbedder",
     "RedisCache",
     "RedisCacheConfig",
@@ -73,6 +80,8 @@ __all__ = [
     "SemanticCache",
     "SemanticCacheConfig",
     "SemanticCacheStatistics",
+    "SemanticIndex",
+    "SemanticIndexConfig",
     "SemanticInputError",
     "SemanticMatch",
     "SharedWasteBudget",
@@ -84,6 +93,7 @@ __all__ = [
     "UncacheableValueError",
     "UndecodableValueError",
     "UnencodableInputError",
+    "ann_available",
     "make_key",
     "open_cache",
     "open_redis",

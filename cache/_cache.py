@@ -185,6 +185,8 @@ class Cache:
             entries=exact.entries,
             semantic_entries=semantic.entries,
             in_flight=self._flight.statistics().in_flight,
+            exact_evictions=exact.evictions,
+            semantic_evictions=semantic.evictions,
         )
 
     async def _embed(self, step: str, name: str, inputs: Mapping[str, Any]) -> NDArray[np.float32]:

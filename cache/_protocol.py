@@ -97,11 +97,15 @@ class CacheStatistics:
         semantic_hits: Lookups answered by the semantic cache.
         misses: Lookups that found nothing.
         stores: Values stored.
-        evictions: Entries dropped to make room, in either cache.
+        evictions: Entries dropped to make room, in either cache
+            (`exact_evictions + semantic_evictions` for `Cache`).
         expirations: Exact entries dropped because their TTL passed.
         entries: Entries in the exact cache.
         semantic_entries: Entries in the semantic cache.
         in_flight: Shared computations running now.
+        exact_evictions: Exact entries dropped to make room.
+        semantic_evictions: Semantic entries dropped to make room (past the whole cache's
+            bound or a namespace's).
     """
 
     exact_hits: int
@@ -113,6 +117,9 @@ class CacheStatistics:
     entries: int
     semantic_entries: int
     in_flight: int
+    # Defaulted so implementations written before the split keep constructing it.
+    exact_evictions: int = 0
+    semantic_evictions: int = 0
 
     @property
     def hits(self) -> int:

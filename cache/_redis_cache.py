@@ -37,8 +37,8 @@ from ._redis_client import open_passing_nursery
 from ._redis_codec import TypeRegistry, decode, encode
 from ._redis_errors import RedisUnavailableError, UndecodableValueError
 from ._redis_flight import RedisFlight, RedisFlightStatistics
-from ._redis_semantic import SemanticIndex, key_to_json
-from ._semantic import _normalized
+from ._redis_semantic import SyncedSemanticIndex, key_to_json
+from ._semantic_index import normalized as _normalized
 from ._validators import at_least, non_empty_text, positive
 
 if TYPE_CHECKING:
@@ -207,7 +207,7 @@ class RedisCache:
     _embedder: Embedder = attrs.field(alias="embedder")
     _flight: SingleFlight = attrs.field(alias="flight")
     _shared_flight: RedisFlight = attrs.field(alias="shared_flight")
-    _index: SemanticIndex = attrs.field(alias="index")
+    _index: SyncedSemanticIndex = attrs.field(alias="index")
     _types: TypeRegistry = attrs.field(init=False)
     _exact_hits: int = attrs.field(init=False, default=0)
     _semantic_hits: int = attrs.field(init=False, default=0)
@@ -497,7 +497,7 @@ async def open_redis_cache(
         The cache.
     """
     async with open_passing_nursery() as nursery:
-        index = SemanticIndex(
+        index = SyncedSemanticIndex(
             redis=redis,
             stream=f"{config.prefix}:v:stream",
             maxsize=config.local_max_entries,

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from ._redis_client import RedisConnection
 
-__all__ = ["SemanticIndex", "key_from_json", "key_to_json"]
+__all__ = ["SyncedSemanticIndex", "key_from_json", "key_to_json"]
 
 _BATCH = 500
 _BLOCK_MS = 200
@@ -50,7 +50,7 @@ _KEY_FIELDS = tuple(field.name for field in attrs.fields(CacheKey))
 
 
 @attrs.define(eq=False)
-class SemanticIndex:
+class SyncedSemanticIndex:
     """This worker's copy of the semantic keys and vectors, fed by the Redis stream.
 
     Args:

@@ -1,26 +1,31 @@
 """The semantic cache: the nearest stored entry by cosine similarity, partitioned by step.
 
-Each partition (a key's `partition`: step identity, version, dependencies, namespace) keeps
-its vectors as the rows of one normalized float32 matrix, dense from row 0: a lookup is one
-matrix-vector product over exactly the rows that exist (brute force, so the nearest entry
-is exact, never approximate). Removing a row moves the last row into its place, so the
-matrix never has holes to skip.
+The vectors live in a `SemanticIndex` (ids are the entries' `CacheKey`s), one partition per
+key `partition` (step identity, version, dependencies, namespace): brute force over a dense
+float32 matrix for small partitions, an HNSW graph past `AnnConfig.min_entries` when the
+`ann` extra is installed. This module adds the values, copied in and out, and the counters.
+A semantic hit is a guess that another request meant the same thing: see `CacheOptions` for
+how often such guesses were right on the labelled pairs the tests ship.
 """
 
 from __future__ import annotations
 
-import collections
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import numpy as np
 
 from ._errors import EmbeddingError
-from ._validators import at_least
+from ._semantic_index import (
+    DEFAULT_SEMANTIC_MAXSIZE,
+    SIMILARITY_TOLERANCE,
+    SemanticIndex,
+    SemanticIndexConfig,
+    normalized,
+)
 from ._values import Stored, snapshot
 
 if TYPE_CHECKING:
-    from numpy.typing import ArrayLike, NDArray
+    from numpy.typing import ArrayLike
 
     from ._key import CacheKey
 
@@ -33,25 +38,21 @@ __all__ = [
     "SemanticMatch",
 ]
 
-DEFAULT_SEMANTIC_MAXSIZE = 10_000
-# A vector's float32 similarity with itself can come out a few ulps below 1, so a hit
-# needs `similarity >= threshold - SIMILARITY_TOLERANCE`; threshold 1 then means "the same
-# vector up to rounding".
-SIMILARITY_TOLERANCE = 1e-5
-_INITIAL_ROWS = 16
-
-_PartitionId = str
-
 
 @attrs.frozen(kw_only=True)
-class SemanticCacheConfig:
-    """Settings of a `SemanticCache`.
+class SemanticCacheConfig(SemanticIndexConfig):
+    """Settings of a `SemanticCache`: those of the `SemanticIndex` that holds its vectors.
 
     Args:
-        maxsize: Most entries kept over all partitions; the least recently used goes first.
+        maxsize: Most entries over all namespaces (default 10,000). When full, the least
+            recently used entry of the namespace holding the most entries goes, so one
+            tenant's traffic never evicts the entries of a tenant at or under its fair
+            share (`maxsize` divided by the namespaces holding entries).
+        namespace_maxsize: Most entries of any one namespace (`None`: only the fair share
+            limits it); past it, that namespace's least recently used entry goes.
+        ann: When a partition switches from brute force to an approximate HNSW graph
+            (`None`: never); used only with the `ann` extra (usearch) installed.
     """
-
-    maxsize: int = attrs.field(default=DEFAULT_SEMANTIC_MAXSIZE, validator=at_least(1))
 
 
 @attrs.frozen(kw_only=True)
@@ -80,7 +81,9 @@ class SemanticCacheStatistics:
         hits: Searches that found an entry at or above the threshold.
         misses: Searches that found none.
         stores: Results stored.
-        evictions: Entries dropped to make room.
+        evictions: Entries dropped to make room (over the whole cache, or past a
+            namespace's own bound).
+        approximate_partitions: Partitions searched through an HNSW graph.
     """
 
     entries: int
@@ -89,56 +92,7 @@ class SemanticCacheStatistics:
     misses: int
     stores: int
     evictions: int
-
-
-def _normalized(vector: ArrayLike, where: object) -> NDArray[np.float32]:
-    row = np.asarray(vector, dtype=np.float32).reshape(-1)
-    norm = float(np.linalg.norm(row))
-    if not np.isfinite(norm) or norm == 0.0:
-        raise EmbeddingError(
-            f"the embedding for {where} has norm {norm}; an embedder must return finite,"
-            " non-zero vectors"
-        )
-    return row / np.float32(norm)
-
-
-@attrs.define(eq=False)
-class _Partition:
-    """The vectors of one (step, version, namespace): dense rows and the key of each row."""
-
-    matrix: NDArray[np.float32]
-    keys: list[CacheKey] = attrs.Factory(list)
-    rows: dict[CacheKey, int] = attrs.Factory(dict)
-
-    @property
-    def dim(self) -> int:
-        return int(self.matrix.shape[1])
-
-    def set(self, key: CacheKey, row: NDArray[np.float32]) -> None:
-        index = self.rows.get(key)
-        if index is None:
-            index = len(self.keys)
-            if index == self.matrix.shape[0]:
-                grown = np.empty((2 * index, self.dim), dtype=np.float32)
-                grown[:index] = self.matrix
-                self.matrix = grown
-            self.keys.append(key)
-            self.rows[key] = index
-        self.matrix[index] = row
-
-    def remove(self, key: CacheKey) -> None:
-        index = self.rows.pop(key)
-        last = len(self.keys) - 1
-        moved = self.keys.pop()
-        if index != last:
-            self.matrix[index] = self.matrix[last]
-            self.keys[index] = moved
-            self.rows[moved] = index
-
-    def nearest(self, query: NDArray[np.float32]) -> tuple[CacheKey, float]:
-        similarities = self.matrix[: len(self.keys)] @ query
-        index = int(np.argmax(similarities))
-        return self.keys[index], float(similarities[index])
+    approximate_partitions: int = 0
 
 
 @attrs.define(eq=False)
@@ -148,18 +102,18 @@ class SemanticCache:
     A search returns the stored entry nearest to the query vector (cosine similarity) if it
     reaches the threshold, and only among entries whose key has the same `partition` as the
     query's key: the same step identity, version, dependencies and namespace. Results are
-    copied in and out like `ExactCache`'s.
+    copied in and out like `ExactCache`'s. A hit is a guess that the two texts ask the same
+    thing, not a proof.
 
     Args:
-        config: The bound on entries.
+        config: The bounds on entries and the switch to HNSW.
     """
 
     _config: SemanticCacheConfig = attrs.field(alias="config", factory=SemanticCacheConfig)
-    _partitions: dict[_PartitionId, _Partition] = attrs.field(init=False, factory=dict)
-    # Every entry, least recently used first.
-    _entries: collections.OrderedDict[CacheKey, Stored] = attrs.field(
-        init=False, factory=collections.OrderedDict
+    _index: SemanticIndex[CacheKey] = attrs.field(
+        init=False, default=attrs.Factory(lambda self: SemanticIndex(self._config), takes_self=True)
     )
+    _entries: dict[CacheKey, Stored] = attrs.field(init=False, factory=dict)
     _hits: int = attrs.field(init=False, default=0)
     _misses: int = attrs.field(init=False, default=0)
     _stores: int = attrs.field(init=False, default=0)
@@ -191,20 +145,15 @@ class SemanticCache:
             EmbeddingError: The vector is zero or not finite, or its dimension differs
                 from the vectors already in the partition.
         """
-        query = _normalized(vector, key)
-        partition = self._partitions.get(_partition_of(key))
-        if partition is None:
-            self._misses += 1
-            return None
-        _check_dimension(partition, query, key)
-        matched, similarity = partition.nearest(query)
-        if similarity < threshold - SIMILARITY_TOLERANCE:
+        query = normalized(vector, key)
+        self._check_dimension(key, query.shape[0])
+        match = self._index.lookup(key.partition, query, threshold)
+        if match is None:
             self._misses += 1
             return None
         self._hits += 1
-        self._entries.move_to_end(matched)
         return SemanticMatch(
-            key=matched, value=self._entries[matched].value(), similarity=min(similarity, 1.0)
+            key=match.id, value=self._entries[match.id].value(), similarity=match.similarity
         )
 
     def get(self, key: CacheKey, default: Any = None) -> Any:
@@ -220,7 +169,7 @@ class SemanticCache:
         stored = self._entries.get(key)
         if stored is None:
             return default
-        self._entries.move_to_end(key)
+        self._index.touch(key)
         return stored.value()
 
     def put(self, key: CacheKey, vector: ArrayLike, value: Any) -> None:
@@ -235,22 +184,15 @@ class SemanticCache:
             EmbeddingError: The vector is zero, not finite, or of the wrong dimension.
             UncacheableValueError: The result cannot be pickled.
         """
-        row = _normalized(vector, key)
+        row = normalized(vector, key)
+        self._check_dimension(key, row.shape[0])
         stored = snapshot(value, where=key)
-        partition_id = _partition_of(key)
-        partition = self._partitions.get(partition_id)
-        if partition is None:
-            matrix = np.empty((_INITIAL_ROWS, row.shape[0]), dtype=np.float32)
-            partition = self._partitions[partition_id] = _Partition(matrix)
-        _check_dimension(partition, row, key)
-        partition.set(key, row)
+        evicted = self._index.insert(key, row, partition=key.partition, namespace=key.namespace)
         self._entries[key] = stored
-        self._entries.move_to_end(key)
+        for gone in evicted:
+            del self._entries[gone]
         self._stores += 1
-        while len(self._entries) > self._config.maxsize:
-            oldest = next(iter(self._entries))
-            self._remove(oldest)
-            self._evictions += 1
+        self._evictions += len(evicted)
 
     def discard(self, key: CacheKey) -> bool:
         """Remove the entry under `key`, if any.
@@ -261,15 +203,15 @@ class SemanticCache:
         Returns:
             Whether an entry was removed.
         """
-        if key not in self._entries:
+        if not self._index.delete(key):
             return False
-        self._remove(key)
+        del self._entries[key]
         return True
 
     def clear(self) -> None:
         """Remove every entry; the counters keep counting."""
         self._entries.clear()
-        self._partitions.clear()
+        self._index.clear()
 
     def statistics(self) -> SemanticCacheStatistics:
         """Return a snapshot of the counters.
@@ -279,30 +221,19 @@ class SemanticCache:
         """
         return SemanticCacheStatistics(
             entries=len(self._entries),
-            partitions=len(self._partitions),
+            partitions=self._index.partitions,
             hits=self._hits,
             misses=self._misses,
             stores=self._stores,
             evictions=self._evictions,
+            approximate_partitions=self._index.approximate_partitions,
         )
 
-    def _remove(self, key: CacheKey) -> None:
-        del self._entries[key]
-        partition_id = _partition_of(key)
-        partition = self._partitions[partition_id]
-        partition.remove(key)
-        if not partition.keys:
-            del self._partitions[partition_id]
-
-
-def _partition_of(key: CacheKey) -> _PartitionId:
-    return key.partition
-
-
-def _check_dimension(partition: _Partition, row: NDArray[np.float32], key: CacheKey) -> None:
-    if row.shape[0] != partition.dim:
-        raise EmbeddingError(
-            f"the embedding for {key} has dimension {row.shape[0]}, but step"
-            f" {key.step!r} (version {key.version!r}) holds vectors of dimension"
-            f" {partition.dim}; bump the step's cache version when changing embedders"
-        )
+    def _check_dimension(self, key: CacheKey, dimension: int) -> None:
+        held = self._index.dimension(key.partition)
+        if held is not None and dimension != held:
+            raise EmbeddingError(
+                f"the embedding for {key} has dimension {dimension}, but step"
+                f" {key.step!r} (version {key.version!r}) holds vectors of dimension"
+                f" {held}; bump the step's cache version when changing embedders"
+            )

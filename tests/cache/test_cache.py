@@ -17,6 +17,8 @@ from specroute.cache import (
     EmbeddingError,
     ExactCache,
     ExactCacheConfig,
+    SemanticCache,
+    SemanticCacheConfig,
     SemanticInputError,
     StepIdentity,
     UnencodableInputError,
@@ -294,3 +296,16 @@ async def test_a_semantic_hit_carries_the_requests_own_embedding() -> None:
         )
         assert isinstance(exact, CacheHit)
         assert exact.embedding is None  # an exact hit embeds nothing
+
+
+async def test_evictions_are_counted_by_kind() -> None:
+    exact = ExactCache(ExactCacheConfig(maxsize=3))
+    semantic = SemanticCache(SemanticCacheConfig(maxsize=1))
+    async with open_cache(exact=exact, semantic=semantic) as cache:
+        for n in range(5):
+            request = f"request {n}"
+            miss = await cache.lookup(StepIdentity("s"), SEMANTIC, "acme", {"request": request})
+            assert isinstance(miss, CacheMiss)
+            await cache.store(miss, n, seconds=1.0)
+        stats = cache.statistics()
+    assert (stats.exact_evictions, stats.semantic_evictions, stats.evictions) == (2, 4, 6)

@@ -112,3 +112,34 @@ def test_growth_beyond_the_first_block_keeps_vectors() -> None:
         match = cache.search(make_key("s", "1", "n", {"n": -1}), vector, 0.999)
         assert match is not None
         assert match.value == n
+
+
+def test_one_tenants_traffic_never_evicts_a_quiet_tenants_entries() -> None:
+    cache = SemanticCache(SemanticCacheConfig(maxsize=50))
+    put_text(cache, k("quiet request", namespace="quiet"), "quiet request")
+    for n in range(200):
+        text = f"busy request {n}"
+        put_text(cache, k(text, namespace="busy"), text)
+    assert k("quiet request", namespace="quiet") in cache
+    assert cache.statistics().evictions == 151
+
+
+def test_namespace_maxsize_bounds_each_tenant() -> None:
+    cache = SemanticCache(SemanticCacheConfig(namespace_maxsize=3))
+    for namespace in ("a", "b"):
+        for n in range(5):
+            put_text(cache, k(f"request {n}", namespace=namespace), f"request {n}")
+    assert len(cache) == 6
+    assert k("request 1", namespace="a") not in cache
+    assert k("request 2", namespace="a") in cache
+    assert cache.statistics().evictions == 4
+
+
+def test_a_replaced_entry_keeps_one_vector() -> None:
+    cache = SemanticCache()
+    put_text(cache, k("a"), "a")
+    cache.put(k("a"), EMBEDDER.encode(["b"])[0], "b")
+    assert len(cache) == 1
+    match = cache.search(k("b"), EMBEDDER.encode(["b"])[0], 0.999)
+    assert match is not None
+    assert match.value == "b"

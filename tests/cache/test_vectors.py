@@ -1,0 +1,147 @@
+"""Partition vectors: brute force, the switch to HNSW, and recall against brute force."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+from specroute.cache import AnnConfig, SemanticIndex, SemanticIndexConfig, _vectors, ann_available
+
+DIM = 32
+
+
+def unit_rows(count: int, seed: int = 0) -> np.ndarray:
+    rows = np.random.default_rng(seed).standard_normal((count, DIM)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def perturbed(rows: np.ndarray, similarity: float, seed: int = 1) -> np.ndarray:
+    """Copies of `rows` at exactly `similarity` to their source (a rotation by a fixed angle)."""
+    noise = np.random.default_rng(seed).standard_normal(rows.shape).astype(np.float32)
+    noise -= np.sum(noise * rows, axis=1, keepdims=True) * rows
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    return similarity * rows + np.sqrt(1 - similarity**2) * noise
+
+
+def filled(count: int, ann: AnnConfig | None) -> SemanticIndex[int]:
+    index: SemanticIndex[int] = SemanticIndex(SemanticIndexConfig(maxsize=10**6, ann=ann))
+    for n, row in enumerate(unit_rows(count)):
+        index.insert(n, row, partition="p", namespace="n")
+    return index
+
+
+def test_without_the_extra_a_large_partition_stays_brute_force(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_vectors, "ann_available", lambda: False)
+    index = filled(200, AnnConfig(min_entries=50))
+    assert index.approximate_partitions == 0
+    queries = perturbed(unit_rows(200), 0.95)
+    assert all(index.lookup("p", q, 0.94) is not None for q in queries)
+
+
+def test_ann_none_never_switches() -> None:
+    assert filled(200, None).approximate_partitions == 0
+
+
+needs_usearch = pytest.mark.skipif(not ann_available(), reason="needs specroute[ann] (usearch)")
+
+
+COUNT = 2000
+
+
+@functools.cache
+def graph_of(dtype: str) -> SemanticIndex[int]:
+    return filled(COUNT, AnnConfig(min_entries=100, dtype=dtype))  # type: ignore[arg-type]
+
+
+@needs_usearch
+@pytest.mark.parametrize("dtype", ["f32", "f16", "i8"])
+@pytest.mark.parametrize("similarity", [0.95, 0.99])
+def test_recall_against_brute_force_at_the_threshold(dtype: str, similarity: float) -> None:
+    # HNSW is approximate: of the queries brute force answers at the threshold, the graph
+    # must answer at least 99% with the same entry.
+    threshold = similarity - 0.02
+    rows = unit_rows(COUNT)
+    graph = graph_of(dtype)
+    assert graph.approximate_partitions == 1
+    queries = perturbed(rows[:200], similarity)
+    truth = np.argmax(queries @ rows.T, axis=1)
+    assert np.all(np.max(queries @ rows.T, axis=1) >= threshold)
+    found = 0
+    for query, expected in zip(queries, truth, strict=True):
+        match = graph.lookup("p", query, threshold)
+        found += match is not None and match.id == expected
+    recall = found / len(queries)
+    assert recall >= 0.99, f"recall {recall:.3f} ({dtype}, {similarity})"
+
+
+@needs_usearch
+def test_the_graph_deletes_replaces_and_empties() -> None:
+    index = filled(300, AnnConfig(min_entries=100))
+    rows = unit_rows(300)
+    assert index.approximate_partitions == 1
+    for n in range(0, 300, 2):
+        assert index.delete(n)
+    for n in range(300):
+        match = index.lookup("p", rows[n], 0.99)
+        if n % 2:
+            assert match is not None
+            assert match.id == n
+        else:
+            assert match is None or match.id != n
+    index.insert(1, rows[0], partition="p", namespace="n")
+    match = index.lookup("p", rows[0], 0.99)
+    assert match is not None
+    assert match.id == 1
+    for n in range(1, 300, 2):
+        index.delete(n)
+    assert len(index) == 0
+    assert index.partitions == 0
+
+
+@needs_usearch
+def test_recall_holds_under_churn_at_a_full_cache() -> None:
+    # A full cache removes one entry per insert: the graph must not decay.
+    index: SemanticIndex[int] = SemanticIndex(
+        SemanticIndexConfig(maxsize=500, ann=AnnConfig(min_entries=100))
+    )
+    rows = unit_rows(3000)
+    for n, row in enumerate(rows):
+        index.insert(n, row, partition="p", namespace="n")
+    assert len(index) == 500
+    queries = perturbed(rows[-500:], 0.95)
+    found = sum(
+        (match := index.lookup("p", q, 0.93)) is not None and match.id == n
+        for n, q in enumerate(queries, 2500)
+    )
+    assert found / 500 >= 0.99
+
+
+@needs_usearch
+def test_the_switch_moves_a_few_rows_per_insert_and_finds_every_entry_meanwhile() -> None:
+    vectors: _vectors.PartitionVectors[int] = _vectors.PartitionVectors(
+        DIM, ann=AnnConfig(min_entries=100)
+    )
+    rows = unit_rows(200)
+    for n in range(100):
+        vectors.set(n, rows[n])
+    assert (vectors.approximate, vectors.in_graph) == (False, 0)
+    # The insert that crosses the size starts the graph but builds only a few rows of it.
+    vectors.set(100, rows[100])
+    assert vectors.approximate
+    assert vectors.in_graph == 1 + _vectors._MOVED_PER_INSERT
+    for n in range(101, 110):
+        vectors.set(n, rows[n])
+    assert 0 < len(vectors) - vectors.in_graph < 100
+    for n in range(110):
+        assert vectors.nearest(rows[n])[0] == n
+    vectors.remove(0)
+    vectors.remove(109)
+    for n in range(110, 200):
+        vectors.set(n, rows[n])
+    assert vectors.in_graph == len(vectors) == 198
+    for n in range(1, 200):
+        if n != 109:
+            assert vectors.nearest(rows[n])[0] == n
