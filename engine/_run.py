@@ -291,6 +291,11 @@ def _result(
         timed_out.trace = trace
         raise timed_out
     values = top.values
+    exact_evictions = semantic_evictions = 0
+    if run.cache is not None:
+        cache_figures = run.cache.statistics()
+        exact_evictions = cache_figures.exact_evictions
+        semantic_evictions = cache_figures.semantic_evictions
     return RunResult(
         flow=flow.name,
         mode=mode,
@@ -306,4 +311,6 @@ def _result(
         usage=StepUsage.of(run.meter.records()),
         decisions=build_decisions(run),
         predicted_values=build_predicted_values(run),
+        cache_exact_evictions=exact_evictions,
+        cache_semantic_evictions=semantic_evictions,
     )

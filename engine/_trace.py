@@ -215,6 +215,9 @@ class RunResult:
         decisions: One `RouterDecision` per router that started, in the order they did.
         predicted_values: One `PredictedValue` per semantic near match on a step that was
             not a router, in the order they were found.
+        cache_exact_evictions: The run's cache's exact entries dropped to make room, all
+            runs counted, when this run ended (its `statistics()`; 0 without a cache).
+        cache_semantic_evictions: The same for its semantic entries.
     """
 
     flow: str
@@ -231,6 +234,8 @@ class RunResult:
     usage: StepUsage = attrs.Factory(StepUsage)
     decisions: tuple[RouterDecision, ...] = ()
     predicted_values: tuple[PredictedValue, ...] = ()
+    cache_exact_evictions: int = 0
+    cache_semantic_evictions: int = 0
 
     @property
     def wasted_cost(self) -> float:

@@ -134,6 +134,10 @@ def _cards(summary: Summary) -> list[tuple[str, str]]:
         (_dollars(summary.wasted_cost, summary.wasted_unpriced_calls), "dollars wasted"),
         (_pct(cache.hit_rate), f"cache hit rate ({cache.hits} hits)"),
         (f"{cache.saved_ms:,.0f} ms", f"saved by cache (${cache.saved_cost:,.4f})"),
+        (
+            f"{cache.exact_evictions:,} / {cache.semantic_evictions:,}",
+            "cache evictions, exact / semantic",
+        ),
         (str(summary.failed_steps), "failed steps"),
     ]
 

@@ -20,7 +20,8 @@ from the run's start, to the microsecond::
     wasted_ms       step time in branches that lost (derived)
     step_ms         step time over every execution (derived)
     critical_path   [step name] the chain that set the wall time (derived)
-    cache           {hits, misses, saved_ms}
+    cache           {hits, misses, saved_ms, exact_evictions, semantic_evictions}: the
+                    evictions are the run's cache's, all runs counted, when it ended
     usage           {calls, cancelled_calls, input_tokens, output_tokens, cost,
                      unpriced_calls, hedges_started, hedges_won, hedge_saved_ms,
                      hedge_cost, failed_over} the run's LLM calls (cost in dollars; the

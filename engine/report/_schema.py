@@ -376,6 +376,8 @@ _KEYS: dict[type, dict[str, str]] = {
         "cache_hits": "cache.hits",
         "cache_misses": "cache.misses",
         "cache_saved_time": "cache.saved_ms",
+        "cache_exact_evictions": "cache.exact_evictions",
+        "cache_semantic_evictions": "cache.semantic_evictions",
     },
 }
 
@@ -537,6 +539,8 @@ _result_in = make_dict_structure_fn(
     cache_hits=override(rename="cache.hits"),
     cache_misses=override(rename="cache.misses"),
     cache_saved_time=override(rename="cache.saved_ms", struct_hook=_ms_field),
+    cache_exact_evictions=override(rename="cache.exact_evictions"),
+    cache_semantic_evictions=override(rename="cache.semantic_evictions"),
 )
 
 
@@ -567,6 +571,8 @@ def _result_to(result: RunResult) -> dict[str, Any]:
             "hits": run.cache_hits,
             "misses": run.cache_misses,
             "saved_ms": ms(run.cache_saved_time),
+            "exact_evictions": run.cache_exact_evictions,
+            "semantic_evictions": run.cache_semantic_evictions,
         },
         "usage": _converter.unstructure(run.usage, StepUsage),
         "wasted_cost": run.wasted_cost,

@@ -152,12 +152,16 @@ class _CacheTally:
     # is priced at the mean of the computed ones, wherever in the log they are.
     computed: dict[str, tuple[float, int]] = attrs.Factory(dict)
     served: dict[str, int] = attrs.Factory(lambda: defaultdict(int))
+    exact_evictions: int = 0
+    semantic_evictions: int = 0
 
     def add(self, record: RunRecord) -> None:
         run = record.result
         self.hits += run.cache_hits
         self.misses += run.cache_misses
         self.saved_ms += ms(run.cache_saved_time)
+        self.exact_evictions = max(self.exact_evictions, run.cache_exact_evictions)
+        self.semantic_evictions = max(self.semantic_evictions, run.cache_semantic_evictions)
         for entry in run.trace:
             if entry.status is StepStatus.OK and entry.usage is not None:
                 dollars, count = self.computed.get(entry.step, (0.0, 0))
@@ -182,6 +186,8 @@ class _CacheTally:
             saved_ms=self.saved_ms,
             saved_cost=saved_cost,
             unpriced_hits=unpriced,
+            exact_evictions=self.exact_evictions,
+            semantic_evictions=self.semantic_evictions,
         )
 
 

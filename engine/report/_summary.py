@@ -207,6 +207,10 @@ class CacheSummary:
         saved_cost: Dollars the hits saved, estimated from the same steps' mean cost in
             the runs where they were computed (in this log).
         unpriced_hits: Hits of steps never seen computed here (not in `saved_cost`).
+        exact_evictions: Exact entries the cache dropped to make room: the most any logged
+            run's cache had dropped when that run ended (a cache counts from its start, so
+            for one process's log this is its cache's count as of the last run).
+        semantic_evictions: The same for semantic entries.
     """
 
     hits: int = 0
@@ -215,6 +219,8 @@ class CacheSummary:
     saved_ms: float = 0.0
     saved_cost: float = 0.0
     unpriced_hits: int = 0
+    exact_evictions: int = 0
+    semantic_evictions: int = 0
 
 
 @attrs.frozen(kw_only=True)

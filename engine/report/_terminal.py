@@ -124,6 +124,8 @@ def _figures(summary: Summary) -> Table:
         ("cache hits / lookups", f"{cache.hits} / {cache.hits + cache.misses}"
          f" ({_pct(cache.hit_rate)})"),
         ("latency saved by the cache", f"{_ms(cache.saved_ms)} ms"),
+        ("cache evictions, exact / semantic",
+         f"{cache.exact_evictions} / {cache.semantic_evictions}"),
         ("dollars saved by the cache (estimated)", _dollars(cache.saved_cost)
          + (f" ({cache.unpriced_hits} hits unpriced)" if cache.unpriced_hits else "")),
         ("LLM dollars, all runs", _dollars(summary.cost, summary.unpriced_calls)),

@@ -138,6 +138,8 @@ def results(draw: st.DrawFn) -> RunResult:
         usage=draw(usages()),
         decisions=tuple(draw(st.lists(decisions(), max_size=3))),
         predicted_values=tuple(draw(st.lists(guesses, max_size=3))),
+        cache_exact_evictions=draw(st.integers(0, 99)),
+        cache_semantic_evictions=draw(st.integers(0, 99)),
     )
 
 

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import re
+from typing import TYPE_CHECKING
+
 import pytest
 from report_records import entry, run
-from specroute.engine.report import Distribution, RunRecord, percentile, summarize
+from rich.console import Console
+from specroute.cache import CacheOptions, ExactCache, ExactCacheConfig, open_cache
+from specroute.engine import Flow, step
+from specroute.engine.report import (
+    Distribution,
+    RunLog,
+    RunRecord,
+    percentile,
+    summarize,
+    summary_tables,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from trio.testing import MockClock
 
 GEN = "r:gen"
 
@@ -201,3 +219,24 @@ def test_map_items_count_with_their_branch_and_loop_iterations_by_being_chosen()
     assert (speculation.speculated, speculation.right, speculation.wrong) == (3, 2, 1)
     assert speculation.saved_ms == 5  # r:x's items ran 0-6, the router decided at 5
     assert speculation.wasted_ms == 3
+
+
+async def test_the_report_shows_cache_evictions_by_kind(
+    autojump_clock: MockClock, tmp_path: Path
+) -> None:
+    @step(cache=CacheOptions())
+    async def double(number: int) -> int:
+        return number * 2
+
+    log = RunLog(tmp_path / "runs.jsonl")
+    exact = ExactCache(config=ExactCacheConfig(maxsize=1))
+    async with open_cache(exact=exact) as cache:
+        for number in range(3):  # the cache keeps one entry: two are dropped
+            log.append(await Flow([double]).run(number=number, cache=cache))
+    records = log.read().records
+    assert [r.result.cache_exact_evictions for r in records] == [0, 1, 2]
+    summary = summarize(records)
+    assert (summary.cache.exact_evictions, summary.cache.semantic_evictions) == (2, 0)
+    console = Console(width=160, record=True)
+    console.print(summary_tables(summary))
+    assert re.search(r"cache evictions, exact / semantic\s+│?\s*2 / 0", console.export_text())
