@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import trio
+from specroute.cache import CacheStatistics
 from specroute.cache._validators import check_namespace
 from specroute.routes import (
     ConfigurationError,
@@ -292,8 +293,9 @@ def _result(
         raise timed_out
     values = top.values
     exact_evictions = semantic_evictions = 0
-    if run.cache is not None:
-        cache_figures = run.cache.statistics()
+    # A minimal cache of the user's may keep no figures: then there is nothing to report.
+    cache_figures = run.cache.statistics() if run.cache is not None else None
+    if isinstance(cache_figures, CacheStatistics):
         exact_evictions = cache_figures.exact_evictions
         semantic_evictions = cache_figures.semantic_evictions
     return RunResult(
