@@ -52,7 +52,7 @@ install-check: $(STAMP)
 
 test: lint typecheck install-check pytest
 
-bench: $(STAMP)
+bench: $(STAMP) redis-server
 	$(PY) bench/overhead.py
 	$(PY) bench/concurrency.py
 	OPENBLAS_NUM_THREADS=1 $(PY) bench/cache.py
@@ -61,6 +61,9 @@ bench: $(STAMP)
 	$(PY) bench/policy.py
 	$(PY) bench/asyncio_bridge.py
 	$(PY) bench/streams.py
+	$(PY) bench/hedging.py
+	$(PY) bench/tools.py
+	OPENBLAS_NUM_THREADS=1 $(PY) bench/redis.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
