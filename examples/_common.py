@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import httpx
@@ -27,10 +27,13 @@ from specroute.engine.llm import (
     SimulatedModel,
     SimulatedTransport,
     open_llm_client,
+    structured,
 )
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+
+T = TypeVar("T")
 
 TOKENS_PER_SECOND = 100
 MODEL = "sim-small"
@@ -112,6 +115,17 @@ async def ask(llm: LLMClient, stage: str, ms: int, prompt: str) -> str:
         f"{stage}: {prompt}", model=MODEL, max_tokens=tokens, stream=False
     )
     return completion.text
+
+
+async def ask_for(llm: LLMClient, stage: str, ms: int, prompt: str, output: type[T]) -> T:
+    """One structured LLM call that takes `ms`: its JSON answer checked against `output` (an
+    attrs class) and returned as one, or a `StructuredOutputError` naming the field."""
+    tokens = ms * TOKENS_PER_SECOND // 1000
+    answer = await structured(
+        llm, f"{stage}: {prompt}", output=output, model=MODEL, max_tokens=tokens, stream=False
+    )
+    value: T = answer.value
+    return value
 
 
 def parser(doc: str | None) -> argparse.ArgumentParser:

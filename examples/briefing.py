@@ -5,6 +5,9 @@ ANNEX_JSON (6 s) reads procurement. At most 2 calls are in flight (`max_concurre
 The LLM client retries transient failures (timeout, 502, 503, network) once with backoff and
 never retries the others (a 400). A failed stage leaves the others intact and is reported as
 `{stage, code, message, hint}`; a failed procurement falls back to the computed metrics.
+PROCUREMENT_JSON and ANNEX_JSON ask for structured output: their answers are checked
+against `ProcurementMetrics` and `Annex` (a misfit is retried with what was wrong, then
+fails the stage naming the field), not parsed out of text by hand.
 
     python examples/briefing.py                         # the seed's table, failures included
     python examples/briefing.py --fail BRIEFING_MD=503 --json --progress
@@ -17,8 +20,9 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import _common
+import attrs
 import trio
-from _common import ask, open_llm
+from _common import ask, ask_for, open_llm
 from specroute.engine import Flow, RunResult, StepStatus, step
 from specroute.engine.llm import ProviderHTTPError, ProviderLimits, RetryPolicy
 from specroute.engine.report import run_to_json
@@ -55,17 +59,36 @@ async def plays(request: str, llm: LLMClient) -> str:
     return await ask(llm, "PLAYS_MD", 7000, f"write the plays for {request}")
 
 
+@attrs.frozen
+class ProcurementMetrics:
+    """What PROCUREMENT_JSON answers, as the seed's JSON stage: the award figures."""
+
+    awards: int
+    total_usd: int
+    summary: str
+
+
+@attrs.frozen
+class Annex:
+    """What ANNEX_JSON answers: a titled table of rows."""
+
+    title: str
+    rows: tuple[str, ...]
+
+
 @step(fallback=lambda exc: COMPUTED_METRICS)
 async def procurement(
     briefing: str | dict[str, str], plays: str | dict[str, str], llm: LLMClient
 ) -> dict[str, Any]:
-    text = await ask(llm, "PROCUREMENT_JSON", 5000, f"metrics for {briefing!s:.80} {plays!s:.80}")
-    return {**COMPUTED_METRICS, "source": "PROCUREMENT_JSON", "summary": text[:40]}
+    prompt = f"metrics for {briefing!s:.80} {plays!s:.80}"
+    metrics = await ask_for(llm, "PROCUREMENT_JSON", 5000, prompt, ProcurementMetrics)
+    return {**attrs.asdict(metrics), "source": "PROCUREMENT_JSON"}
 
 
 @step(fallback=failure("ANNEX_JSON"))
-async def annex(procurement: dict[str, Any], llm: LLMClient) -> str:
-    return await ask(llm, "ANNEX_JSON", 6000, f"annex for {procurement}")
+async def annex(procurement: dict[str, Any], llm: LLMClient) -> dict[str, Any]:
+    table = await ask_for(llm, "ANNEX_JSON", 6000, f"annex for {procurement}", Annex)
+    return attrs.asdict(table)
 
 
 flow = Flow(

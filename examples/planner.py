@@ -21,6 +21,7 @@ import string
 import sys
 from typing import Any, TypedDict
 
+import attrs
 import trio
 import trio.testing
 from specroute.cache import Cache, CacheOptions, HashingEmbedder, open_cache
@@ -42,6 +43,7 @@ from specroute.engine.llm import (
     SimulatedModel,
     SimulatedTransport,
     open_llm_client,
+    structured,
 )
 from specroute.engine.report import RunLog, run_to_json
 
@@ -52,7 +54,9 @@ LATENCY_MS = {
     "parameter_mapping": 300, "validator": 0, "metadata_generation": 400,
     "parameter_preparation": 0,
 }  # fmt: skip
-SAVED_WORKFLOWS = {"generate changelog": {"name": "changelog", "nodes": ["git-log", "llm"]}}
+SAVED_WORKFLOWS: dict[str, dict[str, Any]] = {
+    "generate changelog": {"name": "changelog", "nodes": ["git-log", "llm"]}
+}
 REQUESTS = {"A": "generate changelog", "B": "summarize open issues by label"}
 # The default mix for --repeat: repeats and paraphrases of earlier requests hit the cache.
 DEFAULT_REQUESTS = [
@@ -106,12 +110,24 @@ DISCOVERY_CACHE = CacheOptions(
 BROWSING_CACHE = CacheOptions(depends_on={"prompt": "1"})
 
 
+@attrs.frozen
+class Workflow:
+    """A workflow to run: a saved one, or one the workflow generator wrote (an LLM answer
+    checked against this shape: structured output, not text parsed by hand)."""
+
+    name: str
+    nodes: tuple[str, ...]
+    plan: str = ""
+
+
 @step(cache=DISCOVERY_CACHE, **estimate("discovery"))  # exact, then near
 async def discovery(user_input: str) -> Route:
     await work("discovery")
     words = user_input.lower().translate(str.maketrans("", "", string.punctuation))
     found = SAVED_WORKFLOWS.get(" ".join(words.split()))
-    return Route("reuse", workflow=found) if found else Route("generate")
+    if found is None:
+        return Route("generate")
+    return Route("reuse", workflow=Workflow(name=found["name"], nodes=tuple(found["nodes"])))
 
 
 @step(output="templatized_input", **estimate("parameter_discovery"))
@@ -140,25 +156,34 @@ async def planning(requirements: list[str], components: list[str]) -> str:
 
 
 @step(output="workflow", **estimate("workflow_generator"))
-async def workflow_generator(plan: str) -> dict[str, Any]:
-    await work("workflow_generator")
-    return {"name": "generated", "nodes": ["github-issues", "llm"], "plan": plan}
+async def workflow_generator(plan: str) -> Workflow:
+    if LLM is None:  # imported by a benchmark: just take the time
+        await work("workflow_generator")
+        return Workflow(name="generated", nodes=("github-issues", "llm"), plan=plan)
+    simulated = MODEL.startswith("sim-")
+    tokens = LATENCY_MS["workflow_generator"] * TOKENS_PER_SECOND // 1000 if simulated else 256
+    prompt = f"workflow_generator: write a workflow (name, nodes, plan) for this plan: {plan}"
+    # Streamed, so a cancelled call is billed for what arrived; parsed when complete.
+    answer = await structured(
+        LLM, prompt, output=Workflow, model=MODEL, max_tokens=tokens, stream=simulated
+    )
+    return answer.value
 
 
 @step(output="extracted_params", **estimate("parameter_mapping"))
-async def parameter_mapping(user_input: str, workflow: dict[str, Any]) -> dict[str, str]:
+async def parameter_mapping(user_input: str, workflow: Workflow) -> dict[str, str]:
     await work("parameter_mapping")
-    return {"request": user_input, "workflow": workflow["name"]}
+    return {"request": user_input, "workflow": workflow.name}
 
 
 @step(output="validation", **estimate("validator"))
-async def validator(workflow: dict[str, Any], extracted_params: dict[str, str]) -> str:
+async def validator(workflow: Workflow, extracted_params: dict[str, str]) -> str:
     await work("validator")
     return "valid"
 
 
 @step(output="metadata", **estimate("metadata_generation"))
-async def metadata_generation(workflow: dict[str, Any], templatized_input: str,
+async def metadata_generation(workflow: Workflow, templatized_input: str,
                               validation: str) -> dict[str, str]:  # fmt: skip
     await work("metadata_generation")
     return {"description": templatized_input, "validated": validation}

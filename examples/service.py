@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
+import cattrs
 import planner  # examples/ is on sys.path when run as a script
 import uvicorn
 from fastapi import FastAPI, Request
@@ -175,7 +176,9 @@ class Progress:
 
 
 def summary(result: RunResult) -> dict[str, Any]:
-    return {"route": result.route, "outputs": dict(result.outputs),
+    # Outputs may be typed (the planner's `Workflow`): cattrs makes them JSON data.
+    outputs: dict[str, Any] = cattrs.unstructure(dict(result.outputs))
+    return {"route": result.route, "outputs": outputs,
             "wall_ms": round(result.wall_time * 1000, 1),
             "wasted_ms": round(result.wasted_time * 1000, 1),
             "wasted_cost": result.wasted_cost}  # fmt: skip

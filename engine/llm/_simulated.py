@@ -193,6 +193,7 @@ class SimulatedTransport(httpx.AsyncBaseTransport):
             latency=latency,
             drop=drop,
             request=request,
+            content=_structured_content(body),
         )
         if drop:
             counts.injected_drops += 1
@@ -212,6 +213,8 @@ class _Answer(httpx.AsyncByteStream):
     latency: float
     drop: bool
     request: httpx.Request
+    # What a structured call gets: JSON that fits its schema (None: words).
+    content: str | None = None
     _finished: bool = False
     _closed: bool = False
 
@@ -233,7 +236,7 @@ class _Answer(httpx.AsyncByteStream):
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": _text(0, self.tokens)},
+                        "message": {"role": "assistant", "content": self._piece(0, self.tokens)},
                         "finish_reason": "length",
                     }
                 ],
@@ -250,7 +253,7 @@ class _Answer(httpx.AsyncByteStream):
             for start in range(0, end, sim.chunk_tokens):
                 count = min(sim.chunk_tokens, end - start)
                 await trio.sleep(count / sim.tokens_per_second)
-                delta = {"choices": [{"index": 0, "delta": {"content": _text(start, count)}}]}
+                delta = {"choices": [{"index": 0, "delta": {"content": self._piece(start, count)}}]}
                 yield _sse(delta)
             if self.drop:
                 raise httpx.RemoteProtocolError(
@@ -265,6 +268,16 @@ class _Answer(httpx.AsyncByteStream):
         if not self._finished and not self._closed:
             self.transport._counts.disconnected += 1
         self._closed = True
+
+    def _piece(self, start: int, count: int) -> str:
+        """Tokens `start` to `start + count` of the answer: words, or that share of its JSON
+        (every token's share together is the whole JSON)."""
+        if self.content is None:
+            return _text(start, count)
+        total = max(self.tokens, 1)
+        length = len(self.content)
+        end = length if start + count >= self.tokens else length * (start + count) // total
+        return self.content[length * start // total : end]
 
     def _usage(self, output_tokens: int) -> dict[str, int]:
         prompt_tokens = estimate_prompt_tokens(self.prompt)
@@ -304,3 +317,48 @@ def _sse(data: dict[str, Any]) -> bytes:
 def _error(status: int, message: str, headers: dict[str, str]) -> httpx.Response:
     error = {"error": {"message": message, "type": "simulated", "code": status}}
     return httpx.Response(status, json=error, headers=headers)
+
+
+def _structured_content(body: dict[str, Any]) -> str | None:
+    """For a request asking for JSON that fits a schema (OpenAI `response_format`), the
+    simplest JSON that fits it; None for a plain request."""
+    response_format = body.get("response_format")
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        return None
+    schema = response_format.get("json_schema", {}).get("schema", {})
+    return json.dumps(_instance(schema, schema))
+
+
+def _instance(schema: Any, root: Any) -> Any:
+    """A value that fits `schema` (the subset `specroute.engine.llm` writes and reads)."""
+    if not isinstance(schema, dict):
+        return None
+    if "$ref" in schema:
+        target: Any = root
+        for part in str(schema["$ref"]).lstrip("#/").split("/"):
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        return _instance(target, root)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for combined in ("anyOf", "oneOf"):
+        if schema.get(combined):
+            return _instance(schema[combined][0], root)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        properties = schema.get("properties", {})
+        return {name: _instance(sub, root) for name, sub in properties.items()}
+    if kind == "array":
+        return [_instance(schema.get("items", {}), root)] * max(1, schema.get("minItems", 1))
+    if kind == "string":
+        return "x" * max(1, schema.get("minLength", 1))
+    if kind == "integer":
+        return int(schema.get("minimum", 1))
+    if kind == "number":
+        return float(schema.get("minimum", 1.0))
+    if kind == "boolean":
+        return True
+    return None

@@ -19,10 +19,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import cattrs
 import httpx
 import pytest
 import trio
 from llm_server import BAD_REQUEST_MESSAGE, serve_llm
+from specroute.engine.llm import Provider, SimulatedModel, SimulatedTransport, open_llm_client
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -108,19 +110,24 @@ def load_planner() -> ModuleType:
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.SCALE = 0.0  # no LLM client: each step only sleeps; the answers do not change
+    module.SCALE = 0.0
     return module
 
 
 async def direct_answers() -> dict[tuple[str, str], tuple[str, Any]]:
     planner = load_planner()
     answers = {}
-    for user_input, mode in REQUESTS:
-        engine_mode, policy = planner.MODES[mode]
-        result = await planner.planner.run(
-            user_input=user_input, mode=engine_mode, speculate=policy
-        )
-        answers[user_input, mode] = (result.route, json.loads(json.dumps(dict(result.outputs))))
+    # The simulated model the service calls, at once: its workflow is the generator's answer.
+    speed = SimulatedModel(first_token_latency=0.0, tokens_per_second=1e9)
+    async with open_llm_client(Provider.simulated(SimulatedTransport(speed)), seed=0) as llm:
+        planner.LLM, planner.MODEL = llm, "sim-large"
+        for user_input, mode in REQUESTS:
+            engine_mode, policy = planner.MODES[mode]
+            result = await planner.planner.run(
+                user_input=user_input, mode=engine_mode, speculate=policy
+            )
+            outputs = cattrs.unstructure(dict(result.outputs))  # as the service answers them
+            answers[user_input, mode] = (result.route, json.loads(json.dumps(outputs)))
     return answers
 
 

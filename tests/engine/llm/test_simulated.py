@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import attrs
 import pytest
 import trio
 from specroute.engine.llm import (
@@ -16,6 +17,7 @@ from specroute.engine.llm import (
     Usage,
     UsageMeter,
     open_llm_client,
+    structured,
 )
 
 if TYPE_CHECKING:
@@ -118,3 +120,31 @@ def test_validation() -> None:
         SimulatedModel(rate_500=1.5)
     with pytest.raises(ValueError, match="failure rates must add up to <= 1"):
         SimulatedModel(rate_500=0.6, rate_429=0.6)
+
+
+@attrs.frozen
+class _Line:
+    item: str
+    usd: int
+
+
+@attrs.frozen
+class _Order:
+    supplier: str
+    lines: tuple[_Line, ...]
+    urgent: bool
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_structured_call_gets_json_that_fits_its_schema(
+    autojump_clock: MockClock, stream: bool
+) -> None:
+    sim = SimulatedTransport(SimulatedModel(first_token_latency=0.0, tokens_per_second=100))
+    async with open_llm_client(Provider.simulated(sim), seed=0) as llm:
+        start = trio.current_time()
+        answer = await structured(
+            llm, "order", output=_Order, model="sim-small", max_tokens=200, stream=stream
+        )
+        took = trio.current_time() - start
+    assert answer.value == _Order(supplier="x", lines=(_Line(item="x", usd=1),), urgent=True)
+    assert took == pytest.approx(2.0)  # the same latency as 200 tokens of words
