@@ -6,10 +6,8 @@ import contextlib
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-import numpy as np
 
-from ._embedders import Embedder, HashingEmbedder
-from ._errors import EmbeddingError, SemanticInputError
+from ._embedders import Embedder, HashingEmbedder, embed_input
 from ._exact import ExactCache
 from ._flight import SingleFlight, open_single_flight
 from ._key import CacheKey, make_key
@@ -19,6 +17,7 @@ from ._semantic import SemanticCache
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
+    import numpy as np
     from numpy.typing import NDArray
 
     from ._key import StepIdentity
@@ -28,7 +27,6 @@ __all__ = ["Cache", "CacheEntry", "open_cache"]
 
 T = TypeVar("T")
 
-_MISSING: Any = object()
 
 
 @attrs.frozen
@@ -190,25 +188,7 @@ class Cache:
         )
 
     async def _embed(self, step: str, name: str, inputs: Mapping[str, Any]) -> NDArray[np.float32]:
-        text = inputs.get(name, _MISSING)
-        if text is _MISSING:
-            raise SemanticInputError(
-                f"step {step!r} names input {name!r} for semantic caching, but its inputs are"
-                f" {sorted(inputs)}; set `semantic=` to one of them"
-            )
-        if not isinstance(text, str):
-            raise SemanticInputError(
-                f"step {step!r}: input {name!r} is embedded for semantic caching, so it must"
-                f" be a str, got {type(text).__qualname__}"
-            )
-        vectors = np.asarray(await self._embedder.embed([text]), dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[0] != 1:
-            raise EmbeddingError(
-                f"step {step!r}: the embedder returned shape {vectors.shape} for one text;"
-                " an embedder must return one row per text"
-            )
-        row: NDArray[np.float32] = vectors[0]
-        return row
+        return await embed_input(self._embedder, step, name, inputs)
 
 
 @contextlib.asynccontextmanager

@@ -11,11 +11,11 @@ import attrs
 import numpy as np
 import trio
 
-from ._errors import CacheConfigError
+from ._errors import CacheConfigError, EmbeddingError, SemanticInputError
 from ._validators import at_least
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from numpy.typing import NDArray
 
@@ -26,6 +26,7 @@ __all__ = [
     "INLINE_CHARS",
     "Embedder",
     "HashingEmbedder",
+    "embed_input",
 ]
 
 DEFAULT_DIMENSION = 384
@@ -175,3 +176,36 @@ class HashingEmbedder:
             features.extend(f"{n}:{padded[i : i + n]}" for i in range(len(padded) - n + 1))
         # Every text, even "", gets a feature, so no vector is zero.
         return features or ["empty:"]
+
+
+_MISSING: Any = object()
+
+
+async def embed_input(
+    embedder: Embedder, step: str, name: str, inputs: Mapping[str, Any]
+) -> NDArray[np.float32]:
+    """The embedding of step `step`'s input `name`, for a semantic lookup.
+
+    Raises:
+        SemanticInputError: The step has no such input, or it is not a str.
+        EmbeddingError: The embedder did not return one row.
+    """
+    text = inputs.get(name, _MISSING)
+    if text is _MISSING:
+        raise SemanticInputError(
+            f"step {step!r} names input {name!r} for semantic caching, but its inputs are"
+            f" {sorted(inputs)}; set `semantic=` to one of them"
+        )
+    if not isinstance(text, str):
+        raise SemanticInputError(
+            f"step {step!r}: input {name!r} is embedded for semantic caching, so it must"
+            f" be a str, got {type(text).__qualname__}"
+        )
+    vectors = np.asarray(await embedder.embed([text]), dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[0] != 1:
+        raise EmbeddingError(
+            f"step {step!r}: the embedder returned shape {vectors.shape} for one text;"
+            " an embedder must return one row per text"
+        )
+    row: NDArray[np.float32] = vectors[0]
+    return row

@@ -26,10 +26,9 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-import numpy as np
 
-from ._embedders import Embedder, HashingEmbedder
-from ._errors import CacheConfigError, EmbeddingError, SemanticInputError, UncacheableValueError
+from ._embedders import Embedder, HashingEmbedder, embed_input
+from ._errors import CacheConfigError, UncacheableValueError
 from ._flight import SingleFlight, open_single_flight
 from ._key import CacheKey, make_key
 from ._protocol import CacheHit, CacheMiss, CacheStatistics
@@ -44,6 +43,7 @@ from ._validators import at_least, non_empty_text, positive
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
+    import numpy as np
     from coredis.commands import Script
     from numpy.typing import NDArray
 
@@ -60,7 +60,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-_MISSING: Any = object()
 
 
 def _types(instance: object, attribute: attrs.Attribute[Any], value: tuple[type, ...]) -> None:
@@ -444,25 +443,7 @@ class RedisCache:
         return 0 if ttl is None else max(1, round(ttl * 1000))
 
     async def _embed(self, step: str, name: str, inputs: Mapping[str, Any]) -> NDArray[np.float32]:
-        text = inputs.get(name, _MISSING)
-        if text is _MISSING:
-            raise SemanticInputError(
-                f"step {step!r} names input {name!r} for semantic caching, but its inputs are"
-                f" {sorted(inputs)}; set `semantic=` to one of them"
-            )
-        if not isinstance(text, str):
-            raise SemanticInputError(
-                f"step {step!r}: input {name!r} is embedded for semantic caching, so it must"
-                f" be a str, got {type(text).__qualname__}"
-            )
-        vectors = np.asarray(await self._embedder.embed([text]), dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[0] != 1:
-            raise EmbeddingError(
-                f"step {step!r}: the embedder returned shape {vectors.shape} for one text;"
-                " an embedder must return one row per text"
-            )
-        row: NDArray[np.float32] = vectors[0]
-        return row
+        return await embed_input(self._embedder, step, name, inputs)
 
 
 # Stream events kept (approximately): enough for a late worker to rebuild its index.

@@ -254,12 +254,16 @@ async def _compute(
         )
     except ComputationFailedError as failed:
         raise (failed.__cause__ or failed) from None
-    pending = PendingStore(scope, step.name, found, value, seconds)
-    if scope.confirmed:
+    await _keep(run, PendingStore(scope, step.name, found, value, seconds))
+    return value
+
+
+async def _keep(run: RunState, pending: PendingStore) -> None:
+    """Store a computed value now, or when its branch is confirmed."""
+    if pending.scope.confirmed:
         await store(pending, run.cache)  # type: ignore[arg-type]
     else:
-        scope.pending_stores.append(pending)
-    return value
+        pending.scope.pending_stores.append(pending)
 
 
 def _collected(step: Step, items: list[Any]) -> Any:
@@ -312,11 +316,8 @@ async def _produce(
             items = await _stream_out(run, scope, step, kwargs, execution)
     if found is not None:
         run.cache_misses += 1
-        pending = PendingStore(scope, step.name, found, items, trio.current_time() - start)
-        if scope.confirmed:
-            await store(pending, run.cache)  # type: ignore[arg-type]
-        else:
-            scope.pending_stores.append(pending)
+        seconds = trio.current_time() - start
+        await _keep(run, PendingStore(scope, step.name, found, items, seconds))
     return _collected(step, items)
 
 
