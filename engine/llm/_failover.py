@@ -245,6 +245,14 @@ class Failover:
     def __attrs_post_init__(self) -> None:
         self._circuits = tuple(_Circuit(self.breaker) for _ in self.targets)
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        """`"provider/model"` of each target, first choice first: what a cached step that
+        calls through this failover declares its answer depends on
+        (`call_dependencies(model=failover.models)`). `Completion.provider` and `.model`
+        say which one answered."""
+        return tuple(f"{t.client.provider.name}/{t.model}" for t in self.targets)
+
     async def complete(
         self,
         messages: str | Sequence[MessageLike],

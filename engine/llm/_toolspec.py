@@ -233,7 +233,7 @@ def tool(
 
 def call_dependencies(
     *,
-    model: str,
+    model: str | Sequence[str],
     schema: OutputSchema | None = None,
     tools: Sequence[Tool | ToolSpec] = (),
     **extra: Any,
@@ -247,7 +247,9 @@ def call_dependencies(
         async def answer(question: str) -> str: ...
 
     Args:
-        model: The model asked for.
+        model: The model asked for, or, for a call that fails over, the ordered list of
+            models it may be answered by (`Failover.models`): first choice first, since a
+            different order may answer differently.
         schema: The output schema, if the answer must fit one.
         tools: The tools offered to the model, or their specs (their order does not matter).
         **extra: Anything else the answer depends on (a prompt version, a temperature).
@@ -255,7 +257,7 @@ def call_dependencies(
     Returns:
         Plain data: the model, the schema's JSON and each tool's definition.
     """
-    dependencies: dict[str, Any] = {"model": model}
+    dependencies: dict[str, Any] = {"model": model if isinstance(model, str) else list(model)}
     if schema is not None:
         dependencies["schema"] = schema.as_data()
     if tools:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 import trio
 from hedge_mocks import Scripted, client_over
+from specroute.cache import StepIdentity, make_key
 from specroute.engine.llm import (
     Breaker,
     CallStatus,
@@ -18,6 +19,7 @@ from specroute.engine.llm import (
     ProviderHTTPError,
     Target,
     UsageMeter,
+    call_dependencies,
 )
 
 if TYPE_CHECKING:
@@ -188,3 +190,19 @@ def test_breaker_checks_its_fields() -> None:
         Breaker(failure_rate=0)
     with pytest.raises(ValueError, match=r"`min_calls` must be <= `window` \(3\), got 4"):
         Breaker(window=3, min_calls=4)
+
+
+STEP = StepIdentity(name="answer", function="tests.answer")
+
+
+async def test_a_failovers_models_key_a_cached_step_in_their_order(
+    http_for: list[httpx.AsyncClient],
+) -> None:
+    chat = pair(Scripted([1.0]), Scripted([1.0]), http_for)
+    assert chat.models == ("openai/gpt-4o", "backup/gpt-4o-mini")
+    key = call_dependencies(model=chat.models)
+    assert key == {"model": ["openai/gpt-4o", "backup/gpt-4o-mini"]}
+    reordered = call_dependencies(model=tuple(reversed(chat.models)))
+    assert make_key(STEP, "1", "t", {}, depends_on=key) != make_key(
+        STEP, "1", "t", {}, depends_on=reordered
+    )
