@@ -75,6 +75,8 @@ from ._prices import UnknownModelPriceWarning as UnknownModelPriceWarning
 from ._provider import Provider as Provider
 from ._retry import DEFAULT_RETRY as DEFAULT_RETRY
 from ._retry import RetryPolicy as RetryPolicy
+from ._shared_hedge import SharedHedgeState as SharedHedgeState
+from ._shared_hedge import open_shared_hedge_state as open_shared_hedge_state
 from ._shared_limits import SharedLimits as SharedLimits
 from ._shared_limits import SharedLimitsConfig as SharedLimitsConfig
 from ._shared_limits import SharedLimitsStatistics as SharedLimitsStatistics
@@ -176,6 +178,7 @@ __all__ = [  # noqa: RUF022
     "SSEDecoder",
     "SchemaViolation",
     "ServerSentEvent",
+    "SharedHedgeState",
     "SharedLimits",
     "SharedLimitsConfig",
     "SharedLimitsStatistics",
@@ -215,6 +218,7 @@ __all__ = [  # noqa: RUF022
     "no_hedging",
     "observe_tools",
     "open_llm_client",
+    "open_shared_hedge_state",
     "output_schema",
     "process_hedge_state",
     "record_usage",
