@@ -63,8 +63,9 @@ class CacheOptions:
 
     The pairs are short and templated; on other traffic the rates differ, so measure them
     on your own requests before trusting hits. A false hit returns another request's
-    answer, and a miss only costs the computation, so the default leans to misses; on a
-    router, `on_semantic_hit="verify"` (its default) uses a hit only as a prediction.
+    answer, and a miss only costs the computation, so the default leans to misses; and on
+    every step `on_semantic_hit="verify"` (the default) uses a hit only as a prediction
+    that the real step confirms or corrects.
 
     Args:
         exact: Look the inputs up by exact key first.

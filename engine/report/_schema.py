@@ -167,7 +167,7 @@ def run_to_json(result: RunResult) -> dict[str, Any]:
 
 
 def run_from_json(data: object, *, line: int | None = None) -> RunResult:
-    """The run a log line (schema 1 or 2) holds, times relative to its start.
+    """The run a log line (schema 1, 2 or 3) holds, times relative to its start.
 
     Args:
         data: The line (or `run_to_json`'s output), decoded from JSON.
