@@ -28,7 +28,6 @@ __all__ = ["Cache", "CacheEntry", "open_cache"]
 T = TypeVar("T")
 
 
-
 @attrs.frozen
 class CacheEntry:
     """What `Cache` keeps per stored lookup: the step's value and how long it took.

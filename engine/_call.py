@@ -27,7 +27,7 @@ from specroute.routes import StepFailedError, StepTimeoutError
 from ._graph import Expansion
 from ._predicted import drop, open_guess, settle
 from ._state import Execution, PendingStore, store
-from ._stream import Stream, stream_name
+from ._stream import STREAM_WAITS, Stream, stream_name
 from ._trace import StepStatus
 from .llm import no_hedging
 
@@ -221,6 +221,8 @@ async def call(
     finally:
         if guess is not None:
             drop(run, guess, f"step {step.name!r} ended {execution.status.value}")
+        if step.options.streams:
+            execution.stream_wait = STREAM_WAITS.pop(task, 0.0)
         execution.end = end = now()
         execution.calls = by_task.pop(task, None)
         run.executions.append(execution)

@@ -585,6 +585,7 @@ class Graph:
                 and node.options.fallback is None
                 and not node.options.effect
                 and not node.streamed
+                and not node.options.streams
                 and not isinstance(node, Expansion)
                 for node in self.nodes
             ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._stream import stream_name
 from ._trace import PredictedValue, RouterDecision, RouteTaken, StepStatus, TraceEntry
 from ._usage import StepUsage
 from .llm import ToolRecord
@@ -44,6 +45,9 @@ def build_trace(run: RunState) -> tuple[TraceEntry, ...]:
                 if not (target.chosen and target.parent and name in target.exports):
                     break
                 target = target.parent
+        if execution.stream is not None and name is not None:
+            # Its stream readers waited on it too (a stream never leaves its scope).
+            producers.setdefault(execution.scope, {})[stream_name(name)] = execution.index
     # A chosen branch waited on its router: for the values handed over and for its start.
     for scope in run.scopes:
         if scope.router_execution is not None:
@@ -106,6 +110,7 @@ def _entry(execution: Execution, committed: bool, waited: tuple[int, ...]) -> Tr
         usage=None if calls is None else StepUsage.of(calls),
         waited_on=waited,
         first_item=execution.first_item,
+        stream_wait=execution.stream_wait,
         items=None if stream is None else len(stream.items),
         tools=tools,
     )

@@ -62,6 +62,7 @@ class Execution:
         "start",
         "status",
         "stream",
+        "stream_wait",
         "waits",
         "wasted",
     )
@@ -92,6 +93,8 @@ class Execution:
         # A streamed step's stream, and when its first item came.
         self.stream: Any = None
         self.first_item: float | None = None
+        # A step that read streams: seconds it spent waiting for their items.
+        self.stream_wait: float | None = None
         # Executions it waited on besides the producers of its params (a map's items).
         self.waits: list[Execution] | None = None
 

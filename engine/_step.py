@@ -5,9 +5,9 @@ from __future__ import annotations
 import inspect
 import keyword
 import math
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, overload
+from typing import Any, cast, overload
 
 import attrs
 from specroute.cache import CacheOptions, StepIdentity
@@ -19,6 +19,9 @@ from ._stream import DEFAULT_STREAM_BUFFER, reading_streams, stream_name
 __all__ = ["DEFAULT_EFFECT_GRACE", "Step", "StepOptions", "step"]
 
 StepFunction = Callable[..., Awaitable[Any]]
+# What `@step` takes: an `async def`, or an async generator for a streamed output (the
+# engine calls `Step.fn` for either; a streamed step's call gives the generator).
+StepDefinition = Callable[..., Awaitable[Any]] | Callable[..., AsyncIterator[Any]]
 
 DEFAULT_EFFECT_GRACE = 30.0
 """Seconds an effect that has started may go on running once its run is cancelled."""
@@ -224,7 +227,7 @@ class Step:
         return f"<Step {self.name!r} reads {list(self.params)} writes {self.output!r}>"
 
 
-def _make_step(fn: StepFunction, name: str | None, options: StepOptions) -> Step:
+def _make_step(fn: StepDefinition, name: str | None, options: StepOptions) -> Step:
     label = name or getattr(fn, "__name__", None) or repr(fn)
     streamed = inspect.isasyncgenfunction(fn)
     if not (inspect.iscoroutinefunction(fn) or streamed):
@@ -282,10 +285,13 @@ def _make_step(fn: StepFunction, name: str | None, options: StepOptions) -> Step
         fn = reading_streams(fn, options.streams, streamed)
         params = [stream_name(p) if p in options.streams else p for p in params]
         optional = {stream_name(p) if p in options.streams else p for p in optional}
-    return Step(label, fn, options, tuple(params), frozenset(optional), takes_inputs, streamed)
+    call = cast("StepFunction", fn)  # a streamed step's call gives its generator
+    return Step(label, call, options, tuple(params), frozenset(optional), takes_inputs, streamed)
 
 
-def _check_cacheable(label: str, fn: StepFunction, params: list[str], options: StepOptions) -> None:
+def _check_cacheable(
+    label: str, fn: StepDefinition, params: list[str], options: StepOptions
+) -> None:
     """Refuse, when the step is made, a cache setting that could only fail during a run."""
     assert options.cache is not None
     keyed = options.cache_inputs if options.cache_inputs is not None else tuple(params)
@@ -311,7 +317,7 @@ def _check_cacheable(label: str, fn: StepFunction, params: list[str], options: S
 
 
 @overload
-def step(fn: StepFunction, /) -> Step: ...
+def step(fn: StepDefinition, /) -> Step: ...
 
 
 @overload
@@ -331,11 +337,11 @@ def step(
     stream_buffer: int | None = None,
     collect: Callable[[list[Any]], Any] | None = None,
     options: StepOptions | None = None,
-) -> Callable[[StepFunction], Step]: ...
+) -> Callable[[StepDefinition], Step]: ...
 
 
 def step(
-    fn: StepFunction | None = None,
+    fn: StepDefinition | None = None,
     /,
     *,
     name: str | None = None,
@@ -352,7 +358,7 @@ def step(
     stream_buffer: int | None = None,
     collect: Callable[[list[Any]], Any] | None = None,
     options: StepOptions | None = None,
-) -> Step | Callable[[StepFunction], Step]:
+) -> Step | Callable[[StepDefinition], Step]:
     """Turn an `async def` into a `Step`; use bare (`@step`) or with options (`@step(...)`).
 
     Args:
@@ -406,7 +412,7 @@ def step(
     if options is None:
         options = StepOptions(**singles) if singles else DEFAULT_OPTIONS
 
-    def decorate(fn: StepFunction) -> Step:
+    def decorate(fn: StepDefinition) -> Step:
         return _make_step(fn, name, options)
 
     if fn is not None:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_STREAM_BUFFER",
+    "STREAM_WAITS",
     "Stream",
     "StreamAbortedError",
     "StreamReader",
@@ -37,6 +38,10 @@ __all__ = [
 
 DEFAULT_STREAM_BUFFER = 64
 """Items a streamed step may run ahead of its slowest iterating reader."""
+
+# Seconds each task's reading step spent waiting for stream items, left here by the step
+# (`reading_streams`) for the engine to record: a reader's own work is its time less this.
+STREAM_WAITS: dict[trio.lowlevel.Task, float] = {}
 
 
 def stream_name(value: str) -> str:
@@ -125,18 +130,19 @@ class StreamReader:
         step: The name of the step producing the stream.
     """
 
-    __slots__ = ("_cursors", "_stream")
+    __slots__ = ("_cursors", "_stream", "waited")
 
     def __init__(self, stream: Stream) -> None:
         self._stream = stream
         self._cursors: list[_Cursor] = []
+        self.waited = 0.0  # seconds its cursors spent waiting for the producer
 
     @property
     def step(self) -> str:
         return self._stream.step
 
     def __aiter__(self) -> AsyncIterator[Any]:
-        cursor = _Cursor(self._stream)
+        cursor = _Cursor(self._stream, self)
         self._cursors.append(cursor)
         return cursor
 
@@ -150,10 +156,11 @@ class StreamReader:
 class _Cursor:
     """One `async for` over a stream: where it is, counted for backpressure while it runs."""
 
-    __slots__ = ("stream", "taken")
+    __slots__ = ("reader", "stream", "taken")
 
-    def __init__(self, stream: Stream) -> None:
+    def __init__(self, stream: Stream, reader: StreamReader) -> None:
         self.stream = stream
+        self.reader = reader
         self.taken = 0
         stream.positions[self] = 0
 
@@ -180,7 +187,11 @@ class _Cursor:
             if stream.done:
                 self.drop()
                 raise StopAsyncIteration
-            await stream.wait_for_more()
+            began = trio.current_time()
+            try:
+                await stream.wait_for_more()
+            finally:
+                self.reader.waited += trio.current_time() - began
 
     def drop(self) -> None:
         if self.stream.positions.pop(self, None) is not None:
@@ -191,6 +202,14 @@ def reading_streams(fn: Callable[..., Any], names: Sequence[str], streamed: bool
     """`fn` as a step calls it: each input in `names` arrives as its stream (under the
     stream's name) and is handed over as a `StreamReader`, closed when the step ends."""
     renamed = {stream_name(name): name for name in names}
+
+    def note_waits(readers: list[StreamReader]) -> None:
+        waited = 0.0
+        for reader in readers:
+            reader.close()
+            waited += reader.waited
+        task = trio.lowlevel.current_task()
+        STREAM_WAITS[task] = STREAM_WAITS.get(task, 0.0) + waited
 
     def open_readers(values: dict[str, Any]) -> list[StreamReader]:
         readers = []
@@ -211,8 +230,7 @@ def reading_streams(fn: Callable[..., Any], names: Sequence[str], streamed: bool
                     async for item in items:
                         yield item
             finally:
-                for reader in readers:
-                    reader.close()
+                note_waits(readers)
 
         return read_and_stream
 
@@ -222,7 +240,6 @@ def reading_streams(fn: Callable[..., Any], names: Sequence[str], streamed: bool
         try:
             return await fn(**values)
         finally:
-            for reader in readers:
-                reader.close()
+            note_waits(readers)
 
     return read

@@ -68,6 +68,8 @@ class TraceEntry:
         first_item: For a streamed step, when its first item reached its readers (None:
             not streamed, or no item).
         items: For a streamed step, how many items it produced (None: not streamed).
+        stream_wait: For a step that read streams, the seconds it spent waiting for their
+            items (None: it read none); its own work is `duration - stream_wait`.
         tools: The tools its tool loops ran (`run_tool_loop`), each with its own start and
             end, in the order they finished.
     """
@@ -85,6 +87,7 @@ class TraceEntry:
     waited_on: tuple[int, ...] = ()
     first_item: float | None = None
     items: int | None = None
+    stream_wait: float | None = None
     tools: tuple[ToolRecord, ...] = ()
 
     @property
@@ -267,9 +270,10 @@ class RunResult:
 
     @property
     def sequential_time(self) -> float:
-        """Seconds the same useful work takes one step at a time (the counterfactual)."""
+        """Seconds the same useful work takes one step at a time (the counterfactual): a
+        step that read streams counts its own work, not its wait for their items."""
         return sum(
-            entry.duration
+            entry.duration - (entry.stream_wait or 0.0)
             for entry in self.trace
             if not entry.wasted and entry.status is not StepStatus.SKIPPED
         )
@@ -302,6 +306,16 @@ class RunResult:
                 for i in self.trace[current].waited_on
                 if i not in seen and 0 <= i < len(self.trace) and self.trace[i].end <= start
             ]
+            if not before:
+                # A stream reader overlaps its producer: it waited on the stream's end.
+                before = [
+                    i
+                    for i in self.trace[current].waited_on
+                    if i not in seen
+                    and 0 <= i < len(self.trace)
+                    and self.trace[i].items is not None
+                    and self.trace[i].end <= self.trace[current].end
+                ]
             if not before:
                 break
             current = max(before, key=lambda i: (self.trace[i].end, self.trace[i].start, i))

@@ -117,6 +117,13 @@ async def ask(llm: LLMClient, stage: str, ms: int, prompt: str) -> str:
     return completion.text
 
 
+async def ask_stream(llm: LLMClient, stage: str, ms: int, prompt: str) -> AsyncIterator[str]:
+    """One streamed LLM call that takes `ms`: its text, piece by piece, as it arrives."""
+    tokens = ms * TOKENS_PER_SECOND // 1000
+    async for piece in llm.stream(f"{stage}: {prompt}", model=MODEL, max_tokens=tokens):
+        yield piece
+
+
 async def ask_for(llm: LLMClient, stage: str, ms: int, prompt: str, output: type[T]) -> T:
     """One structured LLM call that takes `ms`: its JSON answer checked against `output` (an
     attrs class) and returned as one, or a `StructuredOutputError` naming the field."""

@@ -366,6 +366,7 @@ _KEYS: dict[type, dict[str, str]] = {
         "start": "start_ms",
         "end": "end_ms",
         "first_item": "first_item_ms",
+        "stream_wait": "stream_wait_ms",
     },
     RouteTaken: {"at": "at_ms"},
     RouterDecision: {"at": "at_ms", "prediction": "probabilities"},
@@ -433,6 +434,7 @@ _converter.register_structure_hook(
         end=override(rename="end_ms", struct_hook=_ms_field),
         usage=override(struct_hook=_usage_in),
         first_item=override(rename="first_item_ms", struct_hook=_maybe_ms_field),
+        stream_wait=override(rename="stream_wait_ms", struct_hook=_maybe_ms_field),
     ),
 )
 _converter.register_unstructure_hook(
@@ -444,6 +446,7 @@ _converter.register_unstructure_hook(
         start=override(rename="start_ms", unstruct_hook=ms),
         end=override(rename="end_ms", unstruct_hook=ms),
         first_item=override(rename="first_item_ms", unstruct_hook=_maybe_ms),
+        stream_wait=override(rename="stream_wait_ms", unstruct_hook=_maybe_ms),
         # Absent from steps that ran no tools, so their lines read as before.
         tools=override(omit_if_default=True),
     ),

@@ -63,6 +63,12 @@ async def test_a_stream_reader_starts_on_the_first_item(autojump_clock: MockCloc
     assert entries["generate"].items == 3
     assert entries["cite"].items is None
     assert result.wall_time == pytest.approx(3.0)
+    # The reader spent its 2 s waiting for items: the one-at-a-time baseline is 3 s, not 5,
+    # and the critical path runs through the producer it waited on.
+    assert entries["quality"].stream_wait == pytest.approx(2.0)
+    assert entries["generate"].stream_wait is None
+    assert result.sequential_time == pytest.approx(3.0)
+    assert [e.step for e in result.critical_path][:1] == ["generate"]
 
 
 @pytest.mark.parametrize("mode", list(Mode))

@@ -36,9 +36,9 @@ def statuses(result: dict[str, Any]) -> dict[str, str]:
 # --- seed 001: RAG answer ---------------------------------------------------------------------
 
 RAG = {  # flags -> (wall ms sequential, wall ms parallel)
-    (): (3300, 2650),
-    ("--no-rag",): (2800, 2450),
-    ("--no-tools",): (3000, 2650),
+    (): (3300, 2600),
+    ("--no-rag",): (2800, 2400),
+    ("--no-tools",): (3000, 2600),
 }
 
 
@@ -58,7 +58,7 @@ def test_rag_answer_figures(flags: tuple[str, ...]) -> None:
 @pytest.mark.integration
 def test_rag_answer_failing_retrieval_still_answers() -> None:
     result = record("rag_answer.py", "--fail-retrieval")
-    assert result["wall_ms"] == 2650
+    assert result["wall_ms"] == 2600
     assert statuses(result)["rag_retrieval"] == "recovered"
     assert result["degraded"] == ["rag_retrieval"]
     assert "ServiceError" in result["errors"][0]
@@ -171,7 +171,7 @@ def test_documents_figures_and_near_duplicates() -> None:
 
 @pytest.mark.integration
 def test_seed_example_tables_print(tmp_path: Path) -> None:
-    assert "2650" in run("rag_answer.py")
+    assert "2600" in run("rag_answer.py")
     assert "18000" in run("briefing.py")
     assert "26000" in run("transcript.py", "--out", str(tmp_path))
     assert "9660" in run("documents.py")

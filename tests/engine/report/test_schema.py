@@ -74,6 +74,7 @@ def entries(draw: st.DrawFn, count: int) -> TraceEntry:
         waited_on=tuple(draw(st.lists(st.integers(0, max(0, count - 1)), max_size=3))),
         first_item=draw(st.none() | micros.filter(lambda first: start <= first)),
         items=draw(st.none() | st.integers(0, 99)),
+        stream_wait=draw(st.none() | micros),
     )
 
 
@@ -214,7 +215,7 @@ def test_schema_1_lines_from_the_old_writer_read() -> None:
         # Fields added since schema 1 are written with their "nothing happened" value.
         added = {"handoff_confirmed": None}
         assert new["decisions"] == [{**decision, **added} for decision in old["decisions"]]
-        later = {"waited_on", "first_item_ms", "items"}  # what schemas 2 and 3 added
+        later = {"waited_on", "first_item_ms", "items", "stream_wait_ms"}  # added since
         assert [{k: v for k, v in s.items() if k not in later} for s in new["steps"]] == old[
             "steps"
         ]
