@@ -35,6 +35,7 @@ import attrs
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
+from specroute.engine.llm._simulated import _structured_content
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -117,12 +118,17 @@ class LLMServer:
         else:
             if model.startswith("hold-"):
                 await trio.sleep(float(model.removeprefix("hold-")))
+            # Asked for JSON that fits a schema: the simplest such JSON, as the simulated
+            # provider answers it.
+            text = _structured_content(request) or TOKEN
             if stream:
-                await self._stream(send, receive, tokens=1, interval=0.0)
+                await self._stream(send, receive, tokens=1, interval=0.0, text=text)
             else:
-                await _json(send, 200, _whole(TOKEN))
+                await _json(send, 200, _whole(text))
 
-    async def _stream(self, send: Send, receive: Receive, *, tokens: int, interval: float) -> None:
+    async def _stream(
+        self, send: Send, receive: Receive, *, tokens: int, interval: float, text: str = TOKEN
+    ) -> None:
         answer = _Answer()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_disconnect, receive, nursery.cancel_scope, answer)
@@ -136,7 +142,7 @@ class LLMServer:
             for _ in range(tokens):
                 if interval:
                     await trio.sleep(interval)
-                await _chunk(send, {"choices": [{"index": 0, "delta": {"content": TOKEN}}]})
+                await _chunk(send, {"choices": [{"index": 0, "delta": {"content": text}}]})
                 self.first_chunk_sent.set()
             answer.finished = True
             usage = {"prompt_tokens": 10, "completion_tokens": tokens}
