@@ -1,16 +1,22 @@
 """The briefing pipeline from seed 002: two documents at once, then procurement, then annex.
 
-BRIEFING_MD (7 s) and PLAYS_MD (7 s) are independent; PROCUREMENT_JSON (5 s) reads both and
-ANNEX_JSON (6 s) reads procurement. At most 2 calls are in flight (`max_concurrency=2`).
-The LLM client retries transient failures (timeout, 502, 503, network) once with backoff and
-never retries the others (a 400). A failed stage leaves the others intact and is reported as
-`{stage, code, message, hint}`; a failed procurement falls back to the computed metrics.
+Every prompt is pre-composed from the request, as the seed's are: BRIEFING_MD (7 s),
+PLAYS_MD (7 s) and PROCUREMENT_JSON (5 s) are independent, and ANNEX_JSON (6 s) reads
+procurement, or with `--parallel-json` (the seed's suggestion) runs beside it. At most 2
+calls are in flight: the provider's cap, shared by every pipeline of the process
+(`--pipelines 3` runs three at once), and each run admits 2 stages at a time. The LLM client
+retries transient failures (timeout, 502, 503, network) once with backoff and never retries
+the others (a 400). A failed stage's output is null and the others go on; it is reported as
+`{stage, code, cause, message, hint}` with the seed's codes, `PARALLEL_FAIL` (a stage of a
+parallel group) or `SEQUENTIAL_FAIL`; a failed procurement falls back to the computed
+metrics.
 PROCUREMENT_JSON and ANNEX_JSON ask for structured output: their answers are checked
 against `ProcurementMetrics` and `Annex` (a misfit is retried with what was wrong, then
 fails the stage naming the field), not parsed out of text by hand.
 
     python examples/briefing.py                         # the seed's table, failures included
     python examples/briefing.py --fail BRIEFING_MD=503 --json --progress
+    python examples/briefing.py --parallel-json --pipelines 3 --json
     python examples/briefing.py --clock real --scale 0.1
 """
 
@@ -24,7 +30,7 @@ import attrs
 import trio
 from _common import ask, ask_for, open_llm
 from specroute.engine import Flow, RunResult, StepStatus, step
-from specroute.engine.llm import ProviderHTTPError, ProviderLimits, RetryPolicy
+from specroute.engine.llm import ProviderLimits, RetryPolicy
 from specroute.engine.report import run_to_json
 
 if TYPE_CHECKING:
@@ -34,27 +40,25 @@ if TYPE_CHECKING:
 
 # Computed locally from the award data: what procurement falls back to.
 COMPUTED_METRICS = {"awards": 14, "total_usd": 2_350_000, "source": "computed metrics"}
+# The seed's stage groups: the two documents always run as a parallel group; procurement
+# and annex run one after the other (annex reads procurement), or, with `--parallel-json`,
+# as a second parallel group (each prompt is pre-composed, so they are independent).
+PARALLEL_GROUP = ("briefing", "plays")
+STAGES = {"briefing": "BRIEFING_MD", "plays": "PLAYS_MD", "procurement": "PROCUREMENT_JSON",
+          "annex": "ANNEX_JSON"}  # fmt: skip
 
 
-def failure(stage: str) -> Callable[[Exception], dict[str, str]]:
-    """A fallback that turns the stage's exception into a `{stage, code, message, hint}`."""
-
-    def record(exc: Exception) -> dict[str, str]:
-        if isinstance(exc, ProviderHTTPError):
-            code, hint = f"HTTP_{exc.status}", "not retried: fix the prompt or the request"
-        else:
-            code, hint = "RETRIES_EXHAUSTED", "transient failure twice: rerun the stage later"
-        return {"stage": stage, "code": code, "message": str(exc), "hint": hint}
-
-    return record
+def null(exc: Exception) -> None:
+    """A failed stage's output is null; its failure record is made from the trace."""
+    return
 
 
-@step(fallback=failure("BRIEFING_MD"))
+@step(fallback=null)
 async def briefing(request: str, llm: LLMClient) -> str:
     return await ask(llm, "BRIEFING_MD", 7000, f"write the briefing for {request}")
 
 
-@step(fallback=failure("PLAYS_MD"))
+@step(fallback=null)
 async def plays(request: str, llm: LLMClient) -> str:
     return await ask(llm, "PLAYS_MD", 7000, f"write the plays for {request}")
 
@@ -77,26 +81,55 @@ class Annex:
 
 
 @step(fallback=lambda exc: COMPUTED_METRICS)
-async def procurement(
-    briefing: str | dict[str, str], plays: str | dict[str, str], llm: LLMClient
-) -> dict[str, Any]:
-    prompt = f"metrics for {briefing!s:.80} {plays!s:.80}"
+async def procurement(request: str, llm: LLMClient) -> dict[str, Any]:
+    # Its prompt is pre-composed from the request alone: it does not read the documents.
+    prompt = f"award metrics for {request}"
     metrics = await ask_for(llm, "PROCUREMENT_JSON", 5000, prompt, ProcurementMetrics)
     return {**attrs.asdict(metrics), "source": "PROCUREMENT_JSON"}
 
 
-@step(fallback=failure("ANNEX_JSON"))
-async def annex(procurement: dict[str, Any], llm: LLMClient) -> dict[str, Any]:
+@step(name="annex", output="annex", fallback=null)
+async def annex_after(procurement: dict[str, Any], llm: LLMClient) -> dict[str, Any]:
     table = await ask_for(llm, "ANNEX_JSON", 6000, f"annex for {procurement}", Annex)
     return attrs.asdict(table)
 
 
-flow = Flow(
-    [briefing, plays, procurement, annex],
-    name="briefing",
-    inputs=["request", "llm"],
-    outputs=["briefing", "plays", "procurement", "annex"],
-)
+@step(name="annex", output="annex", fallback=null)
+async def annex_alone(request: str, llm: LLMClient) -> dict[str, Any]:
+    table = await ask_for(llm, "ANNEX_JSON", 6000, f"annex for {request}", Annex)
+    return attrs.asdict(table)
+
+
+def make_flow(parallel_json: bool = False) -> Flow:
+    """The pipeline; `parallel_json` runs procurement and annex as a parallel group."""
+    return Flow(
+        [briefing, plays, procurement, annex_alone if parallel_json else annex_after],
+        name="briefing",
+        inputs=["request", "llm"],
+        outputs=["briefing", "plays", "procurement", "annex"],
+    )
+
+
+def failures(result: RunResult, parallel_json: bool) -> list[dict[str, str | None]]:
+    """The seed's failure records, `{stage, code, cause, message, hint}`: `PARALLEL_FAIL` for
+    a stage of a parallel group, `SEQUENTIAL_FAIL` for a stage of the sequential group
+    (procurement, then annex, unless `--parallel-json`)."""
+    parallel = {*PARALLEL_GROUP, *(("procurement", "annex") if parallel_json else ())}
+    records = []
+    for entry in result.trace:
+        if entry.status is not StepStatus.RECOVERED:
+            continue
+        refused = (entry.error or "").startswith("ProviderHTTPError")
+        records.append({
+            "stage": STAGES[entry.step],
+            "code": "PARALLEL_FAIL" if entry.step in parallel else "SEQUENTIAL_FAIL",
+            "cause": "HTTP_ERROR" if refused else "RETRIES_EXHAUSTED",
+            "message": entry.error,
+            "hint": "computed metrics stand in" if entry.step == "procurement"
+            else "not retried: fix the prompt or the request" if refused
+            else "transient failure twice: rerun the stage later",
+        })  # fmt: skip
+    return records
 
 
 class StageProgress:
@@ -113,27 +146,53 @@ class StageProgress:
         print(f"{self.clock() - self.start:6.1f} s  {step:<12} {status}", file=sys.stderr)
 
 
-async def brief(mode: str, failures: list[str], progress: bool = False) -> dict[str, Any]:
-    # The cap of 2 calls in flight is the provider's (shared by every client of it) and the
-    # run's: either alone keeps the seed's promise.
+async def brief(
+    mode: str,
+    injected: list[str],
+    progress: bool = False,
+    parallel_json: bool = False,
+    pipelines: int = 1,
+) -> dict[str, Any]:
+    """Run `pipelines` briefings at once on one LLM client; the first one's record, with
+    the most calls the provider saw in flight over all of them."""
+    # The cap of 2 calls in flight is the provider's, so every pipeline of this process
+    # shares it (the seed's one `ConcurrencyManager`); each run also admits at most 2 steps
+    # at a time, so its trace shows when a stage really started.
     limits = ProviderLimits(max_in_flight=2)
     # Transient failures get one retry after a backoff of up to 1 s (full jitter), scaled.
     retry = RetryPolicy(max_attempts=2, base_delay=_common.SCALE, max_delay=_common.SCALE)
-    async with open_llm(_common.parse_failures(failures), limits=limits, retry=retry) as (
+    results: list[RunResult] = []
+    async with open_llm(_common.parse_failures(injected), limits=limits, retry=retry) as (
         llm,
         injector,
     ):
         observer = StageProgress(trio.current_time) if progress else None
-        result: RunResult = await flow.run(
-            request="Q3 cloud tender", llm=llm, mode=mode, max_concurrency=2, observer=observer
-        )
+
+        async def one() -> None:
+            flow = make_flow(parallel_json)
+            results.append(
+                await flow.run(
+                    request="Q3 cloud tender",
+                    llm=llm,
+                    mode=mode,
+                    max_concurrency=2,
+                    observer=observer,
+                )
+            )
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(pipelines):
+                nursery.start_soon(one)
         statistics = injector.inner.statistics()
+    result = results[0]
     values = result.outputs
-    errors = [v for v in values.values() if isinstance(v, dict) and "code" in v]
     return {
         **run_to_json(result),
-        "errors": errors,
+        "outputs": {name: values[name] for name in STAGES},  # a failed stage: null
+        "errors": failures(result, parallel_json),
         "injected": injector.injected,
+        "pipelines": pipelines,
+        "pipelines_wall_ms": [round(r.wall_time * 1000, 3) for r in results],
         "max_in_flight": statistics.max_in_flight,
         "procurement_source": values["procurement"]["source"],
         "recovered": [e.step for e in result.trace if e.status is StepStatus.RECOVERED],
@@ -151,16 +210,18 @@ SCENARIOS = {  # scenario -> injected failures
 
 async def main(args: Any) -> None:
     if args.json:
-        _common.dump(await brief(args.mode, args.fail, args.progress))
+        _common.dump(
+            await brief(args.mode, args.fail, args.progress, args.parallel_json, args.pipelines)
+        )
         return
     rows = []
-    for scenario, failures in SCENARIOS.items():
-        before = await brief("sequential", failures)
-        after = await brief("parallel", failures)
-        seed = ("25-30 s", "13-18 s") if not failures else ("", "")
+    cases = [(scenario, injected, False) for scenario, injected in SCENARIOS.items()]
+    cases.insert(1, ("no failures, --parallel-json", [], True))
+    for scenario, injected, parallel_json in cases:
+        before = await brief("sequential", injected)
+        after = await brief("parallel", injected, parallel_json=parallel_json)
+        seed = ("25-30 s", "13-18 s") if not injected else ("", "")
         stages = ", ".join(f"{e['stage']} {e['code']}" for e in after["errors"])
-        if after["procurement_source"] != "PROCUREMENT_JSON":
-            stages = "PROCUREMENT_JSON: computed metrics"
         rows.append(
             [
                 scenario,
@@ -201,4 +262,12 @@ if __name__ == "__main__":
         help="inject failures: an HTTP status, timeout or network, in order",
     )
     parse.add_argument("--progress", action="store_true", help="print each stage on stderr")
+    parse.add_argument(
+        "--parallel-json",
+        action="store_true",
+        help="run procurement and annex as a parallel group (the seed's suggestion)",
+    )
+    parse.add_argument(
+        "--pipelines", type=int, default=1, help="briefings at once, sharing the cap of 2"
+    )
     _common.run(main, parse.parse_args(sys.argv[1:]))
