@@ -5,11 +5,12 @@ PLAYS_MD (7 s) and PROCUREMENT_JSON (5 s) are independent, and ANNEX_JSON (6 s) 
 procurement, or with `--parallel-json` (the seed's suggestion) runs beside it. At most 2
 calls are in flight: the provider's cap, shared by every pipeline of the process
 (`--pipelines 3` runs three at once), and each run admits 2 stages at a time. The LLM client
-retries transient failures (timeout, 502, 503, network) once with backoff and never retries
-the others (a 400). A failed stage's output is null and the others go on; it is reported as
-`{stage, code, cause, message, hint}` with the seed's codes, `PARALLEL_FAIL` (a stage of a
-parallel group) or `SEQUENTIAL_FAIL`; a failed procurement falls back to the computed
-metrics.
+retries, as the seed says, only timeouts, 502, 503 and network errors, once, after 1000 ms
+x attempt (`RetryPolicy(schedule="linear", statuses={502, 503})`), within 60 s a call;
+never the others (a 400, a 500). A failed stage's output is null and the others go on; it
+is reported as `{stage, code, cause, message, hint}` with the seed's codes,
+`PARALLEL_FAIL` (a stage of a parallel group) or `SEQUENTIAL_FAIL`; a failed procurement
+falls back to the computed metrics.
 PROCUREMENT_JSON and ANNEX_JSON ask for structured output: their answers are checked
 against `ProcurementMetrics` and `Annex` (a misfit is retried with what was wrong, then
 fails the stage naming the field), not parsed out of text by hand.
@@ -159,8 +160,16 @@ async def brief(
     # shares it (the seed's one `ConcurrencyManager`); each run also admits at most 2 steps
     # at a time, so its trace shows when a stage really started.
     limits = ProviderLimits(max_in_flight=2)
-    # Transient failures get one retry after a backoff of up to 1 s (full jitter), scaled.
-    retry = RetryPolicy(max_attempts=2, base_delay=_common.SCALE, max_delay=_common.SCALE)
+    # The seed's retries: only timeouts, 502, 503 and network errors, once, after 1000 ms x
+    # attempt; a call may take 60 s in all.
+    retry = RetryPolicy(
+        max_attempts=2,
+        base_delay=_common.SCALE,
+        max_delay=_common.SCALE,
+        deadline=60 * _common.SCALE,
+        schedule="linear",
+        statuses={502, 503},
+    )
     results: list[RunResult] = []
     async with open_llm(_common.parse_failures(injected), limits=limits, retry=retry) as (
         llm,
@@ -244,10 +253,7 @@ async def main(args: Any) -> None:
             "failed stages",
         ],
         rows,
-        [
-            "A retry waits a full-jitter backoff of up to 1 s (seeded), so retried runs are not "
-            "round numbers."
-        ],
+        ["A retry waits 1000 ms x attempt, as the seed specifies."],
     )
 
 

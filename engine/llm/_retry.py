@@ -10,7 +10,7 @@ full jitter: a uniform draw from `[0, min(max_delay, base_delay * 2**(n-1))]` be
 from __future__ import annotations
 
 import email.utils
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 
@@ -18,6 +18,7 @@ from ._checks import at_least_one, optional_positive, positive
 
 if TYPE_CHECKING:
     import random
+    from collections.abc import Iterable
 
 __all__ = [
     "DEFAULT_RETRY",
@@ -30,6 +31,16 @@ __all__ = [
 RETRYABLE_STATUSES: frozenset[int] = frozenset((408, 409, 429))
 
 
+def _statuses(value: Iterable[int] | None) -> frozenset[int] | None:
+    if value is None:
+        return None
+    statuses = frozenset(value)
+    for status in statuses:
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+            raise ValueError(f"`statuses` must hold HTTP statuses (100-599), got {status!r}")
+    return statuses
+
+
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
     """How many times, and for how long, a call retries retryable failures.
@@ -40,12 +51,23 @@ class RetryPolicy:
         max_delay: Cap on the backoff bound, in seconds.
         deadline: Total seconds for the call, every attempt and wait included; the call fails
             with `RetryBudgetExceededError` when it passes. `None`: no deadline.
+        schedule: `"jitter"` (the default): a full-jitter exponential backoff, a random
+            wait up to `base_delay * 2 ** (retry - 1)`. `"linear"`: exactly
+            `base_delay * retry` (1 s, 2 s, 3 s... for `base_delay=1`), as some pipelines
+            specify. Either is capped by `max_delay`.
+        statuses: The HTTP statuses retried (`None`: 408, 409, 429 and every 5xx). Timeouts
+            and network errors are retried either way; `frozenset({502, 503})` retries
+            only those.
     """
 
     max_attempts: int = attrs.field(default=4, validator=at_least_one)
     base_delay: float = attrs.field(default=0.5, validator=positive)
     max_delay: float = attrs.field(default=30.0, validator=positive)
     deadline: float | None = attrs.field(default=300.0, validator=optional_positive)
+    schedule: Literal["jitter", "linear"] = attrs.field(
+        default="jitter", validator=attrs.validators.in_(("jitter", "linear"))
+    )
+    statuses: frozenset[int] | None = attrs.field(default=None, converter=_statuses)
 
     def __attrs_post_init__(self) -> None:
         if self.max_delay < self.base_delay:
@@ -55,10 +77,13 @@ class RetryPolicy:
 
     def is_retryable_status(self, status: int) -> bool:
         """Return whether an attempt that got HTTP `status` may be retried."""
+        if self.statuses is not None:
+            return status in self.statuses
         return status in RETRYABLE_STATUSES or 500 <= status <= 599
 
     def backoff(self, retry: int, rng: random.Random) -> float:
-        """Return a full-jitter delay before retry number `retry` (1 for the first retry).
+        """Return the delay before retry number `retry` (1 for the first retry): full
+        jitter, or linear (see `schedule`).
 
         Args:
             retry: Which retry this is, from 1.
@@ -67,6 +92,8 @@ class RetryPolicy:
         Returns:
             Seconds to wait.
         """
+        if self.schedule == "linear":
+            return min(self.max_delay, self.base_delay * retry)
         bound = min(self.max_delay, self.base_delay * 2 ** (retry - 1))
         return rng.uniform(0.0, bound)
 

@@ -215,3 +215,34 @@ def test_policy_validation_names_the_field() -> None:
         RetryPolicy(max_attempts=0)
     with pytest.raises(ValueError, match="`max_delay` must be >= `base_delay`"):
         RetryPolicy(base_delay=2.0, max_delay=1.0)
+
+
+async def test_a_linear_schedule_waits_base_delay_times_the_retry(
+    make_client: MakeClient, autojump_clock: MockClock
+) -> None:
+    always_503 = Recorder(httpx.Response(503, json={"error": {"message": "busy"}}))
+    policy = RetryPolicy(
+        max_attempts=4, base_delay=1.0, max_delay=2.5, deadline=None, schedule="linear"
+    )
+    client = make_client(always_503, retry=policy)
+    with pytest.raises(RetryBudgetExceededError):
+        await client.complete("hi", model="gpt-4o", max_tokens=5)
+    assert always_503.gaps() == pytest.approx([1.0, 2.0, 2.5])  # 1 s x attempt, capped
+
+
+async def test_only_the_statuses_named_are_retried(
+    make_client: MakeClient, autojump_clock: MockClock
+) -> None:
+    policy = RetryPolicy(max_attempts=3, base_delay=0.1, statuses={502, 503})
+    busy = Recorder(httpx.Response(503, json={"error": {"message": "busy"}}), ok())
+    assert (await make_client(busy, retry=policy).complete("hi", model="gpt-4o", max_tokens=5)).text
+    assert len(busy.times) == 2
+    broken = Recorder(httpx.Response(500, json={"error": {"message": "boom"}}), ok())
+    with pytest.raises(ProviderHTTPError):
+        await make_client(broken, retry=policy).complete("hi", model="gpt-4o", max_tokens=5)
+    assert len(broken.times) == 1  # a 500 is not among them: never retried
+
+
+def test_a_schedule_must_be_one_of_the_two() -> None:
+    with pytest.raises(ValueError, match="'schedule' must be in"):
+        RetryPolicy(schedule="exponential")  # type: ignore[arg-type]
