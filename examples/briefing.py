@@ -23,7 +23,9 @@ fails the stage naming the field), not parsed out of text by hand.
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import _common
@@ -133,18 +135,40 @@ def failures(result: RunResult, parallel_json: bool) -> list[dict[str, str | Non
     return records
 
 
+# The seed's progress weights: each stage's share of the whole, in percent.
+PROGRESS_WEIGHTS = {"briefing": 30, "plays": 30, "procurement": 20, "annex": 20}
+
+
 class StageProgress:
-    """A `RunObserver`: one line per stage start and end, on stderr (stdout may be JSON)."""
+    """A `RunObserver`: one line per stage start and end, on stderr (stdout may be JSON),
+    with the progress made so far in the seed's weights (30/30/20/20 percent)."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self.start = clock()
+        self.done = 0
 
     def step_started(self, step: str, branch: str, speculative: bool) -> None:
         print(f"{self.clock() - self.start:6.1f} s  {step:<12} start", file=sys.stderr)
 
     def step_finished(self, step: str, branch: str, status: StepStatus, seconds: float) -> None:
-        print(f"{self.clock() - self.start:6.1f} s  {step:<12} {status}", file=sys.stderr)
+        self.done += PROGRESS_WEIGHTS.get(step, 0)
+        print(
+            f"{self.clock() - self.start:6.1f} s  {step:<12} {status:<10} {self.done:3d}%",
+            file=sys.stderr,
+        )
+
+
+def write_outputs(folder: Path, outputs: dict[str, Any]) -> None:
+    """The seed's files: briefing.md, plays.md, procurement.json, annex.json (a failed
+    stage's file says so: `null`, or a Markdown note)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stage in ("briefing", "plays"):
+        text = outputs[stage]
+        body = text if text is not None else f"_{stage} failed: see the run's errors._\n"
+        (folder / f"{stage}.md").write_text(body)
+    for stage in ("procurement", "annex"):
+        (folder / f"{stage}.json").write_text(json.dumps(outputs[stage], indent=2) + "\n")
 
 
 async def brief(
@@ -218,10 +242,14 @@ SCENARIOS = {  # scenario -> injected failures
 
 
 async def main(args: Any) -> None:
-    if args.json:
-        _common.dump(
-            await brief(args.mode, args.fail, args.progress, args.parallel_json, args.pipelines)
+    if args.json or args.out:
+        record = await brief(
+            args.mode, args.fail, args.progress, args.parallel_json, args.pipelines
         )
+        if args.out:
+            write_outputs(Path(args.out), record["outputs"])
+        if args.json:
+            _common.dump(record)
         return
     rows = []
     cases = [(scenario, injected, False) for scenario, injected in SCENARIOS.items()]
@@ -275,5 +303,8 @@ if __name__ == "__main__":
     )
     parse.add_argument(
         "--pipelines", type=int, default=1, help="briefings at once, sharing the cap of 2"
+    )
+    parse.add_argument(
+        "--out", metavar="DIR", help="write briefing.md, plays.md, procurement.json, annex.json"
     )
     _common.run(main, parse.parse_args(sys.argv[1:]))

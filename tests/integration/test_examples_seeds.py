@@ -133,6 +133,20 @@ def test_briefing_failed_stage_is_recorded_and_others_survive() -> None:
 
 
 @pytest.mark.integration
+def test_briefing_writes_the_seeds_files_a_failed_stage_as_null(tmp_path: Path) -> None:
+    run("briefing.py", "--fail", "ANNEX_JSON=400", "--out", str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "annex.json",
+        "briefing.md",
+        "plays.md",
+        "procurement.json",
+    ]
+    assert json.loads((tmp_path / "annex.json").read_text()) is None
+    assert json.loads((tmp_path / "procurement.json").read_text())["source"] == "PROCUREMENT_JSON"
+    assert (tmp_path / "briefing.md").read_text().strip()
+
+
+@pytest.mark.integration
 def test_briefing_procurement_falls_back_to_computed_metrics() -> None:
     result = record("briefing.py", "--fail", "PROCUREMENT_JSON=502,502")
     assert result["procurement_source"] == "computed metrics"
