@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from specroute.routes import Always, process_learned_state
 
@@ -60,6 +60,7 @@ class Flow(Graph):
         namespace: str = "default",
         observer: RunObserver | None = None,
         learned: LearnedState | None = None,
+        admit: Literal["ready", "longest"] = "ready",
         **named_inputs: Any,
     ) -> RunResult:
         """Run the flow inside trio and return what it produced, the route and the trace.
@@ -80,6 +81,10 @@ class Flow(Graph):
             observer: Told as each step starts and ends (a progress display, metrics).
             learned: Where predictors and cache-hit calibration learn (default: the
                 process's one `LearnedState`, shared by every run).
+            admit: Under `max_concurrency`, which ready step takes a free slot: `"ready"`
+                (the default), the one that became ready first; `"longest"`, the one with
+                the longest `estimated_seconds` (the longest-processing-time rule: four
+                steps of 6, 5, 4 and 3 s on three slots end at 7 s, not up to 9 s).
             **named_inputs: Run inputs by name.
 
         Returns:
@@ -125,4 +130,5 @@ class Flow(Graph):
             namespace=namespace,
             observer=observer,
             learned=learned if learned is not None else process_learned_state(),
+            admit=admit,
         )

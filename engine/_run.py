@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
     from ._graph import Graph
     from ._observer import RunObserver
+    from ._step import Step
 
 __all__ = ["execute"]
 
@@ -56,7 +57,7 @@ __all__ = ["execute"]
 class Run(RunState):
     """One run: starts each ready node as a task in its scope's nursery."""
 
-    __slots__ = ("queue", "queued")
+    __slots__ = ("longest_first", "queue", "queued")
 
     def __init__(
         self,
@@ -74,6 +75,7 @@ class Run(RunState):
         # admitter task takes slots for them: a fixed order, and no task per waiting step.
         self.queue: deque[tuple[Scope, int]] | None = None
         self.queued: trio.Event | None = None
+        self.longest_first = False
         if limiter is not None:
             self.queue = deque()
             self.queued = trio.Event()
@@ -107,7 +109,8 @@ class Run(RunState):
         return run_plain_step(self, scope, index)
 
     async def admit(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Start queued steps as slots free up, first come first served."""
+        """Start queued steps as slots free up: first come first served, or (`admit=
+        "longest"`) the queued step with the longest `estimated_seconds` first."""
         limiter = self.limiter
         queue = self.queue
         assert limiter is not None
@@ -120,7 +123,10 @@ class Run(RunState):
                 continue
             token = object()
             await limiter.acquire_on_behalf_of(token)
-            scope, index = queue.popleft()
+            if self.longest_first and len(queue) > 1:
+                scope, index = _longest(queue)
+            else:
+                scope, index = queue.popleft()
             if scope.doomed:
                 limiter.release_on_behalf_of(token)
                 continue
@@ -167,6 +173,32 @@ def _limiter(max_concurrency: int | trio.CapacityLimiter | None) -> trio.Capacit
     if max_concurrency < 1:
         raise ConfigurationError(message)
     return trio.CapacityLimiter(max_concurrency)
+
+
+def _longest(queue: deque[tuple[Scope, int]]) -> tuple[Scope, int]:
+    """Take the queued step with the longest estimate (the first of equals): with a cap,
+    starting the longest first keeps a stage's makespan short (the longest processing time
+    rule)."""
+    best = 0
+    best_seconds = -1.0
+    for position, (scope, index) in enumerate(queue):
+        step: Step = scope.flow.nodes[index]  # type: ignore[assignment]  # only steps queue
+        seconds = step.options.estimated_seconds or 0.0
+        if seconds > best_seconds:
+            best, best_seconds = position, seconds
+    chosen = queue[best]
+    del queue[best]
+    return chosen
+
+
+def _admission(admit: object) -> bool:
+    """Whether `admit` asks for the longest estimate first."""
+    if admit not in ("ready", "longest"):
+        raise ConfigurationError(
+            f'`admit` must be "ready" (in the order steps become ready) or "longest" (the '
+            f"longest `estimated_seconds` first), got {admit!r}"
+        )
+    return admit == "longest"
 
 
 def _check_arguments(
@@ -228,6 +260,7 @@ async def execute(
     namespace: str,
     observer: RunObserver | None,
     learned: LearnedState,
+    admit: str = "ready",
 ) -> RunResult:
     """Run `flow` (see `Flow.run`, which documents the arguments and errors)."""
     check_namespace(namespace)
@@ -243,6 +276,7 @@ async def execute(
     run = Run(
         policy if mode is Mode.SPECULATIVE else None, limiter, cache, namespace, None, learned
     )
+    run.longest_first = _admission(admit)
     if observer is not None:
         run.observer = GuardedObserver(observer, run.fail)
     try:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import pytest
 import trio
-from specroute.engine import Flow, Mode, StepStatus, router, step
+from specroute.engine import Flow, Mode, Step, StepStatus, router, step
 from specroute.routes import (
     Always,
     Branches,
+    ConfigurationError,
     HandoffError,
     MissingInputError,
     Never,
@@ -431,3 +432,26 @@ async def test_nested_router_answering_as_its_branch_loses(autojump_clock: MockC
     for _ in range(40):  # trio orders same-instant wake-ups at random
         result = await flow.run(speculate=policy)
         assert result.outputs == {"leaf": 0}
+
+
+def sleeper(name: str, seconds: float) -> Step:
+    async def work() -> float:
+        await trio.sleep(seconds)
+        return trio.current_time()
+
+    return step(name=name, estimated_seconds=seconds)(work)
+
+
+@pytest.mark.parametrize(("admit", "makespan"), [("ready", 9.0), ("longest", 7.0)])
+async def test_longest_first_admission_keeps_a_capped_stage_short(
+    autojump_clock: MockClock, admit: Literal["ready", "longest"], makespan: float
+) -> None:
+    # Declared shortest first: in ready order the 6 s step waits for a slot until 3 s.
+    flow = Flow([sleeper(f"s{seconds}", seconds) for seconds in (3, 4, 5, 6)])
+    result = await flow.run(mode="parallel", max_concurrency=3, admit=admit)
+    assert result.wall_time == pytest.approx(makespan)
+
+
+async def test_admit_is_checked() -> None:
+    with pytest.raises(ConfigurationError, match='`admit` must be "ready"'):
+        await Flow([sleeper("s", 1)]).run(admit="fastest")  # type: ignore[arg-type]
