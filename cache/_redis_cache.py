@@ -33,7 +33,7 @@ from ._flight import SingleFlight, open_single_flight
 from ._key import CacheKey, make_key
 from ._protocol import CacheHit, CacheMiss, CacheStatistics
 from ._redis_client import open_passing_nursery
-from ._redis_codec import TypeRegistry, decode, encode
+from ._redis_codec import Decoded, TypeRegistry, decode, encode
 from ._redis_errors import RedisUnavailableError, UndecodableValueError
 from ._redis_flight import RedisFlight, RedisFlightStatistics
 from ._redis_semantic import SyncedSemanticIndex, key_to_json
@@ -345,6 +345,14 @@ class RedisCache:
             stream_events=self._index.applied,
         )
 
+    def _decode(self, found: bytes) -> Decoded | None:
+        """A stored value, or None (counted) when it does not decode: a miss, not an error."""
+        try:
+            return decode(found, self._types)
+        except UndecodableValueError:
+            self._decode_errors += 1
+            return None
+
     async def _lookup_exact(self, key: CacheKey) -> CacheHit | None:
         name = self._name(key.namespace, f"x:{key.digest}")
         lru = self._name(key.namespace, "x:lru")
@@ -356,10 +364,8 @@ class RedisCache:
         if not isinstance(found, bytes):
             self._expirations += int(found == 1)
             return None
-        try:
-            decoded = decode(found, self._types)
-        except UndecodableValueError:
-            self._decode_errors += 1
+        decoded = self._decode(found)
+        if decoded is None:
             return None
         self._exact_hits += 1
         return CacheHit(
@@ -391,10 +397,8 @@ class RedisCache:
             self._index.drop(matched.digest)
             self._expirations += 1
             return None
-        try:
-            decoded = decode(found, self._types)
-        except UndecodableValueError:
-            self._decode_errors += 1
+        decoded = self._decode(found)
+        if decoded is None:
             return None
         self._semantic_hits += 1
         return CacheHit(

@@ -181,7 +181,7 @@ async def call(
                 run.cache_hits += 1
                 run.cache_saved += found.seconds
                 if step.streamed:  # the stored items replay at once as a stream
-                    return True, _replay(run, scope, step, found.value, execution), execution
+                    return True, _replay(scope, step, found.value, execution), execution
                 return True, found.value, execution
         execution.status = SKIPPED
         await _checkpoint_if_cancelled()
@@ -212,7 +212,7 @@ async def call(
                 else:
                     value = step.options.fallback(exc)
                 if step.streamed:
-                    value = _replay(run, scope, step, value, execution)
+                    value = _replay(scope, step, value, execution)
             except Exception as fallback_error:  # noqa: BLE001 -- becomes the step's failure
                 execution.error = fallback_error
             else:
@@ -285,12 +285,11 @@ def _predicted(step: Step, value: Any) -> dict[str, Any]:
     }
 
 
-def _replay(run: RunState, scope: Scope, step: Step, items: Any, execution: Execution) -> Any:
+def _replay(scope: Scope, step: Step, items: Any, execution: Execution) -> Any:
     """Stored (or fallback) items, given to stream readers as a stream that is already over;
     returns the step's whole value."""
     items = list(items)
     stream = execution.stream = Stream.complete(step.name, items)
-    execution.first_item = run.now() if items else None
     scope.write(stream_name(step.output), stream)
     return _collected(step, items)
 
@@ -338,7 +337,6 @@ async def _stream_out(
             async with contextlib.aclosing(generator) as produced:
                 async for item in produced:
                     if not stream.items:
-                        execution.first_item = run.now()
                         scope.write(name, stream)  # its stream readers start now
                     await stream.publish(item)
         if limit.cancelled_caught:
@@ -347,7 +345,7 @@ async def _stream_out(
         stream.abort(exc)
         raise
     stream.finish()
-    if execution.first_item is None:
+    if not stream.items:
         scope.write(name, stream)  # an empty stream: its readers start and see it end
     return stream.items
 

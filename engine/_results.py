@@ -109,7 +109,7 @@ def _entry(execution: Execution, committed: bool, waited: tuple[int, ...]) -> Tr
         similarity=execution.similarity,
         usage=None if calls is None else StepUsage.of(calls),
         waited_on=waited,
-        first_item=execution.first_item,
+        first_item=None if stream is None else stream.first_at,
         stream_wait=execution.stream_wait,
         items=None if stream is None else len(stream.items),
         tools=tools,

@@ -51,7 +51,6 @@ class Execution:
         "calls",
         "end",
         "error",
-        "first_item",
         "index",
         "name",
         "output",
@@ -90,9 +89,8 @@ class Execution:
         # None: wasted exactly when its scope was not committed; a prediction decides its own.
         self.wasted: bool | None = None
         self.index = -1  # its place in the trace, set when the trace is built
-        # A streamed step's stream, and when its first item came.
+        # A streamed step's stream (its items and when the first came).
         self.stream: Any = None
-        self.first_item: float | None = None
         # A step that read streams: seconds it spent waiting for their items.
         self.stream_wait: float | None = None
         # Executions it waited on besides the producers of its params (a map's items).

@@ -58,12 +58,23 @@ class StreamAbortedError(RunError):
 class Stream:
     """The live items of one streamed step execution (the engine's side)."""
 
-    __slots__ = ("buffer", "done", "error", "items", "more", "positions", "room", "step")
+    __slots__ = (
+        "buffer",
+        "done",
+        "error",
+        "first_at",
+        "items",
+        "more",
+        "positions",
+        "room",
+        "step",
+    )
 
     def __init__(self, step: str, buffer: int = DEFAULT_STREAM_BUFFER) -> None:
         self.step = step
         self.buffer = buffer
         self.items: list[Any] = []
+        self.first_at: float | None = None  # when the first item came
         self.done = False
         self.error: BaseException | None = None
         # Made only while someone waits: readers for an item or the end (`more`), the
@@ -78,6 +89,7 @@ class Stream:
         """A stream that is already over: a replay (a cache hit, a fallback)."""
         stream = cls(step)
         stream.items = list(items)
+        stream.first_at = trio.current_time() if stream.items else None
         stream.done = True
         return stream
 
@@ -98,6 +110,8 @@ class Stream:
 
     async def publish(self, item: Any) -> None:
         """Add an item; wait while the slowest iterating reader is `buffer` items behind."""
+        if not self.items:
+            self.first_at = trio.current_time()
         self.items.append(item)
         self._wake_readers()
         # Let readers that just became ready start iterating before the next item: a
