@@ -1,9 +1,13 @@
-"""What the seed examples share: the simulated services, failure injection, flags, a table.
+"""What the seed examples share: the provider, failure injection, flags, outputs, a table.
 
 Latencies are the seeds' figures. An "LLM" step calls the simulated provider through the real
 `LLMClient` (limits, retries and the usage ledger included), with no first-token latency and
 `TOKENS_PER_SECOND` tokens a second, so a call asked for `ms * TOKENS_PER_SECOND / 1000`
 tokens takes exactly `ms`. Other services (a vector store, a database) are a `trio.sleep`.
+
+Every example takes the same provider flags: `--provider openai|anthropic` (with `--base-url`
+and `--model`) calls a real model for every LLM step, and implies `--clock real`, since a real
+server answers in real seconds; the failure-injection flags need the simulated provider.
 """
 
 from __future__ import annotations
@@ -29,9 +33,12 @@ from specroute.engine.llm import (
     open_llm_client,
     structured,
 )
+from specroute.engine.report import RunLog
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+
+    from specroute.engine import RunResult
 
 T = TypeVar("T")
 
@@ -42,6 +49,11 @@ NO_RETRY = RetryPolicy(max_attempts=1)
 SCALE = 1.0
 # Services that fail after their latency (`fail_service`), by name.
 FAILING: set[str] = set()
+# The provider every `open_llm` makes (`--provider`, `--base-url`), set by `run`.
+PROVIDER = "simulated"
+BASE_URL: str | None = None
+# Where `log_run` appends runs (`--log`), set by `run`.
+LOG: RunLog | None = None
 
 
 class ServiceError(Exception):
@@ -92,6 +104,16 @@ def parse_failures(specs: Iterable[str]) -> dict[str, list[str]]:
     return plan
 
 
+def make_provider(
+    transport: httpx.AsyncBaseTransport, *, limits: ProviderLimits = DEFAULT_LIMITS
+) -> Provider:
+    """The provider `--provider` names; `transport` answers only for the simulated one."""
+    if PROVIDER == "simulated":
+        return Provider.simulated(transport, limits=limits)
+    make = Provider.openai if PROVIDER == "openai" else Provider.anthropic
+    return make(base_url=BASE_URL, limits=limits) if BASE_URL else make(limits=limits)
+
+
 @asynccontextmanager
 async def open_llm(
     failures: Mapping[str, Sequence[str]] | None = None,
@@ -99,12 +121,14 @@ async def open_llm(
     limits: ProviderLimits = DEFAULT_LIMITS,
     retry: RetryPolicy = NO_RETRY,
 ) -> AsyncIterator[tuple[LLMClient, InjectedFailures]]:
-    """The simulated LLM, with `failures` injected per stage; yields it and the injector."""
+    """The LLM `--provider` names (the simulated one by default), with `failures` injected
+    per stage; yields it and the injector (whose `injected` stays empty on a real provider)."""
+    plan = {stage: list(kinds) for stage, kinds in (failures or {}).items() if kinds}
+    if plan and PROVIDER != "simulated":
+        raise SystemExit(f"failure injection ({', '.join(plan)}) needs --provider simulated")
     speed = SimulatedModel(first_token_latency=0.0, tokens_per_second=TOKENS_PER_SECOND / SCALE)
-    plan = {stage: list(kinds) for stage, kinds in (failures or {}).items()}
     transport = InjectedFailures(SimulatedTransport(speed), plan)
-    provider = Provider.simulated(transport, limits=limits)
-    async with open_llm_client(provider, retry=retry, seed=0) as llm:
+    async with open_llm_client(make_provider(transport, limits=limits), retry=retry, seed=0) as llm:
         yield llm, transport
 
 
@@ -136,20 +160,80 @@ async def ask_for(llm: LLMClient, stage: str, ms: int, prompt: str, output: type
 
 
 def parser(doc: str | None) -> argparse.ArgumentParser:
-    """The flags every seed example has: `--clock`, `--scale`, `--json`."""
+    """The flags every seed example has: the provider, the clock, `--scale`, `--json`, `--log`."""
     parse = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
-    parse.add_argument("--clock", choices=["virtual", "real"], default="virtual")
+    parse.add_argument(
+        "--provider",
+        choices=["simulated", "openai", "anthropic"],
+        default="simulated",
+        help="call a real model for every LLM step (implies --clock real)",
+    )
+    parse.add_argument("--base-url", help="the provider's API root (a local vLLM, Ollama...)")
+    parse.add_argument("--model", help=f"the model every LLM step calls (default {MODEL})")
+    parse.add_argument(
+        "--clock",
+        choices=["virtual", "real"],
+        help="virtual (default for the simulated provider) or real (any real provider)",
+    )
     parse.add_argument("--scale", type=float, default=1.0, help="multiply every latency")
     parse.add_argument("--json", action="store_true", help="print one JSON object, no table")
+    parse.add_argument("--log", help="append every run to this run log, for `specroute report`")
     return parse
 
 
+def configure(args: argparse.Namespace) -> None:
+    """Apply the shared flags: the provider, the model, the scale, the clock, the run log.
+
+    A real provider answers in real seconds, so it implies `--clock real`, and asking for the
+    virtual clock with one is an error rather than a run whose deadlines pass in no time.
+    """
+    global SCALE, PROVIDER, BASE_URL, MODEL, LOG
+    if args.provider != "simulated" and args.clock == "virtual":
+        raise SystemExit(f"--provider {args.provider} answers in real time: drop --clock virtual")
+    if args.base_url and args.provider == "simulated":
+        raise SystemExit("--base-url needs --provider openai or --provider anthropic")
+    args.clock = args.clock or ("virtual" if args.provider == "simulated" else "real")
+    SCALE, PROVIDER, BASE_URL = args.scale, args.provider, args.base_url
+    if args.model:
+        MODEL = args.model
+    elif args.provider != "simulated":
+        MODEL = "gpt-4o-mini" if args.provider == "openai" else "claude-3-5-haiku-latest"
+    LOG = RunLog(args.log) if args.log else None
+
+
 def run(main: Callable[[argparse.Namespace], Awaitable[None]], args: argparse.Namespace) -> None:
-    """Run `main(args)` in trio, on a virtual clock unless `--clock real`."""
-    global SCALE
-    SCALE = args.scale
+    """Apply the shared flags, then run `main(args)` in trio on the clock they chose."""
+    configure(args)
     clock = trio.testing.MockClock(autojump_threshold=0) if args.clock == "virtual" else None
-    trio.run(main, args, clock=clock)
+    try:
+        trio.run(main, args, clock=clock)
+    finally:
+        if LOG is not None:
+            LOG.flush()
+
+
+def log_run(result: RunResult, label: str, inputs: Mapping[str, Any] | None = None) -> None:
+    """Append `result` to the `--log` run log, if one was asked for (inputs as a digest)."""
+    if LOG is not None:
+        LOG.append(result, inputs=inputs, label=label)
+
+
+def write_outputs(folder: str, files: Mapping[str, Any]) -> list[str]:
+    """Write each output to `folder/name` (text as is, anything else as JSON); return the paths.
+
+    Called from a worker thread (`trio.to_thread.run_sync`) so the event loop never waits on
+    the disk.
+    """
+    from pathlib import Path
+
+    written = []
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for name, value in files.items():
+        path = Path(folder) / name
+        text = value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
+        path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        written.append(str(path))
+    return written
 
 
 def ms(seconds: float) -> str:
