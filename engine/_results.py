@@ -13,7 +13,13 @@ from .llm import ToolRecord
 if TYPE_CHECKING:
     from ._state import Execution, RunState, Scope
 
-__all__ = ["build_decisions", "build_predicted_values", "build_routes", "build_trace"]
+__all__ = [
+    "TraceSource",
+    "build_decisions",
+    "build_predicted_values",
+    "build_routes",
+    "build_trace",
+]
 
 OK, CACHED, RECOVERED, SKIPPED = (
     StepStatus.OK,
@@ -23,14 +29,32 @@ OK, CACHED, RECOVERED, SKIPPED = (
 )
 
 
-def build_trace(run: RunState) -> tuple[TraceEntry, ...]:
+class TraceSource:
+    """What building a run's trace needs, kept when the run ends: the execution records and
+    the scopes' links, which `RunState.close` breaks (so the trace can be built later, from
+    a result that holds no cycle)."""
+
+    __slots__ = ("committed", "executions", "parents", "scopes")
+
+    def __init__(self, run: RunState) -> None:
+        self.executions = run.executions
+        self.scopes = run.scopes
+        self.parents = {scope: scope.parent for scope in run.scopes}
+        self.committed = {scope: scope.committed for scope in run.scopes}
+
+    def __call__(self) -> tuple[TraceEntry, ...]:
+        return build_trace(self)
+
+
+def build_trace(source: TraceSource) -> tuple[TraceEntry, ...]:
     """Turn execution records into entries, marking waste and what each entry waited on.
 
     Run once per run, over every execution, so it looks things up rather than walks: each
     scope's producers sit in a dict of its own, and where a scope finds a value it reads
     is worked out once per (scope, name).
     """
-    executions = run.executions
+    executions = source.executions
+    parents = source.parents
     for index, execution in enumerate(executions):
         execution.index = index
     # scope -> value name -> the index of the execution whose value the scope sees
@@ -42,20 +66,21 @@ def build_trace(run: RunState) -> tuple[TraceEntry, ...]:
             target: Scope | None = execution.scope
             while target is not None:
                 producers.setdefault(target, {})[name] = execution.index
-                if not (target.chosen and target.parent and name in target.exports):
+                parent = parents.get(target)
+                if not (target.chosen and parent and name in target.exports):
                     break
-                target = target.parent
+                target = parent
         if execution.stream is not None and name is not None:
             # Its stream readers waited on it too (a stream never leaves its scope).
             producers.setdefault(execution.scope, {})[stream_name(name)] = execution.index
     # A chosen branch waited on its router: for the values handed over and for its start.
-    for scope in run.scopes:
+    for scope in source.scopes:
         if scope.router_execution is not None:
             router_index = scope.router_execution.index
             own = producers.setdefault(scope, {})
             for name in scope.provides - scope.flow._produced:
                 own[name] = router_index
-    committed = {scope: scope.committed for scope in run.scopes}
+    committed = source.committed
     sources: dict[tuple[Scope, str], dict[str, int] | None] = {}
     entries = []
     for execution in executions:
@@ -65,10 +90,12 @@ def build_trace(run: RunState) -> tuple[TraceEntry, ...]:
         for name in execution.params:
             found_in = sources.get((scope, name), _UNKNOWN)
             if found_in is _UNKNOWN:
-                source: Scope | None = scope
-                while source is not None and name not in source.provides:
-                    source = source.parent
-                found_in = sources[scope, name] = None if source is None else producers.get(source)
+                source_scope: Scope | None = scope
+                while source_scope is not None and name not in source_scope.provides:
+                    source_scope = parents.get(source_scope)
+                found_in = sources[scope, name] = (
+                    None if source_scope is None else producers.get(source_scope)
+                )
             found = None if found_in is None else found_in.get(name)
             if found is not None and found not in waited:
                 waited.append(found)

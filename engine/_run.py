@@ -34,7 +34,7 @@ from ._call import run_plain_step, run_step
 from ._graph import check_policy
 from ._mode import Mode
 from ._observer import GuardedObserver, check_observer
-from ._results import build_decisions, build_predicted_values, build_routes, build_trace
+from ._results import TraceSource, build_decisions, build_predicted_values, build_routes
 from ._routing import run_router
 from ._sequential import run_in_order
 from ._state import RunState, Scope, flush
@@ -312,18 +312,18 @@ def _result(
 ) -> RunResult:
     """The run's result, or the one error it raises."""
     finished = trio.current_time()
-    trace = build_trace(run)
+    trace = TraceSource(run)
     if run.failures:
         error: SpecrouteError = run.failures[0]
         if isinstance(error, RunError):
             error.concurrent_failures = tuple(
                 f for f in run.failures[1:] if isinstance(f, RunError)
             )
-            error.trace = trace
+            error.trace = trace()
         raise error
     if top.cancel_scope is not None and top.cancel_scope.cancelled_caught:
         timed_out = RunTimeoutError(f"flow {flow.name!r} ran longer than its timeout of {timeout}s")
-        timed_out.trace = trace
+        timed_out.trace = trace()
         raise timed_out
     values = top.values
     exact_evictions = semantic_evictions = 0
@@ -332,13 +332,13 @@ def _result(
     if isinstance(cache_figures, CacheStatistics):
         exact_evictions = cache_figures.exact_evictions
         semantic_evictions = cache_figures.semantic_evictions
-    return RunResult(
+    return RunResult.with_pending_trace(
+        trace,
         flow=flow.name,
         mode=mode,
         outputs=MappingProxyType({name: values[name] for name in flow.outputs}),
         values=MappingProxyType(dict(values)),
         routes=build_routes(run),
-        trace=trace,
         started=started,
         finished=finished,
         cache_hits=run.cache_hits,

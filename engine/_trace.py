@@ -10,7 +10,7 @@ import attrs
 from ._usage import StepUsage
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from specroute.routes import PlanReason, Prediction
 
@@ -239,6 +239,36 @@ class RunResult:
     predicted_values: tuple[PredictedValue, ...] = ()
     cache_exact_evictions: int = 0
     cache_semantic_evictions: int = 0
+    # Builds `trace` when it is first read (see `with_pending_trace`); None once it is built.
+    _build_trace: Callable[[], tuple[TraceEntry, ...]] | None = attrs.field(
+        init=False, default=None, eq=False, repr=False
+    )
+
+    @classmethod
+    def with_pending_trace(
+        cls, build_trace: Callable[[], tuple[TraceEntry, ...]], **fields: Any
+    ) -> RunResult:
+        """A result whose `trace` is built by `build_trace()` the first time it is read.
+
+        A run ends without building one entry per step execution, which would cost about
+        as much as running a no-op step: most callers read the outputs and never the trace.
+        Reading `trace` (directly, or through equality, `repr`, `attrs.evolve`, a report or
+        the run log) builds it once and keeps it; the result reads the same either way.
+        """
+        result = cls(trace=(), **fields)
+        object.__delattr__(result, "trace")  # unset: the first read goes to `__getattr__`
+        object.__setattr__(result, "_build_trace", build_trace)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for an attribute that is not set: the pending trace, or a typo.
+        build = self._build_trace if name == "trace" else None
+        if build is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        trace = build()
+        object.__setattr__(self, "trace", trace)
+        object.__setattr__(self, "_build_trace", None)
+        return trace
 
     @property
     def wasted_cost(self) -> float:

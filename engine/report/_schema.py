@@ -27,8 +27,8 @@ retyping one needs a new version. Errors name the line and the field's path
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, get_args, get_origin
 
 import attrs
 import cattrs
@@ -48,9 +48,6 @@ from .._trace import (
 from .._usage import StepUsage
 from ..llm import ToolRecord
 from ._errors import RunLogError
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 __all__ = ["SCHEMA_VERSION", "RunRecord", "run_from_json", "run_to_json"]
 
@@ -348,6 +345,7 @@ _converter.register_structure_hook_factory(_is_mapping, _mapping_factory)
 # `_trace.py` names these types only for the type checker; cattrs needs them resolved.
 _TYPES = {
     "Any": Any,
+    "Callable": Callable,
     "Mapping": Mapping,
     "Mode": Mode,
     "PlanReason": PlanReason,
