@@ -400,7 +400,8 @@ class Scope:
         # in the very instant its enclosing branch loses.
         if self.doomed:
             return
-        if self.blocked(index):
+        # `may_park` is False exactly when `blocked` can never be True (see `begin`).
+        if self.may_park and self.blocked(index):
             self.parked.append(index)
             return
         if self.tables.routers_at[index]:
@@ -435,9 +436,21 @@ class Scope:
                     count += 1
             self.missing.append(count)
         self.may_park = not self.confirmed and (self.limit is not None or any(self.tables.effects))
+        if self.may_park or self.doomed:
+            for index, count in enumerate(self.missing):
+                if count == 0:
+                    self.ready(index)
+            return
+        # `ready` without its checks: nothing is parked here, and nothing runs (so nothing
+        # is cancelled) while this loop starts the ready nodes.
+        routers_at = self.tables.routers_at
+        run = self.run
         for index, count in enumerate(self.missing):
             if count == 0:
-                self.ready(index)
+                if routers_at[index]:
+                    run.start_router(self, index)
+                else:
+                    run.start_step(self, index)
 
     def node_done(self) -> None:
         self.done += 1
@@ -549,7 +562,13 @@ class Scope:
         while scope is not None:
             if scope.closed or scope.cancel_requested:
                 return True
-            if scope.cancel_scope is not None and scope.cancel_scope.cancel_called:
+            # Only a deadline cancels a scope's cancel scope without `cancel()` (which sets
+            # `cancel_requested`); `cancel_called` reads the clock, so ask only then.
+            if (
+                scope.deadline is not None
+                and scope.cancel_scope is not None
+                and scope.cancel_scope.cancel_called
+            ):
                 return True
             scope = scope.parent
         return False

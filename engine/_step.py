@@ -196,6 +196,7 @@ class Step:
             input read as a stream is read under its stream's name (`"answer:stream"`).
         optional: The parameters that have defaults.
         streamed: The function is an async generator: its output is a stream.
+        output: The name its value is written under (`options.output`, else its name).
     """
 
     name: str
@@ -208,16 +209,15 @@ class Step:
     # Whose cache entries it reads and writes (None: it is not cached); made once here,
     # not per lookup.
     cache_identity: StepIdentity | None = attrs.field(init=False, repr=False)
+    # The name this step's value is written under: made once here (a property would be
+    # one more call on every step of every run).
+    output: str = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         cache = self.options.cache
         identity = None if cache is None else StepIdentity.of(self.name, self.fn, cache.name)
         object.__setattr__(self, "cache_identity", identity)
-
-    @property
-    def output(self) -> str:
-        """The name this step's value is written under."""
-        return self.options.output or self.name
+        object.__setattr__(self, "output", self.options.output or self.name)
 
     async def __call__(self, **values: Any) -> Any:
         """Call the step's function directly, outside any flow (handy in unit tests)."""
