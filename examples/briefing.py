@@ -148,6 +148,48 @@ def failures(result: RunResult, parallel_json: bool) -> list[dict[str, str | Non
     return records
 
 
+@attrs.frozen
+class LatencyMetrics:
+    """The seed's `LatencyMetrics`, read off a run's trace: each stage, each group (the
+    second one is parallel too with `--parallel-json`), the run, and the speed-up against
+    the same stages one at a time."""
+
+    briefing_ms: float
+    plays_ms: float
+    procurement_ms: float
+    annex_ms: float
+    parallel_group_ms: float
+    sequential_group_ms: float
+    total_ms: float
+    speedup_ratio: float
+
+    @classmethod
+    def of(cls, result: RunResult) -> LatencyMetrics:
+        entries = {entry.step: entry for entry in result.trace}
+
+        def span(*steps: str) -> float:
+            start = min(entries[step].start for step in steps)
+            return round((max(entries[step].end for step in steps) - start) * 1000, 3)
+
+        return cls(
+            briefing_ms=span("briefing"), plays_ms=span("plays"),
+            procurement_ms=span("procurement"), annex_ms=span("annex"),
+            parallel_group_ms=span(*PARALLEL_GROUP),
+            sequential_group_ms=span("procurement", "annex"),
+            total_ms=round(result.wall_time * 1000, 3),
+            speedup_ratio=round(result.sequential_time / result.wall_time, 3),
+        )  # fmt: skip
+
+    def print(self) -> None:
+        """Print the seed's `logLatencyMetrics` table."""
+        _common.print_table("Latency metrics (the seed's table)", ["metric", "value"], [
+            ["Parallel Group (Briefing + Plays)", f"{self.parallel_group_ms:.0f}ms"],
+            ["Sequential Group (Procurement + Annex)", f"{self.sequential_group_ms:.0f}ms"],
+            ["Total Time", f"{self.total_ms:.0f}ms"],
+            ["Speedup vs Sequential", f"{self.speedup_ratio:.1f}x faster"],
+        ])  # fmt: skip
+
+
 # The seed's progress weights: each stage's share of the whole, in percent.
 PROGRESS_WEIGHTS = {"briefing": 30, "plays": 30, "procurement": 20, "annex": 20}
 # What a stage in each state counts of its weight, as the seed's `calculateOverallProgress`.
@@ -311,6 +353,7 @@ async def brief(
         **run_to_json(result),
         "outputs": {name: values[name] for name in STAGES},  # a failed stage: null
         "errors": failures(result, parallel_json),
+        "latency_metrics": attrs.asdict(LatencyMetrics.of(result)),
         "injected": injector.injected,
         "retries": watch.retries,
         "pipelines": pipelines,
@@ -357,6 +400,7 @@ async def main(args: Any) -> None:
         if args.json:
             _common.dump(record)
         else:
+            LatencyMetrics(**record["latency_metrics"]).print()
             failed = ", ".join(e["stage"] for e in record["errors"]) or "none"
             written = ", ".join(record.get("files", [])) or "nothing (use --out DIR)"
             print(f"{record['wall_ms']:.0f} ms; failed stages: {failed}; wrote {written}")

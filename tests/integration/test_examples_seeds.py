@@ -91,6 +91,21 @@ def test_briefing_figures_and_cap() -> None:
 
 
 @pytest.mark.integration
+def test_briefing_latency_metrics_are_the_seeds() -> None:
+    metrics = record("briefing.py")["latency_metrics"]
+    assert metrics == {
+        "briefing_ms": 7000, "plays_ms": 7000, "procurement_ms": 5000, "annex_ms": 6000,
+        "parallel_group_ms": 7000, "sequential_group_ms": 11000, "total_ms": 18000,
+        "speedup_ratio": round(25000 / 18000, 3),
+    }  # fmt: skip
+    grouped = record("briefing.py", "--parallel-json")["latency_metrics"]
+    assert (grouped["sequential_group_ms"], grouped["total_ms"]) == (6000, 13000)
+    table = run("briefing.py", "--mode", "parallel")  # one run, as text: the seed's table
+    assert "Sequential Group (Procurement + Annex)" in table
+    assert "1.4x faster" in table
+
+
+@pytest.mark.integration
 def test_briefing_cap_is_shared_by_every_pipeline_of_the_process() -> None:
     three = record("briefing.py", "--pipelines", "3", "--parallel-json")
     assert three["max_in_flight"] == 2  # three runs, one provider: never more than 2 calls
