@@ -348,6 +348,8 @@ async def main(args: argparse.Namespace) -> None:
 async def run_main(args: argparse.Namespace, priced: str) -> None:
     import _common  # examples/ is on sys.path when run as a script
 
+    if args.out and (args.policy or args.repeat or args.requests):
+        raise SystemExit("--out writes the runs of the table or of --path/--request: drop it")
     if args.policy:
         from _policy_mix import compare
 
@@ -395,7 +397,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--path", choices=["A", "B"], help="the seed's request for this path")
     parser.add_argument("--request", help="plan this request instead (Discovery picks the path)")
     parser.add_argument("--mode", choices=list(MODES))
-    parser.add_argument("--out", metavar="DIR", help="write each run's workflow as JSON")
+    parser.add_argument(
+        "--out", metavar="DIR", help="write each run's workflow as JSON (not with --repeat)"
+    )
     parser.add_argument("--repeat", type=int, default=0, help="run the request mix N times")
     parser.add_argument("--requests", help="a file of requests, one a line, for --repeat")
     policies = ["never", "always", "predictive", "oracle"]
