@@ -9,10 +9,9 @@ retries, as the seed says, only timeouts, 502, 503 and network errors, once, aft
 x attempt (`RetryPolicy(schedule="linear", statuses={502, 503})`), each attempt within 60 s
 (an injected timeout takes those 60 s, as a real one does); never the others (a 400, a
 500). `--progress` shows the seed's weighted progress, and a note when a stage retries. A
-failed stage's output is null and the others go on; it
-is reported as `{stage, code, cause, message, hint}` with the seed's codes,
-`PARALLEL_FAIL` (a stage of a parallel group) or `SEQUENTIAL_FAIL`; a failed procurement
-falls back to the computed metrics.
+failed stage's output is null and the others go on; it is reported as `{stage, code, cause,
+message, hint}` with the seed's codes, `PARALLEL_FAIL` (a stage of a parallel group) or
+`SEQUENTIAL_FAIL`; a failed procurement falls back to the computed metrics.
 PROCUREMENT_JSON and ANNEX_JSON ask for structured output: their answers are checked
 against `ProcurementMetrics` and `Annex` (a misfit is retried with what was wrong, then
 fails the stage naming the field), not parsed out of text by hand.
@@ -306,9 +305,10 @@ async def open_briefing_llm(
     speed = SimulatedModel(first_token_latency=0.0, tokens_per_second=rate)
     simulated = CostlyTimeouts(SimulatedTransport(speed), plan)
     provider = _common.make_provider(simulated, limits=ProviderLimits(max_in_flight=2))
-    network = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=100))
+    inner: httpx.AsyncBaseTransport = simulated
+    if _common.PROVIDER != "simulated":  # a real provider: the network, watched all the same
+        inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=100))
     retry = retry_policy()
-    inner = simulated if _common.PROVIDER == "simulated" else network
     watch = RetryWatch(inner, progress, max_attempts=retry.max_attempts)
     timeout = httpx.Timeout(10.0, read=CALL_TIMEOUT * _common.SCALE)
     async with open_llm_client(
