@@ -358,10 +358,25 @@ async def brief(
         "retries": watch.retries,
         "pipelines": pipelines,
         "pipelines_wall_ms": [round(r.wall_time * 1000, 3) for r in results],
+        # The seed's "no race conditions" test: runs at once give the same structure.
+        "pipelines_same_structure": len({structure(r) for r in results}) == 1,
         "max_in_flight": statistics.max_in_flight if _common.PROVIDER == "simulated" else None,
         "procurement_source": values["procurement"]["source"],
         "recovered": [e.step for e in result.trace if e.status is StepStatus.RECOVERED],
     }
+
+
+def structure(result: RunResult) -> str:
+    """A run's outputs with every text and number blanked: their shape, for comparing runs."""
+
+    def blank(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: blank(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [blank(item) for item in value]
+        return type(value).__name__
+
+    return json.dumps(blank(dict(result.outputs)), sort_keys=True)
 
 
 def output_files(outputs: dict[str, Any]) -> dict[str, Any]:

@@ -111,6 +111,11 @@ def test_briefing_cap_is_shared_by_every_pipeline_of_the_process() -> None:
     assert three["max_in_flight"] == 2  # three runs, one provider: never more than 2 calls
     assert len(three["pipelines_wall_ms"]) == 3
     assert max(three["pipelines_wall_ms"]) > 13000  # they waited for each other's slots
+    # The seed's "no race conditions" test: runs at once give the same structure...
+    assert three["pipelines_same_structure"] is True
+    # ... which the check would see if they did not (one run's plays fails, once).
+    uneven = record("briefing.py", "--pipelines", "3", "--fail", "PLAYS_MD=400")
+    assert uneven["pipelines_same_structure"] is False
 
 
 @pytest.mark.integration
