@@ -4,26 +4,28 @@ Discovery asks "is there a saved workflow for this request?". If so (Path A) the
 reuses it; if not (Path B) it generates one in seven slower steps. Speculation starts Path B
 beside Discovery and cancels it the moment Discovery finds a workflow.
 
+Dollars are billed calls: the simulated model at the seed's price ($0.00075 per second of
+model time, from its "~$0.0003" for ParameterDiscovery's 400 ms), a real model at its list price.
+
     python examples/planner.py                      # every path and mode, as a table
-    python examples/planner.py --path B --mode speculative --json
+    python examples/planner.py --path B --mode speculative --json --out plans/
+    python examples/planner.py --request "list stale pull requests" --mode speculative
     python examples/planner.py --clock real --scale 0.01
     python examples/planner.py --repeat 2          # cold and warm runs through the cache
-    python examples/planner.py --log runs.jsonl    # append every run to a run log
+    python examples/planner.py --log runs.jsonl    # then: specroute report runs.jsonl --html
     python examples/planner.py --policy never --policy always --policy predictive
-    python examples/planner.py --clock real --provider openai --base-url URL --model M
+    python examples/planner.py --provider openai --base-url URL --model M   # real clock
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import string
 import sys
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import attrs
 import trio
-import trio.testing
 from specroute.cache import Cache, CacheOptions, HashingEmbedder, open_cache
 from specroute.engine import (
     Branches,
@@ -39,13 +41,17 @@ from specroute.engine import (
 )
 from specroute.engine.llm import (
     LLMClient,
-    Provider,
+    ModelPrice,
+    PriceTable,
     SimulatedModel,
     SimulatedTransport,
     open_llm_client,
     structured,
 )
-from specroute.engine.report import RunLog, run_to_json
+from specroute.engine.report import run_to_json
+
+if TYPE_CHECKING:
+    import argparse
 
 # The seed's latency table, in milliseconds.
 LATENCY_MS = {
@@ -65,14 +71,14 @@ DEFAULT_REQUESTS = [
 ]  # fmt: skip
 # The seed prices ParameterDiscovery's 400 ms at ~$0.0003: about $0.00075 per LLM second.
 DOLLARS_PER_SECOND = 0.00075
+# Multiplies every latency: `--scale`, set by `main` (importers set it themselves).
 SCALE = 1.0
-LOG: RunLog | None = None
 # Every step is a model call through this client: simulated (default) or --provider's.
 LLM: LLMClient | None = None
 MODEL = ""
 # The simulated model writes 100 tokens a second from the first: a step of the seed's
 # `ms` milliseconds asks for ms / 10 tokens, so virtual time reproduces the seed exactly.
-TOKENS_PER_SECOND = 100  # --log: every run is appended here
+TOKENS_PER_SECOND = 100
 
 
 class Estimate(TypedDict):
@@ -226,48 +232,75 @@ MODES: dict[str, tuple[Mode, SpeculationPolicy]] = {
     "parallel-start": (Mode.SPECULATIVE, Branches({"discovery": {"generate": 1}})),
     "speculative": (Mode.SPECULATIVE, Branches({"discovery": ["generate"]})),
 }
-SEED_MS = {("A", "sequential"): 800, ("B", "sequential"): 4200, ("B", "parallel-start"): 3800}
+# The seed's figures: its latencies (ms), and what it says the waste costs on Path A
+# ("~$0.0003" for ParameterDiscovery, "~$0.002" for speculative Path B). Its speculative
+# figure assumes Path B "800 ms ahead"; Discovery lasts 500 ms, so at most 500 ms of Path B
+# can run under it (docs/examples.md shows why from the seed's dependency table).
+SEED_MS = {("A", "sequential"): 800, ("B", "sequential"): 4200, ("B", "parallel-start"): 3800,
+           ("B", "speculative"): 3400}  # fmt: skip
+SEED_WASTE = {("A", "parallel-start"): 0.0003, ("A", "speculative"): 0.002}
+# The simulated model at the seed's price: $0.00075 per second of model time, that is per
+# TOKENS_PER_SECOND tokens written (prompts free), so a bill reads as the seed's dollars.
+SEED_PRICE = ModelPrice(
+    input_per_million=0.0, output_per_million=DOLLARS_PER_SECOND / TOKENS_PER_SECOND * 1e6
+)
 
 
-def logged(result: RunResult, user_input: str, mode: str) -> RunResult:
-    """Append the run to the --log run log, if there is one (inputs kept as a digest)."""
-    if LOG is not None:
-        LOG.append(result, inputs={"user_input": user_input}, label=mode)
-    return result
-
-
-async def run_planner(path: str, mode: str) -> RunResult:
+async def run_planner(path: str, mode: str, user_input: str | None = None) -> RunResult:
+    """Run the planner in `mode` on `user_input` (default: the seed's request for `path`)."""
     engine_mode, policy = MODES[mode]
-    result = await planner.run(user_input=REQUESTS[path], mode=engine_mode, speculate=policy)
-    return logged(result, REQUESTS[path], mode)
+    request = REQUESTS[path] if user_input is None else user_input
+    return await planner.run(user_input=request, mode=engine_mode, speculate=policy)
 
 
-def record(result: RunResult, mode: str) -> dict[str, Any]:
-    """One run as plain JSON, under the seed's name for its mode."""
-    return {**run_to_json(result), "mode": mode}
+def outputs_json(result: RunResult) -> dict[str, Any]:
+    """The run's outputs as JSON data: the workflow (a typed `Workflow`) and its parameters."""
+    return {
+        name: attrs.asdict(value) if attrs.has(type(value)) else value
+        for name, value in result.outputs.items()
+    }
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
+def record(result: RunResult, mode: str, user_input: str = "") -> dict[str, Any]:
+    """One run as plain JSON, under the seed's name for its mode, with its outputs."""
+    request = {"request": user_input} if user_input else {}
+    return {**run_to_json(result), "mode": mode, **request, "outputs": outputs_json(result)}
+
+
+def print_table(rows: list[dict[str, Any]], priced: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title="Planner (seed 000): wall time by path and mode")
-    columns = ("path", "mode", "route", "wall ms", "wasted ms", "wasted $", "seed ms", "saved")
+    columns = ("path", "mode", "route", "wall ms", "seed ms", "saved", "wasted ms", "wasted $",
+               "seed $")  # fmt: skip
     for column in columns:
         table.add_column(column, justify="left" if column in columns[:3] else "right")
     baseline = {row["path"]: row["wall_ms"] for row in rows if row["mode"] == "sequential"}
     for row in rows:
-        saved = baseline[row["path"]] - row["wall_ms"]
-        seed = SEED_MS.get((row["path"], row["mode"]))
+        key = (row["path"], row["mode"])
+        before = baseline.get(row["path"])
+        saved = "" if before is None else f"{before - row['wall_ms']:.0f} ms"
+        if before:
+            saved += f" ({(before - row['wall_ms']) / before:.0%})"
+        seed, seed_waste = SEED_MS.get(key), SEED_WASTE.get(key)
         table.add_row(row["path"], row["mode"], row["route"], f"{row['wall_ms']:.0f}",
-                      f"{row['wasted_ms']:.0f}", f"{row['wasted_cost']:.5f}",
-                      "" if seed is None else str(seed),
-                      f"{saved:.0f} ms ({saved / baseline[row['path']]:.0%})")  # fmt: skip
-    Console().print(table)
+                      "" if seed is None else str(seed), saved, f"{row['wasted_ms']:.0f}",
+                      dollars(row["wasted_cost"]),
+                      "" if seed_waste is None else f"{seed_waste:.4f}")  # fmt: skip
+    Console(width=None if sys.stdout.isatty() else 120).print(table)
+    print(f"wasted $: what the cancelled and unused calls were billed, {priced}.\n"
+          "seed ms, B speculative: the seed's Path B '800 ms ahead'; but Discovery lasts 500 ms, "
+          "so at most 500 ms of Path B runs under it.")  # fmt: skip
+
+
+def dollars(cost: float | None) -> str:
+    return "unpriced" if cost is None else f"{cost:.5f}"
 
 
 async def repeat(requests: list[str], times: int, cache: Cache) -> None:
     """Run the request mix `times` times through one cache: cold, then warm."""
+    import _common  # examples/ is on sys.path when run as a script
     from rich.console import Console
     from rich.table import Table
 
@@ -280,7 +313,7 @@ async def repeat(requests: list[str], times: int, cache: Cache) -> None:
             result = await planner.run(
                 user_input=request, mode=engine_mode, speculate=policy, cache=cache
             )
-            logged(result, request, "speculative")
+            _common.log_run(result, "speculative", {"user_input": request})
             table.add_row(str(index + 1), request, result.route, f"{result.wall_time * 1000:.0f}",
                           f"{result.wasted_time * 1000:.0f}", str(result.cache_hits),
                           str(result.cache_misses))  # fmt: skip
@@ -292,26 +325,33 @@ async def repeat(requests: list[str], times: int, cache: Cache) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    global LLM, MODEL
-    if args.provider == "simulated":
-        speed = SimulatedModel(first_token_latency=0.0, tokens_per_second=TOKENS_PER_SECOND / SCALE)
-        provider = Provider.simulated(SimulatedTransport(speed))
-        MODEL = "sim-large"
-    else:
-        make = Provider.openai if args.provider == "openai" else Provider.anthropic
-        provider = make(base_url=args.base_url) if args.base_url else make()
-        MODEL = args.model
-    async with open_llm_client(provider, seed=0) as LLM:
-        await run_main(args)
+    """The command line, on the provider and clock `_common` set from the shared flags."""
+    global LLM, MODEL, SCALE
+    import _common  # examples/ is on sys.path when run as a script
+
+    SCALE = _common.SCALE
+    simulated = _common.PROVIDER == "simulated"
+    MODEL = (args.model or "sim-large") if simulated else _common.MODEL
+    speed = SimulatedModel(first_token_latency=0.0, tokens_per_second=TOKENS_PER_SECOND / SCALE)
+    provider = _common.make_provider(SimulatedTransport(speed))
+    # Simulated calls cost the seed's price; a real model its provider's list price.
+    prices = PriceTable(prices={MODEL: SEED_PRICE}) if simulated else None
+    async with open_llm_client(provider, seed=0, prices=prices) as LLM:
+        priced = "at the seed's $0.00075 a model second" if simulated else f"at {MODEL}'s price"
+        await run_main(args, priced)
         usage = LLM.meter.statistics()
         print(f"{usage.calls} model calls, {usage.input_tokens} + {usage.output_tokens} tokens, "
               f"${usage.cost:.4f} (${usage.cancelled_cost:.4f} on cancelled calls)",
               file=sys.stderr)  # fmt: skip
 
 
-async def run_main(args: argparse.Namespace) -> None:
+async def run_main(args: argparse.Namespace, priced: str) -> None:
+    import _common  # examples/ is on sys.path when run as a script
+
+    if args.out and (args.policy or args.repeat or args.requests):
+        raise SystemExit("--out writes the runs of the table or of --path/--request: drop it")
     if args.policy:
-        from _policy_mix import compare  # examples/ is on sys.path when run as a script
+        from _policy_mix import compare
 
         await compare(args.policy, share_b=args.share_b, count=args.count)
         return
@@ -325,28 +365,43 @@ async def run_main(args: argparse.Namespace) -> None:
             await repeat(requests, args.repeat or 1, cache)
         return
     paths = [args.path] if args.path else ["A", "B"]
+    if args.request:  # the user's own request: Discovery decides the path
+        paths = ["request"]
     modes = [args.mode] if args.mode else list(MODES)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    files: dict[str, Any] = {}
     for path in paths:
         for mode in modes:
-            row = record(await run_planner(path, mode), mode)
-            rows.append({"path": path, **row})
+            user_input = args.request or REQUESTS[path]
+            result = await run_planner(path, mode, user_input)
+            # Logged in the order of the table: the report opens on the run that shows
+            # speculation best (Path A, speculative: Path B started, then cancelled).
+            _common.log_run(result, mode, {"user_input": user_input})
+            rows.append({"path": path, **record(result, mode, user_input)})
+            files[f"workflow-{path}-{mode}.json"] = rows[-1]["outputs"]
+    if args.out:
+        written = await trio.to_thread.run_sync(_common.write_outputs, args.out, files)
+        for row, path in zip(rows, written, strict=True):
+            row["file"] = path
     if args.json:
         print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
     else:
-        print_table(rows)
+        print_table(rows, priced)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--path", choices=["A", "B"])
+    """The shared flags of `_common.parser` and the planner's own."""
+    import _common  # examples/ is on sys.path when run as a script
+
+    parser = _common.parser(__doc__)
+    parser.add_argument("--path", choices=["A", "B"], help="the seed's request for this path")
+    parser.add_argument("--request", help="plan this request instead (Discovery picks the path)")
     parser.add_argument("--mode", choices=list(MODES))
-    parser.add_argument("--clock", choices=["virtual", "real"], default="virtual")
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply every latency")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--out", metavar="DIR", help="write each run's workflow as JSON (not with --repeat)"
+    )
     parser.add_argument("--repeat", type=int, default=0, help="run the request mix N times")
     parser.add_argument("--requests", help="a file of requests, one a line, for --repeat")
-    parser.add_argument("--log", help="append every run to this run log (JSON Lines)")
     policies = ["never", "always", "predictive", "oracle"]
     parser.add_argument(
         "--policy",
@@ -356,20 +411,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--share-b", type=float, default=0.7, help="share of Path B requests")
     parser.add_argument("--count", type=int, default=200, help="requests in the mix")
-    parser.add_argument(
-        "--provider",
-        choices=["simulated", "openai", "anthropic"],
-        default="simulated",
-        help="call a real model for every step",
-    )
-    parser.add_argument("--base-url", help="the provider's API root (a local vLLM, Ollama...)")
-    parser.add_argument("--model", default="gpt-4o-mini", help="the model every step calls")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
-    arguments = parse(sys.argv[1:])
-    SCALE = arguments.scale
-    LOG = RunLog(arguments.log) if arguments.log else None
-    clock = trio.testing.MockClock(autojump_threshold=0) if arguments.clock == "virtual" else None
-    trio.run(main, arguments, clock=clock)
+    import _common
+
+    _common.run(main, parse(sys.argv[1:]))
