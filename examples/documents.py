@@ -242,15 +242,19 @@ def write_outputs(out: Path, batch: Batch) -> dict[str, Any]:
 
 def read_sources(sources: list[str]) -> list[Document]:
     """Each source is a URL, a file, or a folder (its .txt files); a missing file is kept, so
-    it fails at download like an unreachable URL."""
-    documents = []
+    it fails at download like an unreachable URL. Names are made unique: they name the files
+    written."""
+    documents: list[Document] = []
+    names: set[str] = set()
     for source in sources:
-        if Path(source).is_dir():
-            paths = sorted(Path(source).glob("*.txt"))
-            documents += [Document(name=path.name, source=str(path)) for path in paths]
-        else:
-            name = source.rstrip("/").rsplit("/", 1)[-1] or source
-            documents.append(Document(name=name, source=source))
+        paths = sorted(Path(source).glob("*.txt")) if Path(source).is_dir() else [source]
+        for path in map(str, paths):
+            name = re.sub(r"[^\w.-]", "_", path.rstrip("/").rsplit("/", 1)[-1]).lstrip(".")
+            name = name or "document"
+            while name in names:
+                name = f"{len(names)}-{name}"
+            names.add(name)
+            documents.append(Document(name=name, source=path))
     return documents
 
 
