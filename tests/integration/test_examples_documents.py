@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import trio
+from llm_server import serve_llm
 from specroute.engine.report import read_log
 
 if TYPE_CHECKING:
@@ -199,3 +201,37 @@ def test_documents_refuses_urls_on_the_virtual_clock() -> None:
     )
     assert done.returncode == 2
     assert "drop --clock virtual" in done.stderr
+
+
+async def run_on_server(base_url: str, model: str, *sources: str) -> dict[str, Any]:
+    flags = ("--provider", "openai", "--base-url", base_url, "--model", model)
+    done = await trio.run_process(
+        [sys.executable, str(EXAMPLE), *sources, *flags, "--json"],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+        env={"OPENAI_API_KEY": "sk-test", "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+async def test_documents_retry_a_real_servers_500s_and_survive_its_400s() -> None:
+    sources = [str(DATA / "documents" / name) for name in ("03-warranty.txt", "04-privacy.txt")]
+    async with serve_llm() as server:
+        # The server's first two answers are 500s: each document's summary is retried.
+        recovered = await run_on_server(server.base_url, "burst-500", *sources)
+        # Every answer is a 400, never retried: every document fails, the batch still ends.
+        refused = await run_on_server(server.base_url, "bad-request", *sources)
+    assert (recovered["analysed"], recovered["failed"]) == (2, [])
+    # Two summaries and one tags call: the server's two summaries are alike, so the second
+    # document's tags are the first's (exact on the summary). The two 500s were retried.
+    assert recovered["usage_calls"] == 3
+    assert [model for model, _ in server.requests].count("burst-500") == 2 + 3
+    assert refused["analysed"] == 0
+    assert {(f["document"], f["step"], f["error"]) for f in refused["failed"]} == {
+        ("03-warranty.txt", "summary", "ProviderHTTPError"),
+        ("04-privacy.txt", "summary", "ProviderHTTPError"),
+    }
+    assert [model for model, _ in server.requests].count("bad-request") == 2
