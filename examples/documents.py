@@ -240,7 +240,7 @@ def write_outputs(out: Path, batch: Batch) -> dict[str, Any]:
     return {"folder": str(out), "index": str(out / "index.json"), "files": written}
 
 
-def read_sources(sources: list[str]) -> list[Document]:
+def find_documents(sources: list[str]) -> list[Document]:
     """Each source is a URL, a file, or a folder (its .txt files); a missing file is kept, so
     it fails at download like an unreachable URL. Names are made unique: they name the files
     written."""
@@ -258,18 +258,26 @@ def read_sources(sources: list[str]) -> list[Document]:
     return documents
 
 
+async def read_sources(sources: list[str]) -> list[Document]:
+    """The documents of `sources` (listed in a worker thread); none is a usage error."""
+    documents = await trio.to_thread.run_sync(find_documents, sources)
+    if not documents:
+        raise SystemExit(f"no documents in {', '.join(sources)} (a folder's .txt files count)")
+    return documents
+
+
 async def main(args: Namespace) -> None:
     sources = [*args.sources, *([args.folder] if args.folder else [])]
     out = Path(args.out or tempfile.mkdtemp(prefix="documents-"))
     if args.json:  # one batch job, in `--mode`, over the sources (default: the shipped folder)
-        documents = await trio.to_thread.run_sync(read_sources, sources or [str(FOLDERS[0])])
+        documents = await read_sources(sources or [str(FOLDERS[0])])
         _common.dump(await run_batches(args, args.mode, documents, out, show=False))
         return
     # The table: sequential against concurrent, on the sources or on both shipped folders.
     rows = []
     notes = []
     for chosen in [sources] if sources else [[str(folder)] for folder in FOLDERS]:
-        documents = await trio.to_thread.run_sync(read_sources, chosen)
+        documents = await read_sources(chosen)
         label = Path(chosen[0]).name if len(chosen) == 1 else f"{len(chosen)} sources"
         before = await run_batches(args, "sequential", documents, None, show=True)
         after = await run_batches(args, "concurrent", documents, out / label, show=True)
@@ -308,6 +316,8 @@ if __name__ == "__main__":
     )
     parse.add_argument("--out", metavar="DIR", help="write summaries, tags and index.json here")
     arguments = parse.parse_args(sys.argv[1:])
+    if min(arguments.workers, arguments.download_workers) < 1 or arguments.batch_size < 0:
+        parse.error("--workers and --download-workers must be >= 1, --batch-size >= 0")
     if any(source.startswith(("http://", "https://")) for source in arguments.sources):
         # A web server answers in real seconds: on the virtual clock its timeouts would pass
         # while the request is on the wire.

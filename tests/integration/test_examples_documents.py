@@ -193,14 +193,22 @@ def test_documents_downloads_urls_on_the_real_clock(web_server: str, tmp_path: P
 
 
 @pytest.mark.integration
-def test_documents_refuses_urls_on_the_virtual_clock() -> None:
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLE), "http://127.0.0.1:9/a.txt", "--clock", "virtual"],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 2
-    assert "drop --clock virtual" in done.stderr
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (("http://127.0.0.1:9/a.txt", "--clock", "virtual"), 2, "drop --clock virtual"),
+        (("--workers", "0"), 2, "--workers and --download-workers must be >= 1"),
+        (("--batch-size", "-1"), 2, "--batch-size >= 0"),
+        ((str(DATA),), 1, "no documents in"),  # data/ holds folders, no .txt of its own
+    ],
+)
+def test_documents_refuses_a_batch_it_cannot_run(
+    args: tuple[str, ...], status: int, message: str
+) -> None:
+    done = subprocess.run([sys.executable, str(EXAMPLE), *args], capture_output=True, text=True)
+    assert done.returncode == status
+    assert message in done.stderr
+    assert not done.stdout
 
 
 async def run_on_server(base_url: str, model: str, *sources: str) -> dict[str, Any]:
