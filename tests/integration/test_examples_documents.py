@@ -9,9 +9,11 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import pytest
 import trio
 from llm_server import serve_llm
@@ -162,20 +164,48 @@ def test_documents_batches_share_the_cache_and_log_every_run(tmp_path: Path) -> 
     ]
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+@attrs.define(eq=False)
+class WebServer:
+    """The shipped documents over HTTP from 127.0.0.1; each answer takes `delay` seconds, and
+    the server counts the requests it answers at once."""
+
+    url: str = ""
+    delay: float = 0.0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    lock: threading.Lock = attrs.Factory(threading.Lock)
+
+
+def handler_for(web: WebServer) -> type[http.server.SimpleHTTPRequestHandler]:
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self) -> None:
+            with web.lock:
+                web.in_flight += 1
+                web.max_in_flight = max(web.max_in_flight, web.in_flight)
+            try:
+                time.sleep(web.delay)
+                super().do_GET()
+            finally:
+                with web.lock:
+                    web.in_flight -= 1
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
 
 
 @pytest.fixture
-def web_server() -> Iterator[str]:
-    """The shipped documents over HTTP from 127.0.0.1 (a real server, in a thread)."""
-    handler = functools.partial(QuietHandler, directory=str(DATA / "documents"))
+def web_server() -> Iterator[WebServer]:
+    """A real HTTP server in a thread, serving `examples/data/documents/`."""
+    web = WebServer()
+    handler = functools.partial(handler_for(web), directory=str(DATA / "documents"))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    web.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield web
     finally:
         server.shutdown()
         server.server_close()
@@ -183,13 +213,31 @@ def web_server() -> Iterator[str]:
 
 
 @pytest.mark.integration
-def test_documents_downloads_urls_on_the_real_clock(web_server: str, tmp_path: Path) -> None:
-    urls = [f"{web_server}/{name}" for name in ("07-pricing.txt", "08-api-limits.txt", "nope.txt")]
-    batch = record(*urls, "--scale", "0.01", "--out", str(tmp_path))
+def test_documents_downloads_urls_on_the_real_clock(web_server: WebServer, tmp_path: Path) -> None:
+    names = ("07-pricing.txt", "08-api-limits.txt", "nope.txt")
+    batch = record(*(f"{web_server.url}/{name}" for name in names), "--scale", "0.01",
+                   "--out", str(tmp_path))  # fmt: skip
     # On the virtual clock the client's timeouts would pass while a request is on the wire.
     assert [(f["document"], f["step"]) for f in batch["failed"]] == [("nope.txt", "download")]
     assert "404" in batch["failed"][0]["message"]
     assert (tmp_path / "08-api-limits.md").read_text().startswith("# 08-api-limits.txt")
+
+
+@pytest.mark.integration
+def test_documents_download_pool_is_its_own(web_server: WebServer, tmp_path: Path) -> None:
+    web_server.delay = 0.05
+    names = sorted(path.name for path in (DATA / "documents").glob("*.txt"))[:6]
+    urls = [f"{web_server.url}/{name}" for name in names]
+    batch = record(*urls, "--download-workers", "2", "--workers", "3", "--scale", "0.01",
+                   "--out", str(tmp_path))  # fmt: skip
+    assert batch["analysed"] == 6
+    assert web_server.max_in_flight == 2  # not the 3 analysis workers, nor all 6
+    (run_record,) = batch["runs"]
+    downloads = [step for step in run_record["steps"] if step["name"] == "download"]
+    first_summary = min(s["start_ms"] for s in run_record["steps"] if s["name"] == "summary")
+    # Three rounds of two downloads, then the analysis (the seed's stages, one after another).
+    assert len(downloads) == 6
+    assert max(step["end_ms"] for step in downloads) <= first_summary
 
 
 @pytest.mark.integration
