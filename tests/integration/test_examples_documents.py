@@ -20,7 +20,10 @@ from llm_server import serve_llm
 from specroute.engine.report import read_log
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
+    from typing import TypeAlias
+
+    Batches: TypeAlias = Callable[[str, str], dict[str, Any]]
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "documents.py"
@@ -57,11 +60,26 @@ def sequential_model(folder: Path) -> tuple[int, int]:
     return ms, 2 * len(distinct)
 
 
+@pytest.fixture(scope="module")
+def batches(tmp_path_factory: pytest.TempPathFactory) -> Batches:
+    """`batches(folder, mode)`: the `--json` summary of that batch, run once per module (a
+    start of the example costs seconds); its files are in `["outputs"]["folder"]`."""
+    done: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def batch(folder: str, mode: str) -> dict[str, Any]:
+        if (folder, mode) not in done:
+            out = tmp_path_factory.mktemp(f"{folder}-{mode}")
+            done[folder, mode] = record(str(DATA / folder), "--mode", mode, "--out", str(out))
+        return done[folder, mode]
+
+    return batch
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("folder", list(FIGURES))
-def test_documents_figures_on_both_folders(folder: str, tmp_path: Path) -> None:
-    sequential = record(str(DATA / folder), "--mode", "sequential", "--out", str(tmp_path / "s"))
-    concurrent = record(str(DATA / folder), "--mode", "concurrent", "--out", str(tmp_path / "c"))
+def test_documents_figures_on_both_folders(folder: str, batches: Batches) -> None:
+    sequential = batches(folder, "sequential")
+    concurrent = batches(folder, "concurrent")
     walls = (sequential["wall_ms"], concurrent["wall_ms"], concurrent["usage_calls"])
     assert walls == FIGURES[folder]
     assert (sequential["wall_ms"], sequential["usage_calls"]) == sequential_model(DATA / folder)
@@ -84,8 +102,9 @@ def test_documents_table_prints_both_folders_speed_ups() -> None:
 
 
 @pytest.mark.integration
-def test_documents_revised_price_gets_its_own_summary(tmp_path: Path) -> None:
-    batch = record("--out", str(tmp_path))
+def test_documents_revised_price_gets_its_own_summary(batches: Batches) -> None:
+    batch = batches("documents", "concurrent")
+    out = Path(batch["outputs"]["folder"])
     # The revised price is near the pricing document (a semantic hit), and only a guess: the
     # summary step still computed its own (11 distinct texts, a summary and tags each).
     assert batch["near_matches"] == [
@@ -100,8 +119,8 @@ def test_documents_revised_price_gets_its_own_summary(tmp_path: Path) -> None:
         ("tags", "ok"),
         ("analysed", "ok"),
     ]
-    summary = (tmp_path / "13-pricing-revised.md").read_text().split("\n\n")[1]
-    assert summary != (tmp_path / "07-pricing.md").read_text().split("\n\n")[1]
+    summary = (out / "13-pricing-revised.md").read_text().split("\n\n")[1]
+    assert summary != (out / "07-pricing.md").read_text().split("\n\n")[1]
 
 
 @pytest.mark.integration
@@ -132,15 +151,16 @@ def test_documents_one_failing_document_does_not_abort_the_batch(tmp_path: Path)
 
 
 @pytest.mark.integration
-def test_documents_writes_summaries_tags_and_an_index(tmp_path: Path) -> None:
-    batch = record(str(DATA / "documents-distinct"), "--out", str(tmp_path))
+def test_documents_writes_summaries_tags_and_an_index(batches: Batches) -> None:
+    batch = batches("documents-distinct", "concurrent")
+    out = Path(batch["outputs"]["folder"])
     names = sorted(path.name for path in (DATA / "documents-distinct").glob("*.txt"))
-    expected = [str(tmp_path / name.replace(".txt", ".md")) for name in names]
-    assert batch["outputs"]["files"] == [*expected, str(tmp_path / "index.json")]
-    index = json.loads((tmp_path / "index.json").read_text())
+    expected = [str(out / name.replace(".txt", ".md")) for name in names]
+    assert batch["outputs"]["files"] == [*expected, str(out / "index.json")]
+    index = json.loads((out / "index.json").read_text())
     assert [entry["document"] for entry in index["documents"]] == names
     assert index["failed"] == []
-    page = (tmp_path / "03-warranty.md").read_text()
+    page = (out / "03-warranty.md").read_text()
     tags = index["documents"][2]["tags"]
     assert page.startswith("# 03-warranty.txt\n")
     assert f"Tags: {', '.join(tags)}" in page
@@ -246,7 +266,6 @@ def test_documents_download_pool_is_its_own(web_server: WebServer, tmp_path: Pat
     [
         (("http://127.0.0.1:9/a.txt", "--clock", "virtual"), 2, "drop --clock virtual"),
         (("--workers", "0"), 2, "--workers and --download-workers must be >= 1"),
-        (("--batch-size", "-1"), 2, "--batch-size >= 0"),
         ((str(DATA),), 1, "no documents in"),  # data/ holds folders, no .txt of its own
     ],
 )
