@@ -30,6 +30,7 @@ import httpx
 import trio
 from _common import ask, open_llm
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from specroute.cache import CacheOptions, HashingEmbedder, open_cache
 from specroute.engine import Flow, ItemFailed, StepFailedError, StepStatus, map_, step
@@ -282,20 +283,20 @@ async def main(args: Namespace) -> None:
         before = await run_batches(args, "sequential", documents, None, show=True)
         after = await run_batches(args, "concurrent", documents, out / label, show=True)
         for run in (before, after):
-            speedup = f"{before['wall_ms'] / run['wall_ms']:.2f}x"
+            speedup = f"{before['wall_ms'] / run['wall_ms']:.2f}x" if run["wall_ms"] else "-"
             failed = ", ".join(f"{f['document']} ({f['error']})" for f in run["failed"])
-            rows.append([label, run["documents"], run["mode"], run["workers"],
+            rows.append([escape(label), run["documents"], run["mode"], run["workers"],
                          f"{run['wall_ms']:.0f}", speedup, SEED[run["mode"]],
-                         run["usage_calls"], failed or "-"])  # fmt: skip
+                         run["usage_calls"], escape(failed or "-")])  # fmt: skip
         copies = ", ".join(after["near_duplicates"]) or "none"
         near = ", ".join(f"{m['document']} ({m['similarity']})" for m in after["near_matches"])
-        notes.append(f"{label}: copies served from the cache: {copies}; near matches verified"
-                     f" (own summary computed): {near or 'none'}")  # fmt: skip
+        notes.append(escape(f"{label}: copies served from the cache: {copies}; near matches"
+                            f" verified (own summary computed): {near or 'none'}"))  # fmt: skip
     _common.print_table(
         f"Documents (seed 004): wall ms, {args.download_workers} download workers",
         ["folder", "docs", "mode", "workers", "wall ms", "speed-up x", "seed x", "calls", "failed"],
         rows,
-        [*notes, f"Summaries, tags and index.json: {out}"],
+        [*notes, escape(f"Summaries, tags and index.json: {out}")],
     )
 
 
