@@ -177,7 +177,8 @@ def build(*, rag: bool = True, tools: bool = True) -> Flow:
     nodes = [rag_retrieval] if rag else []
     nodes += [tool_suggestion] if tools else []
     nodes += [memory_retrieval, llm_generation, quality_scoring, citation_extraction, cost_tracking]
-    outputs = ["response", "quality", "citations", "cost", *(["rag_results"] if rag else [])]
+    outputs = ["response", "quality", "citations", "cost", "memory"]
+    outputs += (["rag_results"] if rag else []) + (["suggested_tools"] if tools else [])
     return Flow(nodes, name="rag_answer", outputs=outputs)
 
 
@@ -233,6 +234,7 @@ def record(result: RunResult, query: str) -> dict[str, Any]:
     return {**run_to_json(result), "query": query, "answer": out["response"],
             "answer_chars": len(out["response"]), "citations": out["citations"],
             "passages": [attrs.asdict(p) for p in out.get("rag_results", [])],
+            "tools": out.get("suggested_tools"), "memory": out["memory"],
             "quality": out["quality"], "degraded": [e.step for e in recovered],
             "errors": [e.error for e in recovered]}  # fmt: skip
 
