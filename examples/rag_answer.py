@@ -78,8 +78,9 @@ class Library:
     embedder: Embedder
 
     def search(self, query: NDArray[np.float32], k: int) -> list[Passage]:
-        scores = self.vectors @ query
-        return [self.passages[i] for i in np.argsort(-scores, kind="stable")[:k]]
+        scores = self.vectors @ unit(query)
+        best = np.argsort(-scores, kind="stable")[:k]
+        return [self.passages[i] for i in best if scores[i] > 0]  # nothing in common: not found
 
 
 def read_folder(folder: Path) -> list[tuple[str, str]]:
@@ -97,9 +98,16 @@ async def open_library(folder: Path, embedder: Embedder) -> Library:
     if not passages:
         raise SystemExit(f"specroute: error: --docs {folder}: no .md or .txt paragraphs")
     digest = hashlib.blake2b(repr(files).encode(), digest_size=8).hexdigest()
-    vectors = np.asarray(await embedder.embed([p.text for p in passages]), dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors = unit(np.asarray(await embedder.embed([p.text for p in passages]), np.float32))
     return Library(version=digest, passages=passages, vectors=vectors, embedder=embedder)
+
+
+def unit(rows: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Rows scaled to length 1 (an embedder need not normalise); a zero row stays zero."""
+    scaled: NDArray[np.float32] = rows / np.maximum(
+        np.linalg.norm(rows, axis=-1, keepdims=True), 1e-12
+    )
+    return scaled
 
 
 # --- the pipeline ---------------------------------------------------------------------------
@@ -112,7 +120,7 @@ KEYED_ON = ("query", "library_version")  # the folder's version: a changed folde
 async def rag_retrieval(query: str, library: Library, library_version: str) -> list[Passage]:
     await work("rag_retrieval", 500)  # the vector store's round trip
     (vector,) = await library.embedder.embed([query])
-    return library.search(vector / np.linalg.norm(vector), TOP_K)
+    return library.search(vector, TOP_K)
 
 
 # Suggestions depend only on the query's words, so a retyped query is an exact hit (a near
@@ -160,10 +168,9 @@ async def citation_extraction(
         text += piece
         await work("citation_extraction", 6)
     cited = [int(n) for n in re.findall(r"\[(\d+)\]", text) if 0 < int(n) <= len(rag_results)]
-    # An answer that marks no source was still written from all of them.
-    return [
-        rag_results[n - 1].source for n in dict.fromkeys(cited or range(1, len(rag_results) + 1))
-    ]
+    # An answer that marks no source ([n]) was still written from all of them.
+    sources = [p.source for p in rag_results]
+    return [sources[n - 1] for n in dict.fromkeys(cited)] or sources
 
 
 @step(output="cost")
@@ -364,6 +371,6 @@ if __name__ == "__main__":
         parse.error("give the query once: as an argument or with --query")
     args.query = args.query or args.query_flag or QUERY
     for folder in (args.docs, args.earlier_docs):
-        if folder and not Path(folder).is_dir():
-            parse.error(f"{folder}: not a folder of documents")
+        if folder and not any(Path(folder).glob("*.md")) and not any(Path(folder).glob("*.txt")):
+            parse.error(f"{folder}: not a folder of .md or .txt documents")
     _common.run(main, args)

@@ -160,7 +160,7 @@ def test_a_degraded_answer_says_so_in_its_file(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (("a question", "--query", "another"), "give the query once"),
-        (("--docs", "/nonexistent/folder"), "not a folder of documents"),
+        (("--docs", "/nonexistent/folder"), "not a folder of .md or .txt documents"),
     ],
 )
 def test_bad_usage_is_one_line_and_status_2(args: tuple[str, ...], message: str) -> None:
