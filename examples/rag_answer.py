@@ -32,7 +32,7 @@ import attrs
 import numpy as np
 import trio
 from _common import ask, ask_stream, open_llm, work
-from specroute.cache import HashingEmbedder, LocalEmbedder
+from specroute.cache import EmbeddingError, HashingEmbedder, LocalEmbedder
 from specroute.engine import (
     Always,
     CacheOptions,
@@ -229,8 +229,7 @@ async def run_query(
             first = await answer(llm, cache, request, request.earlier, earlier, mode=mode)
             _common.log_run(first, "earlier", {"query": request.earlier, "docs": earlier.version})
         result = await answer(llm, cache, request, request.query, library, mode=mode)
-    label = "warm" if earlier is not None else "cold" if mode != "sequential" else "sequential"
-    _common.log_run(result, label, {"query": request.query, "docs": library.version})
+    _common.log_run(result, label(mode, earlier), {"query": request.query, "docs": library.version})
     return result
 
 
@@ -268,9 +267,12 @@ async def main(args: Any) -> None:
         user=args.user,
         rag=not args.no_rag,
         tools=not args.no_tools,
-        failing=frozenset(step for flag, step in FAILABLE.items() if getattr(args, f"fail_{flag}")),
+        failing=frozenset(step for flag, step in FAILABLE.items() if vars(args)[f"fail_{flag}"]),
     )
-    library = await open_library(Path(args.docs), make_embedder(args.embedder))
+    try:
+        library = await open_library(Path(args.docs), make_embedder(args.embedder))
+    except EmbeddingError as exc:  # the local model is not installed: say how to install it
+        raise SystemExit(f"specroute: error: --embedder {args.embedder}: {exc}") from None
     earlier = library
     if args.earlier_docs:
         earlier = await open_library(Path(args.earlier_docs), library.embedder)
@@ -278,7 +280,7 @@ async def main(args: Any) -> None:
         if args.json:
             warm = earlier if args.warm else None
             result = await run_query(llm, request, library, warm, mode=args.mode)
-            rec = {"run": "warm" if args.warm else "cold", **record(result, request.query)}
+            rec = {"run": label(args.mode, warm), **record(result, request.query)}
             await write(args.out, rec)
             _common.dump(rec)
             return
@@ -289,6 +291,10 @@ async def main(args: Any) -> None:
         }
     await write(args.out, {"run": "warm", **record(runs["warm"], request.query)})
     print_figures(runs)
+
+
+def label(mode: str, earlier: Library | None) -> str:
+    return "sequential" if mode == "sequential" else "cold" if earlier is None else "warm"
 
 
 def retyped(query: str) -> str:

@@ -72,6 +72,14 @@ def test_warm_run_starts_generation_on_predicted_retrieval_that_is_confirmed() -
     assert "Plan B costs 29 dollars" in warm["passages"][0]["text"]
 
 
+def test_a_warm_run_logs_the_earlier_run_and_its_own(tmp_path: Path) -> None:
+    log = tmp_path / "runs.jsonl"
+    warm = record("--warm", "--log", str(log))
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [line["label"] for line in lines] == ["earlier", "warm"]
+    assert [line["wall_ms"] for line in lines] == [2600, warm["wall_ms"]]
+
+
 def test_an_earlier_query_that_is_no_near_match_predicts_nothing() -> None:
     warm = record("--warm", "--earlier", "How long do refunds take?")
     assert warm["predicted_values"] == []
