@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 DOCS = Path(__file__).parent / "data" / "rag"
 QUERY = "What does plan B cost?"
 TOP_K = 3
-TOOLS = {"calculator": ("cost", "price", "how much"), "billing": ("plan", "refund", "invoice")}
+TOOLS = {"calculator": ("cost", "price", "much"), "billing": ("plan", "refund", "invoice")}
 MEMORY = {"u-42": {"plan": "A", "last_topic": "storage"}}  # the memory service's store
 
 
@@ -128,7 +128,7 @@ async def rag_retrieval(query: str, library: Library, library_version: str) -> l
 @step(output="suggested_tools", fallback=lambda exc: [], cache=CacheOptions(depends_on=TOOLS))
 async def tool_suggestion(query_words: str) -> list[str]:
     await work("tool_suggestion", 300)
-    return [tool for tool, words in TOOLS.items() if any(w in query_words for w in words)]
+    return [tool for tool, words in TOOLS.items() if set(words) & set(query_words.split())]
 
 
 @step(output="memory", fallback=lambda exc: {})
