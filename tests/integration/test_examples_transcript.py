@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import trio
 from hypothesis import given
 from hypothesis import strategies as st
+from llm_server import serve_llm
 from specroute.engine.llm import estimate_tokens
 
 if TYPE_CHECKING:
@@ -265,3 +267,30 @@ def test_fit_meets_the_budget_dropping_the_lowest_priorities_first(
         assert trimmed.kept == (trimmed.truncated,)
         assert by_name[trimmed.truncated].text.startswith(trimmed.text)
         assert trimmed.tokens == budget
+
+
+# --- a real provider: the local OpenAI-compatible server, on the real clock -------------------
+
+
+@pytest.mark.integration
+async def test_a_real_server_s_500s_are_retried_and_every_analyzer_ends(tmp_path: Path) -> None:
+    async with serve_llm() as server:
+        provider = ("--provider", "openai", "--base-url", server.base_url, "--model", "burst-500")
+        flags = (*provider, "--scale", "0.01", "--mode", "parallel", "--json")
+        done = await trio.run_process(
+            [sys.executable, str(EXAMPLES / "transcript.py"), *flags, "--out", str(tmp_path)],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+            env={"OPENAI_API_KEY": "sk-test", "PATH": "/usr/bin:/bin"},
+        )
+    assert done.returncode == 0, done.stderr.decode()
+    run = json.loads(done.stdout)["runs"]["parallel"]
+    # The server's first two answers are 500s: each is retried after a jittered wait (its
+    # 1 s bound times --scale), and all 8 analyzers end.
+    assert len(server.requests) == 8 + 2
+    calls = {**run["metadata"]["stage_a"]["analyzers"], **run["metadata"]["stage_b"]["analyzers"]}
+    retried = [call["attempts"] for call in calls.values() if len(call["attempts"]) > 1]
+    assert [[a["status"] for a in tries] for tries in retried] == [[500, 200]] * 2
+    assert all(0 < tries[0]["backoff_ms"] <= 10 for tries in retried)
+    assert run["metadata"]["summary"]["succeeded"] == 8
