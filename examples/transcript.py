@@ -474,10 +474,10 @@ def table(args: Any, runs: dict[str, dict[str, Any]], files: int) -> None:
         rows,
         [
             f"Stage B context: {context['tokens_before']} -> {context['tokens']} tokens "
-            f"(budget {context['budget']}): kept {', '.join(context['kept'])}; "
-            f"dropped {', '.join(context['dropped']) or 'none'}; "
-            f"cut short {context['truncated'] or 'none'}; "
-            f"left out (failed) {', '.join(context['left_out']) or 'none'}",
+            f"(budget {context['budget']}), kept {', '.join(context['kept'])}",
+            f"  dropped: {', '.join(context['dropped']) or 'none'}; cut short: "
+            f"{context['truncated'] or 'none'}; left out (failed): "
+            f"{', '.join(context['left_out']) or 'none'}",
             *retried,
             f"{files} files in {escape(args.out)}",
         ],
