@@ -91,8 +91,8 @@ class ContextSettings:
     """The seed's `processing.stage_b_context_*` settings (`include_transcript` is on here,
     off in the seed: it is what makes the budget bite)."""
 
-    token_budget: int = 8000
-    top_insights: int = 5
+    token_budget: int = attrs.field(default=8000, validator=attrs.validators.ge(0))
+    top_insights: int = attrs.field(default=5, validator=attrs.validators.ge(0))
     structured_keys: tuple[str, ...] = ("mentions", "by_speaker")
     include_transcript: bool = True
 
@@ -342,7 +342,8 @@ def save_stage(
 
 def write_atomic(path: Path, data: Any) -> None:
     """Write JSON so readers see the old file or the new one, never half of one. Synchronous
-    on purpose: the files are small, and a worker thread would let the virtual clock jump."""
+    on purpose: the files are small, and while a worker thread wrote them the virtual clock
+    would jump to the next analyzer's end, so the trace would depend on the disk's speed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
         json.dump(data, f, indent=2)
