@@ -269,6 +269,7 @@ def analyzer(name: str, spec: Analyzer, stage: str) -> Step:
 
 
 A = Analysis
+Json = dict[str, Any]  # what `metadata.json` holds
 
 
 @step
@@ -278,12 +279,8 @@ async def stage_a(summary: A, entities: A, sentiment: A, topics: A) -> dict[str,
 
 @step
 async def stage_b(hypotheses: A, risks: A, recommendations: A, questions: A) -> dict[str, A]:
-    return {
-        "hypotheses": hypotheses,
-        "risks": risks,
-        "recommendations": recommendations,
-        "questions": questions,
-    }
+    return {"hypotheses": hypotheses, "risks": risks, "recommendations": recommendations,
+            "questions": questions}  # fmt: skip
 
 
 @step
@@ -299,33 +296,23 @@ async def stage_b_context(
 
 
 @step(effect=True)
-async def save_stage_a(stage_a: dict[str, A], ledger: Ledger, run_dir: str) -> dict[str, Any]:
+async def save_stage_a(stage_a: dict[str, A], ledger: Ledger, run_dir: str) -> Json:
     return save_stage(Path(run_dir), "stage_a", stage_a, {"stage_a": ledger.stage(stage_a)})
 
 
 @step(effect=True)  # reads save_stage_a, so the two metadata writes never race
-async def save_stage_b(
-    stage_b: dict[str, A],
-    stage_b_context: Trimmed,
-    save_stage_a: dict[str, Any],
-    ledger: Ledger,
-    run_dir: str,
-) -> dict[str, Any]:
+async def save_stage_b(stage_b: dict[str, A], stage_b_context: Trimmed, save_stage_a: Json,
+                       ledger: Ledger, run_dir: str) -> Json:  # fmt: skip
     trimming = attrs.asdict(stage_b_context, filter=lambda field, _: field.name != "text")
     stage = {**ledger.stage(stage_b), "context": trimming}
     return save_stage(Path(run_dir), "stage_b", stage_b, {**save_stage_a, "stage_b": stage})
 
 
-analyzers = [
-    *(analyzer(n, a, "a") for n, a in STAGE_A.items()),
-    *(analyzer(n, a, "b") for n, a in STAGE_B.items()),
-]
-pipeline = Flow(
-    [*analyzers, stage_a, stage_b, stage_b_context, save_stage_a, save_stage_b],
-    name="transcript",
-    inputs=["transcript", "llm", "ledger", "settings", "run_dir"],
-    outputs=["stage_a", "stage_b", "save_stage_b"],
-)
+analyzers = [*(analyzer(n, a, "a") for n, a in STAGE_A.items()),
+             *(analyzer(n, a, "b") for n, a in STAGE_B.items())]  # fmt: skip
+pipeline = Flow([*analyzers, stage_a, stage_b, stage_b_context, save_stage_a, save_stage_b],
+                name="transcript", inputs=["transcript", "llm", "ledger", "settings", "run_dir"],
+                outputs=["stage_a", "stage_b", "save_stage_b"])  # fmt: skip
 
 # --- the files ------------------------------------------------------------------------------
 
