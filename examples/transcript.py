@@ -397,7 +397,9 @@ async def analyse(args: Any, mode: str, transcript: str) -> dict[str, Any]:
     _common.log_run(result, f"transcript/{mode}", inputs)
     staged = result.outputs["save_stage_b"]
     metadata = {**staged, "summary": summary(result, ledger, staged)}
-    await trio.to_thread.run_sync(_common.write_outputs, str(run_dir), {"metadata.json": metadata})
+    # After the run nothing waits on the clock, so a worker thread may write it (atomically:
+    # the seed asks that `metadata.json` stay whole).
+    await trio.to_thread.run_sync(write_atomic, run_dir / "metadata.json", metadata)
     results = {**result.outputs["stage_a"], **result.outputs["stage_b"]}
     return {
         **run_to_json(result),
