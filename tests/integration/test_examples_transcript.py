@@ -82,6 +82,11 @@ def test_figures_benchmark_and_files(tmp_path: Path) -> None:
             assert call["output_tokens"] == spec.seconds * 100
             assert call["input_tokens"] > (8000 if stage == "stage_a" else 0)
             assert [a["status"] for a in call["attempts"]] == [200]
+            # The ledger agrees with the engine's own trace of the step.
+            (entry,) = [e for e in parallel["steps"] if e["name"] == name]
+            assert (entry["start_ms"], entry["end_ms"]) == (call["started_ms"], call["ended_ms"])
+            tokens = (entry["usage"]["input_tokens"], entry["usage"]["output_tokens"])
+            assert tokens == (call["input_tokens"], call["output_tokens"])
     assert metadata["summary"] == {
         "mode": "parallel",
         "wall_ms": 16000,
