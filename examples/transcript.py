@@ -8,7 +8,7 @@ insights and its selected structured keys, then the transcript, in priority orde
 whole, and the last one left is cut to fit. Tokens are counted with the library's estimator
 (`estimate_tokens`: one per 4 characters). A failed analyzer's section is left out and its
 stage goes on. LLM calls retry 429 and 5xx (timeouts and network errors too) after an
-exponential backoff with full jitter, at most 4 attempts.
+exponential backoff with full jitter (or the provider's `Retry-After`), at most 4 attempts.
 
 The simulated model answers filler words, so on it a Stage A analyzer's insights are the
 transcript lines that match its cues, most cues first; a real model's bullet lines are used
@@ -341,7 +341,8 @@ def summary(result: RunResult, ledger: Ledger, metadata: dict[str, Any]) -> dict
     """The run's final summary: its wall time, the analyzers that succeeded, its tokens."""
     calls = {**metadata["stage_a"]["analyzers"], **metadata["stage_b"]["analyzers"]}
     usage = [meter.statistics() for meter in ledger.meters.values()]
-    waits = [a["backoff_ms"] for c in calls.values() for a in c["attempts"] if a["backoff_ms"]]
+    waits = [a["backoff_ms"] for c in calls.values() for a in c["attempts"]]
+    waits = [wait for wait in waits if wait is not None]  # a jitter draw may be 0: still a retry
     return {
         "mode": str(result.mode.value),
         "wall_ms": ms(result.wall_time),
