@@ -276,42 +276,7 @@ async def test_briefing_real_provider_times_out_as_the_injected_timeout_does() -
         assert entry["end_ms"] - entry["start_ms"] >= 1200
 
 
-# --- seed 003: transcript ---------------------------------------------------------------------
-
-
-@pytest.mark.integration
-def test_transcript_figures_and_identical_layout(tmp_path: Path) -> None:
-    out = str(tmp_path)
-    sequential = record("transcript.py", "--mode", "sequential", "--out", out)
-    parallel = record("transcript.py", "--mode", "parallel", "--out", out)
-    assert (sequential["stage_a_ms"], sequential["stage_b_ms"]) == (18000, 22000)
-    assert (sequential["wall_ms"], parallel["wall_ms"]) == (40000, 16000)
-    # Each stage at its optimal makespan on 3 slots: the longest three first, the fourth
-    # in the first free slot (6, 5, 4 then 3 s: 7 s; 7, 6, 5 then 4 s: 9 s).
-    assert (parallel["stage_a_ms"], parallel["stage_b_ms"]) == (7000, 9000)
-    assert sequential["wall_ms"] / parallel["wall_ms"] >= 2  # the seed's target
-    assert sequential["layout"] == parallel["layout"]
-    assert "metadata.json" in parallel["layout"]
-    assert "stage_b/risks.json" in parallel["layout"]
-    assert not [name for name in parallel["layout"] if name.endswith(".tmp")]
-    metadata = json.loads((tmp_path / "parallel" / "metadata.json").read_text())
-    assert metadata == parallel["metadata"]
-    assert metadata["context"]["tokens"] <= 1500
-    assert "sentiment" not in metadata["context"]["sections"]  # lowest priority goes first
-
-
-@pytest.mark.integration
-def test_transcript_failing_analyzer_does_not_fail_its_stage(tmp_path: Path) -> None:
-    result = record("transcript.py", "--fail", "risks=400", "--out", str(tmp_path))
-    assert statuses(result)["risks"] == "recovered"
-    assert result["metadata"]["stage_b"] == {
-        "hypotheses": "ok",
-        "risks": "failed",
-        "recommendations": "ok",
-        "questions": "ok",
-    }
-    saved = json.loads((tmp_path / "parallel" / "stage_b" / "risks.json").read_text())
-    assert saved["status"] == "failed"
+# --- seed 003: transcript: tests/integration/test_examples_transcript.py ------------------
 
 
 # --- seed 004: documents ----------------------------------------------------------------------
