@@ -418,6 +418,11 @@ def speculated(run: RunResult | RunRecord) -> list[Speculated]:
             if path:
                 groups[path].append(entry)
     decided = {(r.branch, r.router, r.label): r.at for r in result.routes}
+    # A step's predicted value (a near match) runs what reads it in `<step>:predicted`: it
+    # was right when the step's real value confirmed it, at the moment it did.
+    for guess in result.predicted_values:
+        if guess.confirmed:
+            decided[guess.branch, guess.step, "predicted"] = guess.at
     judged = []
     for path, entries in groups.items():
         parent, _, last = path.rpartition("/")

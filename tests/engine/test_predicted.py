@@ -25,7 +25,13 @@ from specroute.engine import (
     StepStatus,
     step,
 )
-from specroute.engine.report import RunLog, summarize, summary_tables, value_predictions
+from specroute.engine.report import (
+    RunLog,
+    speculated,
+    summarize,
+    summary_tables,
+    value_predictions,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -118,6 +124,10 @@ async def test_a_confirmed_prediction_starts_the_steps_downstream_early(
     assert result.wasted_time == 0
     assert learned.step("retrieve").confirmed == 1
     assert log.count("summarize doc A") == 2  # once per run, never twice in one
+    # The report counts the overlay as speculation that was right, with its head start.
+    (judged,) = speculated(result)
+    assert (judged.branch, judged.right, judged.wasted_ms) == ("retrieve:predicted", True, 0)
+    assert judged.head_start_ms == pytest.approx(1000)  # summarize's 1 s, before 2 s
 
 
 async def test_a_refuted_prediction_is_dropped_and_the_real_value_decides(
@@ -140,6 +150,9 @@ async def test_a_refuted_prediction_is_dropped_and_the_real_value_decides(
     ]
     assert result.wall_time == pytest.approx(3.0)  # as if there had been no guess
     assert learned.step("retrieve").refuted == 1
+    (judged,) = speculated(result)
+    assert (judged.branch, judged.right) == ("retrieve:predicted", False)
+    assert judged.wasted_ms == pytest.approx(1000)  # summarize's 1 s on the wrong value
 
 
 async def test_a_users_agree_keeps_work_done_on_an_accepted_guess(
