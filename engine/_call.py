@@ -261,8 +261,9 @@ async def _compute(
             return await _invoke(step, kwargs)
     run.cache_misses += 1
     try:
+        caller = trio.lowlevel.current_task()
         value, seconds = await run.cache.compute_once(  # type: ignore[union-attr]
-            found.key, lambda: _timed(run, step, kwargs, admitted)
+            found.key, lambda: _timed(run, step, kwargs, admitted, caller)
         )
     except ComputationFailedError as failed:
         raise (failed.__cause__ or failed) from None
@@ -422,16 +423,28 @@ async def _grant_grace(shield: trio.CancelScope, grace: float) -> None:
 
 
 async def _timed(
-    run: RunState, step: Step, kwargs: dict[str, Any], admitted: bool
+    run: RunState, step: Step, kwargs: dict[str, Any], admitted: bool, caller: trio.lowlevel.Task
 ) -> tuple[Any, float]:
-    """The step's value and how long it took: a later hit saves that much."""
-    if run.limiter is None or admitted:
-        start = trio.current_time()
-        value = await _invoke(step, kwargs)
-    else:
-        async with run.limiter:
+    """The step's value and how long it took: a later hit saves that much.
+
+    It runs in the cache's single-flight task, not the step's (`caller`): the LLM calls it
+    makes are handed to the step's task, so the step's trace entry carries them."""
+    by_task = run.meter.by_task
+    flight = trio.lowlevel.current_task()
+    by_task[flight] = None
+    try:
+        if run.limiter is None or admitted:
             start = trio.current_time()
             value = await _invoke(step, kwargs)
+        else:
+            async with run.limiter:
+                start = trio.current_time()
+                value = await _invoke(step, kwargs)
+    finally:
+        calls = by_task.pop(flight, None)
+        if calls and caller in by_task:  # not once the step's own task has ended
+            own = by_task[caller]
+            by_task[caller] = calls if own is None else own + calls
     return value, trio.current_time() - start
 
 

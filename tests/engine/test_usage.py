@@ -150,3 +150,31 @@ def test_hedge_and_failover_figures_add_up_per_step() -> None:
     assert usage.hedge_cost == 0.375
     assert usage.failed_over == 1
     assert usage.cost == 3.875
+
+
+async def test_a_cached_steps_calls_are_in_its_own_entry(autojump_clock: MockClock) -> None:
+    # A cache miss computes in the cache's single-flight task, not the step's: its calls
+    # still belong to the step, and a hit makes none.
+    from specroute.cache import CacheOptions, open_cache
+
+    simulation = SimulatedModel(first_token_latency=0.1, tokens_per_second=200.0)
+    async with (
+        open_llm_client(Provider.simulated(SimulatedTransport(simulation))) as llm,
+        open_cache() as cache,
+    ):
+
+        @step(cache=CacheOptions())
+        async def summarize(text: str) -> str:
+            return (await llm.complete(text, model="sim-small", max_tokens=20)).text
+
+        flow = Flow([summarize])
+        missed = await flow.run(text="a document", cache=cache)
+        hit = await flow.run(text="a document", cache=cache)
+
+    (entry,) = missed.trace
+    assert entry.usage is not None
+    assert entry.usage.calls == 1
+    assert entry.usage.cost == pytest.approx(missed.usage.cost)
+    (served,) = hit.trace
+    assert served.status is StepStatus.CACHED
+    assert served.usage is None
