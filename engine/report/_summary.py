@@ -421,7 +421,7 @@ def speculated(run: RunResult | RunRecord) -> list[Speculated]:
     # A step's predicted value (a near match) runs what reads it in `<step>:predicted`: it
     # was right when the step's real value confirmed it, at the moment it did.
     for guess in result.predicted_values:
-        if guess.confirmed:
+        if guess.confirmed and guess.at is not None:
             decided[guess.branch, guess.step, "predicted"] = guess.at
     judged = []
     for path, entries in groups.items():
