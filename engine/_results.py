@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._state import skipped_executions
 from ._stream import stream_name
 from ._trace import PredictedValue, RouterDecision, RouteTaken, StepStatus, TraceEntry
 from ._usage import StepUsage
@@ -34,13 +35,13 @@ class TraceSource:
     the scopes' links, which `RunState.close` breaks (so the trace can be built later, from
     a result that holds no cycle)."""
 
-    __slots__ = ("committed", "executions", "parents", "scopes")
+    __slots__ = ("executions", "parents", "scopes", "skipped")
 
     def __init__(self, run: RunState) -> None:
         self.executions = run.executions
+        self.skipped = run.skipped
         self.scopes = run.scopes
         self.parents = {scope: scope.parent for scope in run.scopes}
-        self.committed = {scope: scope.committed for scope in run.scopes}
 
     def __call__(self) -> tuple[TraceEntry, ...]:
         return build_trace(self)
@@ -53,7 +54,7 @@ def build_trace(source: TraceSource) -> tuple[TraceEntry, ...]:
     scope's producers sit in a dict of its own, and where a scope finds a value it reads
     is worked out once per (scope, name).
     """
-    executions = source.executions
+    executions = _with_skipped(source.executions, source.skipped)
     parents = source.parents
     for index, execution in enumerate(executions):
         execution.index = index
@@ -80,7 +81,7 @@ def build_trace(source: TraceSource) -> tuple[TraceEntry, ...]:
             own = producers.setdefault(scope, {})
             for name in scope.provides - scope.flow._produced:
                 own[name] = router_index
-    committed = source.committed
+    committed = {scope: _committed(scope, parents) for scope in source.scopes}
     sources: dict[tuple[Scope, str], dict[str, int] | None] = {}
     entries = []
     for execution in executions:
@@ -110,6 +111,32 @@ def build_trace(source: TraceSource) -> tuple[TraceEntry, ...]:
 
 
 _UNKNOWN: Any = object()
+
+
+def _with_skipped(
+    executions: list[Execution], skipped: list[tuple[int, Scope, float, bool]]
+) -> list[Execution]:
+    """The execution records with each closed scope's skipped nodes where they closed."""
+    if not skipped:
+        return executions
+    merged: list[Execution] = []
+    done = 0
+    for position, scope, at, speculative in skipped:
+        merged += executions[done:position]
+        done = position
+        merged += skipped_executions(scope, at, speculative=speculative)
+    merged += executions[done:]
+    return merged
+
+
+def _committed(scope: Scope, parents: dict[Scope, Scope | None]) -> bool:
+    """Whether `scope` and every scope around it were chosen."""
+    current: Scope | None = scope
+    while current is not None:
+        if not current.chosen:
+            return False
+        current = parents.get(current)
+    return True
 
 
 def _entry(execution: Execution, committed: bool, waited: tuple[int, ...]) -> TraceEntry:

@@ -37,7 +37,16 @@ if TYPE_CHECKING:
     from ._observer import RunObserver
     from ._usage import RunMeter
 
-__all__ = ["Decision", "Execution", "PendingStore", "RunState", "Scope", "flush", "store"]
+__all__ = [
+    "Decision",
+    "Execution",
+    "PendingStore",
+    "RunState",
+    "Scope",
+    "flush",
+    "skipped_executions",
+    "store",
+]
 
 _MISSING: Any = object()
 SKIPPED = StepStatus.SKIPPED
@@ -183,6 +192,7 @@ class RunState:
         "observer",
         "policy",
         "scopes",
+        "skipped",
         "tail_index",
         "tail_scope",
         "top",
@@ -211,6 +221,10 @@ class RunState:
         self.cache_misses = 0
         self.cache_saved = 0.0
         self.executions: list[Execution] = []
+        # Scopes that closed with nodes never started: (where in `executions` their skipped
+        # records go, the scope, when, whether it was speculative then). The records are made
+        # only if the trace is built.
+        self.skipped: list[tuple[int, Scope, float, bool]] = []
         self.decisions: list[Decision] = []
         self.answered: list[Decision] = []
         self.scopes: list[Scope] = []
@@ -257,6 +271,7 @@ class RunState:
             scope.nursery = None
         self.scopes = []
         self.executions = []
+        self.skipped = []
         self.decisions = []
         self.answered = []
         self.confirmed_stores = []
@@ -504,18 +519,13 @@ class Scope:
             self.cancel_scope.cancel()
 
     def _record_skipped(self) -> None:
-        now = trio.current_time()
-        observer = self.run.observer
-        speculative = not self.confirmed
-        for index, launched in enumerate(self.launched):
-            if not launched:
-                node = self.flow.nodes[index]
-                step = node if isinstance(node, Step) else node.step
-                execution = Execution(self, step.name, step.params, None, now, speculative)
-                execution.status = SKIPPED
-                self.run.executions.append(execution)
-                if observer is not None:
-                    observer.step_finished(step.name, self.path, SKIPPED, 0.0)
+        """Note that the nodes never started here were skipped (see `skipped_executions`)."""
+        run = self.run
+        run.skipped.append((len(run.executions), self, run.now(), not self.confirmed))
+        observer = run.observer
+        if observer is not None:
+            for execution in skipped_executions(self, 0.0, speculative=False):
+                observer.step_finished(execution.name, self.path, SKIPPED, 0.0)
 
     # -- routing outcomes -----------------------------------------------------------------
 
@@ -581,3 +591,17 @@ class Scope:
                 return False
             scope = scope.parent
         return True
+
+
+def skipped_executions(scope: Scope, at: float, *, speculative: bool) -> list[Execution]:
+    """A record for each node of `scope` that never started (it closed at `at`)."""
+    nodes = scope.flow.nodes
+    executions = []
+    for index, launched in enumerate(scope.launched):
+        if not launched:
+            node = nodes[index]
+            step = node if isinstance(node, Step) else node.step
+            execution = Execution(scope, step.name, step.params, None, at, speculative)
+            execution.status = SKIPPED
+            executions.append(execution)
+    return executions
