@@ -81,7 +81,7 @@ class Gathering:
 class BodyScope(Scope):
     """One map item or loop iteration: a chosen child scope under `parent`, at `path`."""
 
-    __slots__ = ("gathering", "isolated", "watch", "watched")
+    __slots__ = ("gathering", "isolated")
 
     def __init__(
         self,
@@ -98,9 +98,6 @@ class BodyScope(Scope):
         super().__init__(run, flow, parent, None, "", limit, provides)
         self.isolated = isolated
         self.gathering: Gathering | None = None
-        # Told once, as soon as every value in `watched` exists (see `Loop`).
-        self.watch: Callable[[], None] | None = None
-        self.watched: frozenset[str] = frozenset()
         prefix = f"{parent.path}/" if parent.path else ""
         self.path = f"{prefix}{label}"
         self.where = f" in {self.path!r}"
@@ -112,13 +109,6 @@ class BodyScope(Scope):
             # Confirmed with its enclosing branch (`Scope.confirm` walks chosen children).
             self.confirmed = False
             parent.chosen_children.append(self)
-
-    def write(self, name: str, value: Any) -> None:
-        super().write(name, value)
-        watch = self.watch
-        if watch is not None and name in self.watched and self.watched <= self.values.keys():
-            self.watch = None
-            watch()
 
     def node_done(self) -> None:
         super().node_done()
