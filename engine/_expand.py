@@ -49,6 +49,11 @@ __all__ = [
 ]
 
 KEPT = frozenset((StepStatus.OK, StepStatus.CACHED, StepStatus.RECOVERED))
+# What a lean body scope has in place of the lists a body of plain steps never adds to (a
+# parked node, a chosen child, a pending store): one shared empty tuple, not three lists
+# per item, so a large map leaves fewer objects for the garbage collector to walk. A tuple,
+# so anything that did add to one would fail at once rather than leak into other items.
+NOTHING: Any = ()
 
 
 class Gathering:
@@ -94,8 +99,12 @@ class BodyScope(Scope):
         isolated: bool,
         speculative: bool = False,
         limit: int | None = None,
+        lean: bool = False,
     ) -> None:
         super().__init__(run, flow, parent, None, "", limit, provides)
+        if lean:
+            # Every node a plain step (`is_plain`): nothing parks, is chosen or is stored.
+            self.parked = self.chosen_children = self.pending_stores = NOTHING
         self.isolated = isolated
         self.gathering: Gathering | None = None
         prefix = f"{parent.path}/" if parent.path else ""
@@ -122,6 +131,12 @@ class BodyScope(Scope):
         if self.failure is None:
             self.failure = error
         self.cancel()
+
+
+def is_plain(flow: Graph) -> bool:
+    """Whether every node of `flow` is a plain step: no router, map, loop, cache, effect,
+    stream, timeout or fallback (the body scopes of such a flow may be `lean`)."""
+    return all(flow._tables.plain)
 
 
 async def run_body(run: RunState, scope: BodyScope) -> None:
@@ -152,8 +167,12 @@ async def run_together(
     """
     gathering = Gathering(len(scopes), limiter, finished)
     started = 0
+    # What the first scope's `begin` counted, for the others to copy (None: each counts).
+    template: list[int] | None = None
+    ready: list[int] = []
     try:
         async with trio.open_nursery() as nursery:
+            cancel_scope = nursery.cancel_scope
             for scope in scopes:
                 assert not scope.isolated
                 if limiter is not None:
@@ -161,9 +180,28 @@ async def run_together(
                 scope.gathering = gathering
                 scope.nursery = nursery
                 started += 1
-                if not scope.enter(nursery.cancel_scope):
+                if not scope.enter(cancel_scope):
                     return
-                scope.begin()
+                if template is None:
+                    scope.begin()
+                    if scope.doomed:
+                        return
+                    if not (scope.waits_outside or scope.may_park):
+                        # Every later scope counts the same: what it reads from outside
+                        # exists already (values never go away), and nothing parks.
+                        template = scope.missing.copy()
+                        ready = [index for index, count in enumerate(template) if count == 0]
+                    continue
+                # Without a cap nothing awaited since the first scope was found not doomed.
+                if limiter is not None and scope.doomed:
+                    return
+                scope.missing = template.copy()
+                routers_at = scope.tables.routers_at
+                for index in ready:
+                    if routers_at[index]:
+                        run.start_router(scope, index)
+                    else:
+                        run.start_step(scope, index)
             if gathering.left:
                 await gathering.all_done.wait()
     finally:

@@ -33,6 +33,7 @@ from ._checkpoint import Checkpoint, Saved, Writer
 from ._expand import (
     BodyScope,
     body_graph,
+    is_plain,
     outside_a_flow,
     producers,
     run_body,
@@ -108,11 +109,18 @@ class Map(Expansion):
         resumed = {} if checkpoint is None else await checkpoint.load(keys)
         provides = frozenset((self.item,))
         isolated = self.on_error == "collect"
+        lean = is_plain(self.body)
         scopes: list[BodyScope] = []
         pending: list[BodyScope] = []
         for index, item in enumerate(items):
             child = BodyScope(
-                run, self.body, scope, f"{self.name}[{index}]", provides, isolated=isolated
+                run,
+                self.body,
+                scope,
+                f"{self.name}[{index}]",
+                provides,
+                isolated=isolated,
+                lean=lean,
             )
             child.values[self.item] = item
             child.router_execution = split
