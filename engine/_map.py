@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import trio
+from specroute.cache import UnencodableInputError, make_key
 from specroute.routes import (
     ConfigurationError,
     ConfigurationTypeError,
@@ -31,6 +32,7 @@ from specroute.routes import (
 
 from ._checkpoint import Checkpoint, Saved, Writer
 from ._expand import (
+    KEPT,
     BodyScope,
     body_graph,
     is_plain,
@@ -110,8 +112,10 @@ class Map(Expansion):
         provides = frozenset((self.item,))
         isolated = self.on_error == "collect"
         lean = is_plain(self.body)
+        earlier = Earlier.find(run, scope, self)
         scopes: list[BodyScope] = []
         pending: list[BodyScope] = []
+        taken: list[BodyScope] = []
         for index, item in enumerate(items):
             child = BodyScope(
                 run,
@@ -127,6 +131,8 @@ class Map(Expansion):
             scopes.append(child)
             if index in resumed:
                 self._resume(run, child, resumed[index])
+            elif earlier is not None and earlier.take(run, child, item):
+                taken.append(child)
             else:
                 pending.append(child)
         if checkpoint is None:
@@ -141,6 +147,8 @@ class Map(Expansion):
                     index = position[child]
                     writer.put(Saved(index, keys[index], child.values[self.result]))
 
+                for child in taken:
+                    finished(child)
                 with writer.send:
                     await self._run_items(run, scope, pending, finished)
             if writer.error is not None:
@@ -198,6 +206,90 @@ class Map(Expansion):
 
     def __repr__(self) -> str:
         return f"<Map {self.name!r} over {self.over!r} writes {self.output!r}>"
+
+
+class Earlier:
+    """The items a map finished on a predicted list that proved wrong (`_predicted`): an
+    item of the real list equal to one of them, read by the same body with nothing else
+    the prediction changed, computes the same result, so the map takes it instead of
+    running it again (`"<map>.reused"` in the trace, waiting on the earlier item's steps).
+    Only items that finished before the prediction was refuted are kept; the rest were
+    cancelled with it."""
+
+    __slots__ = ("by_key", "by_scope", "map")
+
+    def __init__(self, map: Map, by_key: dict[str, list[BodyScope]]) -> None:
+        self.map = map
+        self.by_key = by_key
+        # The earlier items' executions, found in one pass over the run's records.
+        self.by_scope: dict[Scope, list[Execution]] = {}
+
+    @classmethod
+    def find(cls, run: RunState, scope: Scope, map: Map) -> Earlier | None:
+        """The finished items of `map` in refuted predictions in `scope` (None: none)."""
+        by_key: dict[str, list[BodyScope]] = {}
+        reads = frozenset(map.params[1:])
+        for guess in run.guesses:
+            overlay = guess.child
+            if guess.scope is not scope or guess.confirmed is not False or overlay is None:
+                continue
+            if reads & overlay.provides:
+                continue  # the body read something else the prediction changed
+            prefix = f"{overlay.path}/{map.name}["
+            for other in run.scopes:
+                if (
+                    isinstance(other, BodyScope)
+                    and other.parent is overlay
+                    and other.path.startswith(prefix)
+                    and other.done == len(other.flow.nodes)
+                    and other.failure is None
+                    and map.result in other.values
+                    and not other.pending_stores
+                    and not other.chosen_children
+                ):
+                    key = _item_key(map, other.values[map.item])
+                    if key is not None:
+                        by_key.setdefault(key, []).append(other)
+        if not by_key:
+            return None
+        earlier = cls(map, by_key)
+        found = {other for scopes in by_key.values() for other in scopes}
+        for execution in run.executions:
+            if execution.scope in found:
+                earlier.by_scope.setdefault(execution.scope, []).append(execution)
+        return earlier
+
+    def take(self, run: RunState, child: BodyScope, item: Any) -> bool:
+        """Give `child` the result of an earlier equal item, if there is one left."""
+        key = _item_key(self.map, item)
+        same = self.by_key.get(key, []) if key is not None else []
+        if not same:
+            return False
+        earlier = same.pop(0)
+        result = self.map.result
+        done = self.by_scope.get(earlier, [])
+        taken = Execution(
+            child, f"{self.map.name}.reused", (self.map.item,), result, run.now(), False
+        )
+        taken.speculative = not child.confirmed
+        taken.status = StepStatus.OK
+        taken.waits = [e for e in done if e.output == result and e.status in KEPT]
+        if child.committed:
+            # Work started on the wrong list that the right one used after all.
+            for execution in done:
+                execution.wasted = False
+        run.executions.append(taken)
+        child.values[result] = earlier.values[result]
+        child.closed = True
+        return True
+
+
+def _item_key(map: Map, item: Any) -> str | None:
+    """A digest of `item` (None: it has none, so it is never taken from elsewhere)."""
+    try:
+        return make_key(f"map:{map.name}", "reuse", "default", {"item": item}).digest
+    except UnencodableInputError:
+        return None
 
 
 async def _item(
