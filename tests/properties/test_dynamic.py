@@ -26,6 +26,8 @@ The reference below is written from the README's rules, not from the scheduler:
 4. A guessed "valid" (speculative mode, the loop speculating, the policy guessing) is
    kept exactly when the first check passes; values and effects are those of the
    reference either way, and the run is never slower than the same run with no guess.
+5. A map over a near match's list returns the real list's results, runs each effect once on
+   the real list, and takes exactly the shared items that finished on the guess.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ import trio
 import trio.testing
 from hypothesis import given, note
 from hypothesis import strategies as st
+from specroute.cache import CacheOptions, HashingEmbedder, open_cache
 from specroute.engine import (
+    Always,
     Branches,
     Flow,
     ItemFailed,
@@ -439,3 +443,68 @@ def test_a_guessed_valid_is_kept_only_when_right_and_never_slows_a_run(
         unguessed = run_once(spec, Mode.SPECULATIVE, None, Probe(), guess=False)
         assert unguessed is not None
         assert result.wall_time <= unguessed.wall_time
+
+
+LETTERS = "abc"
+PLAN_SECONDS = (2, 4)
+WORK_SECONDS = {"a": 1, "b": 3, "c": 5}  # odd: never ends the instant `plan` does
+
+
+@given(
+    stored=st.lists(st.sampled_from(LETTERS), max_size=4),
+    real=st.lists(st.sampled_from(LETTERS), max_size=4),
+    plan_seconds=st.sampled_from(PLAN_SECONDS),
+    effect=st.booleans(),
+)
+def test_a_map_on_a_predicted_list_matches_the_reference(
+    stored: list[str], real: list[str], plan_seconds: int, effect: bool
+) -> None:
+    """5. A map over a near match's list: its items start on the predicted list; kept whole
+    when the lists are equal, else the real map takes the items both share that finished
+    on the guess (none with an effect, which never runs on a guess) and runs the rest."""
+    log: list[str] = []
+
+    @step(cache=CacheOptions(semantic="request"))
+    async def plan(request: str) -> list[str]:
+        await trio.sleep(plan_seconds)
+        return stored if request == "Plan?" else real
+
+    @step(effect=effect)
+    async def work(task: str) -> str:
+        await trio.sleep(WORK_SECONDS[task])
+        log.append(task)
+        return task.upper()
+
+    flow = Flow([plan, map_(work, over="plan", item="task", into="done")])
+    outcome: list[RunResult] = []
+
+    async def main() -> None:
+        async with open_cache(embedder=HashingEmbedder()) as cache:
+            await flow.run(request="Plan?", cache=cache, speculate=Always())
+            log.clear()
+            outcome.append(await flow.run(request="plan", cache=cache, speculate=Always()))
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    (result,) = outcome
+    assert result.outputs["done"] == tuple(task.upper() for task in real)
+    if stored == real:
+        # Kept whole; an effect waited for the guess to be confirmed (when `plan` ended).
+        longest = max((WORK_SECONDS[task] for task in real), default=0)
+        wall = plan_seconds + longest if effect else max(plan_seconds, longest)
+        ran_after: list[str] = []
+    else:
+        # Finished on the guess: every stored item shorter than `plan`, unless effects.
+        left = [t for t in stored if WORK_SECONDS[t] < plan_seconds and not effect]
+        ran_after = []
+        for task in real:
+            if task in left:
+                left.remove(task)
+            else:
+                ran_after.append(task)
+        wall = plan_seconds + max((WORK_SECONDS[task] for task in ran_after), default=0)
+    assert result.wall_time == wall
+    if effect:
+        # Each effect ran once, on the real list only.
+        assert sorted(log) == sorted(real)
+    reused = [e for e in result.trace if e.step == "done.reused"]
+    assert len(reused) == (0 if stored == real else len(real) - len(ran_after))
