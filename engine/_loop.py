@@ -9,6 +9,13 @@ loop stops after the first iteration whose `until` value is true, or after
 `converged=False`. Iterations run one after another in every mode; the steps inside one
 run as dataflow (or in order, in sequential mode), and its effects follow the effect rules
 of its enclosing branch, iteration by iteration.
+
+A loop with `speculate=True` in a speculative run may speculate twice over: its next
+iteration starts beside the check (a branch `"again"` the policy plans), and the steps
+after it start on a predicted "valid" (a predicted value the policy's `speculate_value`
+allows, `Foresight`): the first iteration, once it has every value but `until`, with
+`until` true. The first check's verdict keeps that work (no recompute) or cancels it, and
+the steps after the loop then start again on its last iteration, as for any predicted value.
 """
 
 from __future__ import annotations
@@ -88,7 +95,8 @@ class Loop(Expansion):
         carry: Body input -> the body value of the previous iteration it reads.
         max_iterations: The bound.
         on_limit: `"raise"` or `"last"` (see `loop`).
-        speculate: The next iteration may start before `until` is known (see `loop`).
+        speculate: The loop may speculate: its next iteration, and the steps after it on a
+            predicted "valid" (see `loop`).
     """
 
     until: str = attrs.field(kw_only=True)
@@ -446,13 +454,21 @@ def loop(
         on_limit: What hitting the bound with `until` still false does: `"raise"` fails the
             loop's step (the run raises `StepFailedError` whose cause is a
             `LoopLimitError`); `"last"` writes the last iteration with `converged=False`.
-        speculate: In a speculative run whose policy plans the loop's branch `"again"`
-            (`Always()` does; `Branches({"<name>": ["again"]})` names it), the next
-            iteration starts as soon as the values it carries exist, while the current
-            one is still working out `until`. It is a speculative branch: its effects wait,
-            a failure in it counts only if it is chosen; it is chosen when `until` comes
-            out false and cancelled (its work `wasted`) when it comes out true. The loop
-            is then listed in `Flow.routers` with the one label `"again"`.
+        speculate: Let the loop speculate, in a speculative run, in two ways, each as the
+            policy allows. The next iteration: when the policy plans the loop's branch
+            `"again"` (`Always()` does; `Branches({"<name>": ["again"]})` names it), it
+            starts as soon as the values it carries exist, while the current one is still
+            working out `until`. It is a speculative branch: its effects wait, a failure in
+            it counts only if it is chosen; it is chosen when `until` comes out false and
+            cancelled (its work `wasted`) when it comes out true. The loop is then listed
+            in `Flow.routers` with the one label `"again"`. A predicted "valid": when the
+            policy's `speculate_value` says yes (`Always()` does, `PredictivePolicy` weighs
+            how often this loop passed at once), the steps after the loop start, beside the
+            first check, on the first iteration's values with `until` true; they are kept
+            if that check passes and restarted on the last iteration otherwise. It is
+            recorded in `RunResult.predicted_values` under the loop's name (similarity 0)
+            and its confirm rate learned under that name. No prediction is made when a step
+            of the body reads `until`.
         name: The loop's name in traces, errors and the observer (default: `into`).
 
     Returns:

@@ -10,6 +10,11 @@ Trace: besides the items' own steps, a map records `"<map>.split"` (zero length,
 list arrived: each item's steps wait on it) and its own entry (zero length, when the last
 item ended: it waits on each item's result), so a critical path walks through the items
 and `step_time` counts the items' work once.
+
+A map whose list is a predicted value (a near match on the step that makes it) runs in
+that prediction's overlay like any step downstream of it: its items start on the predicted
+list. If the list proves wrong, the real map takes the items both lists share that had
+finished (`Earlier`) and runs the others.
 """
 
 from __future__ import annotations
@@ -336,7 +341,11 @@ def map_(
     under `into`. Each item runs in a scope of its own (trace branch `"<name>[i]"`), reads
     its item under `item` and the enclosing flow's values, and writes only its own values.
     In a speculative branch the map is speculative like everything in it: a lost branch
-    cancels all its items, and their effects wait until the branch is confirmed.
+    cancels all its items, and their effects wait until the branch is confirmed. When
+    `over` is a predicted value (a semantic near match on the step that makes the list,
+    where the policy's `speculate_value` allows), the items start on the predicted list;
+    if the real list differs, each of its items equal to one that finished on the guess
+    takes that result (`"<name>.reused"` in the trace) and the others run.
 
     Args:
         body: The sub-flow run per item: a `Flow`, a list of steps and routers, or one step.
