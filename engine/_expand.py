@@ -170,6 +170,7 @@ async def run_together(
     # What the first scope's `begin` counted, for the others to copy (None: each counts).
     template: list[int] | None = None
     ready: list[int] = []
+    shared = False
     try:
         async with trio.open_nursery() as nursery:
             cancel_scope = nursery.cancel_scope
@@ -191,11 +192,14 @@ async def run_together(
                         # exists already (values never go away), and nothing parks.
                         template = scope.missing.copy()
                         ready = [index for index, count in enumerate(template) if count == 0]
+                        # No node waiting for another: nothing ever counts down, so all
+                        # scopes can share one list.
+                        shared = not any(template)
                     continue
                 # Without a cap nothing awaited since the first scope was found not doomed.
                 if limiter is not None and scope.doomed:
                     return
-                scope.missing = template.copy()
+                scope.missing = template if shared else template.copy()
                 routers_at = scope.tables.routers_at
                 for index in ready:
                     if routers_at[index]:
