@@ -540,3 +540,35 @@ async def test_a_body_that_reads_its_verdict_predicts_nothing(autojump_clock: Mo
     result = await Flow([made, after]).run(speculate=Always())
     assert result.outputs["after"] == "d: True"
     assert result.predicted_values == ()
+
+
+async def test_each_map_item_guesses_its_own_loops_valid(autojump_clock: MockClock) -> None:
+    @step
+    async def draft(task: str, last: str | None = None) -> str:
+        await trio.sleep(1)
+        return task if last is None else f"{last}+"
+
+    @step
+    async def fine(draft: str) -> bool:
+        await trio.sleep(0.5)
+        return draft.count("+") >= (draft[0] == "b")
+
+    @step
+    async def use(checked: LoopResult) -> str:
+        await trio.sleep(2)
+        return str(checked["draft"])
+
+    checked = loop(
+        [draft, fine], until="fine", into="checked", carry={"last": "draft"}, max_iterations=3,
+        speculate=True,
+    )  # fmt: skip
+    body = Flow([checked, use], outputs=["use"])
+    flow = Flow([map_(body, over="tasks", item="task", into="out")])
+    result = await flow.run(tasks=["a", "b"], speculate=Always())
+    assert result.outputs["out"] == ("a", "b+")
+    # `a` kept its guess (use at 1-3 s); `b` repaired once (use at 2.5-4.5 s).
+    assert result.wall_time == 4.5
+    guesses = sorted((g.branch, g.confirmed) for g in result.predicted_values)
+    assert guesses == [("out[0]", True), ("out[1]", False)]
+    parallel = await flow.run(tasks=["a", "b"], mode="parallel")
+    assert (parallel.outputs, parallel.wall_time) == (result.outputs, 5.0)
