@@ -41,6 +41,7 @@ __all__ = [
     "BodyScope",
     "Gathering",
     "body_graph",
+    "child_path",
     "outside_a_flow",
     "producers",
     "run_body",
@@ -84,7 +85,8 @@ class Gathering:
 
 
 class BodyScope(Scope):
-    """One map item or loop iteration: a chosen child scope under `parent`, at `path`."""
+    """One map item or loop iteration: a chosen child scope under `parent`, at `path` (see
+    `child_path`)."""
 
     __slots__ = ("gathering", "isolated")
 
@@ -93,7 +95,7 @@ class BodyScope(Scope):
         run: RunState,
         flow: Graph,
         parent: Scope,
-        label: str,
+        path: str,
         provides: frozenset[str],
         *,
         isolated: bool,
@@ -101,15 +103,15 @@ class BodyScope(Scope):
         limit: int | None = None,
         lean: bool = False,
     ) -> None:
-        super().__init__(run, flow, parent, None, "", limit, provides)
+        # Called once per map item: `Scope.__init__` directly, the path made by the caller.
+        Scope.__init__(self, run, flow, parent, None, "", limit, provides)
         if lean:
             # Every node a plain step (`is_plain`): nothing parks, is chosen or is stored.
             self.parked = self.chosen_children = self.pending_stores = NOTHING
         self.isolated = isolated
         self.gathering: Gathering | None = None
-        prefix = f"{parent.path}/" if parent.path else ""
-        self.path = f"{prefix}{label}"
-        self.where = f" in {self.path!r}"
+        self.path = path
+        self.where = " in " + repr(path)
         if speculative:
             # Started before it is known to be needed: chosen (`Scope.choose`) or cancelled,
             # exactly as a speculative branch; past `limit` its nodes wait to be chosen.
@@ -120,7 +122,7 @@ class BodyScope(Scope):
             parent.chosen_children.append(self)
 
     def node_done(self) -> None:
-        super().node_done()
+        Scope.node_done(self)
         if self.gathering is not None and self.done == len(self.missing):
             self.gathering.item_done(self)
 
@@ -131,6 +133,11 @@ class BodyScope(Scope):
         if self.failure is None:
             self.failure = error
         self.cancel()
+
+
+def child_path(parent: Scope, label: str) -> str:
+    """The trace path of a body scope named `label` under `parent`."""
+    return f"{parent.path}/{label}" if parent.path else label
 
 
 def is_plain(flow: Graph) -> bool:

@@ -35,7 +35,7 @@ from specroute.routes import (
     StepDefinitionError,
 )
 
-from ._expand import BodyScope, body_graph, outside_a_flow, producers, run_body
+from ._expand import BodyScope, body_graph, child_path, outside_a_flow, producers, run_body
 from ._graph import Expansion, Router, _estimate
 from ._map import _identifier
 from ._predicted import decide, drop, predict, settle
@@ -158,7 +158,7 @@ class Loop(Expansion):
             run,
             self.body,
             scope,
-            f"{self.name}#{number}",
+            child_path(scope, f"{self.name}#{number}"),
             frozenset(self.carry) if last is not None else frozenset(),
             speculative=speculative,
             limit=limit,

@@ -40,6 +40,7 @@ from ._expand import (
     KEPT,
     BodyScope,
     body_graph,
+    child_path,
     is_plain,
     outside_a_flow,
     producers,
@@ -117,6 +118,7 @@ class Map(Expansion):
         provides = frozenset((self.item,))
         isolated = self.on_error == "collect"
         lean = is_plain(self.body)
+        prefix = child_path(scope, f"{self.name}[")
         earlier = Earlier.find(run, scope, self)
         scopes: list[BodyScope] = []
         pending: list[BodyScope] = []
@@ -126,7 +128,7 @@ class Map(Expansion):
                 run,
                 self.body,
                 scope,
-                f"{self.name}[{index}]",
+                f"{prefix}{index}]",
                 provides,
                 isolated=isolated,
                 lean=lean,
@@ -240,7 +242,7 @@ class Earlier:
                 continue
             if reads & overlay.provides:
                 continue  # the body read something else the prediction changed
-            prefix = f"{overlay.path}/{map.name}["
+            prefix = child_path(overlay, f"{map.name}[")
             for other in run.scopes:
                 if (
                     isinstance(other, BodyScope)
