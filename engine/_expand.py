@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 from specroute.routes import StepDefinitionError
 
+from ._call import call
 from ._graph import Graph, _branch
 
 # `_nodes` is the sequential scheduler's loop over one scope's nodes, without the cancel
@@ -31,7 +32,7 @@ from ._step import Step
 from ._trace import StepStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
     from specroute.routes import SpecrouteError
 
@@ -231,19 +232,40 @@ async def run_in_sequence(
     scope for all of them when they are not isolated (a cancel scope costs as much as a
     small step); `finished` is told of each scope that produced its values."""
     if scopes and not scopes[0].isolated:
+        flow = scopes[0].flow
+        count = len(flow.nodes)
+        # Steps only (no router): each item's steps are awaited right here, one `call` each
+        # (`run_in_order`'s loop, without a coroutine of its own per item).
+        steps: Sequence[Step] | None = None
+        if not any(flow._tables.routers_at):
+            steps = flow.nodes  # type: ignore[assignment]
         with trio.CancelScope() as shared:
             for scope in scopes:
                 if not scope.enter(shared):
                     return
                 try:
-                    await run_nodes_in_order(run, scope)
+                    if steps is None:
+                        await run_nodes_in_order(run, scope)
+                    else:
+                        launched = scope.launched
+                        for index, step in enumerate(steps):
+                            if run.failures:
+                                break
+                            launched[index] = True
+                            ok, value, _ = await call(run, scope, step)
+                            if not ok:
+                                break
+                            scope.write(step.output, value)
+                            scope.done += 1
                 finally:
                     scope.closed = True
-                    if scope.done < len(scope.flow.nodes):
+                    if scope.done < count:
                         scope._record_skipped()
-                # A failure has cancelled an enclosing scope: stop here.
-                await trio.lowlevel.checkpoint_if_cancelled()
-                if finished is not None and scope.done == len(scope.flow.nodes):
+                if scope.done < count:
+                    # A failure has cancelled an enclosing scope: stop here.
+                    await trio.lowlevel.checkpoint_if_cancelled()
+                    return
+                if finished is not None:
                     finished(scope)
         return
     for scope in scopes:
