@@ -85,11 +85,26 @@ class Gathering:
             self.all_done.set()
 
 
+class ItemEnd:
+    """Stands in for a body scope's `finished` event, which the scope's last node to end
+    sets (`Scope.node_done`, and the step path's inlined copy of it): it counts the item
+    done for its gathering. No event, and no task waiting on one, per item."""
+
+    __slots__ = ("gathering", "scope")
+
+    def __init__(self, gathering: Gathering, scope: BodyScope) -> None:
+        self.gathering = gathering
+        self.scope = scope
+
+    def set(self) -> None:
+        self.gathering.item_done(self.scope)
+
+
 class BodyScope(Scope):
     """One map item or loop iteration: a chosen child scope under `parent`, at `path` (see
     `child_path`)."""
 
-    __slots__ = ("gathering", "isolated")
+    __slots__ = ("isolated",)
 
     def __init__(
         self,
@@ -110,7 +125,6 @@ class BodyScope(Scope):
             # Every node a plain step (`is_plain`): nothing parks, is chosen or is stored.
             self.parked = self.chosen_children = self.pending_stores = NOTHING
         self.isolated = isolated
-        self.gathering: Gathering | None = None
         self.path = path
         self.where = " in " + repr(path)
         if speculative:
@@ -121,11 +135,6 @@ class BodyScope(Scope):
             # Confirmed with its enclosing branch (`Scope.confirm` walks chosen children).
             self.confirmed = False
             parent.chosen_children.append(self)
-
-    def node_done(self) -> None:
-        Scope.node_done(self)
-        if self.gathering is not None and self.done == len(self.missing):
-            self.gathering.item_done(self)
 
     def fail(self, error: SpecrouteError) -> None:
         if not self.isolated:
@@ -170,11 +179,15 @@ async def run_together(
 
     No task and no nursery per scope: a scope's ready nodes start in the shared nursery (the
     first plain one as a task of its own, a chain in that task), and its last node to end
-    counts it done. Scopes that are not isolated are never cancelled one by one (a failure
-    cancels an enclosing scope), so they can share the nursery's cancel scope.
+    counts it done (`ItemEnd`). Scopes that are not isolated are never cancelled one by one
+    (a failure cancels an enclosing scope), so they can share the nursery's cancel scope.
+    Where nothing is told of each scope's end (no cap, no `finished`), every node a scope
+    will run is a task of the nursery before the one before it ends, so leaving the nursery
+    waits for them all, and scopes after the first are not tracked one by one.
     """
     gathering = Gathering(len(scopes), limiter, finished)
     started = 0
+    track = True
     # What the first scope's `begin` counted, for the others to copy (None: each counts).
     template: list[int] | None = None
     ready: list[int] = []
@@ -186,7 +199,10 @@ async def run_together(
                 assert not scope.isolated
                 if limiter is not None:
                     await limiter.acquire_on_behalf_of(scope)
-                scope.gathering = gathering
+                if track:
+                    scope.finished = ItemEnd(gathering, scope)  # type: ignore[assignment]
+                else:
+                    gathering.left -= 1
                 scope.nursery = nursery
                 started += 1
                 if not scope.enter(cancel_scope):
@@ -203,6 +219,9 @@ async def run_together(
                         # No node waiting for another: nothing ever counts down, so all
                         # scopes can share one list.
                         shared = not any(template)
+                        # A node queued for the run's cap is no task yet: then track all.
+                        untold = limiter is None and finished is None and run.limiter is None
+                        track = not untold
                     continue
                 # Without a cap nothing awaited since the first scope was found not doomed.
                 if limiter is not None and scope.doomed:
@@ -219,8 +238,8 @@ async def run_together(
     finally:
         for scope in scopes[:started]:
             scope.closed = True
-            # No cycle through the gathering's callback outlives the run.
-            scope.gathering = None
+            # No cycle through the gathering outlives the run.
+            scope.finished = None
             if scope.done < len(scope.flow.nodes):
                 scope._record_skipped()
 
