@@ -340,14 +340,14 @@ class Iteration(BodyScope):
         run: RunState,
         flow: Graph,
         parent: Scope,
-        label: str,
+        path: str,
         provides: frozenset[str],
         *,
         speculative: bool,
         limit: int | None,
     ) -> None:
         super().__init__(
-            run, flow, parent, label, provides, isolated=False, speculative=speculative, limit=limit
+            run, flow, parent, path, provides, isolated=False, speculative=speculative, limit=limit
         )
         self.watches: list[tuple[frozenset[str], Callable[[], None]]] = []
 
@@ -465,7 +465,9 @@ def loop(
             policy's `speculate_value` says yes (`Always()` does, `PredictivePolicy` weighs
             how often this loop passed at once), the steps after the loop start, beside the
             first check, on the first iteration's values with `until` true; they are kept
-            if that check passes and restarted on the last iteration otherwise. It is
+            if that check passes (the loop's value equals the prediction: a check that
+            returns a truthy value other than `True` refutes it) and restarted on the last
+            iteration otherwise. It is
             recorded in `RunResult.predicted_values` under the loop's name (similarity 0)
             and its confirm rate learned under that name. No prediction is made when a step
             of the body reads `until`.
