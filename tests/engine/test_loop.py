@@ -572,3 +572,27 @@ async def test_each_map_item_guesses_its_own_loops_valid(autojump_clock: MockClo
     assert guesses == [("out[0]", True), ("out[1]", False)]
     parallel = await flow.run(tasks=["a", "b"], mode="parallel")
     assert (parallel.outputs, parallel.wall_time) == (result.outputs, 5.0)
+
+
+async def test_a_verdict_other_than_true_refutes_the_guess(autojump_clock: MockClock) -> None:
+    @step
+    async def draft(spec: str) -> str:
+        await trio.sleep(1)
+        return spec
+
+    @step
+    async def verdict(draft: str) -> str:
+        await trio.sleep(0.5)
+        return "looks fine"  # truthy: the loop ends, but the guess said `True`
+
+    @step
+    async def after(out: LoopResult) -> str:
+        await trio.sleep(1)
+        return f"{out['draft']}: {out['verdict']}"
+
+    made = loop([draft, verdict], until="verdict", into="out", max_iterations=2, speculate=True)
+    result = await Flow([made, after]).run(spec="d", speculate=Always())
+    # What ran on the guess read `True`; the value the run returns reads the real verdict.
+    assert result.outputs["after"] == "d: looks fine"
+    assert [(g.speculated, g.confirmed) for g in result.predicted_values] == [(True, False)]
+    assert result.wall_time == 1.5 + 1
