@@ -45,7 +45,8 @@ _RETIRED = 1 << 40
 
 
 class Guess:
-    """One near match used as a predicted value (built into a public `PredictedValue`)."""
+    """One predicted value: a near match, or a loop's predicted "valid" (built into a public
+    `PredictedValue`)."""
 
     __slots__ = (
         "adopted",
