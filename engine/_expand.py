@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 from specroute.routes import StepDefinitionError
 
+from ._call import call
 from ._graph import Graph, _branch
 
 # `_nodes` is the sequential scheduler's loop over one scope's nodes, without the cancel
@@ -31,7 +32,7 @@ from ._step import Step
 from ._trace import StepStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
     from specroute.routes import SpecrouteError
 
@@ -41,6 +42,7 @@ __all__ = [
     "BodyScope",
     "Gathering",
     "body_graph",
+    "child_path",
     "outside_a_flow",
     "producers",
     "run_body",
@@ -49,6 +51,11 @@ __all__ = [
 ]
 
 KEPT = frozenset((StepStatus.OK, StepStatus.CACHED, StepStatus.RECOVERED))
+# What a lean body scope has in place of the lists a body of plain steps never adds to (a
+# parked node, a chosen child, a pending store): one shared empty tuple, not three lists
+# per item, so a large map leaves fewer objects for the garbage collector to walk. A tuple,
+# so anything that did add to one would fail at once rather than leak into other items.
+NOTHING: Any = ()
 
 
 class Gathering:
@@ -78,32 +85,48 @@ class Gathering:
             self.all_done.set()
 
 
-class BodyScope(Scope):
-    """One map item or loop iteration: a chosen child scope under `parent`, at `path`."""
+class ItemEnd:
+    """Stands in for a body scope's `finished` event, which the scope's last node to end
+    sets (`Scope.node_done`, and the step path's inlined copy of it): it counts the item
+    done for its gathering. No event, and no task waiting on one, per item."""
 
-    __slots__ = ("gathering", "isolated", "watch", "watched")
+    __slots__ = ("gathering", "scope")
+
+    def __init__(self, gathering: Gathering, scope: BodyScope) -> None:
+        self.gathering = gathering
+        self.scope = scope
+
+    def set(self) -> None:
+        self.gathering.item_done(self.scope)
+
+
+class BodyScope(Scope):
+    """One map item or loop iteration: a chosen child scope under `parent`, at `path` (see
+    `child_path`)."""
+
+    __slots__ = ("isolated",)
 
     def __init__(
         self,
         run: RunState,
         flow: Graph,
         parent: Scope,
-        label: str,
+        path: str,
         provides: frozenset[str],
         *,
         isolated: bool,
         speculative: bool = False,
         limit: int | None = None,
+        lean: bool = False,
     ) -> None:
-        super().__init__(run, flow, parent, None, "", limit, provides)
+        # Called once per map item: `Scope.__init__` directly, the path made by the caller.
+        Scope.__init__(self, run, flow, parent, None, "", limit, provides)
+        if lean:
+            # Every node a plain step (`is_plain`): nothing parks, is chosen or is stored.
+            self.parked = self.chosen_children = self.pending_stores = NOTHING
         self.isolated = isolated
-        self.gathering: Gathering | None = None
-        # Told once, as soon as every value in `watched` exists (see `Loop`).
-        self.watch: Callable[[], None] | None = None
-        self.watched: frozenset[str] = frozenset()
-        prefix = f"{parent.path}/" if parent.path else ""
-        self.path = f"{prefix}{label}"
-        self.where = f" in {self.path!r}"
+        self.path = path
+        self.where = " in " + repr(path)
         if speculative:
             # Started before it is known to be needed: chosen (`Scope.choose`) or cancelled,
             # exactly as a speculative branch; past `limit` its nodes wait to be chosen.
@@ -113,18 +136,6 @@ class BodyScope(Scope):
             self.confirmed = False
             parent.chosen_children.append(self)
 
-    def write(self, name: str, value: Any) -> None:
-        super().write(name, value)
-        watch = self.watch
-        if watch is not None and name in self.watched and self.watched <= self.values.keys():
-            self.watch = None
-            watch()
-
-    def node_done(self) -> None:
-        super().node_done()
-        if self.gathering is not None and self.done == len(self.missing):
-            self.gathering.item_done(self)
-
     def fail(self, error: SpecrouteError) -> None:
         if not self.isolated:
             super().fail(error)
@@ -132,6 +143,17 @@ class BodyScope(Scope):
         if self.failure is None:
             self.failure = error
         self.cancel()
+
+
+def child_path(parent: Scope, label: str) -> str:
+    """The trace path of a body scope named `label` under `parent`."""
+    return f"{parent.path}/{label}" if parent.path else label
+
+
+def is_plain(flow: Graph) -> bool:
+    """Whether every node of `flow` is a plain step: no router, map, loop, cache, effect,
+    stream, timeout or fallback (the body scopes of such a flow may be `lean`)."""
+    return all(flow._tables.plain)
 
 
 async def run_body(run: RunState, scope: BodyScope) -> None:
@@ -157,30 +179,67 @@ async def run_together(
 
     No task and no nursery per scope: a scope's ready nodes start in the shared nursery (the
     first plain one as a task of its own, a chain in that task), and its last node to end
-    counts it done. Scopes that are not isolated are never cancelled one by one (a failure
-    cancels an enclosing scope), so they can share the nursery's cancel scope.
+    counts it done (`ItemEnd`). Scopes that are not isolated are never cancelled one by one
+    (a failure cancels an enclosing scope), so they can share the nursery's cancel scope.
+    Where nothing is told of each scope's end (no cap, no `finished`), every node a scope
+    will run is a task of the nursery before the one before it ends, so leaving the nursery
+    waits for them all, and scopes after the first are not tracked one by one.
     """
     gathering = Gathering(len(scopes), limiter, finished)
     started = 0
+    track = True
+    # What the first scope's `begin` counted, for the others to copy (None: each counts).
+    template: list[int] | None = None
+    ready: list[int] = []
+    shared = False
     try:
         async with trio.open_nursery() as nursery:
+            cancel_scope = nursery.cancel_scope
             for scope in scopes:
                 assert not scope.isolated
                 if limiter is not None:
                     await limiter.acquire_on_behalf_of(scope)
-                scope.gathering = gathering
+                if track:
+                    scope.finished = ItemEnd(gathering, scope)  # type: ignore[assignment]
+                else:
+                    gathering.left -= 1
                 scope.nursery = nursery
                 started += 1
-                if not scope.enter(nursery.cancel_scope):
+                if not scope.enter(cancel_scope):
                     return
-                scope.begin()
+                if template is None:
+                    scope.begin()
+                    if scope.doomed:
+                        return
+                    if not (scope.waits_outside or scope.may_park):
+                        # Every later scope counts the same: what it reads from outside
+                        # exists already (values never go away), and nothing parks.
+                        template = scope.missing.copy()
+                        ready = [index for index, count in enumerate(template) if count == 0]
+                        # No node waiting for another: nothing ever counts down, so all
+                        # scopes can share one list.
+                        shared = not any(template)
+                        # A node queued for the run's cap is no task yet: then track all.
+                        untold = limiter is None and finished is None and run.limiter is None
+                        track = not untold
+                    continue
+                # Without a cap nothing awaited since the first scope was found not doomed.
+                if limiter is not None and scope.doomed:
+                    return
+                scope.missing = template if shared else template.copy()
+                routers_at = scope.tables.routers_at
+                for index in ready:
+                    if routers_at[index]:
+                        run.start_router(scope, index)
+                    else:
+                        run.start_step(scope, index)
             if gathering.left:
                 await gathering.all_done.wait()
     finally:
         for scope in scopes[:started]:
             scope.closed = True
-            # No cycle through the gathering's callback outlives the run.
-            scope.gathering = None
+            # No cycle through the gathering outlives the run.
+            scope.finished = None
             if scope.done < len(scope.flow.nodes):
                 scope._record_skipped()
 
@@ -192,19 +251,40 @@ async def run_in_sequence(
     scope for all of them when they are not isolated (a cancel scope costs as much as a
     small step); `finished` is told of each scope that produced its values."""
     if scopes and not scopes[0].isolated:
+        flow = scopes[0].flow
+        count = len(flow.nodes)
+        # Steps only (no router): each item's steps are awaited right here, one `call` each
+        # (`run_in_order`'s loop, without a coroutine of its own per item).
+        steps: Sequence[Step] | None = None
+        if not any(flow._tables.routers_at):
+            steps = flow.nodes  # type: ignore[assignment]
         with trio.CancelScope() as shared:
             for scope in scopes:
                 if not scope.enter(shared):
                     return
                 try:
-                    await run_nodes_in_order(run, scope)
+                    if steps is None:
+                        await run_nodes_in_order(run, scope)
+                    else:
+                        launched = scope.launched
+                        for index, step in enumerate(steps):
+                            if run.failures:
+                                break
+                            launched[index] = True
+                            ok, value, _ = await call(run, scope, step)
+                            if not ok:
+                                break
+                            scope.write(step.output, value)
+                            scope.done += 1
                 finally:
                     scope.closed = True
-                    if scope.done < len(scope.flow.nodes):
+                    if scope.done < count:
                         scope._record_skipped()
-                # A failure has cancelled an enclosing scope: stop here.
-                await trio.lowlevel.checkpoint_if_cancelled()
-                if finished is not None and scope.done == len(scope.flow.nodes):
+                if scope.done < count:
+                    # A failure has cancelled an enclosing scope: stop here.
+                    await trio.lowlevel.checkpoint_if_cancelled()
+                    return
+                if finished is not None:
                     finished(scope)
         return
     for scope in scopes:

@@ -10,6 +10,11 @@ Trace: besides the items' own steps, a map records `"<map>.split"` (zero length,
 list arrived: each item's steps wait on it) and its own entry (zero length, when the last
 item ended: it waits on each item's result), so a critical path walks through the items
 and `step_time` counts the items' work once.
+
+A map whose list is a predicted value (a near match on the step that makes it) runs in
+that prediction's overlay like any step downstream of it: its items start on the predicted
+list. If the list proves wrong, the real map takes the items both lists share that had
+finished (`Earlier`) and runs the others.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import trio
+from specroute.cache import UnencodableInputError, make_key
 from specroute.routes import (
     ConfigurationError,
     ConfigurationTypeError,
@@ -31,8 +37,11 @@ from specroute.routes import (
 
 from ._checkpoint import Checkpoint, Saved, Writer
 from ._expand import (
+    KEPT,
     BodyScope,
     body_graph,
+    child_path,
+    is_plain,
     outside_a_flow,
     producers,
     run_body,
@@ -108,17 +117,29 @@ class Map(Expansion):
         resumed = {} if checkpoint is None else await checkpoint.load(keys)
         provides = frozenset((self.item,))
         isolated = self.on_error == "collect"
+        lean = is_plain(self.body)
+        prefix = child_path(scope, f"{self.name}[")
+        earlier = Earlier.find(run, scope, self)
         scopes: list[BodyScope] = []
         pending: list[BodyScope] = []
+        taken: list[BodyScope] = []
         for index, item in enumerate(items):
             child = BodyScope(
-                run, self.body, scope, f"{self.name}[{index}]", provides, isolated=isolated
+                run,
+                self.body,
+                scope,
+                f"{prefix}{index}]",
+                provides,
+                isolated=isolated,
+                lean=lean,
             )
             child.values[self.item] = item
             child.router_execution = split
             scopes.append(child)
             if index in resumed:
                 self._resume(run, child, resumed[index])
+            elif earlier is not None and earlier.take(run, child, item):
+                taken.append(child)
             else:
                 pending.append(child)
         if checkpoint is None:
@@ -133,6 +154,8 @@ class Map(Expansion):
                     index = position[child]
                     writer.put(Saved(index, keys[index], child.values[self.result]))
 
+                for child in taken:
+                    finished(child)
                 with writer.send:
                     await self._run_items(run, scope, pending, finished)
             if writer.error is not None:
@@ -192,6 +215,90 @@ class Map(Expansion):
         return f"<Map {self.name!r} over {self.over!r} writes {self.output!r}>"
 
 
+class Earlier:
+    """The items a map finished on a predicted list that proved wrong (`_predicted`): an
+    item of the real list equal to one of them, read by the same body with nothing else
+    the prediction changed, computes the same result, so the map takes it instead of
+    running it again (`"<map>.reused"` in the trace, waiting on the earlier item's steps).
+    Only items that finished before the prediction was refuted are kept; the rest were
+    cancelled with it."""
+
+    __slots__ = ("by_key", "by_scope", "map")
+
+    def __init__(self, map: Map, by_key: dict[str, list[BodyScope]]) -> None:
+        self.map = map
+        self.by_key = by_key
+        # The earlier items' executions, found in one pass over the run's records.
+        self.by_scope: dict[Scope, list[Execution]] = {}
+
+    @classmethod
+    def find(cls, run: RunState, scope: Scope, map: Map) -> Earlier | None:
+        """The finished items of `map` in refuted predictions in `scope` (None: none)."""
+        by_key: dict[str, list[BodyScope]] = {}
+        reads = frozenset(map.params[1:])
+        for guess in run.guesses:
+            overlay = guess.child
+            if guess.scope is not scope or guess.confirmed is not False or overlay is None:
+                continue
+            if reads & overlay.provides:
+                continue  # the body read something else the prediction changed
+            prefix = child_path(overlay, f"{map.name}[")
+            for other in run.scopes:
+                if (
+                    isinstance(other, BodyScope)
+                    and other.parent is overlay
+                    and other.path.startswith(prefix)
+                    and other.done == len(other.flow.nodes)
+                    and other.failure is None
+                    and map.result in other.values
+                    and not other.pending_stores
+                    and not other.chosen_children
+                ):
+                    key = _item_key(map, other.values[map.item])
+                    if key is not None:
+                        by_key.setdefault(key, []).append(other)
+        if not by_key:
+            return None
+        earlier = cls(map, by_key)
+        found = {other for scopes in by_key.values() for other in scopes}
+        for execution in run.executions:
+            if execution.scope in found:
+                earlier.by_scope.setdefault(execution.scope, []).append(execution)
+        return earlier
+
+    def take(self, run: RunState, child: BodyScope, item: Any) -> bool:
+        """Give `child` the result of an earlier equal item, if there is one left."""
+        key = _item_key(self.map, item)
+        same = self.by_key.get(key, []) if key is not None else []
+        if not same:
+            return False
+        earlier = same.pop(0)
+        result = self.map.result
+        done = self.by_scope.get(earlier, [])
+        taken = Execution(
+            child, f"{self.map.name}.reused", (self.map.item,), result, run.now(), False
+        )
+        taken.speculative = not child.confirmed
+        taken.status = StepStatus.OK
+        taken.waits = [e for e in done if e.output == result and e.status in KEPT]
+        if child.committed:
+            # Work started on the wrong list that the right one used after all.
+            for execution in done:
+                execution.wasted = False
+        run.executions.append(taken)
+        child.values[result] = earlier.values[result]
+        child.closed = True
+        return True
+
+
+def _item_key(map: Map, item: Any) -> str | None:
+    """A digest of `item` (None: it has none, so it is never taken from elsewhere)."""
+    try:
+        return make_key(f"map:{map.name}", "reuse", "default", {"item": item}).digest
+    except UnencodableInputError:
+        return None
+
+
 async def _item(
     run: RunState,
     child: BodyScope,
@@ -236,7 +343,11 @@ def map_(
     under `into`. Each item runs in a scope of its own (trace branch `"<name>[i]"`), reads
     its item under `item` and the enclosing flow's values, and writes only its own values.
     In a speculative branch the map is speculative like everything in it: a lost branch
-    cancels all its items, and their effects wait until the branch is confirmed.
+    cancels all its items, and their effects wait until the branch is confirmed. When
+    `over` is a predicted value (a semantic near match on the step that makes the list,
+    where the policy's `speculate_value` allows), the items start on the predicted list;
+    if the real list differs, each of its items equal to one that finished on the guess
+    takes that result (`"<name>.reused"` in the trace) and the others run.
 
     Args:
         body: The sub-flow run per item: a `Flow`, a list of steps and routers, or one step.

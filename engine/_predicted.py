@@ -15,6 +15,10 @@ Either way the step's own value is the real one. Whether the child starts at all
 speculation policy's `speculate_value`, shown what the run's `LearnedState` knows of how
 often this step's predictions were confirmed; every settled prediction adds to that, so a
 policy that stops speculating on a step still learns whether it should start again.
+
+A speculating loop predicts its own value the same way (`predict`): once its first
+iteration has every value but the check's, that iteration with `until` true is its predicted
+result, and its check's verdict (`decide`) keeps or drops what started on it.
 """
 
 from __future__ import annotations
@@ -34,14 +38,15 @@ if TYPE_CHECKING:
     from ._state import RunState
     from ._step import Step
 
-__all__ = ["Guess", "drop", "open_guess", "settle"]
+__all__ = ["Guess", "decide", "drop", "open_guess", "predict", "settle"]
 
 # Added to a retired node's count of missing inputs, so no write makes it ready again.
 _RETIRED = 1 << 40
 
 
 class Guess:
-    """One near match used as a predicted value (built into a public `PredictedValue`)."""
+    """One predicted value: a near match, or a loop's predicted "valid" (built into a public
+    `PredictedValue`)."""
 
     __slots__ = (
         "adopted",
@@ -79,9 +84,26 @@ def open_guess(
     """Record `hit` as a prediction of `step`'s value and, if the policy says so, start the
     steps downstream of it on that value. `values` are what the child scope starts with:
     the predicted value, and for a streamed step a replay of its stream."""
-    guess = Guess(scope, step.name, values[step.output], hit.similarity or 0.0)
+    seconds = step.options.estimated_seconds or 0.0
+    return predict(run, scope, step.name, step.output, values, hit.similarity or 0.0, seconds)
+
+
+def predict(
+    run: RunState,
+    scope: Scope,
+    name: str,
+    output: str,
+    values: Mapping[str, Any],
+    similarity: float,
+    seconds: float,
+) -> Guess:
+    """Record `values[output]` as a prediction of node `name`'s value (`open_guess` for a
+    near match; a loop's predicted "valid") and, if the policy's `speculate_value` says so,
+    start the nodes downstream of `output` in `scope` on it. `seconds` is what the node is
+    expected to take still: the most the prediction can hide."""
+    guess = Guess(scope, name, values[output], similarity)
     run.guesses.append(guess)
-    downstream = scope.flow.downstream(step.output)
+    downstream = scope.flow.downstream(output)
     policy = run.policy
     if downstream is None or policy is None or scope.nursery is None:
         return guess
@@ -93,13 +115,13 @@ def open_guess(
     if decide is None:
         guess.note = "the speculation policy has no speculate_value"
         return guess
-    memory = run.learned.step(step.name)
+    memory = run.learned.step(name)
     view = ValueView(
-        step=step.name,
+        step=name,
         similarity=guess.similarity,
         confirm_rate=memory.confirm_rate,
         settled=memory.settled,
-        step_seconds=step.options.estimated_seconds or 0.0,
+        step_seconds=seconds,
         downstream_steps=downstream.steps,
         downstream_estimates=downstream.estimates,
         now=run.now(),
@@ -115,7 +137,7 @@ def open_guess(
     graph = downstream.graph
     child = Scope(run, graph, scope, None, "", None)
     # An overlay that no one has chosen yet: what it writes stays its own until `settle`.
-    child.path = f"{scope.path}/{step.name}:predicted" if scope.path else f"{step.name}:predicted"
+    child.path = f"{scope.path}/{name}:predicted" if scope.path else f"{name}:predicted"
     child.where = f" in branch {child.path!r}"
     child.exports = graph._produced
     child.chosen = child.confirmed = False
@@ -141,12 +163,18 @@ def settle(run: RunState, guess: Guess, real: Any, agree: Any) -> None:
     """The step's real value arrived: keep the work started on the prediction if `agree`
     says the two agree (equality without one), else drop it. Call before the real value
     is written, so the parent's copies of adopted nodes never start."""
-    guess.at = run.now()
     try:
         agreed = bool(agree(guess.value, real) if agree is not None else guess.value == real)
     except Exception as exc:  # noqa: BLE001 -- a broken comparison only costs the speculation
         agreed = False
         guess.note = f"agree failed: {type(exc).__name__}: {exc}"
+    decide(run, guess, agreed)
+
+
+def decide(run: RunState, guess: Guess, agreed: bool) -> None:
+    """`settle` once it is known whether the prediction was right: a loop knows its
+    predicted "valid" is refuted as soon as its first check says no, before its value."""
+    guess.at = run.now()
     guess.confirmed = agreed
     run.learned.step(guess.step).record(agreed)
     child = guess.child

@@ -5,11 +5,15 @@ sub-task flow (research 600-1400 ms, then a 300 ms draft) once per sub-task, all
 up to `--max-parallel`; a workflow is assembled from the drafts (1000 ms) and a validator
 (400 ms) checks it. `loop` sends a rejected workflow back for repair (700 ms) at most 3
 times (`max_iterations=4`: one generation, three repairs), and goes on with the last one,
-flagged, if it is still rejected (`on_limit="last"`). In speculative mode the next repair
-starts as soon as the version it repairs exists, beside the validator (`speculate=True`),
-and is cancelled if the validator accepts. Offline, on the simulated provider.
+flagged, if it is still rejected (`on_limit="last"`); the accepted workflow is announced
+(500 ms). In speculative mode the loop speculates twice over (`speculate=True`): the next
+repair starts as soon as the version it repairs exists, beside the validator, and is
+cancelled if the validator accepts; and the announcement starts on a predicted "valid",
+beside the first validation, kept if it passes (`--rejections 0`) and started again on the
+last version if not. Offline, on the simulated provider.
 
     python examples/planner_map.py                          # every mode, as a table
+    python examples/planner_map.py --rejections 0           # the predicted valid is kept
     python examples/planner_map.py --mode parallel --json   # one run record
     python examples/planner_map.py --rejections 5           # hits the bound
 """
@@ -70,7 +74,9 @@ async def valid(generate: str, llm: LLMClient, rejections: int) -> bool:
 
 
 @step
-async def workflow(checked: LoopResult) -> dict[str, Any]:
+async def workflow(checked: LoopResult, llm: LLMClient) -> dict[str, Any]:
+    """Announce the workflow: started on the first version while it is validated."""
+    await ask(llm, "ANNOUNCE", 500, f"announce: {checked['generate']}")
     return {
         "workflow": checked["generate"],
         "repairs": checked.iterations - 1,
@@ -91,7 +97,7 @@ def planner(max_parallel: int | None) -> Flow:
                 carry={"rejected": "generate"},
                 max_iterations=4,  # one generation and at most 3 repairs
                 on_limit="last",
-                speculate=True,  # repair beside the validator; cancelled if it accepts
+                speculate=True,  # repair beside the validator; announce on a guessed valid
             ),
             workflow,
         ],
@@ -105,7 +111,9 @@ async def once(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         result = await planner(args.max_parallel).run(
             request=REQUEST, llm=llm, rejections=args.rejections, mode=mode
         )
-    return run_to_json(result) | {"result": result.outputs["workflow"]}
+    guesses = [g for g in result.predicted_values if g.step == "checked" and g.speculated]
+    guess = "-" if not guesses else "kept" if guesses[0].confirmed else "refuted"
+    return run_to_json(result) | {"result": result.outputs["workflow"], "guessed_valid": guess}
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -116,12 +124,21 @@ async def main(args: argparse.Namespace) -> None:
     before = runs[0]["wall_ms"]
     rows = [
         [run["mode"], f"{run['wall_ms']:.0f}", _common.speedup(before, run["wall_ms"]),
-         f"{run['wasted_ms']:.0f}", run["result"]["repairs"], run["result"]["validated"]]
+         f"{run['wasted_ms']:.0f}", run["result"]["repairs"], run["result"]["validated"],
+         run["guessed_valid"]]
         for run in runs
     ]  # fmt: skip
     _common.print_table(
         f"Planner with a map of {len(SUBTASKS)} sub-tasks and a repair loop, wall ms",
-        ["mode", "wall ms", "saved / speed-up x", "wasted ms", "repairs", "validated"],
+        [
+            "mode",
+            "wall ms",
+            "saved / speed-up x",
+            "wasted ms",
+            "repairs",
+            "validated",
+            "guessed valid",
+        ],
         rows,
         [f"workflow: {runs[-1]['result']['workflow']}"],
     )

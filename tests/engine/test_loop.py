@@ -13,10 +13,12 @@ from specroute.engine import (
     ConfigurationError,
     ConfigurationTypeError,
     Flow,
+    LearnedState,
     Loop,
     LoopLimitError,
     LoopResult,
     Never,
+    PredictivePolicy,
     Route,
     StepDefinitionError,
     StepFailedError,
@@ -28,6 +30,7 @@ from specroute.engine import (
 )
 
 if TYPE_CHECKING:
+    from specroute.routes import ValueView
     from trio.testing import MockClock
 
 
@@ -351,3 +354,245 @@ async def test_a_failure_in_a_speculative_iteration_counts_only_if_it_is_chosen(
     with pytest.raises(StepFailedError, match="no more attempts") as caught:
         await speculative_effects(log, failing=3).run(speculate=Always())
     assert caught.value.branch == "tries#3"
+
+
+def valid_flow(
+    needed: int, log: list[str], *, publish_effect: bool = False, check_fails: bool = False
+) -> Flow:
+    """`generate` (1 s, estimated so) then `check` (0.5 s; it raises if asked) in a
+    speculating loop; `publish` (2 s, an effect if asked) reads the loop's result; `log`
+    records each publish."""
+
+    @step(estimated_seconds=1.0)
+    async def generate(spec: str, last_draft: str | None = None) -> str:
+        await trio.sleep(1)
+        return spec if last_draft is None else f"{last_draft}+"
+
+    @step(estimated_seconds=0.5)
+    async def check(generate: str) -> bool:
+        await trio.sleep(0.5)
+        if check_fails:
+            raise ValueError("the checker is down")
+        return generate.count("+") >= needed
+
+    @step(effect=publish_effect, estimated_seconds=2.0, estimated_dollars=0.001)
+    async def publish(checked: LoopResult) -> str:
+        await trio.sleep(2)
+        text = f"{checked['generate']} after {checked.iterations} ({checked['check']})"
+        log.append(f"{text} at {trio.current_time()}")
+        return text
+
+    checked = loop(
+        [generate, check],
+        until="check",
+        into="checked",
+        carry={"last_draft": "generate"},
+        max_iterations=4,
+        on_limit="last",
+        speculate=True,
+    )
+    return Flow([checked, publish], name="valid")
+
+
+async def test_a_predicted_valid_starts_the_steps_after_the_loop_beside_the_check(
+    autojump_clock: MockClock,
+) -> None:
+    log: list[str] = []
+    learned = LearnedState()
+    result = await valid_flow(0, log).run(spec="wf", speculate=Always(), learned=learned)
+    # `publish` started on the first draft at 1 s, beside the check (1-1.5 s), and was kept.
+    assert result.outputs["publish"] == "wf after 1 (True)"
+    assert result.wall_time == 1 + 2
+    assert log == ["wf after 1 (True) at 3.0"]
+    (published,) = [e for e in result.trace if e.step == "publish"]
+    assert (published.branch, published.start, published.wasted) == ("checked:predicted", 1, False)
+    (guess,) = result.predicted_values
+    assert (guess.step, guess.speculated, guess.confirmed, guess.at) == ("checked", True, True, 1.5)
+    assert learned.step("checked").confirmed == 1
+
+
+async def test_a_refuted_valid_restarts_the_steps_after_the_loop_on_the_last_iteration(
+    autojump_clock: MockClock,
+) -> None:
+    log: list[str] = []
+    learned = LearnedState()
+    result = await valid_flow(2, log).run(spec="wf", speculate=Always(), learned=learned)
+    assert result.outputs["publish"] == "wf++ after 3 (True)"
+    # Cancelled when the first check said no (1.5 s), started again on the third draft.
+    assert log == ["wf++ after 3 (True) at 5.5"]
+    runs = [
+        (e.branch, e.start, e.end, e.status, e.wasted) for e in result.trace if e.step == "publish"
+    ]
+    assert runs == [
+        ("checked:predicted", 1, 1.5, StepStatus.CANCELLED, True),
+        ("", 3.5, 5.5, StepStatus.OK, False),
+    ]
+    # Never slower than without the guess: the same 5.5 s as a policy that plans only the
+    # next iteration (`Branches` has no `speculate_value`).
+    without = await valid_flow(2, []).run(spec="wf", speculate=Branches({"checked": ["again"]}))
+    assert without.wall_time == result.wall_time == 5.5
+    (unused,) = without.predicted_values
+    assert (unused.speculated, unused.note) == (
+        False,
+        "the speculation policy has no speculate_value",
+    )
+    (guess,) = result.predicted_values
+    assert (guess.speculated, guess.confirmed, guess.at) == (True, False, 1.5)
+    assert learned.step("checked").refuted == 1
+
+
+async def test_an_effect_after_the_loop_waits_for_the_verdict_and_runs_once(
+    autojump_clock: MockClock,
+) -> None:
+    # Valid at once: the effect waits for the check (1.5 s) to confirm the guess. Repaired
+    # once: it never runs on the refuted guess, and runs once on the second draft (2.5 s).
+    for needed, text, ran_at in ((0, "wf after 1 (True)", 3.5), (1, "wf+ after 2 (True)", 4.5)):
+        log: list[str] = []
+        result = await valid_flow(needed, log, publish_effect=True).run(
+            spec="wf", speculate=Always()
+        )
+        assert log == [f"{text} at {result.started + ran_at}"]
+        assert result.predicted_values[0].confirmed is (needed == 0)
+
+
+async def test_a_policy_that_declines_a_valid_only_learns(autojump_clock: MockClock) -> None:
+    seen: list[ValueView] = []
+
+    class Watching(Always):
+        def speculate_value(self, value: ValueView) -> bool:
+            seen.append(value)
+            return False
+
+    learned = LearnedState()
+    result = await valid_flow(0, []).run(spec="wf", speculate=Watching(), learned=learned)
+    assert result.wall_time == 1.5 + 2
+    (view,) = seen
+    assert (view.step, view.similarity, view.confirm_rate, view.settled) == ("checked", 0, 0.5, 0)
+    assert (view.step_seconds, view.downstream_steps) == (0.5, ("publish",))
+    assert view.downstream_estimates == ((2.0, 0.001),)
+    (guess,) = result.predicted_values
+    assert (guess.speculated, guess.confirmed) == (False, True)
+    assert "declined" in guess.note
+    assert learned.step("checked").confirmed == 1
+
+
+async def test_the_predictive_policy_learns_how_often_a_loop_is_valid_at_once(
+    autojump_clock: MockClock,
+) -> None:
+    learned = LearnedState()
+    # Worth it while 0.5 s at $0.003 a second beats $0.001 wasted: a rate above 2/5.
+    policy = PredictivePolicy(value_of_time=0.003)
+    speculated = []
+    for _ in range(4):
+        result = await valid_flow(1, []).run(spec="wf", speculate=policy, learned=learned)
+        speculated.append(result.predicted_values[0].speculated)
+    # 0.5 with no history, 1/3 after one refutation: no longer worth it, still learning.
+    assert speculated == [True, False, False, False]
+    assert learned.step("checked").refuted == 4
+
+
+@pytest.mark.parametrize("mode", ["sequential", "parallel"])
+async def test_only_a_speculative_run_predicts_a_valid(
+    mode: str, autojump_clock: MockClock
+) -> None:
+    result = await valid_flow(0, []).run(spec="wf", mode=mode)
+    assert result.predicted_values == ()
+    assert result.wall_time == 3.5
+
+
+async def test_a_check_that_fails_drops_the_guess_and_the_run_fails_once(
+    autojump_clock: MockClock,
+) -> None:
+    log: list[str] = []
+    with pytest.raises(StepFailedError, match="the checker is down") as caught:
+        await valid_flow(0, log, check_fails=True).run(spec="wf", speculate=Always())
+    assert (caught.value.step, caught.value.branch) == ("check", "checked#1")
+    assert log == []
+    runs = [(e.branch, e.status, e.wasted) for e in caught.value.trace if e.step == "publish"]
+    assert runs == [
+        ("checked:predicted", StepStatus.CANCELLED, True),
+        ("", StepStatus.SKIPPED, False),
+    ]
+
+
+async def test_a_body_that_reads_its_verdict_predicts_nothing(autojump_clock: MockClock) -> None:
+    @step
+    async def draft(last: str | None = None) -> str:
+        await trio.sleep(1)
+        return "d" if last is None else last + "+"
+
+    @step
+    async def ok(draft: str) -> bool:
+        return True
+
+    @step
+    async def label(ok: bool, draft: str) -> str:
+        return f"{draft}: {ok}"
+
+    @step
+    async def after(out: LoopResult) -> str:
+        return out["label"]
+
+    body = [draft, ok, label]
+    made = loop(
+        body, until="ok", into="out", max_iterations=2, carry={"last": "draft"}, speculate=True
+    )
+    result = await Flow([made, after]).run(speculate=Always())
+    assert result.outputs["after"] == "d: True"
+    assert result.predicted_values == ()
+
+
+async def test_each_map_item_guesses_its_own_loops_valid(autojump_clock: MockClock) -> None:
+    @step
+    async def draft(task: str, last: str | None = None) -> str:
+        await trio.sleep(1)
+        return task if last is None else f"{last}+"
+
+    @step
+    async def fine(draft: str) -> bool:
+        await trio.sleep(0.5)
+        return draft.count("+") >= (draft[0] == "b")
+
+    @step
+    async def use(checked: LoopResult) -> str:
+        await trio.sleep(2)
+        return str(checked["draft"])
+
+    checked = loop(
+        [draft, fine], until="fine", into="checked", carry={"last": "draft"}, max_iterations=3,
+        speculate=True,
+    )  # fmt: skip
+    body = Flow([checked, use], outputs=["use"])
+    flow = Flow([map_(body, over="tasks", item="task", into="out")])
+    result = await flow.run(tasks=["a", "b"], speculate=Always())
+    assert result.outputs["out"] == ("a", "b+")
+    # `a` kept its guess (use at 1-3 s); `b` repaired once (use at 2.5-4.5 s).
+    assert result.wall_time == 4.5
+    guesses = sorted((g.branch, g.confirmed) for g in result.predicted_values)
+    assert guesses == [("out[0]", True), ("out[1]", False)]
+    parallel = await flow.run(tasks=["a", "b"], mode="parallel")
+    assert (parallel.outputs, parallel.wall_time) == (result.outputs, 5.0)
+
+
+async def test_a_verdict_other_than_true_refutes_the_guess(autojump_clock: MockClock) -> None:
+    @step
+    async def draft(spec: str) -> str:
+        await trio.sleep(1)
+        return spec
+
+    @step
+    async def verdict(draft: str) -> str:
+        await trio.sleep(0.5)
+        return "looks fine"  # truthy: the loop ends, but the guess said `True`
+
+    @step
+    async def after(out: LoopResult) -> str:
+        await trio.sleep(1)
+        return f"{out['draft']}: {out['verdict']}"
+
+    made = loop([draft, verdict], until="verdict", into="out", max_iterations=2, speculate=True)
+    result = await Flow([made, after]).run(spec="d", speculate=Always())
+    # What ran on the guess read `True`; the value the run returns reads the real verdict.
+    assert result.outputs["after"] == "d: looks fine"
+    assert [(g.speculated, g.confirmed) for g in result.predicted_values] == [(True, False)]
+    assert result.wall_time == 1.5 + 1

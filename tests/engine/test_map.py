@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
+from specroute.cache import CacheOptions, HashingEmbedder, open_cache
 from specroute.engine import (
+    Always,
     Branches,
     ConfigurationError,
     ConfigurationTypeError,
@@ -15,6 +17,7 @@ from specroute.engine import (
     ItemFailed,
     Map,
     Route,
+    RunResult,
     StepDefinitionError,
     StepFailedError,
     StepStatus,
@@ -500,3 +503,88 @@ async def test_a_router_in_each_item_speculates_as_its_policy_says(
     assert result.wall_time == 3
     wasted = [(e.step, e.branch) for e in result.trace if e.wasted]
     assert wasted == [("even", "labels[0]/kind:even")]
+
+
+def planned(plans: dict[str, list[str]], log: list[str], *, effect: bool = False) -> Flow:
+    """`plan` (2 s, semantically cached) lists sub-tasks; a map runs `work` (1 s, an effect
+    if asked) on each; `join` reads the results. `log` records each finished `work`."""
+
+    @step(cache=CacheOptions(semantic="request"), estimated_seconds=2.0)
+    async def plan(request: str) -> list[str]:
+        await trio.sleep(2)
+        return plans[request]
+
+    @step(effect=effect)
+    async def work(task: str) -> str:
+        await trio.sleep(1)
+        log.append(f"{task} at {trio.current_time()}")
+        return task.upper()
+
+    @step
+    async def join(done: tuple[str, ...]) -> str:
+        return "+".join(done)
+
+    return Flow([plan, map_(work, over="plan", item="task", into="done"), join])
+
+
+async def run_on_near_match(real: list[str], log: list[str], **options: Any) -> RunResult:
+    """Store `plan` for "Plan a trip?", then ask "plan a trip" (a near match) whose real
+    plan is `real`; `log` keeps only the second run's work."""
+    plans = {"Plan a trip?": ["a", "b"], "plan a trip": real}
+    flow = planned(plans, log, **options)
+    async with open_cache(embedder=HashingEmbedder()) as cache:
+        await flow.run(request="Plan a trip?", cache=cache, speculate=Always())
+        log.clear()
+        return await flow.run(request="plan a trip", cache=cache, speculate=Always())
+
+
+async def test_a_map_starts_its_items_on_a_predicted_list(autojump_clock: MockClock) -> None:
+    log: list[str] = []
+    result = await run_on_near_match(["a", "b"], log)
+    # The items ran on the near match's list beside `plan` (0-1 s of its 2 s) and were kept.
+    assert result.outputs["join"] == "A+B"
+    assert result.wall_time == 2
+    start = result.started
+    assert sorted(log) == [f"a at {start + 1}", f"b at {start + 1}"]
+    branches = {e.branch for e in result.trace if e.step == "work"}
+    assert branches == {"plan:predicted/done[0]", "plan:predicted/done[1]"}
+    assert result.wasted_time == 0
+    assert [(g.step, g.confirmed) for g in result.predicted_values] == [("plan", True)]
+
+
+async def test_a_refuted_list_keeps_the_items_it_shares_with_the_real_one(
+    autojump_clock: MockClock,
+) -> None:
+    log: list[str] = []
+    result = await run_on_near_match(["c", "a", "a"], log)
+    assert result.outputs["join"] == "C+A+A"
+    start = result.started
+    # `a` finished on the guess (1 s) and is taken once; `c` and the second `a` run after
+    # `plan` (2-3 s); `b` was wasted.
+    assert sorted(log) == [
+        f"a at {start + 1}",
+        f"a at {start + 3}",
+        f"b at {start + 1}",
+        f"c at {start + 3}",
+    ]
+    entries = [
+        (e.step, e.branch, e.status, e.wasted)
+        for e in result.trace
+        if e.branch.startswith(("done", "plan:predicted/done"))
+    ]
+    assert ("done.reused", "done[1]", StepStatus.OK, False) in entries
+    assert ("work", "plan:predicted/done[0]", StepStatus.OK, False) in entries  # used after all
+    assert ("work", "plan:predicted/done[1]", StepStatus.OK, True) in entries  # `b`
+    assert result.wasted_time == 1
+    reused = next(e for e in result.trace if e.step == "done.reused")
+    earlier = result.trace[reused.waited_on[-1]]
+    assert (earlier.step, earlier.branch) == ("work", "plan:predicted/done[0]")
+
+
+async def test_an_item_effect_never_runs_on_a_refuted_list(autojump_clock: MockClock) -> None:
+    log: list[str] = []
+    result = await run_on_near_match(["a", "c"], log, effect=True)
+    # Effects wait for the guess: none ran on it, so nothing is taken; both run after `plan`.
+    assert result.outputs["join"] == "A+C"
+    assert sorted(log) == [f"a at {result.started + 3}", f"c at {result.started + 3}"]
+    assert not [e for e in result.trace if e.step == "done.reused"]

@@ -23,26 +23,31 @@ def record(*args: str) -> dict[str, Any]:
 
 @pytest.mark.integration
 @pytest.mark.parametrize(
-    ("args", "wall_ms", "repairs", "validated"),
+    ("args", "wall_ms", "repairs", "validated", "guessed"),
     [
         # plan 800 + research and draft of 4 sub-tasks (5800 one by one, 1500 at once)
-        # + generate 1000 + validate 400 + two repairs of 700 + 400
-        (("--mode", "sequential"), 10200, 2, True),
-        (("--mode", "parallel"), 5900, 2, True),
-        (("--mode", "parallel", "--max-parallel", "1"), 10200, 2, True),
+        # + generate 1000 + validate 400 + two repairs of 700 + 400 + announce 500
+        (("--mode", "sequential"), 10700, 2, True, "-"),
+        (("--mode", "parallel"), 6400, 2, True, "-"),
+        (("--mode", "parallel", "--max-parallel", "1"), 10700, 2, True, "-"),
         # each repair starts when the version it repairs exists, beside the validator:
-        # the two repairs end 400 ms sooner each (the third, speculated, is cancelled)
-        (("--mode", "speculative"), 5100, 2, True),
+        # the two repairs end 400 ms sooner each (the third, speculated, is cancelled); the
+        # announcement started on a predicted valid is cancelled by the first rejection
+        (("--mode", "speculative"), 5600, 2, True, "refuted"),
+        # accepted at once: the announcement, started beside the validator, is kept
+        (("--mode", "parallel", "--rejections", "0"), 4200, 0, True, "-"),
+        (("--mode", "speculative", "--rejections", "0"), 3800, 0, True, "kept"),
         # rejected every time: one generation and three repairs, then the last, flagged
-        (("--mode", "parallel", "--rejections", "5"), 7000, 3, False),
-        (("--mode", "speculative", "--rejections", "5"), 5800, 3, False),
+        (("--mode", "parallel", "--rejections", "5"), 7500, 3, False, "-"),
+        (("--mode", "speculative", "--rejections", "5"), 6300, 3, False, "refuted"),
     ],
 )
 def test_planner_map_figures(
-    args: tuple[str, ...], wall_ms: float, repairs: int, validated: bool
+    args: tuple[str, ...], wall_ms: float, repairs: int, validated: bool, guessed: str
 ) -> None:
     result = record(*args)
     assert result["wall_ms"] == wall_ms
+    assert result["guessed_valid"] == guessed
     assert result["result"]["repairs"] == repairs
     assert result["result"]["validated"] is validated
     branches = {step["branch"] for step in result["steps"]}
