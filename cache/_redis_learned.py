@@ -193,23 +193,21 @@ class SharedLearnedState(LearnedState):
             Whether Redis answered (if not, the changes stay local and are pushed later).
 
         Raises:
-            CacheConfigError: The `async with open_shared_learned(...)` block has ended.
+            CacheConfigError: The `async with open_shared_learned(...)` block has ended, or
+                the state was not made by it.
         """
-        if self._link is None or self._link.closed:
-            raise CacheConfigError(
-                "this shared learned state's block has ended; sync inside"
-                " `async with open_shared_learned(...)`"
-            )
-        return await self._link.sync(self)
+        return await self._linked().sync(self)
 
     def statistics(self) -> SharedLearnedStatistics:
-        """Return a snapshot of the sync counters.
+        """Return a snapshot of the sync counters (also after the block has ended).
 
         Returns:
             The counters at this moment.
+
+        Raises:
+            CacheConfigError: The state was not made by `open_shared_learned`.
         """
-        link = self._link
-        assert link is not None, "built only by open_shared_learned"
+        link = self._linked(open_only=False)
         return SharedLearnedStatistics(
             syncs=link.syncs,
             failed_syncs=link.failed_syncs,
@@ -220,6 +218,19 @@ class SharedLearnedState(LearnedState):
             pending=link.pending is not None,
             synced_at=link.synced_at,
         )
+
+    def _linked(self, *, open_only: bool = True) -> _Link:
+        if self._link is None:
+            raise CacheConfigError(
+                "a SharedLearnedState is made by `async with open_shared_learned(redis,"
+                " key=...)`, not by calling the class"
+            )
+        if open_only and self._link.closed:
+            raise CacheConfigError(
+                "this shared learned state's block has ended; sync inside"
+                " `async with open_shared_learned(...)`"
+            )
+        return self._link
 
     def snapshot(self) -> LearnedState:
         """Return a deep copy as a plain, unshared `LearnedState`."""

@@ -267,6 +267,9 @@ async def test_snapshot_is_plain_and_errors_say_how_to_fix(
         with pytest.raises(CacheConfigError, match="inside `async with open_shared_learned"):
             await state.sync()
         assert isinstance(state, SharedLearnedState)
+        assert state.statistics().syncs >= 2  # on the way in and on the way out
+        with pytest.raises(CacheConfigError, match="not by calling the class"):
+            await SharedLearnedState().sync()
         # What was recorded before the block ended was pushed on the way out.
         totals = await read_shared_learned(redis, key="k", prefix=redis_prefix)
         assert totals.step("s").confirmed == 1
