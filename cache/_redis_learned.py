@@ -36,7 +36,9 @@ as does a number whose address holds a key other than str, int, float, bool, Non
 tuple of them (counted in `statistics().unshared`).
 
 If Redis restarts without its data, the first worker to sync seeds it again from its own
-copy (changes another worker pushed in that worker's last interval may be lost).
+copy and records which version that copy had; every other worker then pushes again the
+batches it had applied after that version (it remembers its last 64), so the totals of
+the workers that are running come back exact.
 Redis names (one hash tag, so a cluster keeps them on one node): `{prefix:learned:key}:figures`
 (field: `i` or `f` then a JSON address, value: the total) and `{prefix:learned:key}:meta`
 (epoch, version, each worker's last applied batch). They do not expire.
@@ -44,11 +46,12 @@ Redis names (one hash tag, so a cluster keeps them on one node): `{prefix:learne
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import math
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import trio
@@ -108,24 +111,27 @@ if seq > applied then
       redis.call('HDEL', KEYS[1], ARGV[i])
     end
   end
-  redis.call('HSET', KEYS[2], 'seq:' .. ARGV[3], seq)
   version = redis.call('HINCRBY', KEYS[2], 'version', 1)
+  redis.call('HSET', KEYS[2], 'seq:' .. ARGV[3], seq, 'at:' .. ARGV[3], version)
 end
+local at = tonumber(redis.call('HGET', KEYS[2], 'at:' .. ARGV[3]) or '0')
+local seeded = redis.call('HGET', KEYS[2], 'seeded') or ''
 if epoch == ARGV[1] and before == tonumber(ARGV[5]) then
-  return {epoch, version}
+  return {epoch, version, at, seeded}
 end
-return {epoch, version, redis.call('HGETALL', KEYS[1])}
+return {epoch, version, at, seeded, redis.call('HGETALL', KEYS[1])}
 """
-# Seed lost totals from one worker's copy, unless another worker already has.
+# Seed lost totals from one worker's copy, unless another worker already has; say which
+# epoch and version the copy had, so that the others push again what came after it.
 _SEED = """
 if redis.call('HEXISTS', KEYS[2], 'epoch') == 1 then
   return 0
 end
 redis.call('DEL', KEYS[1])
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
-redis.call('HSET', KEYS[2], 'epoch', ARGV[1], 'version', 1)
+redis.call('HSET', KEYS[2], 'epoch', ARGV[1], 'version', 1, 'seeded', ARGV[2])
 return 1
 """
 # Clear all totals, or those whose address starts with one of the given prefixes; the
@@ -347,6 +353,19 @@ class _Batch:
     formed: dict[LearnedFigure, int | float]
 
 
+@attrs.frozen
+class _Applied:
+    """A batch of this worker's, and the version of the totals it made."""
+
+    version: int
+    delta: dict[LearnedFigure, int | float]
+
+
+# Applied batches a worker remembers, to push again into totals seeded from a copy that
+# missed them (a few seconds' worth at the default interval).
+_REMEMBERED = 64
+
+
 @attrs.define(eq=False)
 class _Link:
     """The sync machinery of one `SharedLearnedState`."""
@@ -367,6 +386,9 @@ class _Link:
     reseeded: int = 0
     unshared: int = 0
     synced_at: float | None = None
+    applied: collections.deque[_Applied] = attrs.field(
+        factory=lambda: collections.deque(maxlen=_REMEMBERED)
+    )
     lock: trio.Lock = attrs.field(factory=trio.Lock)
     push_script: Script[bytes] = attrs.field(init=False)
     seed_script: Script[bytes] = attrs.field(init=False)
@@ -392,10 +414,14 @@ class _Link:
         async with self.lock:
             try:
                 # Twice at most: after seeding lost totals, push again.
-                for _ in range(2):
-                    if await self._push(state):
+                # Three rounds at most: seed lost totals, then push, then push again what
+                # totals seeded from another copy lacked.
+                for _ in range(3):
+                    outcome = await self._push(state)
+                    if outcome == "done":
                         break
-                    await self._seed(state)
+                    if outcome == "lost":
+                        await self._seed(state)
             except RedisUnavailableError:
                 self.failed_syncs += 1
                 return False
@@ -403,9 +429,9 @@ class _Link:
             self.synced_at = trio.current_time()
             return True
 
-    async def _push(self, state: LearnedState) -> bool:
-        """Push the pending batch (formed now if none) and merge the reply; False if Redis
-        lost the totals."""
+    async def _push(self, state: LearnedState) -> Literal["done", "lost", "again"]:
+        """Push the pending batch (formed now if none) and merge the reply: "lost" if Redis
+        lost the totals, "again" if this worker has changes to push again at once."""
         if self.pending is None:
             formed = self._shareable(state)
             delta = self._delta(formed)
@@ -421,35 +447,53 @@ class _Link:
         reply = await self.redis.evaluate(self.push_script, list(self.names), args)
         # From here to the end nothing awaits: the merge sees one moment of the state.
         if reply[0] == b"lost":
-            return False
+            return "lost"
         self.pending = None
-        if batch.seq:
-            self.pushed += 1
+        old_epoch, old_version = self.epoch, self.version
         self.epoch = reply[0].decode()
         self.version = int(reply[1])
-        if len(reply) < 3:
+        redo = self._redo(old_epoch, old_version, reply[3].decode())
+        if batch.seq:
+            self.pushed += 1
+            self.applied.append(_Applied(version=int(reply[2]), delta=batch.delta))
+        if len(reply) < 5:
             # Nobody else changed the totals: they are what this worker had then.
             self.base = batch.formed
-            return True
+            return "done"
         self.pulled += 1
-        totals = _totals(reply[2])
+        totals = _totals(reply[4])
         now = self._shareable(state)
         updates: dict[LearnedFigure, int | float] = {}
-        for figure in totals.keys() | now.keys() | batch.formed.keys():
+        for figure in totals.keys() | now.keys() | batch.formed.keys() | redo.keys():
             value = now.get(figure, 0)
             target = totals.get(figure, 0) + value - batch.formed.get(figure, 0)
+            target += redo.get(figure, 0)
             if isinstance(target, float) and abs(target) < _DUST:
                 target = 0
             if target != value:
                 updates[figure] = target
         skipped = state.update_figures(updates)
         self.base = {figure: v for figure, v in totals.items() if figure not in skipped}
-        return True
+        return "again" if redo else "done"
+
+    def _redo(self, old_epoch: str, old_version: int, seeded: str) -> dict[LearnedFigure, Any]:
+        """This worker's applied changes that totals seeded from another copy lack: those
+        applied after that copy's version (pushed again with the next batch)."""
+        redo: dict[LearnedFigure, Any] = {}
+        if old_epoch and self.epoch != old_epoch:
+            epoch, _, version = seeded.partition(":")
+            if epoch == old_epoch:
+                for batch in self.applied:
+                    if int(version) < batch.version <= old_version:
+                        for figure, change in batch.delta.items():
+                            redo[figure] = redo.get(figure, 0) + change
+            self.applied.clear()
+        return redo
 
     async def _seed(self, state: LearnedState) -> None:
         formed = self._shareable(state)
         epoch = secrets.token_hex(8)
-        args: list[Any] = [epoch]
+        args: list[Any] = [epoch, f"{self.epoch}:{self.version}"]
         for figure, value in formed.items():
             args += [_field(figure, value), _number(value)]
         if await self.redis.evaluate(self.seed_script, list(self.names), args):
@@ -458,6 +502,7 @@ class _Link:
             self.version = 1
             self.base = formed
             self.pending = None
+            self.applied.clear()
 
     def _shareable(self, state: LearnedState) -> dict[LearnedFigure, int | float]:
         """The state's numbers whose address Redis can hold."""
