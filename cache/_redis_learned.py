@@ -19,8 +19,8 @@ Invariants:
    and a new batch is formed only after the previous one was acknowledged.
 2. A Redis outage never reaches a run: the sync fails, is counted, and is retried; the
    worker keeps learning locally, and its changes are pushed when Redis answers again.
-3. What a worker records before its block ends is pushed on the way out (one shielded
-   attempt bounded by the connection's timeout; if Redis is down then, it is lost).
+3. What a worker records before its block ends is pushed on the way out (shielded, each
+   command bounded by the connection's timeout; if Redis is down then, it is lost).
 4. Forgetting is a change like any other: `state.reset()` or `restore()` on one worker
    removes what that worker saw from the totals at its next sync; `reset_shared_learned`
    clears the totals in Redis for every worker.
@@ -39,6 +39,7 @@ If Redis restarts without its data, the first worker to sync seeds it again from
 copy and records which version that copy had; every other worker then pushes again the
 batches it had applied after that version (it remembers its last 64), so the totals of
 the workers that are running come back exact.
+
 Redis names (one hash tag, so a cluster keeps them on one node): `{prefix:learned:key}:figures`
 (field: `i` or `f` then a JSON address, value: the total) and `{prefix:learned:key}:meta`
 (epoch, version, each worker's last applied batch). They do not expire.
@@ -413,7 +414,6 @@ class _Link:
     async def sync(self, state: LearnedState) -> bool:
         async with self.lock:
             try:
-                # Twice at most: after seeding lost totals, push again.
                 # Three rounds at most: seed lost totals, then push, then push again what
                 # totals seeded from another copy lacked.
                 for _ in range(3):
