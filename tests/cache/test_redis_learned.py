@@ -280,3 +280,28 @@ async def test_snapshot_is_plain_and_errors_say_how_to_fix(
         # What was recorded before the block ended was pushed on the way out.
         totals = await read_shared_learned(redis, key="k", prefix=redis_prefix)
         assert totals.step("s").confirmed == 1
+
+
+async def test_addresses_round_trip_through_redis(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    odd = 'router "one", two'
+    keys: list[Any] = [None, True, 2, 2.5, -3, 'é " ,]', ("en", (1, None)), ()]
+    async with (
+        open_redis(redis_server.url) as redis,
+        open_shared_learned(redis, key="k", prefix=redis_prefix) as state,
+    ):
+        memory = state.router(odd).predictor
+        for n, key in enumerate(keys, 1):
+            memory.setdefault("by key", {})[key] = n
+        memory["float"] = 0.1
+        state.router("other").predictor["asked"] = 1
+        await state.sync()
+        totals = await read_shared_learned(redis, key="k", prefix=redis_prefix)
+        assert totals.figures() == state.figures()
+        stored = totals.router(odd).predictor["by key"]
+        assert {(type(key), key) for key in stored} == {(type(key), key) for key in keys}
+        # Clearing one router matches its name exactly, quotes and commas included.
+        await reset_shared_learned(redis, key="k", router=odd, prefix=redis_prefix)
+        totals = await read_shared_learned(redis, key="k", prefix=redis_prefix)
+        assert totals.figures() == {LearnedFigure("predictor", "other", ("asked",)): 1}
