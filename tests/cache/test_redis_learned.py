@@ -305,3 +305,34 @@ async def test_addresses_round_trip_through_redis(
         await reset_shared_learned(redis, key="k", router=odd, prefix=redis_prefix)
         totals = await read_shared_learned(redis, key="k", prefix=redis_prefix)
         assert totals.figures() == {LearnedFigure("predictor", "other", ("asked",)): 1}
+
+
+async def test_decayed_statistics_merge_close_to_one_process(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    stats = RouteStatistics(decay=0.99)
+    alone = LearnedState()
+    rng = random.Random(7)
+    async with (
+        open_redis(redis_server.url) as redis,
+        open_shared_learned(redis, key="k", interval=60, prefix=redis_prefix) as one,
+        open_shared_learned(redis, key="k", interval=60, prefix=redis_prefix) as two,
+    ):
+        for round_ in range(40):
+            # The traffic drifts from "fast" to "slow" halfway.
+            weights = (3, 1) if round_ < 20 else (1, 3)
+            for worker in (one, two):
+                for label in rng.choices(LABELS, weights=weights, k=5):
+                    stats.observe(view_of(worker), {}, label)
+                    stats.observe(view_of(alone), {}, label)
+                await worker.sync()
+        await one.sync()
+        shared = stats.probabilities(view_of(one), {})
+    expected = stats.probabilities(view_of(alone), {})
+    # Ten observations per interval at decay 0.99: equal to first order (see the module).
+    assert shared["slow"] == pytest.approx(expected["slow"], abs=0.02)
+    assert shared["slow"] > 0.6
+    totals = sum(one.router("decide").predictor["counts"][None].values())
+    assert totals == pytest.approx(
+        sum(alone.router("decide").predictor["counts"][None].values()), rel=0.05
+    )
