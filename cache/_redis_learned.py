@@ -31,9 +31,11 @@ route statistics merge as if each worker's batch of observations came in turn, e
 a batch's decay applies to the totals its worker last saw: with K observations over all
 workers in one interval, the totals shrink by `1 - K(1 - decay)` rather than `decay**K`
 (equal to first order; keep K(1 - decay) well below 1, which the default interval does for
-hundreds of router calls per second). A predictor's data that is not a number stays local,
-as does a number whose address holds a key other than str, int, float, bool, None or a
-tuple of them (counted in `statistics().unshared`).
+hundreds of router calls per second). Every number is taken for a count, never below zero:
+Redis clamps a total at zero (two workers that both reset take away the same counts once,
+not twice), and so does a worker's copy. A predictor's data that is not a number stays
+local, as does a number whose address holds a key other than str, int, float, bool, None
+or a tuple of them (counted in `statistics().unshared`).
 
 If Redis restarts without its data, the first worker to sync seeds it again from its own
 copy and records which version that copy had; every other worker then pushes again the
@@ -108,7 +110,7 @@ if seq > applied then
     else
       value = tonumber(redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 1]))
     end
-    if math.abs(value) < 1e-9 then
+    if value < 1e-9 then
       redis.call('HDEL', KEYS[1], ARGV[i])
     end
   end
@@ -464,16 +466,24 @@ class _Link:
         totals = _totals(reply[4])
         now = self._shareable(state)
         updates: dict[LearnedFigure, int | float] = {}
+        lifted: dict[LearnedFigure, int | float] = {}
         for figure in totals.keys() | now.keys() | batch.formed.keys() | redo.keys():
             value = now.get(figure, 0)
             target = totals.get(figure, 0) + value - batch.formed.get(figure, 0)
             target += redo.get(figure, 0)
-            if isinstance(target, float) and abs(target) < _DUST:
+            if target < _DUST:
+                # A count is never below zero (a change this worker has yet to push may
+                # take away more than the totals now hold). The lift is this copy's own:
+                # it stays out of the next push, which Redis clamps at zero itself.
+                lifted[figure] = -target
                 target = 0
             if target != value:
                 updates[figure] = target
         skipped = state.update_figures(updates)
-        self.base = {figure: v for figure, v in totals.items() if figure not in skipped}
+        base = {figure: v for figure, v in totals.items() if figure not in skipped}
+        for figure, lift in lifted.items():
+            base[figure] = base.get(figure, 0) + lift
+        self.base = base
         return "again" if redo else "done"
 
     def _redo(self, old_epoch: str, old_version: int, seeded: str) -> dict[LearnedFigure, Any]:

@@ -336,3 +336,32 @@ async def test_decayed_statistics_merge_close_to_one_process(
     assert totals == pytest.approx(
         sum(alone.router("decide").predictor["counts"][None].values()), rel=0.05
     )
+
+
+async def test_two_workers_resetting_the_same_counts_never_go_below_zero(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    async with (
+        open_redis(redis_server.url) as redis,
+        open_shared_learned(redis, key="k", interval=60, prefix=redis_prefix) as one,
+        open_shared_learned(redis, key="k", interval=60, prefix=redis_prefix) as two,
+    ):
+        one.step("extract").record(confirmed=True)
+        await one.sync()
+        await two.sync()
+        # Both take away the one count they saw: the totals would be -1.
+        one.reset()
+        two.reset()
+        await one.sync()
+        await two.sync()
+        assert two.step("extract").confirmed == 0
+        await one.sync()
+        await two.sync()
+        assert one.step("extract").confirmed == two.step("extract").confirmed == 0
+        totals = await read_shared_learned(redis, key="k", prefix=redis_prefix)
+        assert totals.figures() == {}
+        # And counting goes on from zero.
+        one.step("extract").record(confirmed=True)
+        await one.sync()
+        await two.sync()
+        assert two.step("extract").confirmed == 1
