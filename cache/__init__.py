@@ -43,6 +43,11 @@ from ._redis_client import open_redis as open_redis
 from ._redis_errors import RedisUnavailableError as RedisUnavailableError
 from ._redis_errors import UndecodableValueError as UndecodableValueError
 from ._redis_flight import RedisFlightStatistics as RedisFlightStatistics
+from ._redis_learned import SharedLearnedState as SharedLearnedState
+from ._redis_learned import SharedLearnedStatistics as SharedLearnedStatistics
+from ._redis_learned import open_shared_learned as open_shared_learned
+from ._redis_learned import read_shared_learned as read_shared_learned
+from ._redis_learned import reset_shared_learned as reset_shared_learned
 from ._semantic import SemanticCache as SemanticCache
 from ._semantic import SemanticCacheConfig as SemanticCacheConfig
 from ._semantic import SemanticCacheStatistics as SemanticCacheStatistics
@@ -84,6 +89,8 @@ __all__ = [
     "SemanticIndexConfig",
     "SemanticInputError",
     "SemanticMatch",
+    "SharedLearnedState",
+    "SharedLearnedStatistics",
     "SharedWasteBudget",
     "SingleFlight",
     "SingleFlightClosedError",
@@ -98,8 +105,11 @@ __all__ = [
     "open_cache",
     "open_redis",
     "open_redis_cache",
+    "open_shared_learned",
     "open_shared_waste_budget",
     "open_single_flight",
+    "read_shared_learned",
+    "reset_shared_learned",
 ]
 
 

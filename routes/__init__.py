@@ -18,6 +18,7 @@ from ._errors import StepTimeoutError as StepTimeoutError
 from ._errors import UnknownBranchError as UnknownBranchError
 from ._errors import UnknownInputError as UnknownInputError
 from ._errors import UnknownRouteError as UnknownRouteError
+from ._learned import LearnedFigure as LearnedFigure
 from ._learned import LearnedState as LearnedState
 from ._learned import RouterMemory as RouterMemory
 from ._learned import StepMemory as StepMemory
@@ -52,6 +53,7 @@ __all__ = [
     "DuplicateProducerError",
     "FlowError",
     "HandoffError",
+    "LearnedFigure",
     "LearnedState",
     "MissingInputError",
     "Never",

@@ -4,22 +4,56 @@ A flow, its routers and their predictors are definitions that no run changes. Ev
 a run learns for later runs (a predictor's statistics, how often near cache matches were
 confirmed) goes into a `LearnedState`. Runs share the process's one state unless given
 their own, so a user can look at it, copy it, reset it, or give a test a fresh one.
+
+Every number a state holds has an address, a `LearnedFigure`: `figures()` lists them and
+`update_figures()` sets them. That is what sharing a state between processes builds on
+(`specroute.cache.open_shared_learned` pushes each worker's changes and pulls the merged
+totals); it reads and writes only plain numbers, never a predictor's other data.
 """
 
 from __future__ import annotations
 
 import copy
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
 from ._prediction import SimilarityCalibration
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Hashable, Iterator, Mapping
 
-__all__ = ["LearnedState", "RouterMemory", "StepMemory", "process_learned_state"]
+__all__ = [
+    "LearnedFigure",
+    "LearnedState",
+    "RouterMemory",
+    "StepMemory",
+    "process_learned_state",
+]
+
+#: The kinds of number a `LearnedState` holds (see `LearnedFigure`).
+FigureKind = Literal["predictor", "calibration", "step"]
+_STEP_FIELDS = ("confirmed", "refuted")
+
+
+@attrs.frozen
+class LearnedFigure:
+    """The address of one number a `LearnedState` holds.
+
+    Attributes:
+        kind: `"predictor"`: a number in a router's predictor memory; `"calibration"`: a
+            router's near-match counts; `"step"`: a step's confirmed or refuted predictions.
+        owner: The router's or the step's name.
+        path: Where the number is. For a predictor, the keys leading to it through the
+            memory's nested dicts (`("counts", None, "search")`); for a calibration,
+            `(bucket_width, bucket, "confirmed" | "refuted")`; for a step,
+            `("confirmed",)` or `("refuted",)`.
+    """
+
+    kind: FigureKind
+    owner: str
+    path: tuple[Hashable, ...]
 
 
 @attrs.define(eq=False)
@@ -71,8 +105,9 @@ class StepMemory:
 class LearnedState:
     """Everything runs learn, per router and step name; give it to `Flow.run(learned=...)`.
 
-    One per process serves every run by default (`process_learned_state()`); make your own
-    to keep tenants, experiments or tests apart. Not shared between processes (yet).
+        One per process serves every run by default (`process_learned_state()`); make your own
+        to keep tenants, experiments or tests apart. To share one between worker processes, open
+    it through Redis with `specroute.cache.open_shared_learned`.
     """
 
     _routers: dict[str, RouterMemory] = attrs.field(init=False, factory=dict)
@@ -114,6 +149,53 @@ class LearnedState:
         """Return a read-only view of step name -> memory."""
         return MappingProxyType(self._steps)
 
+    def figures(self) -> dict[LearnedFigure, int | float]:
+        """Return every number this state holds, by address; zero counts are left out.
+
+        A predictor's numbers are the `int` and `float` values (not `bool`) found through
+        nested dicts in its memory; its other data (strings, lists) is not a figure.
+
+        Returns:
+            A new dict of address -> value.
+        """
+        found: dict[LearnedFigure, int | float] = {}
+        for name, memory in self._routers.items():
+            for path, value in _numbers(memory.predictor, ()):
+                found[LearnedFigure("predictor", name, path)] = value
+            calibration = memory.calibration
+            # Same package: the calibration's buckets are read here rather than widening
+            # its public surface for this one reader.
+            for bucket, counts in calibration._counts.items():
+                for field, count in zip(_STEP_FIELDS, counts, strict=True):
+                    if count:
+                        path = (calibration.bucket_width, bucket, field)
+                        found[LearnedFigure("calibration", name, path)] = count
+        for name, step in self._steps.items():
+            for field in _STEP_FIELDS:
+                count = getattr(step, field)
+                if count:
+                    found[LearnedFigure("step", name, (field,))] = count
+        return found
+
+    def update_figures(self, values: Mapping[LearnedFigure, int | float]) -> set[LearnedFigure]:
+        """Set the numbers at the given addresses; a value of 0 removes the number.
+
+        Memories and nested predictor dicts are made as needed. A calibration figure whose
+        bucket width is not the router's calibration's width, or a predictor figure whose
+        path runs through a value that is not a dict, cannot be set and is returned.
+
+        Args:
+            values: Address -> new value.
+
+        Returns:
+            The addresses that could not be set.
+        """
+        skipped: set[LearnedFigure] = set()
+        for figure, value in values.items():
+            if not _set(self, figure, value):
+                skipped.add(figure)
+        return skipped
+
     def snapshot(self) -> LearnedState:
         """Return a deep copy, to save or to restore later with `restore`."""
         return copy.deepcopy(self)
@@ -132,6 +214,57 @@ class LearnedState:
             self._routers.pop(router, None)
         if step is not None:
             self._steps.pop(step, None)
+
+
+def _numbers(
+    memory: Mapping[Any, Any], path: tuple[Hashable, ...]
+) -> Iterator[tuple[tuple[Hashable, ...], int | float]]:
+    """The (path, number) of each number in nested dicts."""
+    for key, value in memory.items():
+        if isinstance(value, dict):
+            yield from _numbers(value, (*path, key))
+        elif isinstance(value, int | float) and not isinstance(value, bool) and value:
+            yield (*path, key), value
+
+
+def _set(state: LearnedState, figure: LearnedFigure, value: int | float) -> bool:
+    """Set one figure; say whether it could be."""
+    path = figure.path
+    if figure.kind == "step":
+        if len(path) != 1 or path[0] not in _STEP_FIELDS:
+            return False
+        setattr(state.step(figure.owner), str(path[0]), int(value))
+        return True
+    if not value and figure.owner not in state._routers:
+        return True
+    memory = state.router(figure.owner)
+    if figure.kind == "calibration":
+        calibration = memory.calibration
+        if len(path) != 3 or path[0] != calibration.bucket_width or path[2] not in _STEP_FIELDS:
+            return False
+        bucket = path[1]
+        if not isinstance(bucket, int) or isinstance(bucket, bool):
+            return False
+        counts = calibration._counts.setdefault(bucket, [0, 0])
+        counts[_STEP_FIELDS.index(str(path[2]))] = int(value)
+        if counts == [0, 0]:
+            del calibration._counts[bucket]
+        return True
+    if not path:
+        return False
+    *parents, last = figure.path
+    node: Any = memory.predictor
+    for key in parents:
+        node = node.get(key) if not value else node.setdefault(key, {})
+        if not isinstance(node, dict):
+            # A zero for a number that is not there is already so; else a non-dict is in
+            # the way.
+            return not value and node is None
+    if value:
+        node[last] = value
+    else:
+        node.pop(last, None)
+    return True
 
 
 _PROCESS_STATE = LearnedState()

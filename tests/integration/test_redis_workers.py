@@ -1,6 +1,7 @@
 """Four worker processes share one Redis: the LLM server never sees more in flight than the
 shared cap nor more than the rate limit in any sliding window, each distinct miss is
-computed once across all workers, and a semantic insert on one worker is hit by another."""
+computed once across all workers, and a semantic insert on one worker is hit by another.
+Two worker processes sharing one learned state count each observation once."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from redis_worker import (
     WINDOW,
     WORKERS,
 )
+from specroute.cache import open_redis, read_shared_learned
 
 if TYPE_CHECKING:
     from tests.conftest import RedisServer
@@ -83,3 +85,53 @@ async def test_four_workers_share_one_cache_and_one_set_of_limits(
     # Sharing happened across processes: hits or hand-offs, and no outage fallbacks.
     assert sum(int(r["exact_hits"]) + int(r["handed_off"]) for r in reports) > 0  # type: ignore[call-overload]
     assert all(r["fallbacks"] == 0 for r in reports)
+
+
+# One worker process of the learned-state check: records COUNTS confirmed predictions of a
+# step and as many router observations, a few at a time, while syncing with the others.
+LEARNER = """
+import json, sys
+import trio
+from specroute.cache import open_redis, open_shared_learned
+from specroute.routes import RouterView, RouteStatistics
+
+COUNTS = 300
+
+async def main(url, prefix):
+    seen = 0
+    async with open_redis(url, timeout=5) as redis:
+        async with open_shared_learned(redis, key="k", interval=0.01, prefix=prefix) as state:
+            view = RouterView(name="decide", labels=("a", "b"), branch_sizes={"a": 1, "b": 1},
+                              memory=state.router("decide").predictor)
+            for n in range(COUNTS):
+                state.step("extract").record(confirmed=True)
+                RouteStatistics(decay=1.0).observe(view, {}, "a")
+                seen = max(seen, state.step("extract").confirmed - (n + 1))
+                await trio.sleep(0.002)
+    print(json.dumps({"others_seen": seen}))
+
+trio.run(main, sys.argv[1], sys.argv[2])
+"""
+
+
+async def test_two_worker_processes_learn_once(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    seen: list[int] = []
+
+    async def learner() -> None:
+        argv = [sys.executable, "-c", LEARNER, redis_server.url, redis_prefix]
+        done = await trio.run_process(argv, capture_stdout=True, stderr=subprocess.STDOUT)
+        seen.append(json.loads(done.stdout.decode().strip().splitlines()[-1])["others_seen"])
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for _ in range(2):
+                nursery.start_soon(learner)
+    async with open_redis(redis_server.url) as redis:
+        totals = await read_shared_learned(redis, key="k", prefix=redis_prefix)
+    # Every count once: none lost, none twice.
+    assert totals.step("extract").confirmed == 2 * 300
+    assert totals.router("decide").predictor == {"counts": {None: {"a": 600.0}}}
+    # While running, a worker's copy held counts the other worker recorded.
+    assert max(seen) > 0

@@ -9,6 +9,7 @@ import pytest
 import trio
 from specroute.engine import Flow, ModelPredictor, router, step
 from specroute.routes import (
+    LearnedFigure,
     LearnedState,
     Prediction,
     Route,
@@ -136,3 +137,45 @@ async def test_two_flows_sharing_one_predictor_learn_separately(
 
 def test_the_process_state_is_one_object() -> None:
     assert process_learned_state() is process_learned_state()
+
+
+def test_figures_address_every_number_and_update_figures_sets_them() -> None:
+    state = LearnedState()
+    stats = RouteStatistics(decay=1.0, bucket=lambda inputs: ("en", 2))
+    for label in ("slow", "slow", "fast"):
+        stats.observe(view_of(state), {}, label)
+    state.router("decide").predictor["note"] = "not a number"
+    state.router("decide").predictor["flag"] = True
+    state.router("decide").calibration.record(0.953, confirmed=True)
+    state.step("extract").record(confirmed=False)
+    figures = state.figures()
+    assert figures == {
+        LearnedFigure("predictor", "decide", ("counts", ("en", 2), "slow")): 2.0,
+        LearnedFigure("predictor", "decide", ("counts", ("en", 2), "fast")): 1.0,
+        LearnedFigure("calibration", "decide", (0.01, 95, "confirmed")): 1,
+        LearnedFigure("step", "extract", ("refuted",)): 1,
+    }
+    copy = LearnedState()
+    assert copy.update_figures(figures) == set()
+    assert copy.figures() == figures
+    assert copy.router("decide").calibration.confidence(0.953) == state.router(
+        "decide"
+    ).calibration.confidence(0.953)
+    assert stats.probabilities(view_of(copy), {}) == stats.probabilities(view_of(state), {})
+    # A zero removes a number; other data in the memory stays.
+    assert state.update_figures(dict.fromkeys(figures, 0)) == set()
+    assert state.figures() == {}
+    assert state.router("decide").predictor["note"] == "not a number"
+    assert state.router("decide").calibration.totals() == (0, 0)
+    assert state.step("extract").settled == 0
+
+
+def test_update_figures_returns_what_it_cannot_set() -> None:
+    state = LearnedState()
+    state.router("decide").predictor["counts"] = "a string, not a dict"
+    wrong_width = LearnedFigure("calibration", "decide", (0.05, 19, "confirmed"))
+    through_a_string = LearnedFigure("predictor", "decide", ("counts", None, "fast"))
+    unknown_field = LearnedFigure("step", "extract", ("maybe",))
+    skipped = state.update_figures({wrong_width: 1, through_a_string: 1.0, unknown_field: 2})
+    assert skipped == {wrong_width, through_a_string, unknown_field}
+    assert state.figures() == {}
