@@ -16,6 +16,7 @@ what `ProviderLimits(strict=True)` and the shared limits' outage fallback use.
 from __future__ import annotations
 
 import collections
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -62,7 +63,12 @@ class SlidingWindowLog:
         for admission in self._log:
             over -= admission.amount
             if over <= 0:
-                return admission.at + self.window - now
+                wait = admission.at + self.window - now
+                # Rounding: `now + wait` must really be past the admission's window, as
+                # `used` judges it, or a caller that waits exactly this long waits again.
+                while (now + wait) - self.window < admission.at:
+                    wait = math.nextafter(wait, math.inf)
+                return wait
         return self.window  # more than the capacity: never fits (callers refuse it earlier)
 
     def admit(self, now: float, amount: int) -> None:
