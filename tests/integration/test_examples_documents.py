@@ -266,7 +266,7 @@ def test_documents_download_pool_is_its_own(web_server: WebServer, tmp_path: Pat
     [
         (("http://127.0.0.1:9/a.txt", "--clock", "virtual"), 2, "drop --clock virtual"),
         (("--workers", "0"), 2, "--workers and --download-workers must be >= 1"),
-        ((str(DATA),), 1, "no documents in"),  # data/ holds folders, no .txt of its own
+        ((str(DATA / "rag"),), 1, "no documents in"),  # markdown only, no .txt
     ],
 )
 def test_documents_refuses_a_batch_it_cannot_run(
