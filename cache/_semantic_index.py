@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import math
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import attrs
@@ -317,8 +318,10 @@ def normalized(vector: ArrayLike, where: object) -> NDArray[np.float32]:
         EmbeddingError: The vector is zero or not finite.
     """
     row = np.asarray(vector, dtype=np.float32).reshape(-1)
-    norm = float(np.linalg.norm(row))
-    if not np.isfinite(norm) or norm == 0.0:
+    # A dot product rather than `np.linalg.norm`: a quarter less time on the lookup path,
+    # which normalizes every query (bench/cache.py profile).
+    norm = math.sqrt(float(row @ row))
+    if not math.isfinite(norm) or norm == 0.0:
         raise EmbeddingError(
             f"the embedding for {where} has norm {norm}; an embedder must return finite,"
             " non-zero vectors"
