@@ -185,7 +185,8 @@ def _planes(dim: int) -> NDArray[np.float32]:
 class SketchRows:
     """Rows 0..n-1 of stored vectors with their sign sketches; removal moves the last row.
 
-    Requires `ann_available()`. Rows are unit float32 vectors on the way in.
+    Requires `ann_available()`. Rows are unit float32 vectors on the way in. Lookups share
+    scratch buffers, so one store serves one thread at a time (as the whole index does).
     """
 
     dim: int
