@@ -256,6 +256,51 @@ def ann_rows(table: Table, sizes: list[int], dtypes: list[str], repeats: int) ->
             del cache
 
 
+def hnsw_rows(table: Table, sizes: list[int], repeats: int) -> None:
+    """The design the sketch store replaced: a usearch HNSW graph (`pip install usearch`).
+
+    The same random vectors and perturbed queries as `ann_rows`; the graph alone (no cache
+    around it), built on two threads, searched on one, at two search breadths.
+    """
+    try:
+        # Optional: only this comparison needs it.
+        from usearch.index import Index
+    except ImportError:
+        table.add_row("HNSW comparison", "skipped", "", "pip install usearch")
+        return
+    rng = np.random.default_rng(1)
+    for size in sizes:
+        rows = unit_rows(size, rng)
+        picks = rng.integers(0, size, 300)
+        groups = [(s, perturbed(rows[picks[n::3]], s, rng)) for n, s in enumerate(SIMILARITIES)]
+        for dtype in ("f32", "i8"):
+            start = time.perf_counter()
+            index = Index(ndim=DIMENSION, metric="cos", dtype=dtype, expansion_add=128)
+            index.add(np.arange(size, dtype=np.uint64), rows, threads=2)
+            build = time.perf_counter() - start
+            for expansion in (64, 256):
+                index.expansion_search = expansion
+                cpus = []
+                found = 0
+                for run in range(repeats):
+                    samples = []
+                    for n, (_, queries) in enumerate(groups):
+                        for query, source in zip(queries, picks[n::3], strict=True):
+                            start_cpu = time.thread_time()
+                            label = int(index.search(query, 1, threads=1).keys[0])
+                            samples.append(time.thread_time() - start_cpu)
+                            found += run == 0 and label == source
+                    cpus.append(statistics.median(samples))
+                table.add_row(
+                    f"HNSW (usearch) {dtype}, {size:,}, {expansion} candidates",
+                    "",
+                    "",
+                    f"CPU {_us(min(cpus))} / {_us(statistics.median(cpus))} (best / median of"
+                    f" {repeats}); recall {found / len(picks):.3f} over sim"
+                    f" {'/'.join(str(s) for s in SIMILARITIES)}; build {build:.0f} s",
+                )
+
+
 def _recall(
     answers: list[SemanticMatch | None],
     truth: list[CacheKey],
@@ -350,6 +395,9 @@ def main() -> None:
         "--switch-sizes", default="1000,2000,4000,8000,16000", help="sizes of the switch rows"
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per row")
+    parser.add_argument(
+        "--compare-hnsw", action="store_true", help="add usearch HNSW graphs at --size"
+    )
     args = parser.parse_args()
     bandwidth = copy_bandwidth()
     table = Table(title="specroute.cache")
@@ -367,6 +415,8 @@ def main() -> None:
         )
         sizes = [int(size) for size in args.size.split(",")]
         ann_rows(table, sizes, args.dtypes.split(","), args.repeats)
+        if args.compare_hnsw:
+            hnsw_rows(table, sizes, args.repeats)
     else:
         table.add_row("approximate rows", "skipped", "", "needs numpy >= 2.0 (specroute[ann])")
     console = Console()
