@@ -60,9 +60,10 @@ __all__ = [
     "bits_bound",
 ]
 
-# Where the sketch store becomes clearly faster than brute force (bench/cache.py, "switch"
-# rows, CPU per lookup under load 10: equal at 1,000 entries, 175 against 397 µs at 2,000,
-# 200 against 2,780 µs at 16,000).
+# Where the sketch store becomes faster than brute force (bench/cache.py, "switch" rows,
+# median CPU per lookup in two runs at load 5-10: brute force 119-129 µs against the
+# sketches' 144-149 at 1,000 entries, 175-410 against 163-185 at 2,000, 346-638 against
+# 157-172 at 4,000, 1,432 against 180 at 8,000).
 DEFAULT_ANN_MIN_ENTRIES = 2_000
 DEFAULT_MISS_RATE = 1e-4
 # 256 sketch bits: at threshold 0.83 an entry at the threshold differs in about 48 of them
@@ -140,7 +141,7 @@ class AnnConfig:
             if getattr(self, name) is not None:
                 warnings.warn(
                     f"`AnnConfig({name}=...)` is ignored: the HNSW graph gave way to sketch"
-                    " filtering (measured faster at every size); drop the argument",
+                    " filtering, which has no graph to tune; drop the argument",
                     DeprecationWarning,
                     stacklevel=3,
                 )
