@@ -1,9 +1,10 @@
 """Cache benchmark: exact gets, semantic lookups beside their memory floor, insert rates,
-and the HNSW graph large partitions switch to (lookup time, recall, memory per million).
+and the sketch-filtered store large partitions switch to (lookup time, recall, memory).
 
-Run: OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/cache.py [--million]
+Run: OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/cache.py [--ann-only] [--size 1000000]
 
-`--million` adds the 1M-entry graph (a build of several minutes per dtype on 2 cores).
+`--size 1000000` measures 1M entries (filling the cache through `put` takes minutes per
+dtype on 2 cores; pass `--dtypes f32` to measure one).
 
 One BLAS thread: a lookup is one matrix-vector product, and on a busy machine waking
 BLAS worker threads costs more than the product (10k lookups measured 8 ms with threads
@@ -29,16 +30,21 @@ from rich.console import Console
 from rich.table import Table
 from specroute.cache import (
     AnnConfig,
+    CacheKey,
     CacheOptions,
     ExactCache,
     ExactCacheConfig,
     HashingEmbedder,
     SemanticCache,
     SemanticCacheConfig,
+    SemanticIndex,
+    SemanticIndexConfig,
+    SemanticMatch,
     ann_available,
     make_key,
 )
-from specroute.cache._ann import HnswVectors
+from specroute.cache._ann import DEFAULT_MISS_RATE, SketchRows
+from specroute.cache._semantic_index import SIMILARITY_TOLERANCE
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,6 +53,7 @@ if TYPE_CHECKING:
 
 DIMENSION = 384
 RNG = np.random.default_rng(0)
+SIMILARITIES = (0.85, 0.9, 0.95)
 RESULT = {"route": "search", "workflow": ["discover", "browse", "answer"], "score": 0.93}
 
 
@@ -132,8 +139,10 @@ def semantic_rows(table: Table, bandwidth: float) -> None:
 
 
 def unit_rows(count: int, rng: np.random.Generator) -> NDArray[np.float32]:
-    rows = rng.standard_normal((count, DIMENSION), dtype=np.float32)
-    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    rows = np.empty((count, DIMENSION), dtype=np.float32)
+    for start in range(0, count, 100_000):
+        block = rng.standard_normal((min(100_000, count - start), DIMENSION), dtype=np.float32)
+        rows[start : start + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return rows
 
 
@@ -142,55 +151,190 @@ def perturbed(rows: NDArray[np.float32], similarity: float, rng: np.random.Gener
     noise = rng.standard_normal(rows.shape, dtype=np.float32)
     noise -= np.sum(noise * rows, axis=1, keepdims=True) * rows
     noise /= np.linalg.norm(noise, axis=1, keepdims=True)
-    return similarity * rows + np.sqrt(1 - similarity**2) * noise
+    return (similarity * rows + np.sqrt(1 - similarity**2) * noise).astype(np.float32)
 
 
-def ann_rows(table: Table, sizes: list[int], dtypes: list[str]) -> None:
-    """HNSW graphs as a partition builds them: lookup, recall at the threshold, memory.
+def brute_force_truth(
+    rows: NDArray[np.float32], queries: NDArray[np.float32]
+) -> tuple[NDArray[np.intp], NDArray[np.float32]]:
+    """Each query's nearest row and its similarity, by brute force in blocks."""
+    best = np.full(len(queries), -np.inf, dtype=np.float32)
+    where = np.zeros(len(queries), dtype=np.intp)
+    for start in range(0, len(rows), 100_000):
+        similarities = queries @ rows[start : start + 100_000].T
+        block_best = np.argmax(similarities, axis=1)
+        block_max = similarities[np.arange(len(queries)), block_best]
+        better = block_max > best
+        best[better] = block_max[better]
+        where[better] = block_best[better] + start
+    return where, best
 
-    Lookup time is given twice: wall-clock median, and the median CPU time of the calling
-    thread, which on a shared machine leaves out the time other processes held the core.
+
+def _rss() -> int:
+    pages = int(Path("/proc/self/statm").read_text(encoding="ascii").split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def filled_cache(
+    rows: NDArray[np.float32], ann: AnnConfig | None
+) -> tuple[SemanticCache, list[CacheKey], float]:
+    """A cache holding `rows` under keys n = 0.., its keys, and its RSS growth in bytes."""
+    before = _rss()
+    cache = SemanticCache(SemanticCacheConfig(maxsize=len(rows), ann=ann))
+    keys = [make_key("discovery", "1", "acme", {"n": n}) for n in range(len(rows))]
+    for key, row in zip(keys, rows, strict=True):
+        cache.put(key, row, "search")
+    return cache, keys, float(_rss() - before)
+
+
+def timed_lookups(
+    cache: SemanticCache, queries: NDArray[np.float32], threshold: float
+) -> tuple[float, float, list[SemanticMatch | None]]:
+    """Median wall and CPU seconds per `cache.search` (the public path), and the answers."""
+    query_key = make_key("discovery", "1", "acme", {"n": -1})
+    wall = []
+    cpu = []
+    answers = []
+    for query in queries:
+        start = time.perf_counter()
+        start_cpu = time.thread_time()
+        answers.append(cache.search(query_key, query, threshold))
+        cpu.append(time.thread_time() - start_cpu)
+        wall.append(time.perf_counter() - start)
+    return statistics.median(wall), statistics.median(cpu), answers
+
+
+def ann_rows(table: Table, sizes: list[int], dtypes: list[str], repeats: int) -> None:
+    """The sketch-filtered store through `SemanticCache.search`: time, recall, memory.
+
+    Queries are perturbed copies of stored vectors at similarity 0.85, 0.9 and 0.95, each
+    searched at a threshold 0.02 below its similarity; recall is the share of the queries
+    brute force answers (its nearest entry reaches the threshold) that the cache answers
+    with the same entry. Times are per run the median over the queries; each group runs
+    `repeats` times and the table gives the best and the median of those runs, wall clock
+    and CPU time of the calling thread (which leaves out time other processes held the core
+    on this shared machine). Below 0.9 the first pass reads 128 sketch bits, else 64.
     """
     rng = np.random.default_rng(1)
     for size in sizes:
         rows = unit_rows(size, rng)
         picks = rng.integers(0, size, 300)
-        for dtype in dtypes:
+        groups = [(s, perturbed(rows[picks[n::3]], s, rng)) for n, s in enumerate(SIMILARITIES)]
+        truths = [brute_force_truth(rows, queries) for _, queries in groups]
+        for position, dtype in enumerate(dtypes):
             start = time.perf_counter()
-            graph = HnswVectors.build(
-                AnnConfig(dtype=dtype),  # type: ignore[arg-type]
-                np.arange(size, dtype=np.uint64),
-                rows,
-            )
-            build = time.perf_counter() - start
-            samples = []
-            cpu = []
-            recalls = []
-            for similarity in (0.95, 0.97, 0.99):
-                # Threshold just under the pair's similarity: brute force always hits the
-                # source row, so recall is the share of those hits the graph also makes.
-                threshold = similarity - 0.02
-                queries = perturbed(rows[picks], similarity, rng)
-                found = 0
-                for query, source in zip(queries, picks, strict=True):
-                    start = time.perf_counter()
-                    start_cpu = time.thread_time()
-                    label, score = graph.nearest(query)
-                    cpu.append(time.thread_time() - start_cpu)
-                    samples.append(time.perf_counter() - start)
-                    found += label == source and score >= threshold
-                recalls.append(found / len(picks))
-            per_million = graph.memory_bytes / size * 1e6
+            cache, keys, grown = filled_cache(rows, AnnConfig(dtype=dtype))  # type: ignore[arg-type]
+            fill = time.perf_counter() - start
+            stored = SketchRows(DIMENSION, dtype=dtype, miss_rate=DEFAULT_MISS_RATE)  # type: ignore[arg-type]
             target = {100_000: "< 1 ms", 1_000_000: "< 2 ms"}.get(size, "")
-            table.add_row(
-                f"HNSW {dtype} lookup, {size:,}",
-                _us(statistics.median(samples)),
-                target,
-                f"CPU {_us(statistics.median(cpu))}; p99 {_us(float(np.percentile(samples, 99)))};"
-                " recall"
-                f" {'/'.join(f'{r:.3f}' for r in recalls)} at sim 0.95/0.97/0.99;"
-                f" {per_million / 2**30:.2f} GiB per 1M; build {build:.0f} s",
-            )
+            for group, ((similarity, queries), (where, best)) in enumerate(
+                zip(groups, truths, strict=True)
+            ):
+                threshold = round(similarity - 0.02, 2)
+                runs = [timed_lookups(cache, queries, threshold) for _ in range(repeats)]
+                walls = [run[0] for run in runs]
+                cpus = [run[1] for run in runs]
+                recall = _recall(runs[0][2], [keys[n] for n in where], best, threshold)
+                table.add_row(
+                    f"sketch {dtype} lookup, {size:,}, threshold {threshold}",
+                    f"{_us(min(walls))} / {_us(statistics.median(walls))}",
+                    target,
+                    f"CPU {_us(min(cpus))} / {_us(statistics.median(cpus))} (best / median of"
+                    f" {repeats}); recall {recall:.3f} on copies at {similarity}"
+                    + (
+                        f"; vectors + sketches {stored.bytes_per_row * 1e6 / 2**30:.2f} GiB"
+                        f" per 1M; fill {fill:.0f} s"
+                        if group == 0
+                        else ""
+                    )
+                    + (
+                        f"; whole cache RSS {grown / size * 1e6 / 2**30:.2f} GiB per 1M"
+                        if group == 0 and position == 0
+                        else ""
+                    ),
+                )
+            del cache
+
+
+def hnsw_rows(table: Table, sizes: list[int], repeats: int) -> None:
+    """The design the sketch store replaced: a usearch HNSW graph (`pip install usearch`).
+
+    The same random vectors and perturbed queries as `ann_rows`; the graph alone (no cache
+    around it), built on two threads, searched on one, at two search breadths.
+    """
+    try:
+        # Optional: only this comparison needs it.
+        from usearch.index import Index
+    except ImportError:
+        table.add_row("HNSW comparison", "skipped", "", "pip install usearch")
+        return
+    rng = np.random.default_rng(1)
+    for size in sizes:
+        rows = unit_rows(size, rng)
+        picks = rng.integers(0, size, 300)
+        groups = [(s, perturbed(rows[picks[n::3]], s, rng)) for n, s in enumerate(SIMILARITIES)]
+        for dtype in ("f32", "i8"):
+            start = time.perf_counter()
+            index = Index(ndim=DIMENSION, metric="cos", dtype=dtype, expansion_add=128)
+            index.add(np.arange(size, dtype=np.uint64), rows, threads=2)
+            build = time.perf_counter() - start
+            for expansion in (64, 256):
+                index.expansion_search = expansion
+                cpus = []
+                found = 0
+                for run in range(repeats):
+                    samples = []
+                    for n, (_, queries) in enumerate(groups):
+                        for query, source in zip(queries, picks[n::3], strict=True):
+                            start_cpu = time.thread_time()
+                            label = int(index.search(query, 1, threads=1).keys[0])
+                            samples.append(time.thread_time() - start_cpu)
+                            found += run == 0 and label == source
+                    cpus.append(statistics.median(samples))
+                table.add_row(
+                    f"HNSW (usearch) {dtype}, {size:,}, {expansion} candidates",
+                    "",
+                    "",
+                    f"CPU {_us(min(cpus))} / {_us(statistics.median(cpus))} (best / median of"
+                    f" {repeats}); recall {found / len(picks):.3f} over sim"
+                    f" {'/'.join(str(s) for s in SIMILARITIES)}; build {build:.0f} s",
+                )
+
+
+def _recall(
+    answers: list[SemanticMatch | None],
+    truth: list[CacheKey],
+    best: NDArray[np.float32],
+    threshold: float,
+) -> float:
+    """Of the queries brute force answers, the share answered with the same entry."""
+    answered = best >= threshold
+    same = np.array(
+        [
+            answer is not None and answer.key == key
+            for answer, key in zip(answers, truth, strict=True)
+        ]
+    )
+    return float(np.sum(same & answered) / max(1, int(np.sum(answered))))
+
+
+def switch_rows(table: Table, sizes: list[int], repeats: int) -> None:
+    """Brute force against the sketch store at small sizes: where the switch pays."""
+    rng = np.random.default_rng(2)
+    for size in sizes:
+        rows = unit_rows(size, rng)
+        queries = perturbed(rows[rng.integers(0, size, 200)], 0.9, rng)
+        cells = []
+        for ann in (None, AnnConfig(min_entries=2)):
+            cache, _, _ = filled_cache(rows, ann)
+            cpus = [timed_lookups(cache, queries, 0.88)[1] for _ in range(repeats)]
+            cells.append(f"{_us(min(cpus))} / {_us(statistics.median(cpus))}")
+        table.add_row(
+            f"switch: brute force vs sketch, {size:,}",
+            "",
+            "",
+            f"CPU {cells[0]} vs {cells[1]} (best / median of {repeats})",
+        )
 
 
 def labelled_pair_rows(table: Table) -> None:
@@ -207,24 +351,30 @@ def labelled_pair_rows(table: Table) -> None:
     rows = embedder.encode(stored)
     queries = embedder.encode([pair[2] for pair in pairs])
     threshold = CacheOptions().threshold
-    exact = queries @ rows.T
-    truth = np.argmax(exact, axis=1)
-    answered = np.max(exact, axis=1) >= threshold
+    where, best = brute_force_truth(rows, queries)
+    answered = best >= threshold - SIMILARITY_TOLERANCE
     for dtype in ("f32", "f16", "i8"):
-        graph = HnswVectors.build(
-            AnnConfig(dtype=dtype), np.arange(len(stored), dtype=np.uint64), rows
+        index: SemanticIndex[int] = SemanticIndex(
+            SemanticIndexConfig(ann=AnnConfig(min_entries=2, dtype=dtype))  # type: ignore[arg-type]
         )
+        for n, row in enumerate(rows):
+            index.insert(n, row, partition="p", namespace="n")
         found = 0
-        for query, expected, hit in zip(queries, truth, answered, strict=True):
-            if hit:
-                label, score = graph.nearest(query)
-                found += label == expected and score >= threshold
+        extra = 0
+        for query, expected, top, hit in zip(queries, where, best, answered, strict=True):
+            match = index.lookup("p", query, threshold)
+            found += (
+                bool(hit)
+                and match is not None
+                and (match.id == expected or query @ rows[match.id] >= top - SIMILARITY_TOLERANCE)
+            )
+            extra += not hit and match is not None
         table.add_row(
-            f"HNSW {dtype} recall, labelled pairs",
+            f"sketch {dtype} recall, labelled pairs",
             f"{found / answered.sum():.3f}",
             ">= 0.99",
             f"{answered.sum()} brute-force hits at {threshold} among {len(pairs)} queries,"
-            f" {len(stored)} entries",
+            f" {len(stored)} entries; {extra} hits brute force does not make",
         )
 
 
@@ -234,11 +384,19 @@ def _us(seconds: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--million", action="store_true", help="add the 1M-entry graph")
-    parser.add_argument("--ann-only", action="store_true", help="only the HNSW rows")
-    parser.add_argument("--dtypes", default="f32,f16,i8", help="HNSW dtypes to measure")
+    parser.add_argument("--ann-only", action="store_true", help="only the approximate rows")
+    parser.add_argument("--dtypes", default="f32,f16,i8", help="storage dtypes to measure")
     parser.add_argument(
-        "--ann-sizes", default="10000,100000", help="comma-separated HNSW sizes (default 10k,100k)"
+        "--size",
+        default="100000",
+        help="comma-separated sizes of the approximate rows (1000000: about 3 min a dtype)",
+    )
+    parser.add_argument(
+        "--switch-sizes", default="1000,2000,4000,8000,16000", help="sizes of the switch rows"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per row")
+    parser.add_argument(
+        "--compare-hnsw", action="store_true", help="add usearch HNSW graphs at --size"
     )
     args = parser.parse_args()
     bandwidth = copy_bandwidth()
@@ -252,13 +410,19 @@ def main() -> None:
         semantic_rows(table, bandwidth)
     if ann_available():
         labelled_pair_rows(table)
-        sizes = [int(size) for size in args.ann_sizes.split(",")]
-        ann_rows(table, sizes + ([1_000_000] if args.million else []), args.dtypes.split(","))
+        switch_rows(
+            table, [int(size) for size in args.switch_sizes.split(",") if size], args.repeats
+        )
+        sizes = [int(size) for size in args.size.split(",")]
+        ann_rows(table, sizes, args.dtypes.split(","), args.repeats)
+        if args.compare_hnsw:
+            hnsw_rows(table, sizes, args.repeats)
     else:
-        table.add_row("HNSW rows", "skipped", "", "pip install 'specroute[ann]'")
+        table.add_row("approximate rows", "skipped", "", "needs numpy >= 2.0 (specroute[ann])")
     console = Console()
     console.print(table)
     console.print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
+    console.print(f"load average at the end: {os.getloadavg()}")
     console.print(
         f"memory bandwidth (numpy copy, read + write): {bandwidth / 1e9:.1f} GB/s;"
         f" a lookup's floor is its n x {DIMENSION} float32 matrix read at that rate."

@@ -1,44 +1,91 @@
-"""`AnnConfig` and the HNSW graph a large partition switches to (extra `specroute[ann]`).
+"""`AnnConfig` and the sketch-filtered store a large partition switches to.
 
-A brute-force lookup reads every stored vector, so its time grows with the partition.
-Past `AnnConfig.min_entries` a partition moves its vectors into an HNSW graph (usearch),
-whose lookup time grows with the logarithm of the size. Measured on this project's
-shared 2-core machine (CPU time per lookup, 384 dimensions, random unit vectors, ef 64):
-faiss-cpu 310 µs and hnswlib 370 µs at 10k entries, usearch 970 µs (float32), 655 µs
-(float16) and 420 µs (8-bit). usearch was chosen all the same because it is the one of the
-three that both removes an entry in place (a full cache removes one per insert; faiss's
-HNSW cannot remove) and stores vectors as float16 or 8-bit integers (hnswlib keeps float32:
-1.5 GB per million vectors before its links). Without usearch installed, every partition
-stays brute force: slower past the switch size, never wrong.
+A brute-force lookup reads every stored float32 vector (1,536 bytes at 384 dimensions), so
+its time grows with the partition: 13-23 ms at 100k entries on the shared 2-core machine.
+Past `AnnConfig.min_entries` a partition keeps, beside each vector, a 256-bit sign sketch
+(Charikar's SimHash: bit j is whether the vector lies on the positive side of random
+hyperplane j). Two unit vectors at angle θ differ in each bit with probability θ/π
+whatever the data (Charikar 2002, after Goemans-Williamson), so the number of differing
+bits is binomial and a bound on it keeps every entry at or above the threshold with a
+stated probability. A lookup:
+
+1. counts differing bits over the first 64 or 128 bits of every sketch (numpy, 8 or 16
+   bytes an entry rather than 1,536) and keeps the entries within the bound;
+2. counts them over all 256 bits for those survivors and keeps those within the bound;
+3. computes the exact cosine similarity of the few left from the stored vectors and takes
+   the best, so a hit's similarity, and so the threshold decision, is that of the stored
+   vector, never of the sketch.
+
+Each bound is the least count that an entry exactly at the threshold exceeds with
+probability at most `miss_rate / 2`, so of the entries brute force would answer, at most
+`miss_rate` (1e-4 by default) are missed, fewer the farther above the threshold they are.
+
+Tried first, on the same machine (random 384-dimensional unit vectors, perturbed copies at
+similarity 0.85/0.9/0.95 as queries, CPU time per lookup): usearch HNSW graphs, the
+previous design. At 20k entries a float32 graph took 1.5-2.7 ms (connectivity 16-32,
+64 candidates) and a 8-bit one 0.5 ms at recall 0.96-0.99; a graph over 384-bit sign codes
+0.25 ms at recall 0.997-1.0; at 100k the binary graph needed 384 candidates for recall
+0.957-0.997 in 2.9 ms, and building it took 3 minutes (the float32 graph at 20k: 1-2
+minutes). Random high-dimensional vectors give HNSW no structure to navigate, and the
+threshold leaves a sketch filter little to keep: at 100k the sketch store answers in
+0.22-0.54 ms (best of 5 runs, every dtype and threshold) with recall 1.000 and switches on
+with no build. At 1M it takes 1.7-3.3 ms from threshold 0.9 (under the 2 ms target only on
+an idle machine) and 3.2-5.4 ms below, where the first pass reads 128 bits: it makes four
+numpy passes (xor, bit count, compare, index) over 8-16 MB of sketches, where a fused
+compiled kernel would make one. faiss-cpu was not tried again: its HNSW cannot remove an
+entry, and a full cache removes one per insert.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
+import math
+import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
+import numpy as np
 
 from ._errors import CacheConfigError
 from ._validators import at_least
 
 if TYPE_CHECKING:
-    import numpy as np
     from numpy.typing import NDArray
 
-__all__ = ["DEFAULT_ANN_MIN_ENTRIES", "AnnConfig", "HnswVectors", "ann_available", "expansion_for"]
+__all__ = [
+    "DEFAULT_ANN_MIN_ENTRIES",
+    "DEFAULT_MISS_RATE",
+    "AnnConfig",
+    "SketchRows",
+    "ann_available",
+    "bits_bound",
+]
 
-# Where the graph clearly beats brute force (CPU time per lookup on the shared 2-core
-# machine, graph vs float32 matrix: about equal at 5k entries, 1.2 vs 1.5 ms at 10k, 1.2-1.4
-# vs 3.0 ms at 20k). Above the default `maxsize` of 10,000, so a default cache stays exact.
-DEFAULT_ANN_MIN_ENTRIES = 20_000
-# Candidates searched: 64 kept recall 1.000 up to 20k random vectors, 256 was needed at 100k.
-_MIN_EXPANSION = 64
-_MAX_EXPANSION = 512
-
+# Where the sketch store becomes faster than brute force (bench/cache.py, "switch" rows,
+# median CPU per lookup in two runs at load 5-10: brute force 119-129 µs against the
+# sketches' 144-149 at 1,000 entries, 175-410 against 163-185 at 2,000, 346-638 against
+# 157-172 at 4,000, 1,432 against 180 at 8,000).
+DEFAULT_ANN_MIN_ENTRIES = 2_000
+DEFAULT_MISS_RATE = 1e-4
+# 256 sketch bits: at threshold 0.83 an entry at the threshold differs in about 48 of them
+# and an unrelated one in 128, so the second pass leaves almost only true neighbours.
+_WORDS = 4
+_BITS = 64 * _WORDS
+# The first pass reads 64 bits an entry where that lets through at most this share of
+# unrelated (orthogonal) entries, else 128: at threshold 0.83, 64 bits let 5% through and
+# the second pass over them cost more than a wider first pass (0.9 against 0.5 ms at 100k);
+# at 0.93, 0.06% (0.3 against 0.5 ms).
+_NARROW_PASS_SHARE = 0.002
+# The hyperplanes are drawn from a fixed seed, so every process sketches alike.
+_PLANES_SEED = 20_150_415
+_INITIAL_ROWS = 1_024
+# Entries per block of the first pass: 256 KiB of words, within a core's L2 cache.
+_BLOCK = 32_768
+_CODE_CHUNK = 65_536
 
 _DTYPES = ("f32", "f16", "i8")
+_NUMPY_DTYPES = {"f32": np.float32, "f16": np.float16, "i8": np.int8}
+_HNSW_SETTINGS = ("connectivity", "expansion_add", "expansion_search")
 
 
 def _one_of_dtypes(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -48,116 +95,248 @@ def _one_of_dtypes(instance: object, attribute: attrs.Attribute[Any], value: obj
         )
 
 
+def _probability(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, float | int) or isinstance(value, bool) or not 0 < value < 1:
+        raise CacheConfigError(f"`{attribute.name}` must be in (0, 1), got {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class AnnConfig:
-    """When a partition of the semantic cache switches from brute force to an HNSW graph.
+    """When a partition of the semantic cache leaves brute force, and how it stores vectors.
 
-    A lookup in the graph is approximate: it can miss the entry brute force finds. Measured
-    by `bench/cache.py` with the defaults (connectivity 16, expansion 128 to add and 64 to
-    search):
+    Past `min_entries` a lookup filters the partition by 256-bit sign sketches and computes
+    exact similarities only for the entries the filter keeps (see the module `_ann`). It is
+    approximate only in what it may skip: an entry at the threshold is skipped with
+    probability at most `miss_rate`. Measured by `bench/cache.py` (random 384-dimensional
+    vectors, queries at similarity 0.85/0.9/0.95, threshold 0.02 below): recall 1.000 at
+    100k entries with every dtype and at 1M with `"f32"` and `"i8"`. On the labelled pairs
+    at 0.95: 1.000 with `"f32"` and `"f16"`, 0.966 with `"i8"` (which also made 32 hits
+    brute force does not: its rounding moves pairs across the threshold).
 
-    - Labelled pairs (HashingEmbedder, threshold 0.95): of the queries brute force answers,
-      the graph gives the same answer for 99.7% with `"f32"` (two runs), 98.9% and 99.7%
-      with `"f16"` (two runs: a graph built on several threads differs run to run), 98.2%
-      with `"i8"` (two runs). Smaller storage rounds the similarity (about 1e-3 for
-      float16, 1e-2 for 8-bit), so pairs that close to the threshold fall either side of
-      it: that is what float16 and 8-bit cost, and why `"f32"` is the default.
-    - Perturbed copies of random 384-dimensional unit vectors (similarity 0.95-0.99 to
-      their source, threshold 0.02 below; random vectors are the hardest case for HNSW):
-      with 64 candidates searched, recall 0.993-1.000 at 10k and 20k entries but 0.87 at 100k;
-      at 100k, 128 candidates gave 0.973, 256 gave 0.997 and 512 gave 1.000, each doubling
-      the lookup's time. So by default the candidates grow with the graph (see
-      `expansion_search`).
-
-    Memory per million entries of 384 dimensions (usearch's own count at 100k entries,
-    vectors plus links): about 0.8 GiB for `"i8"`, 1.4 GiB for `"f16"`, and 2.1 GiB for
-    `"f32"` (estimated as float16 plus the 0.7 GiB of wider vectors). The index's ids and
-    recency order add Python objects per entry on top.
+    Memory per million entries of 384 dimensions: 1.46 GiB for `"f32"` (1,536 bytes of
+    vector and 32 of sketch each), 0.75 GiB for `"f16"` and 0.39 GiB for `"i8"` (one float32
+    scale per row), plus the ids and recency order of the index.
 
     Args:
-        min_entries: Entries at which a partition switches to the graph; it stays in the
-            graph until it empties.
-        dtype: How the graph stores vectors: `"f32"` (1,536 bytes each at 384 dimensions),
-            `"f16"` (768 bytes) or `"i8"` (384 bytes).
-        connectivity: Links per node in the graph (HNSW's M).
-        expansion_add: Candidates examined while inserting (HNSW's efConstruction).
-        expansion_search: Candidates examined while searching (HNSW's ef): more is slower
-            and finds the true nearest entry more often. `None` (the default): 64 per
-            25,000 entries in the graph, at least 64 and at most 512, so 256 at 100k.
+        min_entries: Entries at which a partition switches from brute force; it keeps the
+            sketches until it empties.
+        dtype: How vectors are stored once switched: `"f32"` (exact), `"f16"` (similarity
+            within about 1e-3) or `"i8"` (within about 1e-2, one scale per row). The
+            rounding only matters for entries that close to the threshold.
+        miss_rate: The largest expected share (over the random hyperplanes) of entries
+            exactly at the threshold that the sketch filter skips, in (0, 1).
+        connectivity: Deprecated and ignored (the HNSW graph is gone); warns when set.
+        expansion_add: Deprecated and ignored; warns when set.
+        expansion_search: Deprecated and ignored; warns when set.
     """
 
     min_entries: int = attrs.field(default=DEFAULT_ANN_MIN_ENTRIES, validator=at_least(2))
     dtype: Literal["f32", "f16", "i8"] = attrs.field(default="f32", validator=_one_of_dtypes)
-    connectivity: int = attrs.field(default=16, validator=at_least(2))
-    expansion_add: int = attrs.field(default=128, validator=at_least(1))
+    miss_rate: float = attrs.field(default=DEFAULT_MISS_RATE, validator=_probability)
+    connectivity: int | None = attrs.field(default=None, validator=at_least(2))
+    expansion_add: int | None = attrs.field(default=None, validator=at_least(1))
     expansion_search: int | None = attrs.field(default=None, validator=at_least(1))
 
-
-@functools.cache
-def _usearch_index() -> Any:
-    # Cached: a failed import is retried in full each time, and this runs on inserts.
-    try:
-        return importlib.import_module("usearch.index")
-    except ImportError:
-        return None
-
-
-def expansion_for(entries: int) -> int:
-    """The candidates a search examines by default in a graph of `entries` entries."""
-    return min(_MAX_EXPANSION, max(_MIN_EXPANSION, _MIN_EXPANSION * entries // 25_000))
+    def __attrs_post_init__(self) -> None:
+        for name in _HNSW_SETTINGS:
+            if getattr(self, name) is not None:
+                warnings.warn(
+                    f"`AnnConfig({name}=...)` is ignored: the HNSW graph gave way to sketch"
+                    " filtering, which has no graph to tune; drop the argument",
+                    DeprecationWarning,
+                    stacklevel=3,
+                )
 
 
 def ann_available() -> bool:
-    """Whether the `ann` extra (usearch) is installed, so large partitions use HNSW.
+    """Whether large partitions can leave brute force (numpy 2's `bitwise_count`).
 
     Returns:
-        `True` if `usearch` imports.
+        `True` if numpy has `bitwise_count` (numpy >= 2.0, the `ann` extra).
     """
-    return _usearch_index() is not None
+    return hasattr(np, "bitwise_count")
+
+
+@functools.lru_cache(maxsize=256)
+def bits_bound(bits: int, threshold: float, miss: float) -> int:
+    """The least count of differing sketch bits that a vector at `threshold` exceeds with
+    probability at most `miss` (binomial in `bits` with p = angle / pi)."""
+    p = math.acos(max(-1.0, min(1.0, threshold))) / math.pi
+    total = 0.0
+    for count in range(bits + 1):
+        total += math.comb(bits, count) * p**count * (1 - p) ** (bits - count)
+        if total >= 1 - miss:
+            return count
+    return bits
+
+
+@functools.lru_cache(maxsize=256)
+def _first_pass_words(threshold: float, miss: float) -> int:
+    """1 or 2: the 64-bit words the first pass reads at `threshold` (`_NARROW_PASS_SHARE`)."""
+    bound = bits_bound(64, threshold, miss)
+    unrelated = sum(math.comb(64, count) for count in range(bound + 1)) / 2**64
+    return 1 if unrelated <= _NARROW_PASS_SHARE else 2
+
+
+@functools.cache
+def _planes(dim: int) -> NDArray[np.float32]:
+    return np.random.default_rng(_PLANES_SEED).standard_normal((dim, _BITS), dtype=np.float32)
 
 
 @attrs.define(eq=False)
-class HnswVectors:
-    """Normalized vectors under integer labels in a usearch HNSW graph (cosine metric)."""
+class SketchRows:
+    """Rows 0..n-1 of stored vectors with their sign sketches; removal moves the last row.
 
-    _index: Any
-    # `None`: scaled with the graph's size by `expansion_for`.
-    _expansion: int | None = None
+    Requires `ann_available()`. Rows are unit float32 vectors on the way in. Lookups share
+    scratch buffers, so one store serves one thread at a time (as the whole index does).
+    """
+
+    dim: int
+    _dtype: Literal["f32", "f16", "i8"] = attrs.field(alias="dtype")
+    _miss_rate: float = attrs.field(alias="miss_rate")
+    _size: int = attrs.field(init=False, default=0)
+    _store: NDArray[Any] = attrs.field(init=False)
+    # int8 rows are the vector times 127 / its largest component; this is that divisor.
+    _scales: NDArray[np.float32] = attrs.field(init=False)
+    # Word-major: one pass reads one contiguous array of 64-bit words.
+    _codes: NDArray[np.uint64] = attrs.field(init=False)
+    _scratch_words: NDArray[np.uint64] = attrs.field(
+        init=False, factory=lambda: np.empty(_BLOCK, dtype=np.uint64)
+    )
+    _scratch_counts: NDArray[np.uint8] = attrs.field(
+        init=False, factory=lambda: np.empty(_BLOCK, dtype=np.uint8)
+    )
+    _scratch_second: NDArray[np.uint8] = attrs.field(
+        init=False, factory=lambda: np.empty(_BLOCK, dtype=np.uint8)
+    )
+
+    def __attrs_post_init__(self) -> None:
+        self._store = np.empty((_INITIAL_ROWS, self.dim), dtype=_NUMPY_DTYPES[self._dtype])
+        self._scales = np.empty(_INITIAL_ROWS, dtype=np.float32)
+        self._codes = np.empty((_WORDS, _INITIAL_ROWS), dtype=np.uint64)
 
     @classmethod
-    def build(
-        cls, config: AnnConfig, labels: NDArray[np.uint64], rows: NDArray[np.float32]
-    ) -> HnswVectors:
-        """A graph holding `rows` under `labels`; requires `ann_available()`."""
-        module = _usearch_index()
-        index = module.Index(
-            ndim=int(rows.shape[1]),
-            metric="cos",
-            dtype=config.dtype,
-            connectivity=config.connectivity,
-            expansion_add=config.expansion_add,
-            expansion_search=config.expansion_search or _MIN_EXPANSION,
-        )
-        if len(labels):
-            index.add(labels, rows)
-        return cls(index, config.expansion_search)
+    def of(cls, rows: NDArray[np.float32], config: AnnConfig) -> SketchRows:
+        """A store holding `rows` (unit float32) in order, as `config` says."""
+        store = cls(int(rows.shape[1]), dtype=config.dtype, miss_rate=config.miss_rate)
+        store._reserve(len(rows))
+        for start in range(0, len(rows), _CODE_CHUNK):
+            block = rows[start : start + _CODE_CHUNK]
+            store._write(start, block)
+        store._size = len(rows)
+        return store
 
     def __len__(self) -> int:
-        return len(self._index)
-
-    def add(self, label: int, row: NDArray[np.float32]) -> None:
-        self._index.add(label, row, threads=1)
-
-    def remove(self, label: int) -> None:
-        self._index.remove(label)
-
-    def nearest(self, query: NDArray[np.float32]) -> tuple[int, float]:
-        """The label of the nearest vector and its cosine similarity (graph not empty)."""
-        if self._expansion is None:
-            self._index.expansion_search = expansion_for(len(self._index))
-        matches = self._index.search(query, 1, threads=1)
-        return int(matches.keys[0]), 1.0 - float(matches.distances[0])
+        return self._size
 
     @property
-    def memory_bytes(self) -> int:
-        return int(self._index.memory_usage)
+    def bytes_per_row(self) -> int:
+        """Stored bytes per row: vector, scale and sketch."""
+        return int(self._store.itemsize * self.dim + self._scales.itemsize + 8 * _WORDS)
+
+    def append(self, row: NDArray[np.float32]) -> None:
+        self._reserve(self._size + 1)
+        self._write(self._size, row.reshape(1, -1))
+        self._size += 1
+
+    def replace(self, index: int, row: NDArray[np.float32]) -> None:
+        self._write(index, row.reshape(1, -1))
+
+    def remove(self, index: int) -> None:
+        """Drop row `index`, moving the last row into its place."""
+        last = self._size - 1
+        if index != last:
+            self._store[index] = self._store[last]
+            self._scales[index] = self._scales[last]
+            self._codes[:, index] = self._codes[:, last]
+        self._size = last
+
+    def row(self, index: int) -> NDArray[np.float32]:
+        """Row `index` as stored, widened to float32."""
+        return self._widened(np.array([index])).reshape(-1)
+
+    def nearest(self, query: NDArray[np.float32], threshold: float) -> tuple[int, float] | None:
+        """The row nearest to `query` among those the sketches keep at `threshold`, with
+        its similarity from the stored vector; `None` if none of them reaches `threshold`."""
+        size = self._size
+        if not size:
+            return None
+        code = np.packbits(query @ _planes(self.dim) > 0, bitorder="little").view(np.uint64)
+        half = self._miss_rate / 2
+        words = _first_pass_words(threshold, half)
+        kept = self._first_pass(code, words, bits_bound(64 * words, threshold, half))
+        if not len(kept):
+            return None
+        full = np.zeros(len(kept), dtype=np.uint16)
+        for word in range(_WORDS):
+            full += _differing(self._codes[word, kept], code[word])
+        kept = kept[full <= bits_bound(_BITS, threshold, half)]
+        if not len(kept):
+            return None
+        similarities = self._widened(kept) @ query
+        best = int(np.argmax(similarities))
+        if similarities[best] < threshold:
+            return None
+        return int(kept[best]), float(similarities[best])
+
+    def _first_pass(self, code: NDArray[np.uint64], words: int, bound: int) -> NDArray[np.intp]:
+        # Block by block, so the temporaries stay in the CPU cache and only the sketches
+        # come from memory (at 1M entries a third less time than whole-array passes).
+        xored = self._scratch_words
+        counts = self._scratch_counts
+        second = self._scratch_second
+        kept = []
+        for start in range(0, self._size, _BLOCK):
+            end = min(self._size, start + _BLOCK)
+            rows = end - start
+            np.bitwise_xor(self._codes[0, start:end], code[0], out=xored[:rows])
+            np.bitwise_count(xored[:rows], out=counts[:rows])
+            if words == 2:
+                np.bitwise_xor(self._codes[1, start:end], code[1], out=xored[:rows])
+                np.bitwise_count(xored[:rows], out=second[:rows])
+                np.add(counts[:rows], second[:rows], out=counts[:rows])
+            found = np.flatnonzero(counts[:rows] <= bound)
+            if len(found):
+                kept.append(found + start)
+        return np.concatenate(kept) if kept else np.empty(0, dtype=np.intp)
+
+    def _widened(self, rows: NDArray[np.intp]) -> NDArray[np.float32]:
+        stored = self._store[rows].astype(np.float32)
+        if self._dtype == "i8":
+            stored *= self._scales[rows, None]
+        return stored
+
+    def _write(self, start: int, rows: NDArray[np.float32]) -> None:
+        end = start + len(rows)
+        if self._dtype == "i8":
+            scales = np.max(np.abs(rows), axis=1) / np.float32(127)
+            self._scales[start:end] = scales
+            self._store[start:end] = np.rint(rows / scales[:, None])
+        else:
+            self._store[start:end] = rows
+        self._codes[:, start:end] = _sketch(rows)
+
+    def _reserve(self, rows: int) -> None:
+        capacity = self._store.shape[0]
+        if rows <= capacity:
+            return
+        capacity = max(rows, 2 * capacity)
+        store = np.empty((capacity, self.dim), dtype=self._store.dtype)
+        store[: self._size] = self._store[: self._size]
+        scales = np.empty(capacity, dtype=np.float32)
+        scales[: self._size] = self._scales[: self._size]
+        codes = np.empty((_WORDS, capacity), dtype=np.uint64)
+        codes[:, : self._size] = self._codes[:, : self._size]
+        self._store, self._scales, self._codes = store, scales, codes
+
+
+def _sketch(rows: NDArray[np.float32]) -> NDArray[np.uint64]:
+    """Word-major sign sketches of `rows`: shape (`_WORDS`, rows)."""
+    bits = (rows @ _planes(rows.shape[1])) > 0
+    packed = np.packbits(bits, axis=1, bitorder="little")
+    return np.ascontiguousarray(packed.view(np.uint64).T)
+
+
+def _differing(words: NDArray[np.uint64], word: np.uint64) -> NDArray[np.uint8]:
+    counted: NDArray[np.uint8] = np.bitwise_count(np.bitwise_xor(words, word))
+    return counted

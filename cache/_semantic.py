@@ -2,8 +2,8 @@
 
 The vectors live in a `SemanticIndex` (ids are the entries' `CacheKey`s), one partition per
 key `partition` (step identity, version, dependencies, namespace): brute force over a dense
-float32 matrix for small partitions, an HNSW graph past `AnnConfig.min_entries` when the
-`ann` extra is installed. This module adds the values, copied in and out, and the counters.
+float32 matrix for small partitions, sketch filtering past `AnnConfig.min_entries` (numpy
+>= 2.0, the `ann` extra). This module adds the values, copied in and out, and the counters.
 A semantic hit is a guess that another request meant the same thing: see `CacheOptions` for
 how often such guesses were right on the labelled pairs the tests ship.
 """
@@ -50,8 +50,8 @@ class SemanticCacheConfig(SemanticIndexConfig):
             share (`maxsize` divided by the namespaces holding entries).
         namespace_maxsize: Most entries of any one namespace (`None`: only the fair share
             limits it); past it, that namespace's least recently used entry goes.
-        ann: When a partition switches from brute force to an approximate HNSW graph
-            (`None`: never); used only with the `ann` extra (usearch) installed.
+        ann: When a partition switches from brute force to approximate sketch filtering
+            (`None`: never); used only with numpy >= 2.0 (the `ann` extra).
     """
 
 
@@ -83,7 +83,7 @@ class SemanticCacheStatistics:
         stores: Results stored.
         evictions: Entries dropped to make room (over the whole cache, or past a
             namespace's own bound).
-        approximate_partitions: Partitions searched through an HNSW graph.
+        approximate_partitions: Partitions searched through sketch filtering.
     """
 
     entries: int
@@ -106,7 +106,7 @@ class SemanticCache:
     thing, not a proof.
 
     Args:
-        config: The bounds on entries and the switch to HNSW.
+        config: The bounds on entries and the switch from brute force.
     """
 
     _config: SemanticCacheConfig = attrs.field(alias="config", factory=SemanticCacheConfig)

@@ -1,14 +1,12 @@
-"""The vectors of one partition: a dense matrix searched by brute force, or an HNSW graph.
+"""The vectors of one partition: a dense matrix searched by brute force, or sketch-filtered.
 
 A partition starts as a normalized float32 matrix, dense from row 0: a lookup is one
 matrix-vector product over exactly the rows that exist (exact, never approximate), and
 removing a row moves the last row into its place, so the matrix never has holes. When it
-reaches `AnnConfig.min_entries` and usearch is installed, it starts an HNSW graph
-(`_ann.py`): new vectors go into the graph, and each insert also moves
-`_MOVED_PER_INSERT` rows from the end of the matrix into it, so no single insert pays for
-building the whole graph (at 20k entries that build took seconds). Until the matrix is
-empty a lookup takes the nearer of the matrix's best row and the graph's answer. The
-partition keeps its graph until it empties.
+reaches `AnnConfig.min_entries` and numpy has `bitwise_count`, the rows move at once into
+a `SketchRows` store (`_ann.py`; at 2,000 rows that takes milliseconds, no build to spread
+over inserts), which keeps the same dense order and the same removal by moving the last
+row. The partition keeps the sketches until it empties.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import attrs
 import numpy as np
 
-from ._ann import HnswVectors, ann_available
+from ._ann import SketchRows, ann_available
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
@@ -32,9 +30,6 @@ __all__ = ["PartitionVectors"]
 K = TypeVar("K", bound="Hashable")
 
 _INITIAL_ROWS = 16
-# Rows moved from the matrix into the graph per insert: a 20k-row matrix empties within
-# 2,500 inserts, while each insert does at most 9 graph insertions.
-_MOVED_PER_INSERT = 8
 
 
 @attrs.define(eq=False)
@@ -43,117 +38,76 @@ class PartitionVectors(Generic[K]):
 
     dim: int
     _ann: AnnConfig | None = attrs.field(alias="ann")
-    _matrix: NDArray[np.float32] | None = attrs.field(init=False, default=None)
+    _matrix: NDArray[np.float32] = attrs.field(init=False)
+    # Row n of the matrix, or of the sketch store once switched, holds `_ids[n]`.
     _ids: list[K] = attrs.field(init=False, factory=list)
     _rows: dict[K, int] = attrs.field(init=False, factory=dict)
-    # The graph's integer labels, used once the partition has switched to HNSW.
-    _graph: HnswVectors | None = attrs.field(init=False, default=None)
-    _labels: dict[K, int] = attrs.field(init=False, factory=dict)
-    _by_label: dict[int, K] = attrs.field(init=False, factory=dict)
-    _next_label: int = attrs.field(init=False, default=0)
+    _sketched: SketchRows | None = attrs.field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         self._matrix = np.empty((_INITIAL_ROWS, self.dim), dtype=np.float32)
 
     def __len__(self) -> int:
-        return len(self._ids) + len(self._labels)
-
-    @property
-    def in_graph(self) -> int:
-        """How many vectors the HNSW graph holds (the rest are still matrix rows)."""
-        return len(self._labels)
+        return len(self._ids)
 
     @property
     def approximate(self) -> bool:
-        """Whether lookups go through the HNSW graph."""
-        return self._graph is not None
+        """Whether lookups go through the sketch filter rather than brute force."""
+        return self._sketched is not None
 
     def set(self, id_: K, row: NDArray[np.float32]) -> None:
-        graph = self._graph
-        if graph is None and self._ann is not None and len(self) >= self._ann.min_entries:
-            graph = self._start_graph(self._ann)
-        if graph is None:
-            self._matrix_set(id_, row)
+        index = self._rows.get(id_)
+        sketched = self._sketched
+        if index is not None:
+            if sketched is None:
+                self._matrix[index] = row
+            else:
+                sketched.replace(index, row)
             return
-        if id_ in self._rows:
-            self._matrix_remove(id_)
-        self._graph_set(graph, id_, row)
-        for _ in range(min(_MOVED_PER_INSERT, len(self._ids))):
-            moved = self._ids[-1]
-            moved_row = self._matrix_rows()[-1].copy()
-            self._matrix_remove(moved)
-            self._graph_set(graph, moved, moved_row)
+        self._rows[id_] = len(self._ids)
+        self._ids.append(id_)
+        if sketched is not None:
+            sketched.append(row)
+            return
+        self._matrix_append(row)
+        ann = self._ann
+        if ann is not None and len(self._ids) >= ann.min_entries and ann_available():
+            self._sketched = SketchRows.of(self._matrix[: len(self._ids)], ann)
+            self._matrix = np.empty((0, self.dim), dtype=np.float32)
 
     def remove(self, id_: K) -> None:
-        if id_ in self._rows:
-            self._matrix_remove(id_)
-            return
-        label = self._labels.pop(id_)
-        del self._by_label[label]
-        assert self._graph is not None
-        self._graph.remove(label)
-
-    def nearest(self, query: NDArray[np.float32]) -> tuple[K, float]:
-        """The nearest id and its cosine similarity; the partition must not be empty."""
-        best: tuple[K, float] | None = None
-        if self._ids:
-            similarities = self._matrix_rows() @ query
-            index = int(np.argmax(similarities))
-            best = self._ids[index], float(similarities[index])
-        if self._graph is not None and self._labels:
-            label, similarity = self._graph.nearest(query)
-            if best is None or similarity > best[1]:
-                best = self._by_label[label], similarity
-        assert best is not None
-        return best
-
-    def _matrix_rows(self) -> NDArray[np.float32]:
-        assert self._matrix is not None
-        return self._matrix[: len(self._ids)]
-
-    def _matrix_set(self, id_: K, row: NDArray[np.float32]) -> None:
-        matrix = self._matrix
-        assert matrix is not None
-        index = self._rows.get(id_)
-        if index is None:
-            index = len(self._ids)
-            if index == matrix.shape[0]:
-                grown = np.empty((2 * index, self.dim), dtype=np.float32)
-                grown[:index] = matrix
-                matrix = self._matrix = grown
-            self._ids.append(id_)
-            self._rows[id_] = index
-        matrix[index] = row
-
-    def _matrix_remove(self, id_: K) -> None:
-        matrix = self._matrix
-        assert matrix is not None
         index = self._rows.pop(id_)
         last = len(self._ids) - 1
         moved = self._ids.pop()
         if index != last:
-            matrix[index] = matrix[last]
             self._ids[index] = moved
             self._rows[moved] = index
-        if not self._ids and self._graph is not None:
-            # Every row is in the graph now: give the matrix's memory back.
-            self._matrix = np.empty((_INITIAL_ROWS, self.dim), dtype=np.float32)
+        if self._sketched is not None:
+            self._sketched.remove(index)
+        elif index != last:
+            self._matrix[index] = self._matrix[last]
 
-    def _graph_set(self, graph: HnswVectors, id_: K, row: NDArray[np.float32]) -> None:
-        old = self._labels.get(id_)
-        if old is not None:
-            # A replaced vector gets a fresh label: usearch keeps one vector per label.
-            del self._by_label[old]
-            graph.remove(old)
-        label = self._next_label
-        self._next_label += 1
-        self._labels[id_] = label
-        self._by_label[label] = id_
-        graph.add(label, row)
+    def nearest(self, query: NDArray[np.float32], threshold: float) -> tuple[K, float] | None:
+        """The nearest id and its cosine similarity, or `None` if none can reach `threshold`.
 
-    def _start_graph(self, ann: AnnConfig) -> HnswVectors | None:
-        if not ann_available():
+        Brute force always returns the nearest row (the caller compares it with the
+        threshold); the sketch filter returns the nearest of the rows it keeps.
+        """
+        if not self._ids:
             return None
-        empty = np.empty((0, self.dim), dtype=np.float32)
-        self._graph = HnswVectors.build(ann, np.empty(0, dtype=np.uint64), empty)
-        return self._graph
+        if self._sketched is not None:
+            found = self._sketched.nearest(query, threshold)
+            if found is None:
+                return None
+            return self._ids[found[0]], found[1]
+        similarities = self._matrix[: len(self._ids)] @ query
+        index = int(np.argmax(similarities))
+        return self._ids[index], float(similarities[index])
+
+    def _matrix_append(self, row: NDArray[np.float32]) -> None:
+        index = len(self._ids) - 1
+        if index == self._matrix.shape[0]:
+            grown = np.empty((2 * index, self.dim), dtype=np.float32)
+            grown[:index] = self._matrix
+            self._matrix = grown
+        self._matrix[index] = row

@@ -1,4 +1,4 @@
-"""Partition vectors: brute force, the switch to HNSW, and recall against brute force."""
+"""Partition vectors: brute force, the switch to sketches, and recall against brute force."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_ann_none_never_switches() -> None:
     assert filled(200, None).approximate_partitions == 0
 
 
-needs_usearch = pytest.mark.skipif(not ann_available(), reason="needs specroute[ann] (usearch)")
+needs_numpy_2 = pytest.mark.skipif(not ann_available(), reason="needs numpy >= 2.0")
 
 
 COUNT = 2000
@@ -56,12 +56,12 @@ def graph_of(dtype: str) -> SemanticIndex[int]:
     return filled(COUNT, AnnConfig(min_entries=100, dtype=dtype))  # type: ignore[arg-type]
 
 
-@needs_usearch
+@needs_numpy_2
 @pytest.mark.parametrize("dtype", ["f32", "f16", "i8"])
 @pytest.mark.parametrize("similarity", [0.95, 0.99])
 def test_recall_against_brute_force_at_the_threshold(dtype: str, similarity: float) -> None:
-    # HNSW is approximate: of the queries brute force answers at the threshold, the graph
-    # must answer at least 99% with the same entry.
+    # The sketch filter is approximate: of the queries brute force answers at the
+    # threshold, the store must answer at least 99% with the same entry.
     threshold = similarity - 0.02
     rows = unit_rows(COUNT)
     graph = graph_of(dtype)
@@ -77,8 +77,8 @@ def test_recall_against_brute_force_at_the_threshold(dtype: str, similarity: flo
     assert recall >= 0.99, f"recall {recall:.3f} ({dtype}, {similarity})"
 
 
-@needs_usearch
-def test_the_graph_deletes_replaces_and_empties() -> None:
+@needs_numpy_2
+def test_the_sketched_partition_deletes_replaces_and_empties() -> None:
     index = filled(300, AnnConfig(min_entries=100))
     rows = unit_rows(300)
     assert index.approximate_partitions == 1
@@ -101,9 +101,9 @@ def test_the_graph_deletes_replaces_and_empties() -> None:
     assert index.partitions == 0
 
 
-@needs_usearch
+@needs_numpy_2
 def test_recall_holds_under_churn_at_a_full_cache() -> None:
-    # A full cache removes one entry per insert: the graph must not decay.
+    # A full cache removes one entry per insert: the store must not decay.
     index: SemanticIndex[int] = SemanticIndex(
         SemanticIndexConfig(maxsize=500, ann=AnnConfig(min_entries=100))
     )
@@ -119,29 +119,23 @@ def test_recall_holds_under_churn_at_a_full_cache() -> None:
     assert found / 500 >= 0.99
 
 
-@needs_usearch
-def test_the_switch_moves_a_few_rows_per_insert_and_finds_every_entry_meanwhile() -> None:
+@needs_numpy_2
+def test_the_switch_moves_every_row_at_once_and_keeps_the_ids() -> None:
     vectors: _vectors.PartitionVectors[int] = _vectors.PartitionVectors(
         DIM, ann=AnnConfig(min_entries=100)
     )
     rows = unit_rows(200)
-    for n in range(100):
+    for n in range(99):
         vectors.set(n, rows[n])
-    assert (vectors.approximate, vectors.in_graph) == (False, 0)
-    # The insert that crosses the size starts the graph but builds only a few rows of it.
-    vectors.set(100, rows[100])
+    assert not vectors.approximate
+    vectors.set(99, rows[99])
     assert vectors.approximate
-    assert vectors.in_graph == 1 + _vectors._MOVED_PER_INSERT
-    for n in range(101, 110):
-        vectors.set(n, rows[n])
-    assert 0 < len(vectors) - vectors.in_graph < 100
-    for n in range(110):
-        assert vectors.nearest(rows[n])[0] == n
     vectors.remove(0)
-    vectors.remove(109)
-    for n in range(110, 200):
+    vectors.remove(99)
+    for n in range(100, 200):
         vectors.set(n, rows[n])
-    assert vectors.in_graph == len(vectors) == 198
+    assert len(vectors) == 198
     for n in range(1, 200):
-        if n != 109:
-            assert vectors.nearest(rows[n])[0] == n
+        if n != 99:
+            assert vectors.nearest(rows[n], 0.99) == (n, pytest.approx(1.0, abs=1e-5))
+    assert vectors.nearest(rows[0], 0.99) is None
