@@ -9,20 +9,14 @@ import pytest
 from specroute.cache import AnnConfig, CacheConfigError, ann_available
 from specroute.cache._ann import _BLOCK, SketchRows, _first_pass_words, _planes, bits_bound
 
+from tests.unit_vectors import at_similarity
+from tests.unit_vectors import unit_rows as shared_unit_rows
+
 DIM = 384
 
 
 def unit_rows(count: int, seed: int = 0, dim: int = DIM) -> np.ndarray:
-    rows = np.random.default_rng(seed).standard_normal((count, dim)).astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
-
-
-def at_similarity(rows: np.ndarray, similarity: float, seed: int = 1) -> np.ndarray:
-    """Copies of `rows` at exactly `similarity` to their source."""
-    noise = np.random.default_rng(seed).standard_normal(rows.shape).astype(np.float32)
-    noise -= np.sum(noise * rows, axis=1, keepdims=True) * rows
-    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
-    return (similarity * rows + np.sqrt(1 - similarity**2) * noise).astype(np.float32)
+    return shared_unit_rows(count, dim, seed)
 
 
 def test_numpy_2_makes_the_approximate_store_available() -> None:

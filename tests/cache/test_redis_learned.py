@@ -21,21 +21,12 @@ from specroute.cache import (
     reset_shared_learned,
 )
 from specroute.engine import Flow, router, step
-from specroute.routes import LearnedFigure, LearnedState, Route, RouterView, RouteStatistics
+from specroute.routes import LearnedFigure, LearnedState, Route, RouteStatistics
+
+from tests.routes.test_learned import LABELS, view_of
 
 if TYPE_CHECKING:
     from tests.conftest import RedisServer
-
-LABELS = ("fast", "slow")
-
-
-def view_of(state: LearnedState, name: str = "decide") -> RouterView:
-    return RouterView(
-        name=name,
-        labels=LABELS,
-        branch_sizes=dict.fromkeys(LABELS, 1),
-        memory=state.router(name).predictor,
-    )
 
 
 def record(state: LearnedState, rng: random.Random, expected: dict[LearnedFigure, Any]) -> None:

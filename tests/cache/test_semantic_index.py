@@ -19,6 +19,9 @@ from specroute.cache import (
 )
 from specroute.cache._semantic_index import SIMILARITY_TOLERANCE
 
+from tests.unit_vectors import at_similarity
+from tests.unit_vectors import unit_rows as shared_unit_rows
+
 DIM = 16
 RNG = np.random.default_rng(3)
 
@@ -143,16 +146,7 @@ ANN_DIM = 384
 
 
 def unit_rows(count: int, seed: int = 0) -> np.ndarray:
-    rows = np.random.default_rng(seed).standard_normal((count, ANN_DIM)).astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
-
-
-def at_similarity(rows: np.ndarray, similarity: float, seed: int = 1) -> np.ndarray:
-    """Copies of `rows` at exactly `similarity` to their source: known true neighbours."""
-    noise = np.random.default_rng(seed).standard_normal(rows.shape).astype(np.float32)
-    noise -= np.sum(noise * rows, axis=1, keepdims=True) * rows
-    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
-    return (similarity * rows + np.sqrt(1 - similarity**2) * noise).astype(np.float32)
+    return shared_unit_rows(count, ANN_DIM, seed)
 
 
 def test_a_partition_switches_at_min_entries_and_stays_until_it_empties() -> None:

@@ -8,20 +8,19 @@ import numpy as np
 import pytest
 from specroute.cache import AnnConfig, SemanticIndex, SemanticIndexConfig, _vectors, ann_available
 
+from tests.unit_vectors import at_similarity
+from tests.unit_vectors import unit_rows as shared_unit_rows
+
 DIM = 32
 
 
 def unit_rows(count: int, seed: int = 0) -> np.ndarray:
-    rows = np.random.default_rng(seed).standard_normal((count, DIM)).astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return shared_unit_rows(count, DIM, seed)
 
 
 def perturbed(rows: np.ndarray, similarity: float, seed: int = 1) -> np.ndarray:
     """Copies of `rows` at exactly `similarity` to their source (a rotation by a fixed angle)."""
-    noise = np.random.default_rng(seed).standard_normal(rows.shape).astype(np.float32)
-    noise -= np.sum(noise * rows, axis=1, keepdims=True) * rows
-    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
-    return similarity * rows + np.sqrt(1 - similarity**2) * noise
+    return at_similarity(rows, similarity, seed)
 
 
 def filled(count: int, ann: AnnConfig | None) -> SemanticIndex[int]:
