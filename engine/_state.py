@@ -572,13 +572,7 @@ class Scope:
         while scope is not None:
             if scope.closed or scope.cancel_requested:
                 return True
-            # Only a deadline cancels a scope's cancel scope without `cancel()` (which sets
-            # `cancel_requested`); `cancel_called` reads the clock, so ask only then.
-            if (
-                scope.deadline is not None
-                and scope.cancel_scope is not None
-                and scope.cancel_scope.cancel_called
-            ):
+            if scope.cancel_scope is not None and scope.cancel_scope.cancel_called:
                 return True
             scope = scope.parent
         return False
