@@ -19,6 +19,7 @@ from ._client import DEFAULT_MAX_TOKENS as DEFAULT_MAX_TOKENS
 from ._client import DEFAULT_STREAM_MIN_TOKENS as DEFAULT_STREAM_MIN_TOKENS
 from ._client import Completion as Completion
 from ._client import LLMClient as LLMClient
+from ._client import RetryEvent as RetryEvent
 from ._client import open_llm_client as open_llm_client
 from ._deprecated import __getattr__ as __getattr__
 from ._embedder import DEFAULT_EMBEDDINGS_TIMEOUT as DEFAULT_EMBEDDINGS_TIMEOUT
@@ -172,6 +173,7 @@ __all__ = [  # noqa: RUF022
     "ProviderStatistics",
     "ProviderTimeoutError",
     "RetryBudgetExceededError",
+    "RetryEvent",
     "RetryPolicy",
     "Role",
     "SIMULATED_PRICES",

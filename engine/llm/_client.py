@@ -49,7 +49,7 @@ from ._usage import Usage, estimate_prompt_tokens
 from ._wire import check_body_takes
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator, Callable, Sequence
 
     from ._messages import ToolCall
     from ._provider import Provider
@@ -61,6 +61,7 @@ __all__ = [
     "DEFAULT_STREAM_MIN_TOKENS",
     "Completion",
     "LLMClient",
+    "RetryEvent",
     "open_llm_client",
 ]
 
@@ -120,6 +121,31 @@ class Completion:
         return self.finished - self.started
 
 
+@attrs.frozen(kw_only=True)
+class RetryEvent:
+    """An LLM call about to be retried: what `LLMClient.on_retry` is told, before the wait.
+
+    Attributes:
+        provider: The provider's name.
+        model: The model called.
+        prompt: The call's messages (to tell calls apart, e.g. by a stage's prefix).
+        attempt: The number of the attempt about to start (2 for the first retry).
+        max_attempts: The most attempts the call's `RetryPolicy` allows.
+        error: What the failed attempt ended with (`"ProviderStatusError: ..."`).
+        delay: Seconds the client waits before that attempt.
+        at: `trio.current_time()` when the attempt failed.
+    """
+
+    provider: str
+    model: str
+    prompt: tuple[Message, ...]
+    attempt: int
+    max_attempts: int
+    error: str
+    delay: float
+    at: float
+
+
 @attrs.define(eq=False, kw_only=True)
 class LLMClient:
     """Calls one provider's models over a (shareable) `httpx.AsyncClient`.
@@ -145,6 +171,8 @@ class LLMClient:
             1 KiB per token plus 1 MiB, the call done within 60 s + 0.2 s per token).
         hedge: Hedge this client's calls (`None`: as the provider's `hedge` says).
         hedge_state: Latencies learned and the hedge budget (default: the process's).
+        on_retry: Told of every retry before its wait (a progress line, a log, a metric);
+            called in the calling task, so it must be quick and must not raise.
     """
 
     provider: Provider
@@ -163,6 +191,7 @@ class LLMClient:
     bounds: AnswerBounds = DEFAULT_BOUNDS
     hedge: Hedge | None = None
     hedge_state: HedgeState = attrs.field(factory=process_hedge_state, repr=False)
+    on_retry: Callable[[RetryEvent], None] | None = attrs.field(default=None, repr=False)
     _warned_models: set[str] = attrs.field(init=False, factory=set, repr=False)
 
     async def complete(
@@ -356,7 +385,21 @@ class LLMClient:
                 if failure is None:
                     return self._completion(call, model, stream)
                 self._raise_unless_retryable(failure, call, number)
-                await trio.sleep(self._delay(failure, call, number, deadline))
+                delay = self._delay(failure, call, number, deadline)
+                if self.on_retry is not None:
+                    self.on_retry(
+                        RetryEvent(
+                            provider=provider.name,
+                            model=model,
+                            prompt=prompt,
+                            attempt=number + 1,
+                            max_attempts=self.retry.max_attempts,
+                            error=_describe(failure),
+                            delay=delay,
+                            at=trio.current_time(),
+                        )
+                    )
+                await trio.sleep(delay)
         # Only the deadline's scope ends the loop early.
         if call.progress is not None:
             call.close_attempt(error="Deadline: the call's deadline passed mid-attempt")
@@ -511,6 +554,7 @@ async def open_llm_client(
     bounds: AnswerBounds = DEFAULT_BOUNDS,
     hedge: Hedge | None = None,
     hedge_state: HedgeState | None = None,
+    on_retry: Callable[[RetryEvent], None] | None = None,
 ) -> AsyncIterator[LLMClient]:
     """Open an `httpx.AsyncClient` and yield an `LLMClient` for `provider` over it.
 
@@ -532,6 +576,7 @@ async def open_llm_client(
         bounds: How long to wait for an answer and how much of it to read.
         hedge: Hedge the client's calls (`None`: as the provider's `hedge` says).
         hedge_state: Latencies and hedge budget (`None`: `process_hedge_state()`).
+        on_retry: Told of every retry before its wait (see `LLMClient`).
 
     Yields:
         The client; its HTTP connections close when the block exits.
@@ -553,6 +598,7 @@ async def open_llm_client(
             bounds=bounds,
             hedge=hedge,
             hedge_state=process_hedge_state() if hedge_state is None else hedge_state,
+            on_retry=on_retry,
         )
 
 

@@ -29,6 +29,7 @@ from specroute.engine.llm import (
     ProviderResponseError,
     ProviderTimeoutError,
     RetryBudgetExceededError,
+    RetryEvent,
     RetryPolicy,
     UsageMeter,
     open_llm_client,
@@ -128,6 +129,23 @@ async def test_500_burst_succeeds_on_retry(server: LLMServer) -> None:
         assert_no_stuck_connection(client)
     assert [a.status_code for a in completion.attempts] == [500, 500, 200]
     assert completion.text == "tok "
+
+
+async def test_every_retry_is_told_before_its_wait(server: LLMServer) -> None:
+    events: list[RetryEvent] = []
+    async with open_llm_client(
+        provider(server), prices=PRICES, retry=FAST_RETRY, on_retry=events.append
+    ) as client:
+        completion = await client.complete("STAGE: hi", model="burst-500", max_tokens=5)
+    assert [(e.attempt, e.max_attempts, e.model) for e in events] == [
+        (2, FAST_RETRY.max_attempts, "burst-500"),
+        (3, FAST_RETRY.max_attempts, "burst-500"),
+    ]
+    assert all("500" in e.error and e.provider == "openai" for e in events)
+    assert events[0].prompt[-1].content == "STAGE: hi"  # calls can be told apart
+    # Each was told the wait the client then made before the next attempt.
+    assert [e.delay for e in events] == [a.delay for a in completion.attempts[:2]]
+    assert all(0 < e.delay <= FAST_RETRY.max_delay for e in events)
 
 
 async def test_400_fails_at_once_with_the_server_message(server: LLMServer) -> None:
