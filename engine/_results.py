@@ -35,13 +35,14 @@ class TraceSource:
     the scopes' links, which `RunState.close` breaks (so the trace can be built later, from
     a result that holds no cycle)."""
 
-    __slots__ = ("executions", "parents", "scopes", "skipped")
+    __slots__ = ("committed", "executions", "parents", "scopes", "skipped")
 
     def __init__(self, run: RunState) -> None:
         self.executions = run.executions
         self.skipped = run.skipped
         self.scopes = run.scopes
         self.parents = {scope: scope.parent for scope in run.scopes}
+        self.committed = {scope: scope.committed for scope in run.scopes}
 
     def __call__(self) -> tuple[TraceEntry, ...]:
         return build_trace(self)
@@ -81,7 +82,7 @@ def build_trace(source: TraceSource) -> tuple[TraceEntry, ...]:
             own = producers.setdefault(scope, {})
             for name in scope.provides - scope.flow._produced:
                 own[name] = router_index
-    committed = {scope: _committed(scope, parents) for scope in source.scopes}
+    committed = source.committed
     sources: dict[tuple[Scope, str], dict[str, int] | None] = {}
     entries = []
     for execution in executions:
@@ -127,16 +128,6 @@ def _with_skipped(
         merged += skipped_executions(scope, at, speculative=speculative)
     merged += executions[done:]
     return merged
-
-
-def _committed(scope: Scope, parents: dict[Scope, Scope | None]) -> bool:
-    """Whether `scope` and every scope around it were chosen."""
-    current: Scope | None = scope
-    while current is not None:
-        if not current.chosen:
-            return False
-        current = parents.get(current)
-    return True
 
 
 def _entry(execution: Execution, committed: bool, waited: tuple[int, ...]) -> TraceEntry:

@@ -46,6 +46,7 @@ __all__ = [
     "flush",
     "skipped_executions",
     "store",
+    "unstarted_steps",
 ]
 
 _MISSING: Any = object()
@@ -524,8 +525,8 @@ class Scope:
         run.skipped.append((len(run.executions), self, run.now(), not self.confirmed))
         observer = run.observer
         if observer is not None:
-            for execution in skipped_executions(self, 0.0, speculative=False):
-                observer.step_finished(execution.name, self.path, SKIPPED, 0.0)
+            for step in unstarted_steps(self):
+                observer.step_finished(step.name, self.path, SKIPPED, 0.0)
 
     # -- routing outcomes -----------------------------------------------------------------
 
@@ -587,15 +588,22 @@ class Scope:
         return True
 
 
-def skipped_executions(scope: Scope, at: float, *, speculative: bool) -> list[Execution]:
-    """A record for each node of `scope` that never started (it closed at `at`)."""
+def unstarted_steps(scope: Scope) -> list[Step]:
+    """The steps (a router's own step for a router) of `scope` that never started."""
     nodes = scope.flow.nodes
-    executions = []
+    steps = []
     for index, launched in enumerate(scope.launched):
         if not launched:
             node = nodes[index]
-            step = node if isinstance(node, Step) else node.step
-            execution = Execution(scope, step.name, step.params, None, at, speculative)
-            execution.status = SKIPPED
-            executions.append(execution)
+            steps.append(node if isinstance(node, Step) else node.step)
+    return steps
+
+
+def skipped_executions(scope: Scope, at: float, *, speculative: bool) -> list[Execution]:
+    """A record for each node of `scope` that never started (it closed at `at`)."""
+    executions = []
+    for step in unstarted_steps(scope):
+        execution = Execution(scope, step.name, step.params, None, at, speculative)
+        execution.status = SKIPPED
+        executions.append(execution)
     return executions
