@@ -202,95 +202,113 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
     note = ""
     plan: SpeculationPlan = {}
     concurrent = False
-    async with trio.open_nursery() as nursery:
-        children: dict[str, Scope] = {}
-        guessed: dict[str, Mapping[str, Any]] = {}  # label -> handoff values it started on
-        # A route served from the cache is known now: there is nothing to speculate.
-        speculate = run.policy is not None and not isinstance(found, CacheHit)
-        if speculate and verifying is not None:
-            predicted = verifying.value.label
-            calibration = run.learned.router(node.name).calibration
-            confidence = calibration.confidence(verifying.similarity or 0.0)
-            prediction = Prediction(probabilities={predicted: confidence}, source="cache")
-        elif speculate and node.predictor is not None:
-            # The router runs while the predictor thinks; a late prediction is moot.
-            concurrent = True
-            answer: Prediction | str = "the router answered first"
-            asked = Execution(
-                scope, f"{node.name}.predict", node.step.params, None, trio.current_time(), True
-            )
-            box.done = trio.Event()
-            with trio.CancelScope() as predicting:
-                box.predicting = predicting
-                nursery.start_soon(decide, run, scope, consulted, box)
-                answer = await predict(run, scope, node, kwargs, asked)
-            if isinstance(answer, str):
-                note = answer
-            else:
-                prediction = answer
-            speculate = not box.answered
-        if speculate:
-            assert run.policy is not None
-            plan = run.policy.plan(view(run, node, prediction))
-            if verifying is not None:
-                plan = {**plan, verifying.value.label: None}
-            for label, limit in plan.items():
-                if label not in node.branches:
-                    scope.fail(
-                        UnknownBranchError(
-                            f"speculation policy planned branch {label!r} for router "
-                            f"{node.name!r}, which has only {list(node.branches)}"
-                        )
-                    )
-                    return
-                child = Scope(run, node.branches[label], scope, node, label, limit)
-                start_values = predicted_handoff(node, label, prediction, verifying)
-                if start_values is not None:
-                    # The branch starts its steps that read them now, on the guess.
-                    child.values.update(start_values)
-                    guessed[label] = start_values
-                children[label] = child
-                nursery.start_soon(child.run_nodes)
-        record = open_decision(run, scope, node, found, verifying)
-        record.prediction = prediction
-        record.note = note
-        record.plan = MappingProxyType(dict(plan))
-        record.reasons = plan.reasons if isinstance(plan, Plan) else MappingProxyType({})
-        if concurrent:
-            if not box.answered:
-                await box.done.wait()  # type: ignore[union-attr]
+    # What runs beside the router (its predictor's rival, speculated branches) is a task of
+    # the router's own scope: no nursery of its own, so a router costs one cancel scope and
+    # one schedule point fewer. A speculated winner tells its router's scope it is done.
+    nursery = scope.nursery
+    assert nursery is not None
+    children: dict[str, Scope] = {}
+    guessed: dict[str, Mapping[str, Any]] = {}  # label -> handoff values it started on
+    # A route served from the cache is known now: there is nothing to speculate.
+    speculate = run.policy is not None and not isinstance(found, CacheHit)
+    if speculate and verifying is not None:
+        predicted = verifying.value.label
+        calibration = run.learned.router(node.name).calibration
+        confidence = calibration.confidence(verifying.similarity or 0.0)
+        prediction = Prediction(probabilities={predicted: confidence}, source="cache")
+    elif speculate and node.predictor is not None:
+        # The router runs while the predictor thinks; a late prediction is moot.
+        concurrent = True
+        answer: Prediction | str = "the router answered first"
+        asked = Execution(
+            scope, f"{node.name}.predict", node.step.params, None, trio.current_time(), True
+        )
+        box.done = trio.Event()
+        with trio.CancelScope() as predicting:
+            box.predicting = predicting
+            nursery.start_soon(decide, run, scope, consulted, box)
+            answer = await predict(run, scope, node, kwargs, asked)
+        if isinstance(answer, str):
+            note = answer
         else:
-            box.ok, box.value, box.execution = await call(run, scope, consulted.step, found)
-        if not box.ok:
-            return
-        route = close_decision(run, scope, node, record, box.value, kwargs, verifying, asked)
-        if route is None:
-            return
-        for other, child in children.items():
-            if other != route.label:
-                child.cancel()
-        winner = children.get(route.label)
-        handed: Mapping[str, Any] = route.values
-        guess = guessed.get(route.label)
-        if winner is not None and guess is not None:
-            record.handoff_confirmed = handoff_agrees(node, route, guess, record)
-            if record.handoff_confirmed:
-                # Kept: the branch already holds the values it started on.
-                handed = {}
-            else:
-                winner.cancel()  # started on wrong values: it starts again on the real ones
-                winner = None
-        started = winner is not None
-        if winner is None:
-            winner = Scope(run, node.branches[route.label], scope, node, route.label, None)
-        winner.router_execution = box.execution
-        winner.choose(handed)
-        if run.confirmed_stores:
-            await flush(run)
-        if not started:
-            # Not speculated: the router's own task runs the branch (no task to start).
-            await winner.run_nodes()
+            prediction = answer
+        speculate = not box.answered
+    if speculate:
+        assert run.policy is not None
+        plan = run.policy.plan(view(run, node, prediction))
+        if verifying is not None:
+            plan = {**plan, verifying.value.label: None}
+        for label, limit in plan.items():
+            if label not in node.branches:
+                scope.fail(
+                    UnknownBranchError(
+                        f"speculation policy planned branch {label!r} for router "
+                        f"{node.name!r}, which has only {list(node.branches)}"
+                    )
+                )
+                return
+            child = Scope(run, node.branches[label], scope, node, label, limit)
+            start_values = predicted_handoff(node, label, prediction, verifying)
+            if start_values is not None:
+                # The branch starts its steps that read them now, on the guess.
+                child.values.update(start_values)
+                guessed[label] = start_values
+            children[label] = child
+            nursery.start_soon(run_branch, child)
+    record = open_decision(run, scope, node, found, verifying)
+    record.prediction = prediction
+    record.note = note
+    record.plan = MappingProxyType(dict(plan))
+    record.reasons = plan.reasons if isinstance(plan, Plan) else MappingProxyType({})
+    if concurrent:
+        if not box.answered:
+            await box.done.wait()  # type: ignore[union-attr]
+    else:
+        box.ok, box.value, box.execution = await call(run, scope, consulted.step, found)
+    if not box.ok:
+        return
+    route = close_decision(run, scope, node, record, box.value, kwargs, verifying, asked)
+    if route is None:
+        return
+    for other, child in children.items():
+        if other != route.label:
+            child.cancel()
+    winner = children.get(route.label)
+    handed: Mapping[str, Any] = route.values
+    guess = guessed.get(route.label)
+    if winner is not None and guess is not None:
+        record.handoff_confirmed = handoff_agrees(node, route, guess, record)
+        if record.handoff_confirmed:
+            # Kept: the branch already holds the values it started on.
+            handed = {}
+        else:
+            winner.cancel()  # started on wrong values: it starts again on the real ones
+            winner = None
+    started = winner is not None
+    if winner is None:
+        winner = Scope(run, node.branches[route.label], scope, node, route.label, None)
+    winner.router_execution = box.execution
+    winner.choose(handed)
+    # A speculated winner's task counts the router done when it ends, unless it has ended
+    # already (decided here, before anything is awaited, so it is counted once).
+    ended = started and winner.closed and winner.chosen
+    if run.confirmed_stores:
+        await flush(run)
+    if started:
+        if ended:
+            scope.node_done()
+        return
+    # Not speculated: the router's own task runs the branch (no task to start).
+    await winner.run_nodes()
     scope.node_done()
+
+
+async def run_branch(child: Scope) -> None:
+    """The task of a speculated branch. The router's node is done when its chosen branch
+    is: here if the branch was chosen before it ended, else when the router chooses it."""
+    await child.run_nodes()
+    if child.chosen:
+        child.parent.node_done()  # type: ignore[union-attr]
 
 
 def predicted_handoff(
