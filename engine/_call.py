@@ -26,7 +26,7 @@ from specroute.routes import StepFailedError, StepTimeoutError
 
 from ._graph import Expansion
 from ._predicted import drop, open_guess, settle
-from ._state import Execution, PendingStore, store
+from ._state import Execution, PendingStore, add, store
 from ._stream import STREAM_WAITS, Stream, stream_name
 from ._trace import StepStatus
 from .llm import no_hedging
@@ -276,7 +276,7 @@ async def _keep(run: RunState, pending: PendingStore) -> None:
     if pending.scope.confirmed:
         await store(pending, run.cache)  # type: ignore[arg-type]
     else:
-        pending.scope.pending_stores.append(pending)
+        pending.scope.pending_stores = add(pending.scope.pending_stores, pending)
 
 
 def _collected(step: Step, items: list[Any]) -> Any:

@@ -27,7 +27,7 @@ from ._graph import Graph, _branch
 # scope `run_in_order` opens around it: items that are never cancelled one by one share one.
 from ._sequential import _nodes as run_nodes_in_order
 from ._sequential import run_in_order
-from ._state import Execution, Scope
+from ._state import Execution, Scope, add
 from ._step import Step
 from ._trace import StepStatus
 
@@ -51,11 +51,6 @@ __all__ = [
 ]
 
 KEPT = frozenset((StepStatus.OK, StepStatus.CACHED, StepStatus.RECOVERED))
-# What a lean body scope has in place of the lists a body of plain steps never adds to (a
-# parked node, a chosen child, a pending store): one shared empty tuple, not three lists
-# per item, so a large map leaves fewer objects for the garbage collector to walk. A tuple,
-# so anything that did add to one would fail at once rather than leak into other items.
-NOTHING: Any = ()
 
 
 class Gathering:
@@ -117,13 +112,10 @@ class BodyScope(Scope):
         isolated: bool,
         speculative: bool = False,
         limit: int | None = None,
-        lean: bool = False,
     ) -> None:
         # Called once per map item: `Scope.__init__` directly, the path made by the caller.
+        # `provides`: what it provides itself (its body's values and, say, a map's item).
         Scope.__init__(self, run, flow, parent, None, "", limit, provides)
-        if lean:
-            # Every node a plain step (`is_plain`): nothing parks, is chosen or is stored.
-            self.parked = self.chosen_children = self.pending_stores = NOTHING
         self.isolated = isolated
         self.path = path
         self.where = " in " + repr(path)
@@ -134,7 +126,7 @@ class BodyScope(Scope):
         elif not parent.confirmed:
             # Confirmed with its enclosing branch (`Scope.confirm` walks chosen children).
             self.confirmed = False
-            parent.chosen_children.append(self)
+            parent.chosen_children = add(parent.chosen_children, self)
 
     def fail(self, error: SpecrouteError) -> None:
         if not self.isolated:
@@ -148,12 +140,6 @@ class BodyScope(Scope):
 def child_path(parent: Scope, label: str) -> str:
     """The trace path of a body scope named `label` under `parent`."""
     return f"{parent.path}/{label}" if parent.path else label
-
-
-def is_plain(flow: Graph) -> bool:
-    """Whether every node of `flow` is a plain step: no router, map, loop, cache, effect,
-    stream, timeout or fallback (the body scopes of such a flow may be `lean`)."""
-    return all(flow._tables.plain)
 
 
 async def run_body(run: RunState, scope: BodyScope) -> None:

@@ -82,9 +82,14 @@ class Router:
     _labels: tuple[str, ...] = attrs.field(init=False)
     _branch_sizes: Mapping[str, int] = attrs.field(init=False)
     _branch_steps: Mapping[str, tuple[str, ...]] = attrs.field(init=False)
+    # Label -> what a scope of that branch provides itself (its own values and those handed
+    # to it): one set per router, not one per branch execution.
+    _provides: Mapping[str, frozenset[str]] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         branches = self.branches
+        provides = {label: b._produced | self.handoff[label] for label, b in branches.items()}
+        object.__setattr__(self, "_provides", MappingProxyType(provides))
         object.__setattr__(self, "_labels", tuple(branches))
         sizes = {label: len(branch.nodes) for label, branch in branches.items()}
         object.__setattr__(self, "_branch_sizes", MappingProxyType(sizes))

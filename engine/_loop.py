@@ -154,12 +154,15 @@ class Loop(Expansion):
         *,
         speculative: bool = False,
     ) -> Iteration:
+        provides = self.body._produced
+        if last is not None:
+            provides |= frozenset(self.carry)
         child = Iteration(
             run,
             self.body,
             scope,
             child_path(scope, f"{self.name}#{number}"),
-            frozenset(self.carry) if last is not None else frozenset(),
+            provides,
             speculative=speculative,
             limit=limit,
         )

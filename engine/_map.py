@@ -41,7 +41,6 @@ from ._expand import (
     BodyScope,
     body_graph,
     child_path,
-    is_plain,
     outside_a_flow,
     producers,
     run_body,
@@ -115,9 +114,8 @@ class Map(Expansion):
         checkpoint = None if self.checkpoint is None else Checkpoint(self.checkpoint, self.name)
         keys = [] if checkpoint is None else [checkpoint.key(item) for item in items]
         resumed = {} if checkpoint is None else await checkpoint.load(keys)
-        provides = frozenset((self.item,))
+        provides = self.body._produced | {self.item}
         isolated = self.on_error == "collect"
-        lean = is_plain(self.body)
         prefix = child_path(scope, f"{self.name}[")
         earlier = Earlier.find(run, scope, self)
         scopes: list[BodyScope] = []
@@ -131,7 +129,6 @@ class Map(Expansion):
                 f"{prefix}{index}]",
                 provides,
                 isolated=isolated,
-                lean=lean,
             )
             child.values[self.item] = item
             child.router_execution = split

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from specroute.routes import ValueView
 
-from ._state import Scope
+from ._state import Scope, add
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -102,7 +102,7 @@ def predict(
     start the nodes downstream of `output` in `scope` on it. `seconds` is what the node is
     expected to take still: the most the prediction can hide."""
     guess = Guess(scope, name, values[output], similarity)
-    run.guesses.append(guess)
+    run.guesses = add(run.guesses, guess)
     downstream = scope.flow.downstream(output)
     policy = run.policy
     if downstream is None or policy is None or scope.nursery is None:

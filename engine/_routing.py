@@ -34,7 +34,7 @@ from specroute.routes import (
 )
 
 from ._call import call, lookup
-from ._state import Decision, Execution, Scope, flush
+from ._state import Decision, Execution, Scope, add, flush
 from ._trace import StepStatus
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ def open_decision(
     record = Decision(scope, node.name)
     record.cache = cache_kind(found, verifying)
     record.similarity = None if verifying is None else verifying.similarity
-    run.decisions.append(record)
+    run.decisions = add(run.decisions, record)
     return record
 
 
@@ -179,7 +179,7 @@ def close_decision(
     label = answer.label
     record.label = label
     record.at = trio.current_time()
-    run.answered.append(record)
+    run.answered = add(run.answered, record)
     prediction = record.prediction
     if asked is not None:
         # A prediction's own cost is waste unless it named the branch the router chose.

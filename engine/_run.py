@@ -280,7 +280,7 @@ async def execute(
     if observer is not None:
         run.observer = GuardedObserver(observer, run.fail)
     try:
-        top = run.top = Scope(run, flow, None, None, "", None, frozenset(inputs))
+        top = run.top = Scope(run, flow, None, None, "", None)
         top.values.update(inputs)
         started = trio.current_time()
         if timeout is not None:

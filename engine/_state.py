@@ -38,11 +38,13 @@ if TYPE_CHECKING:
     from ._usage import RunMeter
 
 __all__ = [
+    "NOTHING",
     "Decision",
     "Execution",
     "PendingStore",
     "RunState",
     "Scope",
+    "add",
     "flush",
     "skipped_executions",
     "store",
@@ -51,6 +53,11 @@ __all__ = [
 
 _MISSING: Any = object()
 SKIPPED = StepStatus.SKIPPED
+# In place of a list that most runs and scopes never add to (failures, parked nodes, chosen
+# children, pending stores, ...): one shared empty tuple, replaced by a list on the first
+# add. Every object a run keeps alive is more work for the cyclic collector while 1000
+# runs are in flight.
+NOTHING: Any = ()
 
 
 class Execution:
@@ -222,17 +229,18 @@ class RunState:
         self.cache_misses = 0
         self.cache_saved = 0.0
         self.executions: list[Execution] = []
+        self.scopes: list[Scope] = []
+        # The rest start as `NOTHING` and become lists when first added to (`add`).
         # Scopes that closed with nodes never started: (where in `executions` their skipped
         # records go, the scope, when, whether it was speculative then). The records are made
         # only if the trace is built.
-        self.skipped: list[tuple[int, Scope, float, bool]] = []
-        self.decisions: list[Decision] = []
-        self.answered: list[Decision] = []
-        self.scopes: list[Scope] = []
-        self.failures: list[SpecrouteError] = []
-        self.confirmed_stores: list[PendingStore] = []
+        self.skipped: list[tuple[int, Scope, float, bool]] = NOTHING
+        self.decisions: list[Decision] = NOTHING
+        self.answered: list[Decision] = NOTHING
+        self.failures: list[SpecrouteError] = NOTHING
+        self.confirmed_stores: list[PendingStore] = NOTHING
         # Semantic near matches used as predicted values (`_predicted.Guess`).
-        self.guesses: list[Any] = []
+        self.guesses: list[Any] = NOTHING
         # While a plain step's task writes its value, the one plain step of the same scope
         # that the write makes ready may run next in that task (see `run_plain_step`).
         self.tail_scope: Scope | None = None
@@ -259,7 +267,7 @@ class RunState:
         return index
 
     def fail(self, error: SpecrouteError) -> None:
-        self.failures.append(error)
+        self.failures = add(self.failures, error)
         if len(self.failures) == 1 and self.top is not None:
             self.top.cancel()
 
@@ -267,16 +275,11 @@ class RunState:
         """Break the links between scopes and the run once nothing will use them again."""
         for scope in self.scopes:
             scope.parent = None
-            scope.chosen_children = []
+            scope.chosen_children = NOTHING
             scope.watchers = None
             scope.nursery = None
-        self.scopes = []
-        self.executions = []
-        self.skipped = []
-        self.decisions = []
-        self.answered = []
-        self.confirmed_stores = []
-        self.guesses = []
+        self.scopes = self.executions = self.skipped = NOTHING
+        self.decisions = self.answered = self.confirmed_stores = self.guesses = NOTHING
         self.top = None
 
 
@@ -324,7 +327,7 @@ class Scope:
         router: Router | None,
         label: str,
         limit: int | None,
-        provides: frozenset[str] = frozenset(),
+        provides: frozenset[str] | None = None,
     ) -> None:
         self.run = run
         run.scopes.append(self)
@@ -337,7 +340,7 @@ class Scope:
         self.watchers: dict[str, list[tuple[Scope, int]]] | None = None
         self.missing: list[int] = []
         self.launched = [False] * len(flow.nodes)
-        self.parked: list[int] = []
+        self.parked: list[int] = NOTHING
         self.done = 0
         self.finished: trio.Event | None = None
         # The nursery's own cancel scope, once it is open; until then a cancel or a
@@ -346,26 +349,25 @@ class Scope:
         self.cancel_requested = False
         self.deadline: float | None = None
         self.nursery: trio.Nursery | None = None
-        self.chosen_children: list[Scope] = []
+        self.chosen_children: list[Scope] = NOTHING
         self.failure: SpecrouteError | None = None
         self.closed = False
         self.router_execution: Execution | None = None
         self.waits_outside = False
         self.may_park = False
         # What this branch computed for the cache, stored only if the branch wins.
-        self.pending_stores: list[PendingStore] = []
+        self.pending_stores: list[PendingStore] = NOTHING
         if parent is None or router is None:
             self.path = ""
             self.exports: frozenset[str] = frozenset()
             self.chosen = self.confirmed = True
-            self.provides = flow._produced | provides
+            self.provides = provides or flow._produced
         else:
             prefix = f"{parent.path}/" if parent.path else ""
             self.path = f"{prefix}{router.name}:{label}"
             self.exports = router.outputs
             self.chosen = self.confirmed = False
-            handoff = router.handoff[label]
-            self.provides = flow._produced | handoff if handoff else flow._produced
+            self.provides = router._provides[label]
         self.where = f" in branch {self.path!r}" if self.path else ""
 
     # -- values ---------------------------------------------------------------------------
@@ -418,7 +420,7 @@ class Scope:
             return
         # `may_park` is False exactly when `blocked` can never be True (see `begin`).
         if self.may_park and self.blocked(index):
-            self.parked.append(index)
+            self.parked = add(self.parked, index)
             return
         if self.tables.routers_at[index]:
             self.run.start_router(self, index)
@@ -428,7 +430,7 @@ class Scope:
     def release(self) -> None:
         if self.nursery is None or not self.parked:
             return
-        parked, self.parked = sorted(self.parked), []
+        parked, self.parked = sorted(self.parked), NOTHING
         for index in parked:
             self.ready(index)
 
@@ -522,7 +524,7 @@ class Scope:
     def _record_skipped(self) -> None:
         """Note that the nodes never started here were skipped (see `skipped_executions`)."""
         run = self.run
-        run.skipped.append((len(run.executions), self, run.now(), not self.confirmed))
+        run.skipped = add(run.skipped, (len(run.executions), self, run.now(), not self.confirmed))
         observer = run.observer
         if observer is not None:
             for step in unstarted_steps(self):
@@ -537,7 +539,7 @@ class Scope:
             parent.fail(self.failure)
             return
         self.chosen = True
-        parent.chosen_children.append(self)
+        parent.chosen_children = add(parent.chosen_children, self)
         for name in self.exports & self.values.keys():
             parent.write(name, self.values[name])
         for name, value in handed.items():
@@ -550,8 +552,10 @@ class Scope:
         self.confirmed = True
         if self.pending_stores:
             # Whoever confirmed the branch (its router's task) stores them: see `flush`.
-            self.run.confirmed_stores.extend(self.pending_stores)
-            self.pending_stores = []
+            run = self.run
+            for pending in self.pending_stores:
+                run.confirmed_stores = add(run.confirmed_stores, pending)
+            self.pending_stores = NOTHING
         self.release()
         for child in self.chosen_children:
             child.confirm()
@@ -586,6 +590,14 @@ class Scope:
                 return False
             scope = scope.parent
         return True
+
+
+def add(items: list[Any], item: Any) -> list[Any]:
+    """`items` with `item` appended: `items` itself, or a new list in place of `NOTHING`."""
+    if items is NOTHING:
+        return [item]
+    items.append(item)
+    return items
 
 
 def unstarted_steps(scope: Scope) -> list[Step]:
