@@ -191,7 +191,7 @@ async def run_together(
                     gathering.left -= 1
                 scope.nursery = nursery
                 started += 1
-                if not scope.enter(cancel_scope):
+                if not scope.enter(cancel_scope, shared=True):
                     return
                 if template is None:
                     scope.begin()
@@ -246,7 +246,7 @@ async def run_in_sequence(
             steps = flow.nodes  # type: ignore[assignment]
         with trio.CancelScope() as shared:
             for scope in scopes:
-                if not scope.enter(shared):
+                if not scope.enter(shared, shared=True):
                     return
                 try:
                     if steps is None:

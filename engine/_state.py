@@ -312,6 +312,7 @@ class Scope:
         "provides",
         "router_execution",
         "run",
+        "shares_cancel_scope",
         "tables",
         "values",
         "waits_outside",
@@ -347,6 +348,8 @@ class Scope:
         # deadline is only requested (one cancel scope per scope, not two).
         self.cancel_scope: trio.CancelScope | None = None
         self.cancel_requested = False
+        # Its cancel scope is also other scopes' (map items): another's `cancel` cancels it.
+        self.shares_cancel_scope = False
         self.deadline: float | None = None
         self.nursery: trio.Nursery | None = None
         self.chosen_children: list[Scope] = NOTHING
@@ -505,10 +508,12 @@ class Scope:
             if self.done < len(self.flow.nodes):
                 self._record_skipped()
 
-    def enter(self, cancel_scope: trio.CancelScope) -> bool:
-        """Adopt the cancel scope the scope's nodes run under, applying what was asked of
-        it before it existed; False if the scope was cancelled before it started."""
+    def enter(self, cancel_scope: trio.CancelScope, *, shared: bool = False) -> bool:
+        """Adopt the cancel scope the scope's nodes run under (`shared` with other scopes),
+        applying what was asked of it before it existed; False if the scope was cancelled
+        before it started."""
         self.cancel_scope = cancel_scope
+        self.shares_cancel_scope = shared
         if self.deadline is not None:
             cancel_scope.deadline = self.deadline
         if self.cancel_requested:
@@ -577,7 +582,12 @@ class Scope:
         while scope is not None:
             if scope.closed or scope.cancel_requested:
                 return True
-            if scope.cancel_scope is not None and scope.cancel_scope.cancel_called:
+            # A cancel scope of its own is cancelled only by `cancel` (which set the flag
+            # above) or by its deadline; `cancel_called` reads the clock, so ask it only
+            # then, or when the cancel scope is shared and another scope may have cancelled it.
+            if (scope.deadline is not None or scope.shares_cancel_scope) and (
+                scope.cancel_scope is not None and scope.cancel_scope.cancel_called
+            ):
                 return True
             scope = scope.parent
         return False

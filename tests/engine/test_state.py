@@ -129,3 +129,27 @@ async def test_step_limit_parks_steps_until_the_branch_is_chosen(
     starts = {entry.step: entry.start for entry in result.trace}
     assert starts["draft"] == pytest.approx(0.0)  # inside the limit: started early
     assert starts["generate_plan"] == pytest.approx(3.0)  # past it: parked until chosen
+
+
+async def test_a_scope_sharing_a_cancelled_cancel_scope_is_doomed() -> None:
+    # Map items share one cancel scope: cancelling one stops them all, so none may start
+    # another node; a scope with a cancel scope of its own is only doomed by its own cancel.
+    from specroute.engine._graph import Graph
+    from specroute.engine._usage import RunMeter
+    from specroute.routes import LearnedState
+
+    flow = Graph([draft], name="item")
+    run = _state.RunState(None, None, None, "", None, LearnedState(), RunMeter())
+    first, second, alone = (_state.Scope(run, flow, None, None, "", None) for _ in range(3))
+    shared, own = trio.CancelScope(), trio.CancelScope()  # never entered: not needed here
+    assert first.enter(shared, shared=True)
+    assert second.enter(shared, shared=True)
+    assert alone.enter(own)
+    first.cancel()
+    assert first.doomed
+    assert second.doomed  # not cancelled itself: its cancel scope was
+    assert not alone.doomed
+    own.cancel()  # cancelled behind its back, which only a deadline does
+    assert not alone.doomed
+    alone.cancel()
+    assert alone.doomed
