@@ -381,13 +381,13 @@ async def _effect(
     failure: Exception | None = None
     value: Any = None
     # The step's own task may run effect tools (`run_tool_loop`): its branch is confirmed.
-    effect_tasks = run.meter.effect_tasks
+    meter = run.meter
     task = trio.lowlevel.current_task()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_grant_grace, shield, step.options.effect_grace)
         # An effect's LLM calls run once each: never hedged.
         with shield, no_hedging():
-            effect_tasks.add(task)
+            meter.effect_tasks |= {task}
             try:
                 value = await _compute(run, scope, step, kwargs, found, admitted, execution)
             except Exception as exc:  # noqa: BLE001 -- re-raised below, outside the nursery
@@ -397,7 +397,7 @@ async def _effect(
             else:
                 execution.status = OK
             finally:
-                effect_tasks.discard(task)
+                meter.effect_tasks -= {task}
         if shield.cancelled_caught:
             execution.status = CANCELLED
             execution.error = StepTimeoutError(

@@ -107,7 +107,8 @@ class RunMeter(UsageMeter):
     by_task: dict[trio.lowlevel.Task, list[CallRecord | ToolRecord] | None] = attrs.field(
         init=False, factory=dict
     )
-    effect_tasks: set[trio.lowlevel.Task] = attrs.field(init=False, factory=set)
+    # Replaced, not changed in place: most runs have no effect step, and need no set.
+    effect_tasks: frozenset[trio.lowlevel.Task] = attrs.field(init=False, default=frozenset())
 
     def record(self, record: CallRecord) -> None:
         """Add the call to the totals and to the step whose task made it."""

@@ -15,19 +15,14 @@ Recording is an append and a few additions per meter; no lock, no await.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import enum
 from collections import deque
-from typing import TYPE_CHECKING
 
 import attrs
 
 from ._checks import optional_at_least_one
 from ._usage import Usage
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 __all__ = [
     "DEFAULT_MAX_RECORDS",
@@ -228,8 +223,7 @@ class UsageMeter:
         )
 
 
-@contextlib.contextmanager
-def record_usage(meter: UsageMeter) -> Iterator[UsageMeter]:
+class record_usage:  # lower case: used like the function it was, `with record_usage(m):`
     """Record every LLM call made inside the block, and in tasks started from it, into `meter`.
 
     Blocks nest: a call records into every active meter. Use it where the code that makes the
@@ -243,14 +237,24 @@ def record_usage(meter: UsageMeter) -> Iterator[UsageMeter]:
     Args:
         meter: The meter to record into.
 
-    Yields:
-        `meter`.
+    `with` gives `meter`.
     """
-    token = _ACTIVE.set((*_ACTIVE.get(), meter))
-    try:
-        yield meter
-    finally:
-        _ACTIVE.reset(token)
+
+    # A class, not a generator: every run enters one, and a generator-based context
+    # manager costs three objects and a frame more.
+    __slots__ = ("_meter", "_token")
+
+    def __init__(self, meter: UsageMeter) -> None:
+        self._meter = meter
+        self._token: contextvars.Token[tuple[UsageMeter, ...]] | None = None
+
+    def __enter__(self) -> UsageMeter:
+        self._token = _ACTIVE.set((*_ACTIVE.get(), self._meter))
+        return self._meter
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._token is not None
+        _ACTIVE.reset(self._token)
 
 
 def active_meters() -> tuple[UsageMeter, ...]:

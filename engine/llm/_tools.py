@@ -21,7 +21,6 @@ does (`_structured.Expected`).
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import json
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -37,7 +36,7 @@ from ._structured import DEFAULT_STRUCTURED_RETRIES, Expected
 from ._toolspec import OutputSchema, Tool
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
 
     from ._client import Completion, LLMClient
     from ._messages import MessageLike
@@ -147,21 +146,29 @@ class ToolObserver(Protocol):
         ...
 
 
-@contextlib.contextmanager
-def observe_tools(observer: ToolObserver) -> Iterator[ToolObserver]:
+class observe_tools:  # lower case: used like the function it was
     """Tell `observer` of every tool execution inside the block (and in tasks started in it).
 
     Args:
         observer: The observer; blocks nest, and every active observer is told.
 
-    Yields:
-        `observer`.
+    `with` gives `observer`.
     """
-    token = _OBSERVERS.set((*_OBSERVERS.get(), observer))
-    try:
-        yield observer
-    finally:
-        _OBSERVERS.reset(token)
+
+    # A class, not a generator: every run enters one (see `record_usage`).
+    __slots__ = ("_observer", "_token")
+
+    def __init__(self, observer: ToolObserver) -> None:
+        self._observer = observer
+        self._token: contextvars.Token[tuple[ToolObserver, ...]] | None = None
+
+    def __enter__(self) -> ToolObserver:
+        self._token = _OBSERVERS.set((*_OBSERVERS.get(), self._observer))
+        return self._observer
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._token is not None
+        _OBSERVERS.reset(self._token)
 
 
 @attrs.frozen(kw_only=True)
