@@ -118,7 +118,6 @@ class BodyScope(Scope):
         Scope.__init__(self, run, flow, parent, None, "", limit, provides)
         self.isolated = isolated
         self.path = path
-        self.where = " in " + repr(path)
         if speculative:
             # Started before it is known to be needed: chosen (`Scope.choose`) or cancelled,
             # exactly as a speculative branch; past `limit` its nodes wait to be chosen.
@@ -127,6 +126,10 @@ class BodyScope(Scope):
             # Confirmed with its enclosing branch (`Scope.confirm` walks chosen children).
             self.confirmed = False
             parent.chosen_children = add(parent.chosen_children, self)
+
+    @property
+    def where(self) -> str:
+        return " in " + repr(self.path)
 
     def fail(self, error: SpecrouteError) -> None:
         if not self.isolated:
@@ -252,11 +255,10 @@ async def run_in_sequence(
                     if steps is None:
                         await run_nodes_in_order(run, scope)
                     else:
-                        launched = scope.launched
                         for index, step in enumerate(steps):
                             if run.failures:
                                 break
-                            launched[index] = True
+                            scope.launched |= 1 << index
                             ok, value, _ = await call(run, scope, step)
                             if not ok:
                                 break

@@ -138,7 +138,6 @@ def predict(
     child = Scope(run, graph, scope, None, "", None)
     # An overlay that no one has chosen yet: what it writes stays its own until `settle`.
     child.path = f"{scope.path}/{name}:predicted" if scope.path else f"{name}:predicted"
-    child.where = f" in branch {child.path!r}"
     child.exports = graph._produced
     child.chosen = child.confirmed = False
     child.provides = graph._produced | values.keys()
@@ -188,7 +187,7 @@ def decide(run: RunState, guess: Guess, agreed: bool) -> None:
     assert downstream is not None
     for index in downstream.indices:
         parent.missing[index] += _RETIRED
-        parent.launched[index] = True
+        parent.launched |= 1 << index
     guess.adopted = True
     child.choose({})
     if guess.finished:

@@ -85,7 +85,7 @@ class Run(RunState):
             self.queue.append((scope, index))
             self.queued.set()  # type: ignore[union-attr]
             return
-        scope.launched[index] = True
+        scope.launched |= 1 << index
         if self.observer is None and scope.tables.plain[index]:
             if self.tail_scope is scope and self.tail_index < 0:
                 self.tail_index = index  # the writing task runs it next
@@ -96,7 +96,7 @@ class Run(RunState):
 
     def start_router(self, scope: Scope, index: int) -> None:
         # A router holds no slot itself (its branches need them); its step takes one.
-        scope.launched[index] = True
+        scope.launched |= 1 << index
         if self.tail_scope is scope and self.tail_index < 0:
             self.tail_index = index  # the task that made it ready runs it next
             return
@@ -130,7 +130,7 @@ class Run(RunState):
             if scope.doomed:
                 limiter.release_on_behalf_of(token)
                 continue
-            scope.launched[index] = True
+            scope.launched |= 1 << index
             scope.nursery.start_soon(run_step, self, scope, index, token)  # type: ignore[union-attr]
 
     async def run_capped(self, top: Scope) -> None:

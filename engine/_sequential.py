@@ -41,7 +41,7 @@ async def _nodes(run: RunState, scope: Scope) -> None:
     for index, node in enumerate(scope.flow.nodes):
         if run.failures:
             return
-        scope.launched[index] = True
+        scope.launched |= 1 << index
         if routers_at[index]:
             if not await _router(run, scope, node):  # type: ignore[arg-type]
                 return

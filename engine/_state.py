@@ -317,7 +317,6 @@ class Scope:
         "values",
         "waits_outside",
         "watchers",
-        "where",
     )
 
     def __init__(
@@ -340,7 +339,8 @@ class Scope:
         # Made on first use: most scopes are watched by none and wait on no Event.
         self.watchers: dict[str, list[tuple[Scope, int]]] | None = None
         self.missing: list[int] = []
-        self.launched = [False] * len(flow.nodes)
+        # Bit i set: node i was started (an int: no list per scope for the collector).
+        self.launched = 0
         self.parked: list[int] = NOTHING
         self.done = 0
         self.finished: trio.Event | None = None
@@ -371,7 +371,11 @@ class Scope:
             self.exports = router.outputs
             self.chosen = self.confirmed = False
             self.provides = router._provides[label]
-        self.where = f" in branch {self.path!r}" if self.path else ""
+
+    @property
+    def where(self) -> str:
+        """Where the scope is, for messages: "" at the top, else " in branch '<path>'"."""
+        return f" in branch {self.path!r}" if self.path else ""
 
     # -- values ---------------------------------------------------------------------------
 
@@ -614,8 +618,9 @@ def unstarted_steps(scope: Scope) -> list[Step]:
     """The steps (a router's own step for a router) of `scope` that never started."""
     nodes = scope.flow.nodes
     steps = []
-    for index, launched in enumerate(scope.launched):
-        if not launched:
+    launched = scope.launched
+    for index in range(len(nodes)):
+        if not launched >> index & 1:
             node = nodes[index]
             steps.append(node if isinstance(node, Step) else node.step)
     return steps
