@@ -32,17 +32,16 @@ OK, CACHED, RECOVERED, SKIPPED = (
 
 class TraceSource:
     """What building a run's trace needs, kept when the run ends: the execution records and
-    the scopes' links, which `RunState.close` breaks (so the trace can be built later, from
-    a result that holds no cycle)."""
+    the scopes, whose run `RunState.close` lets go of (so the trace can be built later, from
+    a result that holds no cycle). A scope keeps its parent, and whether it was chosen
+    never changes once the run has ended, so nothing else is copied here."""
 
-    __slots__ = ("committed", "executions", "parents", "scopes", "skipped")
+    __slots__ = ("executions", "scopes", "skipped")
 
     def __init__(self, run: RunState) -> None:
         self.executions = run.executions
         self.skipped = run.skipped
         self.scopes = run.scopes
-        self.parents = {scope: scope.parent for scope in run.scopes}
-        self.committed = {scope: scope.committed for scope in run.scopes}
 
     def __call__(self) -> tuple[TraceEntry, ...]:
         return build_trace(self)
@@ -56,7 +55,7 @@ def build_trace(source: TraceSource) -> tuple[TraceEntry, ...]:
     is worked out once per (scope, name).
     """
     executions = _with_skipped(source.executions, source.skipped)
-    parents = source.parents
+    parents = {scope: scope.parent for scope in source.scopes}
     for index, execution in enumerate(executions):
         execution.index = index
     # scope -> value name -> the index of the execution whose value the scope sees
@@ -82,7 +81,7 @@ def build_trace(source: TraceSource) -> tuple[TraceEntry, ...]:
             own = producers.setdefault(scope, {})
             for name in scope.provides - scope.flow._produced:
                 own[name] = router_index
-    committed = source.committed
+    committed = {scope: scope.committed for scope in source.scopes}
     sources: dict[tuple[Scope, str], dict[str, int] | None] = {}
     entries = []
     for execution in executions:

@@ -337,7 +337,7 @@ def _result(
         flow=flow.name,
         mode=mode,
         outputs=MappingProxyType({name: values[name] for name in flow.outputs}),
-        values=MappingProxyType(dict(values)),
+        values=MappingProxyType(values),  # no step writes to it any more: not copied
         routes=build_routes(run),
         started=started,
         finished=finished,

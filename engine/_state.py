@@ -273,8 +273,9 @@ class RunState:
 
     def close(self) -> None:
         """Break the links between scopes and the run once nothing will use them again."""
+        # A scope keeps its parent (the trace is built from those links): a child points
+        # at its parent and never the other way once `chosen_children` is gone.
         for scope in self.scopes:
-            scope.parent = None
             scope.chosen_children = NOTHING
             scope.watchers = None
             scope.nursery = None
