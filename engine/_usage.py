@@ -59,6 +59,8 @@ class StepUsage:
     @classmethod
     def of(cls, records: Iterable[CallRecord | ToolRecord]) -> StepUsage:
         """Add up the calls among `records` (tool executions are not calls)."""
+        if not records and cls is StepUsage:
+            return _NONE  # most runs make no call: one frozen zero, not one per run
         calls = cancelled = tokens_in = tokens_out = unpriced = 0
         started = won = failed_over = 0
         cost = saved = hedge_cost = 0.0
@@ -96,6 +98,9 @@ class StepUsage:
             hedge_cost=hedge_cost,
             failed_over=failed_over,
         )
+
+
+_NONE = StepUsage()
 
 
 @attrs.define(eq=False)
