@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Consulted", "close_decision", "consult_cache", "open_decision", "run_router"]
 
+# What a plan from a plain mapping gives as its reasons: one shared empty view, not one per run.
+_NO_REASONS: Mapping[str, Any] = MappingProxyType({})
+
 
 def view(run: RunState, node: Router, prediction: Prediction | None = None) -> RouterView:
     return RouterView(
@@ -259,7 +262,7 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
     record.prediction = prediction
     record.note = note
     record.plan = MappingProxyType(dict(plan))
-    record.reasons = plan.reasons if isinstance(plan, Plan) else MappingProxyType({})
+    record.reasons = plan.reasons if isinstance(plan, Plan) else _NO_REASONS
     if concurrent:
         if not box.answered:
             await box.done.wait()  # type: ignore[union-attr]
