@@ -115,7 +115,9 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
             execution.status = SKIPPED
             await _checkpoint_if_cancelled()
             execution.status = CANCELLED
-            value = await step.fn(**kwargs)
+            running = step.fn(**kwargs)
+            del kwargs  # one object fewer kept alive while the step waits
+            value = await running
         except Exception as exc:  # noqa: BLE001 -- the step boundary: wrapped and re-raised by `execute`
             execution.status = FAILED
             execution.error = exc
@@ -202,6 +204,8 @@ async def call(
             value = await _produce(run, scope, step, kwargs, found, admitted, execution)
         elif step.options.effect:
             value = await _effect(run, scope, step, kwargs, found, admitted, execution)
+        elif found is None and (run.limiter is None or admitted):
+            value = await _invoke(step, kwargs)  # `_compute`'s first case, one frame fewer
         else:
             value = await _compute(run, scope, step, kwargs, found, admitted, execution)
         execution.status = OK

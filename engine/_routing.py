@@ -64,8 +64,10 @@ def view(run: RunState, node: Router, prediction: Prediction | None = None) -> R
     )
 
 
-async def decide(run: RunState, scope: Scope, consulted: Consulted, box: Pending) -> None:
-    box.ok, box.value, box.execution = await call(run, scope, consulted.step, consulted.found)
+async def decide(
+    run: RunState, scope: Scope, step: Step, found: CacheHit | CacheMiss | None, box: Pending
+) -> None:
+    box.ok, box.value, box.execution = await call(run, scope, step, found)
     box.answered = True
     if box.done is not None:
         box.done.set()
@@ -197,8 +199,12 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
     """The task of one router: predict, speculate, decide, then choose the winner."""
     node: Router = scope.flow.nodes[index]  # type: ignore[assignment]
     kwargs = scope.gather(node.step.params)
-    consulted = await consult_cache(run, node, kwargs)
-    found, verifying = consulted.found, consulted.verifying
+    found: CacheHit | CacheMiss | None = None
+    verifying: CacheHit | None = None
+    router_step = node.step
+    if run.cache is not None and router_step.options.cache is not None:
+        consulted = await consult_cache(run, node, kwargs)
+        found, verifying, router_step = consulted.found, consulted.verifying, consulted.step
     box = Pending()
     prediction: Prediction | None = None
     asked: Execution | None = None
@@ -229,7 +235,7 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
         box.done = trio.Event()
         with trio.CancelScope() as predicting:
             box.predicting = predicting
-            nursery.start_soon(decide, run, scope, consulted, box)
+            nursery.start_soon(decide, run, scope, router_step, found, box)
             answer = await predict(run, scope, node, kwargs, asked)
         if isinstance(answer, str):
             note = answer
@@ -267,7 +273,7 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
         if not box.answered:
             await box.done.wait()  # type: ignore[union-attr]
     else:
-        box.ok, box.value, box.execution = await call(run, scope, consulted.step, found)
+        box.ok, box.value, box.execution = await call(run, scope, router_step, found)
     if not box.ok:
         return
     route = close_decision(run, scope, node, record, box.value, kwargs, verifying, asked)

@@ -17,6 +17,8 @@ from ._routing import close_decision, consult_cache, open_decision
 from ._state import Scope
 
 if TYPE_CHECKING:
+    from specroute.cache import CacheHit, CacheMiss
+
     from ._graph import Router
     from ._state import RunState
     from ._step import Step
@@ -56,10 +58,14 @@ async def _nodes(run: RunState, scope: Scope) -> None:
 
 async def _router(run: RunState, scope: Scope, node: Router) -> bool:
     kwargs = scope.gather(node.step.params)
-    consulted = await consult_cache(run, node, kwargs)
-    found, verifying = consulted.found, consulted.verifying
+    found: CacheHit | CacheMiss | None = None
+    verifying: CacheHit | None = None
+    router_step = node.step
+    if run.cache is not None and router_step.options.cache is not None:
+        consulted = await consult_cache(run, node, kwargs)
+        found, verifying, router_step = consulted.found, consulted.verifying, consulted.step
     record = open_decision(run, scope, node, found, verifying)
-    ok, answer, execution = await call(run, scope, consulted.step, found)
+    ok, answer, execution = await call(run, scope, router_step, found)
     if not ok:
         return False
     route = close_decision(run, scope, node, record, answer, kwargs, verifying, None)
