@@ -484,6 +484,9 @@ class Graph:
             {value: tuple(names) for value, names in readers.items()}
         )
         self._optional = frozenset(v for v, flag in optional_everywhere.items() if flag)
+        self._inputs = self._externals - self._optional
+        # What a run may be given: a value the flow reads and no step of it writes.
+        self._accepted = self._externals - self._deep_produced
         if inputs is not None:
             declared = frozenset(value_names(inputs, "`inputs`", f"flow {name!r}"))
             missing = sorted(self._externals - declared - self._optional)
@@ -599,7 +602,7 @@ class Graph:
     @property
     def inputs(self) -> frozenset[str]:
         """The values a run must give (no step produces them and no default covers them)."""
-        return self._externals - self._optional
+        return self._inputs
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} nodes {[node.name for node in self.nodes]}>"
