@@ -263,7 +263,7 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
                 child.values.update(start_values)
                 guessed[label] = start_values
             children[label] = child
-            nursery.start_soon(run_branch, child)
+            nursery.start_soon(child.run_nodes, True)
     record = open_decision(run, scope, node, found, verifying)
     record.prediction = prediction
     record.note = note
@@ -310,14 +310,6 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
     # Not speculated: the router's own task runs the branch (no task to start).
     await winner.run_nodes()
     scope.node_done()
-
-
-async def run_branch(child: Scope) -> None:
-    """The task of a speculated branch. The router's node is done when its chosen branch
-    is: here if the branch was chosen before it ended, else when the router chooses it."""
-    await child.run_nodes()
-    if child.chosen:
-        child.parent.node_done()  # type: ignore[union-attr]
 
 
 def predicted_handoff(

@@ -488,9 +488,13 @@ class Scope:
         if self.done == len(self.missing) and self.finished is not None:
             self.finished.set()
 
-    async def run_nodes(self) -> None:
+    async def run_nodes(self, speculated: bool = False) -> None:
         """Run every node of this scope's flow, each as its inputs appear; return when all
-        are done or the scope is cancelled."""
+        are done or the scope is cancelled.
+
+        A `speculated` branch runs as a task of its own, and its router's node is done when
+        the branch is: here if it was chosen before it ended, else when the router chooses
+        it (see `run_router`)."""
         try:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
@@ -517,6 +521,8 @@ class Scope:
             self.closed = True
             if self.done < len(self.flow.nodes):
                 self._record_skipped()
+        if speculated and self.chosen:
+            self.parent.node_done()  # type: ignore[union-attr]
 
     def enter(self, cancel_scope: trio.CancelScope, *, shared: bool = False) -> bool:
         """Adopt the cancel scope the scope's nodes run under (`shared` with other scopes),
