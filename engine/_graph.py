@@ -385,13 +385,15 @@ class Downstream:
 class Tables:
     """What the scheduler looks up per step: who consumes each value, what each node reads
     (values produced in this flow, values from outside), which nodes are effects or routers,
-    and which are plain steps (no cache, timeout, fallback or effect: the short path)."""
+    and which are plain steps (no cache, timeout, fallback or effect: the short path), and
+    which plain steps no node of the flow reads (sinks: their value makes nothing ready here)."""
 
     consumers: Mapping[str, tuple[int, ...]]
     reads: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
     effects: tuple[bool, ...]
     routers_at: tuple[bool, ...]
     plain: tuple[bool, ...]
+    sinks: tuple[bool, ...]
 
 
 class Graph:
@@ -578,6 +580,17 @@ class Graph:
             for name in local:
                 consumers.setdefault(name, []).append(index)
             reads.append((local, external))
+        plain = tuple(
+            isinstance(node, Step)
+            and node.options.cache is None
+            and node.options.timeout is None
+            and node.options.fallback is None
+            and not node.options.effect
+            and not node.streamed
+            and not node.options.streams
+            and not isinstance(node, Expansion)
+            for node in self.nodes
+        )
         self._tables = Tables(
             consumers={name: tuple(users) for name, users in consumers.items()},
             reads=tuple(reads),
@@ -586,16 +599,10 @@ class Graph:
                 for node in self.nodes
             ),
             routers_at=tuple(isinstance(node, Router) for node in self.nodes),
-            plain=tuple(
-                isinstance(node, Step)
-                and node.options.cache is None
-                and node.options.timeout is None
-                and node.options.fallback is None
-                and not node.options.effect
-                and not node.streamed
-                and not node.options.streams
-                and not isinstance(node, Expansion)
-                for node in self.nodes
+            plain=plain,
+            sinks=tuple(
+                is_plain and not consumers.get(node.output)  # type: ignore[union-attr]
+                for is_plain, node in zip(plain, self.nodes, strict=True)
             ),
         )
 
