@@ -312,6 +312,29 @@ def _qualified(function: object) -> str:
     return f"{module}.{getattr(function, '__qualname__', type(function).__qualname__)}"
 
 
+def one_at_a_time(
+    nodes: Sequence[Node],
+    reads: Sequence[tuple[tuple[str, ...], tuple[str, ...]]],
+    plain: Sequence[bool],
+) -> bool:
+    """Whether at most one node of a flow can ever be ready or running at once: every node a
+    plain step, and each (in topological order) downstream of the one before it, so no node
+    can be ready before every node above it has written its value."""
+    if not all(plain):
+        return False
+    producer = {node.output: index for index, node in enumerate(nodes)}  # type: ignore[union-attr]
+    above: list[int] = []  # bit p of above[i]: node p is upstream of node i
+    for index, (local, _external) in enumerate(reads):
+        mask = 0
+        for name in local:
+            source = producer[name]
+            mask |= above[source] | 1 << source
+        if index and not mask >> (index - 1) & 1:
+            return False
+        above.append(mask)
+    return True
+
+
 def _topological(nodes: Sequence[Node], producer: Mapping[str, int], flow: str) -> list[int]:
     """Kahn's algorithm, earliest declaration first; raises `CycleError` naming the cycle."""
     deps = [{producer[n] for n in _node_reads(node) if n in producer} for node in nodes]
@@ -394,6 +417,9 @@ class Tables:
     routers_at: tuple[bool, ...]
     plain: tuple[bool, ...]
     sinks: tuple[bool, ...]
+    # At most one node can be ready or running at once (`one_at_a_time`): a scope of this
+    # flow runs its nodes in one task, under a cancel scope, with no nursery.
+    serial: bool
 
 
 class Graph:
@@ -604,6 +630,7 @@ class Graph:
                 is_plain and not consumers.get(node.output)  # type: ignore[union-attr]
                 for is_plain, node in zip(plain, self.nodes, strict=True)
             ),
+            serial=one_at_a_time(self.nodes, reads, plain),
         )
 
     @property

@@ -28,7 +28,7 @@ from ._step import Step
 from ._trace import StepStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine, Mapping
+    from collections.abc import Awaitable, Callable, Coroutine, Mapping
 
     from specroute.cache import CacheMiss, StepCache
     from specroute.routes import LearnedState, Prediction, SpeculationPolicy
@@ -284,6 +284,22 @@ class RunState:
         self.top = None
 
 
+class SerialNursery:
+    """Stands in for the nursery of a scope whose nodes can only run one at a time
+    (`Tables.serial`): a node started here runs next in the scope's own task."""
+
+    __slots__ = ("queued", "wake")
+
+    def __init__(self) -> None:
+        self.queued: list[tuple[Callable[..., Awaitable[None]], tuple[Any, ...]]] = []
+        self.wake: trio.Event | None = None
+
+    def start_soon(self, node: Callable[..., Awaitable[None]], *args: Any) -> None:
+        self.queued.append((node, args))
+        if self.wake is not None:
+            self.wake.set()
+
+
 class Scope:
     """One flow execution: the top level, or one branch (an overlay over its parent)."""
 
@@ -352,7 +368,7 @@ class Scope:
         # Its cancel scope is also other scopes' (map items): another's `cancel` cancels it.
         self.shares_cancel_scope = False
         self.deadline: float | None = None
-        self.nursery: trio.Nursery | None = None
+        self.nursery: trio.Nursery | SerialNursery | None = None
         self.chosen_children: list[Scope] = NOTHING
         self.failure: SpecrouteError | None = None
         self.closed = False
@@ -496,33 +512,65 @@ class Scope:
         the branch is: here if it was chosen before it ended, else when the router chooses
         it (see `run_router`)."""
         try:
-            async with trio.open_nursery() as nursery:
-                self.nursery = nursery
-                if self.enter(nursery.cancel_scope):
-                    # The body runs the first ready node itself rather than idle in a task.
-                    run = self.run
-                    run.tail_scope = self
-                    try:
-                        self.begin()
-                    finally:
-                        index = run.take_tail()
-                    if index >= 0:
-                        await run.run_here(self, index)
-                    # Each started node is a task of this nursery, and a node's inputs are
-                    # written by tasks of this nursery before they end, so the nursery
-                    # itself waits for everything, unless a node waits on a value from an
-                    # enclosing scope, may be parked by a barrier, or queues for a slot of
-                    # the run's cap (the admitter is elsewhere): then wait for the last node.
-                    waits = self.waits_outside or self.may_park or self.run.limiter is not None
-                    if self.done < len(self.missing) and waits:
-                        self.finished = trio.Event()
-                        await self.finished.wait()
+            if self.tables.serial:
+                await self._run_serially()
+            else:
+                async with trio.open_nursery() as nursery:
+                    self.nursery = nursery
+                    if self.enter(nursery.cancel_scope):
+                        # The body runs the first ready node itself rather than idle in a task.
+                        run = self.run
+                        run.tail_scope = self
+                        try:
+                            self.begin()
+                        finally:
+                            index = run.take_tail()
+                        if index >= 0:
+                            await run.run_here(self, index)
+                        # Each started node is a task of this nursery, and a node's inputs are
+                        # written by tasks of this nursery before they end, so the nursery
+                        # itself waits for everything, unless a node waits on a value from an
+                        # enclosing scope, may be parked by a barrier, or queues for a slot of
+                        # the run's cap (the admitter is elsewhere): then wait for the last node.
+                        waits = self.waits_outside or self.may_park or self.run.limiter is not None
+                        if self.done < len(self.missing) and waits:
+                            self.finished = trio.Event()
+                            await self.finished.wait()
         finally:
             self.closed = True
             if self.done < len(self.flow.nodes):
                 self._record_skipped()
         if speculated and self.chosen:
             self.parent.node_done()  # type: ignore[union-attr]
+
+    async def _run_serially(self) -> None:
+        """`run_nodes` for a flow whose nodes can only run one at a time (`Tables.serial`):
+        each in this task, under a cancel scope of the scope's own and no nursery (a nursery
+        costs two objects more, and a schedule point when it closes)."""
+        with trio.CancelScope() as cancel_scope:
+            serial = SerialNursery()
+            self.nursery = serial
+            if not self.enter(cancel_scope):
+                return
+            run = self.run
+            run.tail_scope = self
+            try:
+                self.begin()
+            finally:
+                index = run.take_tail()
+            if index >= 0:
+                await run.run_here(self, index)
+            # A node made ready from elsewhere (a value from an enclosing scope, a parked
+            # node released, a slot of the run's cap) was queued by `start_soon`.
+            count = len(self.missing)
+            while self.done < count:
+                if not serial.queued:
+                    serial.wake = trio.Event()
+                    await serial.wake.wait()
+                    serial.wake = None
+                    continue
+                node, args = serial.queued.pop(0)
+                await node(*args)
 
     def enter(self, cancel_scope: trio.CancelScope, *, shared: bool = False) -> bool:
         """Adopt the cancel scope the scope's nodes run under (`shared` with other scopes),

@@ -125,6 +125,37 @@ def test_tables_mark_routers_effects_and_plain_steps() -> None:
     assert tables.consumers == {"out": (1,), "saved": (2,)}
 
 
+def test_a_flow_is_serial_when_each_step_is_downstream_of_the_one_before() -> None:
+    # Serial: at most one node can be ready at once, so a scope runs them in one task.
+    @step
+    async def a(x: int) -> int:
+        return x
+
+    @step
+    async def b(a: int) -> int:
+        return a
+
+    @step
+    async def c(b: int, a: int, x: int) -> int:  # also reads further up: still serial
+        return b
+
+    @step
+    async def d(x: int) -> int:  # reads only the input: may run beside `a`
+        return x
+
+    @step(output="c", timeout=3)
+    async def timed_c(b: int) -> int:
+        return b
+
+    assert Graph([a])._tables.serial
+    assert Graph([a, b, c])._tables.serial
+    assert Graph([c, b, a])._tables.serial  # declared out of order: graph order decides
+    assert not Graph([a, b, d])._tables.serial
+    assert not Graph([a, b, timed_c])._tables.serial  # not plain: it needs a task
+    assert not Graph([router(pick, {"a": [plain]})])._tables.serial
+    assert Graph([draft, polish])._tables.serial
+
+
 def test_downstream_holds_every_node_that_reads_a_value_directly_or_not() -> None:
     @step
     async def first(query: str) -> str:
