@@ -104,11 +104,15 @@ def test_guesses_right_or_wrong_never_change_the_answer(
 
 def tainted_values(spec: FlowSpec, wrong: set[str]) -> set[str]:
     """The values computed downstream of a wrong guess (a router's output counts when a
-    wrong guess is anywhere in its branches): what an accepting `agree` may change."""
+    wrong guess is anywhere in its branches, or a step of its branches reads a value that
+    follows one): what an accepting `agree` may change."""
     tainted: set[str] = set()
     sources = set()  # values a wrong guess stood in for, for the steps that read them
     for node in spec.nodes:
         reads = set(node.reads)
+        if not isinstance(node, StepSpec):
+            for inner in steps_of(FlowSpec((node,))):
+                reads.update(inner.reads)
         if reads & (tainted | sources) or (
             not isinstance(node, StepSpec)
             and any(s.name in wrong for s in steps_of(FlowSpec((node,))))
