@@ -420,6 +420,8 @@ class Tables:
     # At most one node can be ready or running at once (`one_at_a_time`): a scope of this
     # flow runs its nodes in one task, under a cancel scope, with no nursery.
     serial: bool
+    # The name of the task a node starts in (trio's own would be formatted per task).
+    task_names: tuple[str, ...]
 
 
 class Graph:
@@ -631,6 +633,7 @@ class Graph:
                 for is_plain, node in zip(plain, self.nodes, strict=True)
             ),
             serial=one_at_a_time(self.nodes, reads, plain),
+            task_names=tuple(f"specroute node {node.name!r}" for node in self.nodes),
         )
 
     @property

@@ -263,7 +263,7 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
                 child.values.update(start_values)
                 guessed[label] = start_values
             children[label] = child
-            nursery.start_soon(child.run_nodes, True)
+            nursery.start_soon(child.run_nodes, True, name="specroute branch " + child.path)
     record = open_decision(run, scope, node, found, verifying)
     record.prediction = prediction
     record.note = note

@@ -90,9 +90,13 @@ class Run(RunState):
             if self.tail_scope is scope and self.tail_index < 0:
                 self.tail_index = index  # the writing task runs it next
                 return
-            scope.nursery.start_soon(run_plain_step, self, scope, index)  # type: ignore[union-attr]
+            scope.nursery.start_soon(  # type: ignore[union-attr]
+                run_plain_step, self, scope, index, name=scope.tables.task_names[index]
+            )
         else:
-            scope.nursery.start_soon(run_step, self, scope, index)  # type: ignore[union-attr]
+            scope.nursery.start_soon(  # type: ignore[union-attr]
+                run_step, self, scope, index, name=scope.tables.task_names[index]
+            )
 
     def start_router(self, scope: Scope, index: int) -> None:
         # A router holds no slot itself (its branches need them); its step takes one.
@@ -100,7 +104,9 @@ class Run(RunState):
         if self.tail_scope is scope and self.tail_index < 0:
             self.tail_index = index  # the task that made it ready runs it next
             return
-        scope.nursery.start_soon(run_router, self, scope, index)  # type: ignore[union-attr]
+        scope.nursery.start_soon(  # type: ignore[union-attr]
+            run_router, self, scope, index, name=scope.tables.task_names[index]
+        )
 
     def run_here(self, scope: Scope, index: int) -> Coroutine[Any, Any, None]:
         # The node's own coroutine, awaited by the caller: no frame of ours in between.
@@ -131,7 +137,9 @@ class Run(RunState):
                 limiter.release_on_behalf_of(token)
                 continue
             scope.launched |= 1 << index
-            scope.nursery.start_soon(run_step, self, scope, index, token)  # type: ignore[union-attr]
+            scope.nursery.start_soon(  # type: ignore[union-attr]
+                run_step, self, scope, index, token, name=scope.tables.task_names[index]
+            )
 
     async def run_capped(self, top: Scope) -> None:
         """Run the top scope beside the admitter that hands out the cap's slots."""

@@ -294,7 +294,9 @@ class SerialNursery:
         self.queued: list[tuple[Callable[..., Awaitable[None]], tuple[Any, ...]]] = []
         self.wake: trio.Event | None = None
 
-    def start_soon(self, node: Callable[..., Awaitable[None]], *args: Any) -> None:
+    def start_soon(
+        self, node: Callable[..., Awaitable[None]], *args: Any, name: object = None
+    ) -> None:
         self.queued.append((node, args))
         if self.wake is not None:
             self.wake.set()

@@ -455,3 +455,23 @@ async def test_longest_first_admission_keeps_a_capped_stage_short(
 async def test_admit_is_checked() -> None:
     with pytest.raises(ConfigurationError, match='`admit` must be "ready"'):
         await Flow([sleeper("s", 1)]).run(admit="fastest")  # type: ignore[arg-type]
+
+
+async def test_a_step_started_in_a_task_of_its_own_names_the_task_after_itself() -> None:
+    # A trio task dump or instrument shows which step a task runs; the first ready step
+    # runs in the run's own task.
+    names: dict[str, str] = {}
+
+    @step(output="first")
+    async def first(x: int) -> int:
+        names["first"] = trio.lowlevel.current_task().name
+        return x
+
+    @step(output="second")
+    async def second(x: int) -> int:
+        names["second"] = trio.lowlevel.current_task().name
+        return x
+
+    await Flow([first, second]).run(x=1, mode="parallel")
+    assert names["second"] == "specroute node 'second'"
+    assert names["first"] == trio.lowlevel.current_task().name
