@@ -501,6 +501,17 @@ class Scope:
                 else:
                     run.start_step(self, index)
 
+    def begin_taking_tail(self) -> int:
+        """`begin`, keeping back for the calling task the first plain step or router it
+        makes ready (-1: none), which the caller then runs itself."""
+        run = self.run
+        run.tail_scope = self
+        try:
+            self.begin()
+        finally:
+            index = run.take_tail()
+        return index
+
     def node_done(self) -> None:
         self.done += 1
         if self.done == len(self.missing) and self.finished is not None:
@@ -521,14 +532,9 @@ class Scope:
                     self.nursery = nursery
                     if self.enter(nursery.cancel_scope):
                         # The body runs the first ready node itself rather than idle in a task.
-                        run = self.run
-                        run.tail_scope = self
-                        try:
-                            self.begin()
-                        finally:
-                            index = run.take_tail()
+                        index = self.begin_taking_tail()
                         if index >= 0:
-                            await run.run_here(self, index)
+                            await self.run.run_here(self, index)
                         # Each started node is a task of this nursery, and a node's inputs are
                         # written by tasks of this nursery before they end, so the nursery
                         # itself waits for everything, unless a node waits on a value from an
@@ -554,14 +560,9 @@ class Scope:
             self.nursery = serial
             if not self.enter(cancel_scope):
                 return
-            run = self.run
-            run.tail_scope = self
-            try:
-                self.begin()
-            finally:
-                index = run.take_tail()
+            index = self.begin_taking_tail()
             if index >= 0:
-                await run.run_here(self, index)
+                await self.run.run_here(self, index)
             # A node made ready from elsewhere (a value from an enclosing scope, a parked
             # node released, a slot of the run's cap) was queued by `start_soon`.
             count = len(self.missing)
