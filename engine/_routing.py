@@ -15,6 +15,7 @@ costs the speculation, and the decision's `note` says why.
 
 from __future__ import annotations
 
+import weakref
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +45,14 @@ if TYPE_CHECKING:
     from ._state import RunState
     from ._step import Step
 
-__all__ = ["Consulted", "close_decision", "consult_cache", "open_decision", "run_router"]
+__all__ = [
+    "Consulted",
+    "close_decision",
+    "consult_cache",
+    "open_decision",
+    "run_router",
+    "without_lookup",
+]
 
 # What a plan from a plain mapping gives as its reasons: one shared empty view, not one per run.
 _NO_REASONS: Mapping[str, Any] = MappingProxyType({})
@@ -113,6 +121,22 @@ class Consulted:
     found: CacheHit | CacheMiss | None
     verifying: CacheHit | None
     step: Step
+
+
+# A router's `Consulted` when the run has no cache or the router no cache options: one per
+# router, not one per router execution (and no coroutine to await).
+_UNCACHED: weakref.WeakKeyDictionary[Router, Consulted] = weakref.WeakKeyDictionary()
+
+
+def without_lookup(run: RunState, node: Router) -> Consulted | None:
+    """What `consult_cache` would decide when there is nothing to look up; None when
+    there is, and `consult_cache` must be awaited."""
+    if run.cache is not None and node.step.options.cache is not None:
+        return None
+    consulted = _UNCACHED.get(node)
+    if consulted is None:
+        consulted = _UNCACHED[node] = Consulted(found=None, verifying=None, step=node.step)
+    return consulted
 
 
 async def consult_cache(run: RunState, node: Router, kwargs: dict[str, Any]) -> Consulted:
@@ -199,12 +223,8 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
     """The task of one router: predict, speculate, decide, then choose the winner."""
     node: Router = scope.flow.nodes[index]  # type: ignore[assignment]
     kwargs = scope.gather(node.step.params)
-    found: CacheHit | CacheMiss | None = None
-    verifying: CacheHit | None = None
-    router_step = node.step
-    if run.cache is not None and router_step.options.cache is not None:
-        consulted = await consult_cache(run, node, kwargs)
-        found, verifying, router_step = consulted.found, consulted.verifying, consulted.step
+    consulted = without_lookup(run, node) or await consult_cache(run, node, kwargs)
+    found, verifying, router_step = consulted.found, consulted.verifying, consulted.step
     box = Pending()
     prediction: Prediction | None = None
     asked: Execution | None = None

@@ -13,12 +13,10 @@ from typing import TYPE_CHECKING
 import trio
 
 from ._call import call
-from ._routing import close_decision, consult_cache, open_decision
+from ._routing import close_decision, consult_cache, open_decision, without_lookup
 from ._state import Scope
 
 if TYPE_CHECKING:
-    from specroute.cache import CacheHit, CacheMiss
-
     from ._graph import Router
     from ._state import RunState
     from ._step import Step
@@ -58,12 +56,8 @@ async def _nodes(run: RunState, scope: Scope) -> None:
 
 async def _router(run: RunState, scope: Scope, node: Router) -> bool:
     kwargs = scope.gather(node.step.params)
-    found: CacheHit | CacheMiss | None = None
-    verifying: CacheHit | None = None
-    router_step = node.step
-    if run.cache is not None and router_step.options.cache is not None:
-        consulted = await consult_cache(run, node, kwargs)
-        found, verifying, router_step = consulted.found, consulted.verifying, consulted.step
+    consulted = without_lookup(run, node) or await consult_cache(run, node, kwargs)
+    found, verifying, router_step = consulted.found, consulted.verifying, consulted.step
     record = open_decision(run, scope, node, found, verifying)
     ok, answer, execution = await call(run, scope, router_step, found)
     if not ok:
