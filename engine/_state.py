@@ -568,6 +568,8 @@ class Scope:
             count = len(self.missing)
             while self.done < count:
                 if not serial.queued:
+                    if self.doomed:  # nothing more starts here: do not wait for it
+                        return
                     serial.wake = trio.Event()
                     await serial.wake.wait()
                     serial.wake = None
