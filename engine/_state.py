@@ -282,6 +282,8 @@ class RunState:
         self.scopes = self.executions = self.skipped = NOTHING
         self.decisions = self.answered = self.confirmed_stores = self.guesses = NOTHING
         self.top = None
+        # A guarded observer holds this run's `fail`: a cycle through the run otherwise.
+        self.observer = None
 
 
 class SerialNursery:

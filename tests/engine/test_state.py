@@ -89,6 +89,27 @@ async def test_finished_run_is_freed_without_the_cycle_collector(
         gc.enable()
 
 
+async def test_a_run_with_an_observer_is_freed_without_the_cycle_collector(
+    autojump_clock: MockClock, tracked: list[weakref.ref[Any]]
+) -> None:
+    # The observer wrapper holds the run's `fail`: the run must let go of it when it ends.
+    class Progress:
+        def step_started(self, step: str, branch: str, speculative: bool) -> None:
+            pass
+
+        def step_finished(self, step: str, branch: str, status: Any, seconds: float) -> None:
+            pass
+
+    gc.collect()
+    gc.disable()
+    try:
+        await PLANNER.run(request="new", mode="speculative", observer=Progress())
+        assert tracked, "the run made no state to track"
+        assert [ref() for ref in tracked if ref() is not None] == []
+    finally:
+        gc.enable()
+
+
 async def test_losing_branch_writes_are_never_seen(autojump_clock: MockClock) -> None:
     result = await PLANNER.run(request="known", mode="speculative")
     assert result.outputs == {"plan": "reused known"}
