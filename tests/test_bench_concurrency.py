@@ -8,8 +8,6 @@ the bench's target of 0 per run is reachable.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +15,12 @@ import pytest
 import trio
 import trio.testing
 
+from tests.scripts import load_script
+
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "concurrency.py"
 
 
-def load_bench() -> Any:
-    """bench/concurrency.py as a module (it is a script, not a package)."""
-    spec = importlib.util.spec_from_file_location("bench_concurrency", BENCH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = load_bench()
+bench: Any = load_script(BENCH, "bench_concurrency")
 PATHS = [("A", "reuse", 0.8), ("B", "generate", 3.7)]
 
 

@@ -3,12 +3,11 @@ jittered backoff, the Stage B context within its token budget, and the files it 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 import trio
@@ -17,28 +16,14 @@ from hypothesis import strategies as st
 from llm_server import serve_llm
 from specroute.engine.llm import estimate_tokens
 
-if TYPE_CHECKING:
-    from types import ModuleType
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 SHIPPED = EXAMPLES / "data" / "meeting-transcript.txt"
 
 
-def load_example() -> ModuleType:
-    """The example as a module (its pure parts are tested directly); it imports `_common`."""
-    if str(EXAMPLES) not in sys.path:
-        sys.path.append(str(EXAMPLES))
-    spec = importlib.util.spec_from_file_location("transcript_example", EXAMPLES / "transcript.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-example = load_example()
+example = load_script(EXAMPLES / "transcript.py", "transcript_example")
 
 
 def analyse(tmp_path: Path, *args: str) -> dict[str, Any]:

@@ -7,7 +7,6 @@ server (`llm_server.py`) to it.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
@@ -25,6 +24,8 @@ import pytest
 import trio
 from llm_server import BAD_REQUEST_MESSAGE, serve_llm
 from specroute.engine.llm import Provider, SimulatedModel, SimulatedTransport, open_llm_client
+
+from tests.scripts import load_script
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -105,11 +106,7 @@ def simulated() -> Iterator[Service]:
 
 
 def load_planner() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("planner_direct", ROOT / "examples/planner.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(ROOT / "examples/planner.py", "planner_direct")
     module.SCALE = 0.0
     return module
 
