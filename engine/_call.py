@@ -130,12 +130,6 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
         if execution.status is not OK:
             _fail(scope, step, execution.error)
             return
-        if scope.tables.sinks[index]:  # it makes nothing ready here: no next step to take
-            scope.write(step.output, value)
-            scope.done += 1
-            if scope.done == len(scope.missing) and scope.finished is not None:
-                scope.finished.set()
-            return
         run.tail_scope = scope
         try:
             scope.write(step.output, value)

@@ -408,15 +408,13 @@ class Downstream:
 class Tables:
     """What the scheduler looks up per step: who consumes each value, what each node reads
     (values produced in this flow, values from outside), which nodes are effects or routers,
-    and which are plain steps (no cache, timeout, fallback or effect: the short path), and
-    which plain steps no node of the flow reads (sinks: their value makes nothing ready here)."""
+    and which are plain steps (no cache, timeout, fallback or effect: the short path)."""
 
     consumers: Mapping[str, tuple[int, ...]]
     reads: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
     effects: tuple[bool, ...]
     routers_at: tuple[bool, ...]
     plain: tuple[bool, ...]
-    sinks: tuple[bool, ...]
     # At most one node can be ready or running at once (`one_at_a_time`): a scope of this
     # flow runs its nodes in one task, under a cancel scope, with no nursery.
     serial: bool
@@ -628,10 +626,6 @@ class Graph:
             ),
             routers_at=tuple(isinstance(node, Router) for node in self.nodes),
             plain=plain,
-            sinks=tuple(
-                is_plain and not consumers.get(node.output)  # type: ignore[union-attr]
-                for is_plain, node in zip(plain, self.nodes, strict=True)
-            ),
             serial=one_at_a_time(self.nodes, reads, plain),
             task_names=tuple(f"specroute node {node.name!r}" for node in self.nodes),
         )

@@ -72,10 +72,8 @@ def view(run: RunState, node: Router, prediction: Prediction | None = None) -> R
     )
 
 
-async def decide(
-    run: RunState, scope: Scope, step: Step, found: CacheHit | CacheMiss | None, box: Pending
-) -> None:
-    box.ok, box.value, box.execution = await call(run, scope, step, found)
+async def decide(run: RunState, scope: Scope, consulted: Consulted, box: Pending) -> None:
+    box.ok, box.value, box.execution = await call(run, scope, consulted.step, consulted.found)
     box.answered = True
     if box.done is not None:
         box.done.set()
@@ -224,7 +222,7 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
     node: Router = scope.flow.nodes[index]  # type: ignore[assignment]
     kwargs = scope.gather(node.step.params)
     consulted = without_lookup(run, node) or await consult_cache(run, node, kwargs)
-    found, verifying, router_step = consulted.found, consulted.verifying, consulted.step
+    found, verifying = consulted.found, consulted.verifying
     box = Pending()
     prediction: Prediction | None = None
     asked: Execution | None = None
@@ -255,7 +253,7 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
         box.done = trio.Event()
         with trio.CancelScope() as predicting:
             box.predicting = predicting
-            nursery.start_soon(decide, run, scope, router_step, found, box)
+            nursery.start_soon(decide, run, scope, consulted, box)
             answer = await predict(run, scope, node, kwargs, asked)
         if isinstance(answer, str):
             note = answer
@@ -293,7 +291,7 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
         if not box.answered:
             await box.done.wait()  # type: ignore[union-attr]
     else:
-        box.ok, box.value, box.execution = await call(run, scope, router_step, found)
+        box.ok, box.value, box.execution = await call(run, scope, consulted.step, found)
     if not box.ok:
         return
     route = close_decision(run, scope, node, record, box.value, kwargs, verifying, asked)

@@ -57,9 +57,9 @@ async def _nodes(run: RunState, scope: Scope) -> None:
 async def _router(run: RunState, scope: Scope, node: Router) -> bool:
     kwargs = scope.gather(node.step.params)
     consulted = without_lookup(run, node) or await consult_cache(run, node, kwargs)
-    found, verifying, router_step = consulted.found, consulted.verifying, consulted.step
+    found, verifying = consulted.found, consulted.verifying
     record = open_decision(run, scope, node, found, verifying)
-    ok, answer, execution = await call(run, scope, router_step, found)
+    ok, answer, execution = await call(run, scope, consulted.step, found)
     if not ok:
         return False
     route = close_decision(run, scope, node, record, answer, kwargs, verifying, None)
