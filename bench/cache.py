@@ -2,6 +2,7 @@
 and the sketch-filtered store large partitions switch to (lookup time, recall, memory).
 
 Run: OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/cache.py [--ann-only] [--size 1000000]
+[--scan numpy]
 
 `--size 1000000` measures 1M entries (filling the cache through `put` takes minutes per
 dtype on 2 cores; pass `--dtypes f32` to measure one).
@@ -40,6 +41,7 @@ from specroute.cache import (
     SemanticIndex,
     SemanticIndexConfig,
     SemanticMatch,
+    _sketch_scan,
     ann_available,
     make_key,
 )
@@ -398,7 +400,17 @@ def main() -> None:
     parser.add_argument(
         "--compare-hnsw", action="store_true", help="add usearch HNSW graphs at --size"
     )
+    parser.add_argument(
+        "--scan",
+        choices=("compiled", "numpy"),
+        default="compiled",
+        help="the sketch scan: numba's compiled loop (built before timing) or numpy's passes",
+    )
     args = parser.parse_args()
+    if args.scan == "numpy":
+        _sketch_scan._built.started = True  # never build the loop: every scan is numpy's
+    elif _sketch_scan.compiled_kernel() is None:
+        args.scan = "numpy (numba is not installed)"
     bandwidth = copy_bandwidth()
     table = Table(title="specroute.cache")
     table.add_column("operation")
@@ -422,6 +434,7 @@ def main() -> None:
     console = Console()
     console.print(table)
     console.print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
+    console.print(f"sketch scan: {args.scan}")
     console.print(f"load average at the end: {os.getloadavg()}")
     console.print(
         f"memory bandwidth (numpy copy, read + write): {bandwidth / 1e9:.1f} GB/s;"

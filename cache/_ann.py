@@ -9,9 +9,10 @@ whatever the data (Charikar 2002, after Goemans-Williamson), so the number of di
 bits is binomial and a bound on it keeps every entry at or above the threshold with a
 stated probability. A lookup:
 
-1. counts differing bits over the first 64 or 128 bits of every sketch (numpy, 8 or 16
-   bytes an entry rather than 1,536) and keeps the entries within the bound;
-2. counts them over all 256 bits for those survivors and keeps those within the bound;
+1. counts differing bits over the first 64 or 128 bits of every sketch (8 or 16 bytes an
+   entry rather than 1,536) and keeps the entries within the bound;
+2. counts them over all 256 bits for those survivors and keeps those within the bound
+   (both passes are the scan of `_sketch_scan`: one compiled loop with numba, else numpy);
 3. computes the exact cosine similarity of the few left from the stored vectors and takes
    the best, so a hit's similarity, and so the threshold decision, is that of the stored
    vector, never of the sketch.
@@ -29,11 +30,10 @@ previous design. At 20k entries a float32 graph took 1.5-2.7 ms (connectivity 16
 minutes). Random high-dimensional vectors give HNSW no structure to navigate, and the
 threshold leaves a sketch filter little to keep: at 100k the sketch store answers in
 0.22-0.54 ms (best of 5 runs, every dtype and threshold) with recall 1.000 and switches on
-with no build. At 1M it takes 1.7-3.3 ms from threshold 0.9 (under the 2 ms target only on
-an idle machine) and 3.2-5.4 ms below, where the first pass reads 128 bits: it makes four
-numpy passes (xor, bit count, compare, index) over 8-16 MB of sketches, where a fused
-compiled kernel would make one. faiss-cpu was not tried again: its HNSW cannot remove an
-entry, and a full cache removes one per insert.
+with no build. At 1M numpy's passes over the sketches took 1.7-5.4 ms; the compiled scan
+(`_sketch_scan`, numba) brought it to 0.4-1.4 ms, every dtype and threshold. faiss-cpu was
+not tried again as an index: its HNSW cannot remove an entry, and a full cache removes one
+per insert; its binary flat index scanned no faster than numpy (README, "Large caches").
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ import attrs
 import numpy as np
 
 from ._errors import CacheConfigError
+from ._sketch_scan import WORDS, build_in_background, scan
 from ._validators import at_least
 
 if TYPE_CHECKING:
@@ -69,8 +70,7 @@ DEFAULT_ANN_MIN_ENTRIES = 2_000
 DEFAULT_MISS_RATE = 1e-4
 # 256 sketch bits: at threshold 0.83 an entry at the threshold differs in about 48 of them
 # and an unrelated one in 128, so the second pass leaves almost only true neighbours.
-_WORDS = 4
-_BITS = 64 * _WORDS
+_BITS = 64 * WORDS
 # The first pass reads 64 bits an entry where that lets through at most this share of
 # unrelated (orthogonal) entries, else 128: at threshold 0.83, 64 bits let 5% through and
 # the second pass over them cost more than a wider first pass (0.9 against 0.5 ms at 100k);
@@ -79,8 +79,6 @@ _NARROW_PASS_SHARE = 0.002
 # The hyperplanes are drawn from a fixed seed, so every process sketches alike.
 _PLANES_SEED = 20_150_415
 _INITIAL_ROWS = 1_024
-# Entries per block of the first pass: 256 KiB of words, within a core's L2 cache.
-_BLOCK = 32_768
 _CODE_CHUNK = 65_536
 
 _DTYPES = ("f32", "f16", "i8")
@@ -109,7 +107,7 @@ class AnnConfig:
     approximate only in what it may skip: an entry at the threshold is skipped with
     probability at most `miss_rate`. Measured by `bench/cache.py` (random 384-dimensional
     vectors, queries at similarity 0.85/0.9/0.95, threshold 0.02 below): recall 1.000 at
-    100k entries with every dtype and at 1M with `"f32"` and `"i8"`. On the labelled pairs
+    100k and 1M entries with every dtype. On the labelled pairs
     at 0.95: 1.000 with `"f32"` and `"f16"`, 0.966 with `"i8"` (which also made 32 hits
     brute force does not: its rounding moves pairs across the threshold).
 
@@ -187,8 +185,8 @@ def _planes(dim: int) -> NDArray[np.float32]:
 class SketchRows:
     """Rows 0..n-1 of stored vectors with their sign sketches; removal moves the last row.
 
-    Requires `ann_available()`. Rows are unit float32 vectors on the way in. Lookups share
-    scratch buffers, so one store serves one thread at a time (as the whole index does).
+    Requires `ann_available()`. Rows are unit float32 vectors on the way in. One store
+    serves one thread at a time, as the whole index does.
     """
 
     dim: int
@@ -200,20 +198,12 @@ class SketchRows:
     _scales: NDArray[np.float32] = attrs.field(init=False)
     # Word-major: one pass reads one contiguous array of 64-bit words.
     _codes: NDArray[np.uint64] = attrs.field(init=False)
-    _scratch_words: NDArray[np.uint64] = attrs.field(
-        init=False, factory=lambda: np.empty(_BLOCK, dtype=np.uint64)
-    )
-    _scratch_counts: NDArray[np.uint8] = attrs.field(
-        init=False, factory=lambda: np.empty(_BLOCK, dtype=np.uint8)
-    )
-    _scratch_second: NDArray[np.uint8] = attrs.field(
-        init=False, factory=lambda: np.empty(_BLOCK, dtype=np.uint8)
-    )
 
     def __attrs_post_init__(self) -> None:
+        build_in_background()
         self._store = np.empty((_INITIAL_ROWS, self.dim), dtype=_NUMPY_DTYPES[self._dtype])
         self._scales = np.empty(_INITIAL_ROWS, dtype=np.float32)
-        self._codes = np.empty((_WORDS, _INITIAL_ROWS), dtype=np.uint64)
+        self._codes = np.empty((WORDS, _INITIAL_ROWS), dtype=np.uint64)
 
     @classmethod
     def of(cls, rows: NDArray[np.float32], config: AnnConfig) -> SketchRows:
@@ -232,7 +222,7 @@ class SketchRows:
     @property
     def bytes_per_row(self) -> int:
         """Stored bytes per row: vector, scale and sketch."""
-        return int(self._store.itemsize * self.dim + self._scales.itemsize + 8 * _WORDS)
+        return int(self._store.itemsize * self.dim + self._scales.itemsize + 8 * WORDS)
 
     def append(self, row: NDArray[np.float32]) -> None:
         self._reserve(self._size + 1)
@@ -264,13 +254,14 @@ class SketchRows:
         code = np.packbits(query @ _planes(self.dim) > 0, bitorder="little").view(np.uint64)
         half = self._miss_rate / 2
         words = _first_pass_words(threshold, half)
-        kept = self._first_pass(code, words, bits_bound(64 * words, threshold, half))
-        if not len(kept):
-            return None
-        full = np.zeros(len(kept), dtype=np.uint16)
-        for word in range(_WORDS):
-            full += _differing(self._codes[word, kept], code[word])
-        kept = kept[full <= bits_bound(_BITS, threshold, half)]
+        kept = scan(
+            self._codes,
+            size,
+            code,
+            words,
+            bits_bound(64 * words, threshold, half),
+            bits_bound(_BITS, threshold, half),
+        )
         if not len(kept):
             return None
         similarities = self._widened(kept) @ query
@@ -278,27 +269,6 @@ class SketchRows:
         if similarities[best] < threshold:
             return None
         return int(kept[best]), float(similarities[best])
-
-    def _first_pass(self, code: NDArray[np.uint64], words: int, bound: int) -> NDArray[np.intp]:
-        # Block by block, so the temporaries stay in the CPU cache and only the sketches
-        # come from memory (at 1M entries a third less time than whole-array passes).
-        xored = self._scratch_words
-        counts = self._scratch_counts
-        second = self._scratch_second
-        kept = []
-        for start in range(0, self._size, _BLOCK):
-            end = min(self._size, start + _BLOCK)
-            rows = end - start
-            np.bitwise_xor(self._codes[0, start:end], code[0], out=xored[:rows])
-            np.bitwise_count(xored[:rows], out=counts[:rows])
-            if words == 2:
-                np.bitwise_xor(self._codes[1, start:end], code[1], out=xored[:rows])
-                np.bitwise_count(xored[:rows], out=second[:rows])
-                np.add(counts[:rows], second[:rows], out=counts[:rows])
-            found = np.flatnonzero(counts[:rows] <= bound)
-            if len(found):
-                kept.append(found + start)
-        return np.concatenate(kept) if kept else np.empty(0, dtype=np.intp)
 
     def _widened(self, rows: NDArray[np.intp]) -> NDArray[np.float32]:
         stored = self._store[rows].astype(np.float32)
@@ -325,18 +295,13 @@ class SketchRows:
         store[: self._size] = self._store[: self._size]
         scales = np.empty(capacity, dtype=np.float32)
         scales[: self._size] = self._scales[: self._size]
-        codes = np.empty((_WORDS, capacity), dtype=np.uint64)
+        codes = np.empty((WORDS, capacity), dtype=np.uint64)
         codes[:, : self._size] = self._codes[:, : self._size]
         self._store, self._scales, self._codes = store, scales, codes
 
 
 def _sketch(rows: NDArray[np.float32]) -> NDArray[np.uint64]:
-    """Word-major sign sketches of `rows`: shape (`_WORDS`, rows)."""
+    """Word-major sign sketches of `rows`: shape (`WORDS`, rows)."""
     bits = (rows @ _planes(rows.shape[1])) > 0
     packed = np.packbits(bits, axis=1, bitorder="little")
     return np.ascontiguousarray(packed.view(np.uint64).T)
-
-
-def _differing(words: NDArray[np.uint64], word: np.uint64) -> NDArray[np.uint8]:
-    counted: NDArray[np.uint8] = np.bitwise_count(np.bitwise_xor(words, word))
-    return counted

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 from specroute.cache import AnnConfig, CacheConfigError, ann_available
-from specroute.cache._ann import _BLOCK, SketchRows, _first_pass_words, _planes, bits_bound
+from specroute.cache._ann import SketchRows, _first_pass_words, _planes, bits_bound
 
 from tests.unit_vectors import at_similarity
 from tests.unit_vectors import unit_rows as shared_unit_rows
@@ -139,10 +139,3 @@ def test_both_first_passes_find_the_true_neighbour(similarity: float) -> None:
     queries = at_similarity(rows[:200], similarity)
     found = [store.nearest(query, similarity - 0.02) for query in queries]
     assert [hit[0] if hit else None for hit in found] == list(range(200))
-
-
-def test_the_first_pass_spans_several_blocks() -> None:
-    rows = unit_rows(_BLOCK + 500, dim=16)
-    store = SketchRows.of(rows, AnnConfig())
-    for n in (0, _BLOCK - 1, _BLOCK, _BLOCK + 499):
-        assert store.nearest(rows[n], 0.99) == (n, pytest.approx(1.0, abs=1e-5))
