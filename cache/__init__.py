@@ -4,6 +4,7 @@ from specroute.routes._public import show_public_module as _show_public_module
 
 from ._ann import AnnConfig as AnnConfig
 from ._ann import ann_available as ann_available
+from ._ann import prepare_ann as prepare_ann
 from ._cache import Cache as Cache
 from ._cache import open_cache as open_cache
 from ._embedders import Embedder as Embedder
@@ -108,6 +109,7 @@ __all__ = [
     "open_shared_learned",
     "open_shared_waste_budget",
     "open_single_flight",
+    "prepare_ann",
     "read_shared_learned",
     "reset_shared_learned",
 ]

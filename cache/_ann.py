@@ -47,7 +47,7 @@ import attrs
 import numpy as np
 
 from ._errors import CacheConfigError
-from ._sketch_scan import WORDS, build_in_background, scan
+from ._sketch_scan import WORDS, SketchQuery, build_in_background, compiled_kernel, scan
 from ._validators import at_least
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ __all__ = [
     "SketchRows",
     "ann_available",
     "bits_bound",
+    "prepare_ann",
 ]
 
 # Where the sketch store becomes faster than brute force (bench/cache.py, "switch" rows,
@@ -153,6 +154,18 @@ def ann_available() -> bool:
         `True` if numpy has `bitwise_count` (numpy >= 2.0, the `ann` extra).
     """
     return hasattr(np, "bitwise_count")
+
+
+def prepare_ann() -> bool:
+    """Build the sketch filter's compiled scan now rather than in a thread when the
+    process's first partition switches (0.6-2 s once per process; it blocks, so call it at
+    start-up or through `trio.to_thread.run_sync`).
+
+    Returns:
+        `True` if the compiled scan is ready; `False` without numba or if numba failed to
+        build it (a `RuntimeWarning` says why), and lookups then use numpy's scan.
+    """
+    return compiled_kernel() is not None
 
 
 @functools.lru_cache(maxsize=256)
@@ -254,14 +267,8 @@ class SketchRows:
         code = np.packbits(query @ _planes(self.dim) > 0, bitorder="little").view(np.uint64)
         half = self._miss_rate / 2
         words = _first_pass_words(threshold, half)
-        kept = scan(
-            self._codes,
-            size,
-            code,
-            words,
-            bits_bound(64 * words, threshold, half),
-            bits_bound(_BITS, threshold, half),
-        )
+        first, full = bits_bound(64 * words, threshold, half), bits_bound(_BITS, threshold, half)
+        kept = scan(self._codes, size, SketchQuery(code, words, first, full))
         if not len(kept):
             return None
         similarities = self._widened(kept) @ query

@@ -120,11 +120,13 @@ class RedisCacheStatistics:
     stream_events: int
 
 
+# Recency scores are Redis's clock in microseconds: at millisecond scores the entries that
+# several workers store within one millisecond tie, and ZPOPMIN breaks ties by digest, not age.
 _GET_EXACT = """
 local value = redis.call('GET', KEYS[1])
 if value then
   local t = redis.call('TIME')
-  redis.call('ZADD', KEYS[2], 'XX', t[1] * 1000 + math.floor(t[2] / 1000), ARGV[1])
+  redis.call('ZADD', KEYS[2], 'XX', t[1] * 1000000 + t[2], ARGV[1])
   return value
 end
 return redis.call('ZREM', KEYS[2], ARGV[1])
@@ -137,7 +139,7 @@ if tonumber(ARGV[3]) > 0 then
 else
   redis.call('SET', KEYS[1], ARGV[2])
 end
-redis.call('ZADD', KEYS[2], t[1] * 1000 + math.floor(t[2] / 1000), ARGV[1])
+redis.call('ZADD', KEYS[2], t[1] * 1000000 + t[2], ARGV[1])
 local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
 local evicted = 0
 if over > 0 then
@@ -156,7 +158,7 @@ redis.call('HSET', KEYS[1], 'k', ARGV[2], 'vec', ARGV[3], 'val', ARGV[4])
 if tonumber(ARGV[5]) > 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
 end
-redis.call('ZADD', KEYS[2], t[1] * 1000 + math.floor(t[2] / 1000), ARGV[1])
+redis.call('ZADD', KEYS[2], t[1] * 1000000 + t[2], ARGV[1])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'op', 'put', 'ns', ARGV[7], 'd', ARGV[1])
 local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[6])
 local evicted = 0
@@ -175,7 +177,7 @@ _GET_SEMANTIC = """
 local value = redis.call('HGET', KEYS[1], 'val')
 if value then
   local t = redis.call('TIME')
-  redis.call('ZADD', KEYS[2], 'XX', t[1] * 1000 + math.floor(t[2] / 1000), ARGV[1])
+  redis.call('ZADD', KEYS[2], 'XX', t[1] * 1000000 + t[2], ARGV[1])
   return value
 end
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then

@@ -80,7 +80,14 @@ def _first_pass_two(
     return found
 
 
-@numba.njit(nogil=True, cache=True, boundscheck=False)
+# An explicit signature: compiled when this module is imported (in the thread that builds
+# it), and any other argument types are refused rather than compiled on the caller's thread.
+@numba.njit(
+    "int64(uint64[:, ::1], int64, uint64[::1], int64, uint64, uint64, intp[::1])",
+    nogil=True,
+    cache=True,
+    boundscheck=False,
+)
 def scan_into(
     codes: Any, size: int, code: Any, words: int, first_bound: Any, full_bound: Any, out: Any
 ) -> int:

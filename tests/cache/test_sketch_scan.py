@@ -1,25 +1,33 @@
-"""The sketch scan: numba's compiled loop keeps exactly the rows numpy's passes keep."""
+"""The sketch scan: numpy's passes keep the rows a direct count keeps, and numba's compiled
+loop keeps exactly the same rows; the loop is built in a thread, once."""
 
 from __future__ import annotations
 
-import threading
+import importlib.util
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from specroute.cache import _sketch_scan, prepare_ann
 from specroute.cache._ann import SketchRows
 from specroute.cache._sketch_scan import (
     _BLOCK,
     WORDS,
-    _built,
+    SketchQuery,
+    build_in_background,
     compiled_kernel,
     compiled_scan,
     numpy_scan,
     scan,
 )
 
-pytestmark = pytest.mark.skipif(compiled_kernel() is None, reason="numba is not installed")
+needs_numba = pytest.mark.skipif(
+    importlib.util.find_spec("numba") is None, reason="numba is not installed"
+)
+# The compiled loop's blocks (`_sketch_kernel._BLOCK`): rows are checked one by one only in
+# a block whose least count is within the bound.
+KERNEL_BLOCK = 64
 
 
 def codes_near(query: np.ndarray, size: int, seed: int) -> np.ndarray:
@@ -27,67 +35,177 @@ def codes_near(query: np.ndarray, size: int, seed: int) -> np.ndarray:
     counts fall on every side of the bounds (and on them)."""
     rng = np.random.default_rng(seed)
     flips = rng.random((size, 64 * WORDS)) < rng.random((size, 1))
+    return _packed(query, flips)
+
+
+def _packed(query: np.ndarray, flips: np.ndarray) -> np.ndarray:
     bits = np.unpackbits(query.view(np.uint8), bitorder="little") ^ flips
     packed = np.packbits(bits, axis=1, bitorder="little").view(np.uint64)
     return np.ascontiguousarray(packed.T)
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    seed=st.integers(0, 2**32 - 1),
-    size=st.integers(0, 3_000),
-    words=st.sampled_from([1, 2]),
-    first_share=st.floats(0, 0.6),
-    full_share=st.floats(0, 0.6),
+def counted(codes: np.ndarray, size: int, asked: SketchQuery) -> list[int]:
+    """The rows `asked` keeps, by a direct count of differing bits."""
+    differing = np.bitwise_count(codes[:, :size] ^ asked.code[:, None]).astype(int)
+    first = differing[: asked.words].sum(axis=0) <= asked.first_bound
+    full = differing.sum(axis=0) <= asked.full_bound
+    return np.flatnonzero(first & full).tolist()
+
+
+queries = st.builds(
+    lambda seed, size, words, first, full: (seed, size, words, first, full),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 3_000),
+    st.sampled_from([1, 2]),
+    st.floats(0, 0.6),
+    st.floats(0, 0.6),
 )
-def test_compiled_and_numpy_keep_the_same_rows(
-    seed: int, size: int, words: int, first_share: float, full_share: float
-) -> None:
+
+
+def _case(drawn: tuple[int, int, int, float, float]) -> tuple[np.ndarray, int, SketchQuery]:
+    seed, size, words, first_share, full_share = drawn
     query = np.random.default_rng(seed).integers(0, 2**64, WORDS, dtype=np.uint64)
-    # Spare columns past `size`: the scan must stop at `size`, not at the array's end.
+    # Spare columns past `size`: a scan must stop at `size`, not at the array's end.
     codes = codes_near(query, size + 7, seed)
-    first_bound = round(first_share * 64 * words)
-    full_bound = round(full_share * 64 * WORDS)
-    expected = numpy_scan(codes, size, query, words, first_bound, full_bound)
-    kept = compiled_scan(codes, size, query, words, first_bound, full_bound)
+    asked = SketchQuery(
+        query, words, round(first_share * 64 * words), round(full_share * 64 * WORDS)
+    )
+    return codes, size, asked
+
+
+@settings(max_examples=60, deadline=None)
+@given(queries)
+def test_numpy_keeps_the_rows_a_direct_count_keeps(
+    drawn: tuple[int, int, int, float, float],
+) -> None:
+    codes, size, asked = _case(drawn)
+    kept = numpy_scan(codes, size, asked)
     assert kept.dtype == np.intp
-    assert kept.tolist() == expected.tolist()
-    differing = np.bitwise_count(codes[:, :size] ^ query[:, None]).astype(int)
-    within = (differing[:words].sum(axis=0) <= first_bound) & (differing.sum(axis=0) <= full_bound)
-    assert expected.tolist() == np.flatnonzero(within).tolist()
+    assert kept.tolist() == counted(codes, size, asked)
 
 
-def test_numpy_spans_several_blocks() -> None:
+@needs_numba
+@settings(max_examples=60, deadline=None)
+@given(queries)
+def test_compiled_keeps_the_same_rows_as_numpy(drawn: tuple[int, int, int, float, float]) -> None:
+    codes, size, asked = _case(drawn)
+    kept = compiled_scan(codes, size, asked)
+    assert kept.dtype == np.intp
+    assert kept.tolist() == numpy_scan(codes, size, asked).tolist()
+
+
+@needs_numba
+@pytest.mark.parametrize("words", [1, 2])
+def test_one_row_at_the_bound_is_found_at_every_place_in_a_block(words: int) -> None:
+    # Every other row differs in every bit, so the only block with a row within the bound
+    # is the planted row's: at each position of a block, and in the tail past the last.
+    size = 3 * KERNEL_BLOCK + 5
+    query = np.zeros(WORDS, dtype=np.uint64)
+    bound = 10
+    for place in range(2 * KERNEL_BLOCK, size):
+        for differing, expected in ((bound, [place]), (bound + 1, [])):
+            flips = np.ones((size, 64 * WORDS), dtype=bool)
+            flips[place] = False
+            flips[place, :differing] = True  # all within the first word
+            codes = _packed(query, flips)
+            asked = SketchQuery(query, words, bound, bound)
+            assert compiled_scan(codes, size, asked).tolist() == expected, (place, differing)
+            assert numpy_scan(codes, size, asked).tolist() == expected
+
+
+@pytest.mark.parametrize("chosen", [numpy_scan, pytest.param(compiled_scan, marks=needs_numba)])
+def test_a_scan_spans_several_of_numpys_blocks(chosen: object) -> None:
     query = np.zeros(WORDS, dtype=np.uint64)
     codes = np.full((WORDS, _BLOCK + 500), np.uint64(2**64 - 1))
     near = [0, _BLOCK - 1, _BLOCK, _BLOCK + 499]
     codes[:, near] = 0
-    for chosen in (numpy_scan, compiled_scan):
-        assert chosen(codes, _BLOCK + 500, query, 2, 0, 0).tolist() == near
+    kept = chosen(codes, _BLOCK + 500, SketchQuery(query, 2, 0, 0))  # type: ignore[operator]
+    assert kept.tolist() == near
 
 
-def test_a_sketch_store_builds_the_loop_in_a_thread_and_scan_then_uses_it(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("words", "first", "message"),
+    [
+        (3, 0, "a first pass reads 1 or 2 sketch words, got 3"),
+        (1, -1, "`first_bound` counts bits: >= 0, got -1"),
+    ],
+)
+def test_a_query_outside_what_the_scans_agree_on_is_refused(
+    words: int, first: int, message: str
 ) -> None:
-    SketchRows(16, dtype="f32", miss_rate=1e-4)
-    for thread in threading.enumerate():
-        if thread.name == "specroute sketch scan":
-            thread.join()
-    kernel = _built.kernel
-    assert kernel is not None
-    assert kernel is compiled_kernel()
-    calls = []
+    with pytest.raises(ValueError, match=message):
+        SketchQuery(np.zeros(WORDS, dtype=np.uint64), words, first, 0)
 
-    def counted(*args: object) -> int:
-        calls.append(args[1])
-        return kernel(*args)
 
-    monkeypatch.setattr(_built, "kernel", counted)
-    query = np.zeros(WORDS, dtype=np.uint64)
+def test_a_size_past_the_codes_is_refused_before_any_read() -> None:
     codes = np.zeros((WORDS, 3), dtype=np.uint64)
-    assert scan(codes, 3, query, 1, 0, 0).tolist() == [0, 1, 2]
-    assert calls == [3]
-    # Until the loop is built, numpy answers.
-    monkeypatch.setattr(_built, "kernel", None)
-    assert scan(codes, 2, query, 1, 0, 0).tolist() == [0, 1]
-    assert calls == [3]
+    with pytest.raises(ValueError, match=r"expected 4 rows of at least 4 words, got \(4, 3\)"):
+        scan(codes, 4, SketchQuery(np.zeros(WORDS, dtype=np.uint64), 1, 0, 0))
+
+
+@pytest.fixture
+def fresh_build(monkeypatch: pytest.MonkeyPatch) -> _sketch_scan._Built:
+    """This process's build state as if nothing had been built yet."""
+    built = _sketch_scan._Built()
+    monkeypatch.setattr(_sketch_scan, "_built", built)
+    return built
+
+
+@needs_numba
+def test_a_sketch_store_builds_the_loop_in_a_thread_and_scan_then_uses_it(
+    fresh_build: _sketch_scan._Built, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    real_numpy_scan = numpy_scan
+
+    def counted_numpy(codes: np.ndarray, size: int, asked: SketchQuery) -> np.ndarray:
+        calls.append(size)
+        return real_numpy_scan(codes, size, asked)
+
+    monkeypatch.setattr(_sketch_scan, "numpy_scan", counted_numpy)
+    codes = np.zeros((WORDS, 3), dtype=np.uint64)
+    asked = SketchQuery(np.zeros(WORDS, dtype=np.uint64), 1, 0, 0)
+    assert scan(codes, 3, asked).tolist() == [0, 1, 2]
+    assert calls == [3]  # nothing built yet: numpy answered
+    thread = build_in_background()
+    assert thread is not None
+    assert build_in_background() is None  # one build per process
+    thread.join()
+    assert fresh_build.kernel is not None
+    assert scan(codes, 2, asked).tolist() == [0, 1]
+    assert calls == [3]  # the compiled loop answered
+
+
+def test_a_sketch_store_starts_the_build(fresh_build: _sketch_scan._Built) -> None:
+    SketchRows(16, dtype="f32", miss_rate=1e-4)
+    assert fresh_build.started
+
+
+def test_a_failed_build_warns_once_and_leaves_numpy_answering(
+    fresh_build: _sketch_scan._Built, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unbuildable() -> None:
+        raise RuntimeError("cannot cache function '_popcount': no locator available")
+
+    monkeypatch.setattr(_sketch_scan, "_compile", unbuildable)
+    with pytest.warns(RuntimeWarning, match="set NUMBA_CACHE_DIR to a writable folder"):
+        assert compiled_kernel() is None
+    assert compiled_kernel() is None  # no second try, no second warning
+    codes = np.zeros((WORDS, 2), dtype=np.uint64)
+    assert scan(codes, 2, SketchQuery(codes[:, 0].copy(), 1, 0, 0)).tolist() == [0, 1]
+
+
+def test_a_child_forked_during_a_build_can_build_again(fresh_build: _sketch_scan._Built) -> None:
+    fresh_build.started = True  # a thread of the parent's was building
+    fresh_build.building.acquire()
+    _sketch_scan._after_fork_in_child()
+    assert not fresh_build.started
+    assert fresh_build.building.acquire(blocking=False)
+
+
+@needs_numba
+def test_prepare_ann_builds_the_loop_before_any_partition_switches(
+    fresh_build: _sketch_scan._Built,
+) -> None:
+    assert prepare_ann()
+    assert fresh_build.kernel is not None
