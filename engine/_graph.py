@@ -420,6 +420,9 @@ class Tables:
     serial: bool
     # The name of the task a node starts in (trio's own would be formatted per task).
     task_names: tuple[str, ...]
+    # Per node, how many of its reads this flow produces: all it waits for in a run's top
+    # scope, which starts from the run's inputs alone (none of them a produced name).
+    local_reads: tuple[int, ...]
 
 
 class Graph:
@@ -628,6 +631,7 @@ class Graph:
             plain=plain,
             serial=one_at_a_time(self.nodes, reads, plain),
             task_names=tuple(f"specroute node {node.name!r}" for node in self.nodes),
+            local_reads=tuple(len(local) for local, _external in reads),
         )
 
     @property

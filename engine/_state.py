@@ -455,7 +455,10 @@ class Scope:
         for index in parked:
             self.ready(index)
 
-    def begin(self) -> None:
+    def _count_missing(self) -> None:
+        # What each node waits for, in a scope whose values may already hold some of its
+        # reads (handed over, or the items of a map) and whose outside reads come from
+        # enclosing scopes that may not have them yet (those it watches for).
         values = self.values
         for local, external in self.tables.reads:
             count = 0
@@ -474,6 +477,15 @@ class Scope:
                     self.waits_outside = True
                     count += 1
             self.missing.append(count)
+
+    def begin(self) -> None:
+        if self.parent is None:
+            # A run's top scope: its values are the run's inputs, which `_check_inputs`
+            # keeps to names no step of the flow produces, and its outside reads are those
+            # inputs. So each node waits for exactly its local reads.
+            self.missing = list(self.tables.local_reads)
+        else:
+            self._count_missing()
         self.may_park = not self.confirmed and (self.limit is not None or any(self.tables.effects))
         if self.may_park or self.doomed:
             for index, count in enumerate(self.missing):
