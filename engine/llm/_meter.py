@@ -153,7 +153,6 @@ class UsageStatistics:
 
 
 # Iterating an Enum is slow, and a meter is made per run: list the statuses once.
-_STATUSES = tuple(CallStatus)
 
 
 @attrs.define(eq=False)
@@ -173,19 +172,18 @@ class UsageMeter:
         kw_only=True,
         validator=optional_at_least_one,
     )
-    _records: deque[CallRecord] | list[CallRecord] = attrs.field(init=False)
-    _counts: dict[CallStatus, int] = attrs.field(init=False)
+    # Made on the first call, and counts kept as ints: every run makes a meter, most runs
+    # of a flow without LLM steps record nothing, and each container a run holds is more
+    # work for the cyclic collector while many runs are in flight.
+    _records: deque[CallRecord] | list[CallRecord] | None = attrs.field(init=False, default=None)
+    _completed: int = attrs.field(init=False, default=0)
+    _failed: int = attrs.field(init=False, default=0)
+    _cancelled: int = attrs.field(init=False, default=0)
     _input_tokens: int = attrs.field(init=False, default=0)
     _output_tokens: int = attrs.field(init=False, default=0)
     _cost: float = attrs.field(init=False, default=0.0)
     _cancelled_cost: float = attrs.field(init=False, default=0.0)
     _unpriced: int = attrs.field(init=False, default=0)
-
-    def __attrs_post_init__(self) -> None:
-        # A list when every record is kept: a run makes one meter, and an empty deque is
-        # ten times the size of an empty list.
-        self._records = [] if self.max_records is None else deque(maxlen=self.max_records)
-        self._counts = dict.fromkeys(_STATUSES, 0)
 
     def record(self, record: CallRecord) -> None:
         """Add one call. The client calls this; call it yourself only for calls made elsewhere.
@@ -193,8 +191,19 @@ class UsageMeter:
         Args:
             record: The call.
         """
-        self._records.append(record)
-        self._counts[record.status] += 1
+        records = self._records
+        if records is None:
+            # A list when every record is kept: an empty deque is ten times its size.
+            records = [] if self.max_records is None else deque(maxlen=self.max_records)
+            self._records = records
+        records.append(record)
+        status = record.status
+        if status is CallStatus.COMPLETED:
+            self._completed += 1
+        elif status is CallStatus.FAILED:
+            self._failed += 1
+        else:  # CallStatus.CANCELLED, the only other
+            self._cancelled += 1
         self._input_tokens += record.usage.input_tokens
         self._output_tokens += record.usage.output_tokens
         if record.cost is None:
@@ -206,15 +215,15 @@ class UsageMeter:
 
     def records(self) -> tuple[CallRecord, ...]:
         """Return the kept records, oldest first."""
-        return tuple(self._records)
+        return tuple(self._records or ())
 
     def statistics(self) -> UsageStatistics:
         """Return the totals so far."""
         return UsageStatistics(
-            calls=sum(self._counts.values()),
-            completed=self._counts[CallStatus.COMPLETED],
-            failed=self._counts[CallStatus.FAILED],
-            cancelled=self._counts[CallStatus.CANCELLED],
+            calls=self._completed + self._failed + self._cancelled,
+            completed=self._completed,
+            failed=self._failed,
+            cancelled=self._cancelled,
             input_tokens=self._input_tokens,
             output_tokens=self._output_tokens,
             cost=self._cost,
