@@ -123,6 +123,8 @@ def test_tables_mark_routers_effects_and_plain_steps() -> None:
     assert tables.effects == (False, True, False)
     assert tables.plain == (False, False, False)  # an effect takes the general path
     assert tables.consumers == {"out": (1,), "saved": (2,)}
+    # What each node waits for in a run's top scope: the values this flow produces.
+    assert tables.local_reads == (0, 1, 1)
 
 
 def test_a_flow_is_serial_when_each_step_is_downstream_of_the_one_before() -> None:
