@@ -101,11 +101,16 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
     values = scope.values
     while True:
         step: Step = nodes[index]  # type: ignore[assignment]
-        kwargs = {}
+        pick = step.pick
         try:  # `gather`, inline, for the common case: every input is in this scope
-            for name in step.params:
-                kwargs[name] = values[name]
+            if pick is not None:
+                inputs = pick(values)  # by position (see `Step.pick`): one value, or a tuple
+            else:
+                kwargs = {}
+                for name in step.params:
+                    kwargs[name] = values[name]
         except KeyError:
+            pick = None
             kwargs = scope.gather(step.params)
         by_task[task] = None
         execution = Execution(
@@ -115,8 +120,16 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
             execution.status = SKIPPED
             await _checkpoint_if_cancelled()
             execution.status = CANCELLED
-            running = step.fn(**kwargs)
-            del kwargs  # one object fewer kept alive while the step waits
+            # The inputs are not kept alive by this frame while the step waits.
+            if pick is None:
+                running = step.fn(**kwargs)
+                del kwargs
+            elif step.spread:
+                running = step.fn(*inputs)
+                del inputs
+            else:
+                running = step.fn(inputs)
+                del inputs
             value = await running
         except Exception as exc:  # noqa: BLE001 -- the step boundary: wrapped and re-raised by `execute`
             execution.status = FAILED

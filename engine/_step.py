@@ -5,7 +5,9 @@ from __future__ import annotations
 import inspect
 import keyword
 import math
+import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from operator import itemgetter
 from types import MappingProxyType
 from typing import Any, cast, overload
 
@@ -212,12 +214,20 @@ class Step:
     # The name this step's value is written under: made once here (a property would be
     # one more call on every step of every run).
     output: str = attrs.field(init=False, repr=False, eq=False)
+    # How a plain step's inputs are passed: `pick(values)` gives them in `params` order, to
+    # pass by position (one value, or a tuple of several when `spread`), which costs less
+    # than by name. None: by name (see `takes_by_position`).
+    pick: Callable[[Mapping[str, Any]], Any] | None = attrs.field(init=False, repr=False, eq=False)
+    spread: bool = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         cache = self.options.cache
         identity = None if cache is None else StepIdentity.of(self.name, self.fn, cache.name)
         object.__setattr__(self, "cache_identity", identity)
         object.__setattr__(self, "output", self.options.output or self.name)
+        by_position = self.params and takes_by_position(self.fn, self.params)
+        object.__setattr__(self, "pick", itemgetter(*self.params) if by_position else None)
+        object.__setattr__(self, "spread", len(self.params) > 1)
 
     async def __call__(self, **values: Any) -> Any:
         """Call the step's function directly, outside any flow (handy in unit tests)."""
@@ -225,6 +235,22 @@ class Step:
 
     def __repr__(self) -> str:
         return f"<Step {self.name!r} reads {list(self.params)} writes {self.output!r}>"
+
+
+def takes_by_position(fn: object, params: tuple[str, ...]) -> bool:
+    """Whether `fn`'s own code takes exactly `params`, in that order, as its parameters:
+    then passing them by position is the same call as by name. Only a plain function's
+    code says so; a wrapper or a `__signature__` may describe parameters its code does not
+    take by position."""
+    if not isinstance(fn, types.FunctionType):
+        return False
+    code = fn.__code__
+    return (
+        code.co_kwonlyargcount == 0
+        and code.co_posonlyargcount == 0
+        and code.co_argcount == len(params)
+        and code.co_varnames[: code.co_argcount] == params
+    )
 
 
 def _make_step(fn: StepDefinition, name: str | None, options: StepOptions) -> Step:
