@@ -238,19 +238,17 @@ class Step:
 
 
 def takes_by_position(fn: object, params: tuple[str, ...]) -> bool:
-    """Whether `fn`'s own code takes exactly `params`, in that order, as its parameters:
-    then passing them by position is the same call as by name. Only a plain function's
-    code says so; a wrapper or a `__signature__` may describe parameters its code does not
-    take by position."""
-    if not isinstance(fn, types.FunctionType):
+    """Whether `fn`'s own code takes exactly `params`, in that order, as its parameters
+    (after `self` for a bound method): then passing them by position is the same call as
+    by name. Only a plain function's code says so; a wrapper or a `__signature__` may
+    describe parameters its code does not take by position."""
+    bound = isinstance(fn, types.MethodType)
+    function = fn.__func__ if bound else fn  # type: ignore[attr-defined]
+    if not isinstance(function, types.FunctionType):
         return False
-    code = fn.__code__
-    return (
-        code.co_kwonlyargcount == 0
-        and code.co_posonlyargcount == 0
-        and code.co_argcount == len(params)
-        and code.co_varnames[: code.co_argcount] == params
-    )
+    code = function.__code__
+    names = code.co_varnames[bound : code.co_argcount]
+    return code.co_kwonlyargcount == 0 and code.co_posonlyargcount == 0 and names == params
 
 
 def _make_step(fn: StepDefinition, name: str | None, options: StepOptions) -> Step:

@@ -84,12 +84,26 @@ async def _defaulted(a: int, b: int = 7) -> tuple[int, int]:
     return (a, b)
 
 
+class _Steps:
+    async def pair(self, b: int, a: int) -> tuple[int, int]:
+        return (b, a)
+
+    @staticmethod
+    async def static(b: int, a: int) -> tuple[int, int]:
+        return (b, a)
+
+
+_steps = _Steps()
+
+
 @pytest.mark.parametrize(
     ("fn", "by_position"),
     [
         (_pair, True),
         (_one, True),
         (_defaulted, True),
+        (_steps.pair, True),
+        (_steps.static, True),
         (_keywords, False),
         (_forged(("a", "b")), False),
         (_wrapped(_pair), False),
@@ -108,6 +122,7 @@ def test_a_plain_function_is_passed_its_inputs_by_position(
     [
         (_pair, (2, 1)),
         (_one, 1),
+        (_steps.pair, (2, 1)),
         (_keywords, (1, 2)),
         (_forged(("b", "a")), (("a", 1), ("b", 2))),
         (_wrapped(_pair), (2, 1)),
