@@ -1,18 +1,20 @@
 """Per-step overhead counted in instructions: `bench/overhead.py`'s shapes under callgrind.
 
-Wall time on a shared machine swings by 25% from one minute to the next; the number of
-instructions a run executes moves by about 1% (the same bare nursery counted 48.4k and
-48.8k per task in two runs), with a fixed hash seed, address randomization off (`setarch
--R`: trio keeps tasks in sets, which hash by address) and the cyclic collector off (its
-collections shifted counts by up to 8% between two runs of one program; `bench/overhead.py`
-measures with it on). Each figure is (instructions of 2R runs - instructions of R runs) /
-(R x steps), so start-up and imports cancel out. Instructions are not time: an engine step
-and a bare nursery's task differ in memory traffic too, so `bench/overhead.py`'s wall ratio
-runs higher than this one. Use it to tell whether a change to the per-step path made it
-cheaper.
+Wall time on a shared machine swings by 25% from one minute to the next. On an idle machine
+the number of instructions a run executes moves by about 1% (the same bare nursery counted
+48.4k and 48.8k per task with callgrind, 45.3k and 45.4k with cachegrind: compare figures of
+one tool only), with a fixed hash seed, address randomization off (`setarch -R`: trio keeps
+tasks in sets, which hash by address) and the cyclic collector off (its collections shifted
+counts by up to 8% between two runs of one program; `bench/overhead.py` measures with it
+on). While the test suite ran beside it, the engine's count moved by 8%: run it alone. Each
+figure is (count of 2R runs - count of R runs) / (R x steps), so start-up and imports cancel
+out. Instructions are not time: an engine step and a bare nursery's task differ in memory
+traffic too (`--cache`), so `bench/overhead.py`'s wall ratio runs higher than this one. Use
+it to tell whether a change to the per-step path made it cheaper.
 Needs `valgrind` (not installed by the Makefile). Run: `python bench/instructions.py
-[--shape fan-out|chain|map] [--mode parallel|speculative|sequential] [--runs R]`; about a
-minute per figure.
+[--shape fan-out|chain|map] [--mode parallel|speculative|sequential] [--runs R] [--cache]`;
+about two minutes (`--cache`: first-level data cache misses too, from cachegrind's
+simulation, about four).
 """
 
 from __future__ import annotations
@@ -35,7 +37,15 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
 STEPS = 1000
-COLLECTED = re.compile(r"Collected : (\d+)")
+# What each valgrind tool prints: callgrind its instruction count, cachegrind (with its cache
+# simulation) instructions and the first-level data cache's read and write misses.
+PATTERNS = {
+    "callgrind": {"instructions": re.compile(r"Collected : (\d+)")},
+    "cachegrind": {
+        "instructions": re.compile(r"I\s+refs:\s+([\d,]+)"),
+        "D1 misses": re.compile(r"D1\s+misses:\s+([\d,]+)"),
+    },
+}
 
 
 def child(side: str, shape: str, mode: str, runs: int) -> None:
@@ -55,25 +65,29 @@ def child(side: str, shape: str, mode: str, runs: int) -> None:
     trio.run(many)
 
 
-def instructions(side: str, shape: str, mode: str, runs: int) -> int:
-    """Instructions callgrind counts for a child process running `runs` runs."""
+def counts(side: str, shape: str, mode: str, runs: int, tool: str) -> dict[str, int]:
+    """What `tool` counts in a child process running `runs` runs."""
     command = ["setarch", platform.machine(), "-R"] if shutil.which("setarch") else []
-    command += ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    command += ["valgrind", f"--tool={tool}", f"--{tool}-out-file=/dev/null"]
+    command += ["--cache-sim=yes"] if tool == "cachegrind" else []
     command += [sys.executable, __file__, "--child", side, "--shape", shape, "--mode", mode]
     command += ["--runs", str(runs)]
     environment = {**os.environ, "PYTHONHASHSEED": "0"}
     done = subprocess.run(command, capture_output=True, text=True, check=True, env=environment)
-    found = COLLECTED.search(done.stderr)
-    if found is None:
-        raise SystemExit(f"callgrind printed no count:\n{done.stderr[-2000:]}")
-    return int(found.group(1))
+    found = {}
+    for name, pattern in PATTERNS[tool].items():
+        match = pattern.search(done.stderr)
+        if match is None:
+            raise SystemExit(f"{tool} printed no {name}:\n{done.stderr[-2000:]}")
+        found[name] = int(match.group(1).replace(",", ""))
+    return found
 
 
-def per_step(side: str, shape: str, mode: str, runs: int) -> float:
-    """Instructions per step: the difference between 2R and R runs, over R x steps."""
-    once = instructions(side, shape, mode, runs)
-    twice = instructions(side, shape, mode, 2 * runs)
-    return (twice - once) / (runs * STEPS)
+def per_step(side: str, shape: str, mode: str, runs: int, tool: str) -> dict[str, float]:
+    """Counts per step: the difference between 2R and R runs, over R x steps."""
+    once = counts(side, shape, mode, runs, tool)
+    twice = counts(side, shape, mode, 2 * runs, tool)
+    return {name: (twice[name] - once[name]) / (runs * STEPS) for name in once}
 
 
 def main() -> None:
@@ -81,6 +95,11 @@ def main() -> None:
     parser.add_argument("--shape", choices=tuple(overhead.BASELINES), default="fan-out")
     parser.add_argument("--mode", choices=overhead.MODES, default="parallel")
     parser.add_argument("--runs", type=int, default=5, help="R: runs of the shorter child (5)")
+    parser.add_argument(
+        "--cache",
+        action="store_true",
+        help="also count first-level data cache misses (cachegrind's simulation; slower)",
+    )
     parser.add_argument("--child", choices=("engine", "bare"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.runs < 1:
@@ -90,12 +109,14 @@ def main() -> None:
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("bench/instructions.py needs valgrind (apt-get install valgrind)")
-    engine = per_step("engine", args.shape, args.mode, args.runs)
-    bare = per_step("bare", args.shape, args.mode, args.runs)
-    print(
-        f"{args.shape} {args.mode}: engine {engine:,.0f} instructions per step, bare nursery "
-        f"{bare:,.0f}, ratio {engine / bare:.3f}"
-    )
+    tool = "cachegrind" if args.cache else "callgrind"
+    engine = per_step("engine", args.shape, args.mode, args.runs, tool)
+    bare = per_step("bare", args.shape, args.mode, args.runs, tool)
+    for name in engine:
+        print(
+            f"{args.shape} {args.mode}: {name} per step: engine {engine[name]:,.0f}, bare "
+            f"nursery {bare[name]:,.0f}, ratio {engine[name] / bare[name]:.3f}"
+        )
 
 
 if __name__ == "__main__":
