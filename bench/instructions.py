@@ -1,16 +1,16 @@
 """Per-step overhead counted in instructions: `bench/overhead.py`'s shapes under callgrind.
 
 Wall time on a shared machine swings by 25% from one minute to the next. On an idle machine
-the number of instructions a run executes moves by about 1% (the same bare nursery counted
-48.4k and 48.8k per task with callgrind, 45.3k and 45.4k with cachegrind: compare figures of
-one tool only), with a fixed hash seed, address randomization off (`setarch -R`: trio keeps
-tasks in sets, which hash by address) and the cyclic collector off (its collections shifted
-counts by up to 8% between two runs of one program; `bench/overhead.py` measures with it
-on). While the test suite ran beside it, the engine's count moved by 8%: run it alone. Each
-figure is (count of 2R runs - count of R runs) / (R x steps), so start-up and imports cancel
-out. Instructions are not time: an engine step and a bare nursery's task differ in memory
-traffic too (`--cache`), so `bench/overhead.py`'s wall ratio runs higher than this one. Use
-it to tell whether a change to the per-step path made it cheaper.
+the number of instructions a run executes moves by 2-5% (the same bare nursery counted 47.4k
+to 49.3k per task in four callgrind runs, 45.3k and 50.0k in two cachegrind runs: compare
+figures of one tool only), with a fixed hash seed, address randomization off (`setarch -R`:
+trio keeps tasks in sets, which hash by address) and the cyclic collector off (with it on,
+counts moved by 8%; `bench/overhead.py` measures with it on). While the test suite ran
+beside it, the engine's count moved by 8%: run it alone, and more than once. So it tells a
+change of 10% from noise, which wall time cannot; not one of 2%.
+Each figure is (count of 2R runs - count of R runs) / (R x steps), so start-up and imports
+cancel out. Instructions are not time: an engine step and a bare nursery's task differ in
+memory traffic too (`--cache`), so `bench/overhead.py`'s wall ratio runs higher than this.
 Needs `valgrind` (not installed by the Makefile). Run: `python bench/instructions.py
 [--shape fan-out|chain|map] [--mode parallel|speculative|sequential] [--runs R] [--cache]`;
 about two minutes (`--cache`: first-level data cache misses too, from cachegrind's
