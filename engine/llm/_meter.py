@@ -152,9 +152,6 @@ class UsageStatistics:
     unpriced_calls: int
 
 
-# Iterating an Enum is slow, and a meter is made per run: list the statuses once.
-
-
 @attrs.define(eq=False)
 class UsageMeter:
     """A ledger of LLM calls: running totals plus the most recent records.
