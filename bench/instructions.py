@@ -1,13 +1,13 @@
 """Per-step overhead counted in instructions: `bench/overhead.py`'s shapes under callgrind.
 
-Wall time on a shared machine swings by 25% from one minute to the next. On an idle machine
-the number of instructions a run executes moves by 2-5% (the same bare nursery counted 47.4k
-to 49.3k per task in four callgrind runs, 45.3k and 50.0k in two cachegrind runs: compare
-figures of one tool only), with a fixed hash seed, address randomization off (`setarch -R`:
-trio keeps tasks in sets, which hash by address) and the cyclic collector off (with it on,
-counts moved by 8%; `bench/overhead.py` measures with it on). While the test suite ran
-beside it, the engine's count moved by 8%: run it alone, and more than once. So it tells a
-change of 10% from noise, which wall time cannot; not one of 2%.
+Wall time on a shared machine swings by 25% from one minute to the next. The number of
+instructions a run executes moves by less than 0.2%: the engine counted 65,263 and 65,275
+per step of fan-out in two runs, the bare nursery 47,918 and 47,967. That takes a fixed hash
+seed, address randomization off (`setarch -R`: trio keeps tasks in sets, which hash by
+address), the cyclic collector off (`bench/overhead.py` measures with it on), and numpy's
+OpenBLAS held to one thread: its idle threads spin after import, callgrind counts the spin
+for as long as its scheduler lets it run, and with them counts moved by 2-5%. So it tells
+a change of 1% from noise, which wall time cannot.
 Each figure is (count of 2R runs - count of R runs) / (R x steps), so start-up and imports
 cancel out. Instructions are not time: an engine step and a bare nursery's task differ in
 memory traffic too (`--cache`), so `bench/overhead.py`'s wall ratio runs higher than this.
@@ -72,7 +72,9 @@ def counts(side: str, shape: str, mode: str, runs: int, tool: str) -> dict[str, 
     command += ["--cache-sim=yes"] if tool == "cachegrind" else []
     command += [sys.executable, __file__, "--child", side, "--shape", shape, "--mode", mode]
     command += ["--runs", str(runs)]
-    environment = {**os.environ, "PYTHONHASHSEED": "0"}
+    # numpy's OpenBLAS threads spin for a while after import, and callgrind counts a spin
+    # that lasts as long as the scheduler lets it: with them, counts moved by 2-5%.
+    environment = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, check=True, env=environment)
     found = {}
     for name, pattern in PATTERNS[tool].items():

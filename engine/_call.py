@@ -113,13 +113,14 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
             pick = None
             kwargs = scope.gather(step.params)
         by_task[task] = None
-        execution = Execution(
-            scope, step.name, step.params, step.output, now(), not scope.confirmed
-        )
+        # The record is built once, when the step ends (see `Execution`).
+        start = now()
+        speculative = not scope.confirmed
+        error = None
         try:
-            execution.status = SKIPPED
+            status = SKIPPED
             await _checkpoint_if_cancelled()
-            execution.status = CANCELLED
+            status = CANCELLED
             # The inputs are not kept alive by this frame while the step waits.
             if pick is None:
                 running = step.fn(**kwargs)
@@ -131,17 +132,27 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
                 running = step.fn(inputs)
                 del inputs
             value = await running
+            status = OK
         except Exception as exc:  # noqa: BLE001 -- the step boundary: wrapped and re-raised by `execute`
-            execution.status = FAILED
-            execution.error = exc
-        else:
-            execution.status = OK
+            status = FAILED
+            error = exc
         finally:
-            execution.end = now()
-            execution.calls = by_task.pop(task, None)
+            execution = Execution(
+                scope,
+                step.name,
+                step.params,
+                step.output,
+                start,
+                speculative,
+                now(),
+                status,
+                by_task.pop(task, None),
+            )
+            if error is not None:
+                execution.error = error
             run.executions.append(execution)
-        if execution.status is not OK:
-            _fail(scope, step, execution.error)
+        if status is not OK:
+            _fail(scope, step, error)
             return
         run.tail_scope = scope
         try:

@@ -1,0 +1,80 @@
+"""Where the engine's per-step overhead is, in Python bytecodes: `bench/overhead.py`'s shapes
+run once under `sys.settrace` with opcode events, counted by function.
+
+The count is exact and the same on every run (no timing, no valgrind), so it names the
+function that grew when `bench/instructions.py` says a step got dearer. Opcodes are not
+instructions: trio's C-level work (allocation, dict lookups, frames) is not in them, and an
+opcode costs some tens of instructions; compare counts of one shape and side only.
+Run: `python bench/opcodes.py [--shape fan-out|chain|map] [--mode ...] [--steps N]
+[--top K]`; a few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+from functools import partial
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import overhead  # the same shapes, flows and bare bodies (a script's folder is on its path)
+import trio
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+
+def count(body: Callable[[], Awaitable[Any]]) -> collections.Counter[str]:
+    """Opcodes executed per function in one run of `body` (after one run to warm up)."""
+    counts: collections.Counter[str] = collections.Counter()
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        frame.f_trace_opcodes = True
+        frame.f_trace_lines = False
+        if event == "opcode":
+            code = frame.f_code
+            counts[f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_qualname}"] += 1
+        return tracer
+
+    async def twice() -> None:
+        await body()
+        sys.settrace(tracer)
+        try:
+            await body()
+        finally:
+            sys.settrace(None)
+
+    trio.run(twice)
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", choices=tuple(overhead.BASELINES), default="fan-out")
+    parser.add_argument("--mode", choices=overhead.MODES, default="parallel")
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--top", type=int, default=15, help="functions to list per side (15)")
+    args = parser.parse_args()
+    if args.steps < 1:
+        parser.error(f"`--steps` must be >= 1, got {args.steps}")
+    x = list(range(args.steps)) if args.shape == "map" else 0
+    sides = {
+        "engine": partial(overhead.build(args.shape, args.steps).run, x=x, mode=args.mode),
+        "bare": partial(overhead._bare, args.shape, args.steps),
+    }
+    totals = {}
+    for side, body in sides.items():
+        counts = count(body)
+        totals[side] = sum(counts.values()) / args.steps
+        print(f"{side}: {totals[side]:.1f} opcodes per step")
+        for name, got in counts.most_common(args.top):
+            print(f"  {got / args.steps:8.2f}  {name}")
+    print(
+        f"{args.shape} {args.mode}: engine {totals['engine']:.1f}, bare nursery "
+        f"{totals['bare']:.1f} opcodes per step, ratio {totals['engine'] / totals['bare']:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
