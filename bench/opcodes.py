@@ -15,7 +15,6 @@ import argparse
 import collections
 import sys
 from functools import partial
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import overhead  # the same shapes, flows and bare bodies (a script's folder is on its path)
@@ -23,6 +22,7 @@ import trio
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from types import FrameType
 
 
 def count(body: Callable[[], Awaitable[Any]]) -> collections.Counter[str]:
