@@ -50,6 +50,7 @@ OK, FAILED, CACHED, RECOVERED, SKIPPED, CANCELLED = (
 )
 # Raises `Cancelled` if the calling task is cancelled, else returns without yielding.
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+_current_task = trio.lowlevel.current_task
 
 
 async def lookup(run: RunState, step: Step, kwargs: dict[str, Any]) -> CacheHit | CacheMiss | None:
@@ -95,7 +96,7 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
     nursery either way, so cancelling the scope cancels it.
     """
     by_task = run.meter.by_task
-    task = trio.lowlevel.current_task()
+    task = _current_task()
     now = run.now
     nodes = scope.flow.nodes
     values = scope.values

@@ -423,6 +423,9 @@ class Tables:
     # Per node, how many of its reads this flow produces: all it waits for in a run's top
     # scope, which starts from the run's inputs alone (none of them a produced name).
     local_reads: tuple[int, ...]
+    # Bit i set: node i reads nothing this flow produces, so a run's top scope starts it as
+    # soon as it begins (its `launched` then, made in one step rather than bit by bit).
+    ready_at_start: int
 
 
 class Graph:
@@ -632,6 +635,7 @@ class Graph:
             serial=one_at_a_time(self.nodes, reads, plain),
             task_names=tuple(f"specroute node {node.name!r}" for node in self.nodes),
             local_reads=tuple(len(local) for local, _external in reads),
+            ready_at_start=sum(1 << index for index, (local, _) in enumerate(reads) if not local),
         )
 
     @property

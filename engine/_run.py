@@ -108,6 +108,36 @@ class Run(RunState):
             run_router, self, scope, index, name=scope.tables.task_names[index]
         )
 
+    def start_ready(self, scope: Scope) -> None:
+        # `start_step` and `start_router` for each node, in one loop and one frame: a wide
+        # flow starts hundreds of steps here, and a run's top scope knows the bits of
+        # `launched` beforehand (setting them one by one costs as many as the flow is wide).
+        if self.queue is not None or self.observer is not None:
+            super().start_ready(scope)
+            return
+        tables = scope.tables
+        plain = tables.plain
+        routers_at = tables.routers_at
+        names = tables.task_names
+        start_soon = scope.nursery.start_soon  # type: ignore[union-attr]
+        top = scope.parent is None
+        launched = tables.ready_at_start if top else 0
+        tail = self.tail_scope is scope and self.tail_index < 0
+        for index, count in enumerate(scope.missing):
+            if count:
+                continue
+            if not top:
+                launched |= 1 << index
+            if tail and (plain[index] or routers_at[index]):
+                self.tail_index = index  # the calling task runs it next
+                tail = False
+            elif plain[index]:
+                start_soon(run_plain_step, self, scope, index, name=names[index])
+            else:
+                node = run_router if routers_at[index] else run_step
+                start_soon(node, self, scope, index, name=names[index])
+        scope.launched |= launched
+
     def run_here(self, scope: Scope, index: int) -> Coroutine[Any, Any, None]:
         # The node's own coroutine, awaited by the caller: no frame of ours in between.
         if scope.tables.routers_at[index]:
@@ -336,6 +366,7 @@ def _result(
         timed_out.trace = trace()
         raise timed_out
     values = top.values
+    names = flow.outputs  # picked in C, not a comprehension: a wide flow has many
     exact_evictions = semantic_evictions = 0
     # A minimal cache of the user's may keep no figures: then there is nothing to report.
     cache_figures = run.cache.statistics() if run.cache is not None else None
@@ -346,7 +377,7 @@ def _result(
         trace,
         flow=flow.name,
         mode=mode,
-        outputs=MappingProxyType({name: values[name] for name in flow.outputs}),
+        outputs=MappingProxyType(dict(zip(names, map(values.__getitem__, names), strict=True))),
         values=MappingProxyType(values),  # no step writes to it any more: not copied
         routes=build_routes(run),
         started=started,

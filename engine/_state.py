@@ -260,6 +260,17 @@ class RunState:
         """Start router `index` of `scope`, whose inputs all exist."""
         raise NotImplementedError
 
+    def start_ready(self, scope: Scope) -> None:
+        """Start every node of `scope`, which has just begun, whose inputs all exist.
+        Nothing is parked there and nothing runs meanwhile (see `Scope.begin`)."""
+        routers_at = scope.tables.routers_at
+        for index, count in enumerate(scope.missing):
+            if count == 0:
+                if routers_at[index]:
+                    self.start_router(scope, index)
+                else:
+                    self.start_step(scope, index)
+
     def run_here(self, scope: Scope, index: int) -> Coroutine[Any, Any, None]:
         """Node `index` of `scope` to await in the calling task (a tail it took)."""
         raise NotImplementedError
@@ -432,7 +443,7 @@ class Scope:
             if watchers:
                 for child, index in watchers:
                     child.satisfy(index)
-        if self.chosen and name in self.exports:
+        if self.exports and self.chosen and name in self.exports:  # a run's top scope has none
             self.parent.write(name, value)  # type: ignore[union-attr]
 
     def satisfy(self, index: int) -> None:
@@ -510,15 +521,8 @@ class Scope:
                     self.ready(index)
             return
         # `ready` without its checks: nothing is parked here, and nothing runs (so nothing
-        # is cancelled) while this loop starts the ready nodes.
-        routers_at = self.tables.routers_at
-        run = self.run
-        for index, count in enumerate(self.missing):
-            if count == 0:
-                if routers_at[index]:
-                    run.start_router(self, index)
-                else:
-                    run.start_step(self, index)
+        # is cancelled) while the ready nodes start.
+        self.run.start_ready(self)
 
     def begin_taking_tail(self) -> int:
         """`begin`, keeping back for the calling task the first plain step or router it
