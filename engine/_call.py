@@ -159,7 +159,7 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
         try:
             scope.write(step.output, value)
             scope.done += 1  # `node_done`, inline: one call fewer on every step
-            if scope.done == len(scope.missing) and scope.finished is not None:
+            if scope.finished is not None and scope.done == len(scope.missing):
                 scope.finished.set()
         finally:
             index = run.tail_index  # `take_tail`, inline

@@ -537,7 +537,7 @@ class Scope:
 
     def node_done(self) -> None:
         self.done += 1
-        if self.done == len(self.missing) and self.finished is not None:
+        if self.finished is not None and self.done == len(self.missing):
             self.finished.set()
 
     async def run_nodes(self, speculated: bool = False) -> None:
