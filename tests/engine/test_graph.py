@@ -125,6 +125,26 @@ def test_tables_mark_routers_effects_and_plain_steps() -> None:
     assert tables.consumers == {"out": (1,), "saved": (2,)}
     # What each node waits for in a run's top scope: the values this flow produces.
     assert tables.local_reads == (0, 1, 1)
+    assert tables.ready_at_start == 0b001  # only the router reads nothing produced here
+
+
+def test_ready_at_start_has_a_bit_for_each_node_that_reads_only_inputs() -> None:
+    @step(output="left")
+    async def first(x: int) -> int:
+        return x
+
+    @step(output="both")
+    async def join(left: int, right: int) -> int:
+        return left + right
+
+    @step(output="right")
+    async def second(x: int, y: int) -> int:
+        return x + y
+
+    graph = Graph([first, join, second])
+    mask = graph._tables.ready_at_start
+    ready = {node.name for index, node in enumerate(graph.nodes) if mask >> index & 1}
+    assert ready == {"first", "second"}
 
 
 def test_a_flow_is_serial_when_each_step_is_downstream_of_the_one_before() -> None:
