@@ -64,8 +64,9 @@ class Execution:
     """One step execution as the scheduler records it (mutable: it is built on the per-step
     path; the frozen `TraceEntry` is made from it when the run ends).
 
-    The fields every execution sets are slots; the ones few set are class attributes, and an
-    execution that sets one gets an instance dict for it. Building one is then a frame of
+    The fields every execution sets are slots (its place in the trace too, which every one
+    gets when the trace is built); the ones few set are class attributes, and an execution
+    that sets one gets an instance dict for it. Building one is then a frame of
     nine slot stores (about 100 ns less than shared-key instance attributes), and a plain
     step builds it once, when it ends, with everything it knows.
     """
@@ -74,6 +75,7 @@ class Execution:
         "__dict__",
         "calls",
         "end",
+        "index",
         "name",
         "output",
         "params",
@@ -88,7 +90,6 @@ class Execution:
     similarity: float | None = None
     # None: wasted exactly when its scope was not committed; a prediction decides its own.
     wasted: bool | None = None
-    index = -1  # its place in the trace, set when the trace is built
     # A streamed step's stream (its items and when the first came).
     stream: Any = None
     # A step that read streams: seconds it spent waiting for their items.
@@ -117,6 +118,7 @@ class Execution:
         self.status = status
         self.speculative = speculative
         self.calls = calls
+        self.index = -1  # its place in the trace, set when the trace is built
 
 
 class Decision:
