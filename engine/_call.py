@@ -100,6 +100,7 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
     now = run.now
     nodes = scope.flow.nodes
     values = scope.values
+    unread = scope.tables.unread
     while True:
         step: Step = nodes[index]  # type: ignore[assignment]
         pick = step.pick
@@ -154,6 +155,12 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
             run.executions.append(execution)
         if status is not OK:
             _fail(scope, step, error)
+            return
+        if unread[index] and not scope.exports:
+            values[step.output] = value  # all `write` would do (see `Tables.unread`)
+            scope.done += 1
+            if scope.finished is not None and scope.done == len(scope.missing):
+                scope.finished.set()
             return
         run.tail_scope = scope
         try:

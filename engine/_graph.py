@@ -426,6 +426,10 @@ class Tables:
     # Bit i set: node i reads nothing this flow produces, so a run's top scope starts it as
     # soon as it begins (its `launched` then, made in one step rather than bit by bit).
     ready_at_start: int
+    # Per node: a plain step whose value nothing reads here (no node of this flow, and no
+    # branch or body under one), like a fan-out's sinks. In a scope that exports nothing,
+    # writing it only stores it: there is no reader to count down and no watcher to wake.
+    unread: tuple[bool, ...]
 
 
 class Graph:
@@ -623,6 +627,7 @@ class Graph:
             and not isinstance(node, Expansion)
             for node in self.nodes
         )
+        read_here = frozenset().union(*(_node_reads(node) for node in self.nodes))
         self._tables = Tables(
             consumers={name: tuple(users) for name, users in consumers.items()},
             reads=tuple(reads),
@@ -636,6 +641,10 @@ class Graph:
             task_names=tuple(f"specroute node {node.name!r}" for node in self.nodes),
             local_reads=tuple(len(local) for local, _external in reads),
             ready_at_start=sum(1 << index for index, (local, _) in enumerate(reads) if not local),
+            unread=tuple(
+                is_plain and isinstance(node, Step) and node.output not in read_here
+                for is_plain, node in zip(plain, self.nodes, strict=True)
+            ),
         )
 
     @property

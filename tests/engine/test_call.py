@@ -295,3 +295,34 @@ async def test_an_effects_llm_calls_are_never_hedged(autojump_clock: MockClock) 
     assert entry(result, "send").end - entry(result, "send").start == pytest.approx(100.0)
     assert all(r.hedge is None for r in client.meter.records() if r.finished > 99)
     assert any(r.hedge is HedgeRole.BACKUP for r in client.meter.records())
+
+
+@pytest.mark.parametrize("mode", ["parallel", "speculative", "sequential"])
+async def test_a_value_only_a_branch_reads_reaches_the_branch_that_waits_for_it(
+    autojump_clock: MockClock, mode: str
+) -> None:
+    # No step of the top flow reads `draft`: only the branch does, so the branch waits for
+    # it from above. A plain step's value that nothing reads is only stored (`Tables.unread`);
+    # this one is read, so writing it must wake the waiting branch.
+    @step
+    async def draft(topic: str) -> str:
+        await trio.sleep(1)
+        return f"draft on {topic}"
+
+    @step
+    async def pick(topic: str) -> Route:
+        return Route("edit")
+
+    @step(output="final")
+    async def edit(draft: str) -> str:
+        return draft.upper()
+
+    @step
+    async def tally(topic: str) -> int:  # read by nothing at all
+        return len(topic)
+
+    flow = Flow([draft, router(pick, {"edit": [edit]}), tally])
+    with trio.fail_after(60):
+        result = await flow.run(topic="x", mode=mode)
+    assert dict(result.outputs) == {"final": "DRAFT ON X", "tally": 1}
+    assert result.finished - result.started == pytest.approx(1)

@@ -241,3 +241,31 @@ def test_one_function_in_two_branches_is_allowed() -> None:
     again = step(name="summarize", output="summary", timeout=5)(shared.fn)
     flow = Flow([router(pick, {"a": [shared], "b": [again], "c": [shared]})])
     assert flow.outputs == {"summary"}
+
+
+def test_unread_marks_the_plain_steps_whose_value_nothing_here_or_below_reads() -> None:
+    @step(output="v")
+    async def made(x: int) -> int:
+        return x
+
+    @step(output="w")
+    async def used(v: int) -> int:  # reads `v`: `v` is read here
+        return v
+
+    @step(output="branch_only")
+    async def for_the_branch(x: int) -> int:
+        return x
+
+    @step(output="seen")
+    async def in_branch(branch_only: int) -> int:
+        return branch_only
+
+    @step(output="timed", timeout=1)
+    async def timed(x: int) -> int:  # unread, but not plain: it takes the general path
+        return x
+
+    graph = Graph([made, used, for_the_branch, router(pick, {"a": [in_branch]}), timed])
+    unread = {
+        node.name for node, flag in zip(graph.nodes, graph._tables.unread, strict=True) if flag
+    }
+    assert unread == {"used"}
