@@ -1,8 +1,9 @@
 """Per-step overhead counted in instructions: `bench/overhead.py`'s shapes under callgrind.
 
 Wall time on a shared machine swings by 25% from one minute to the next. The number of
-instructions a run executes moves by less than 0.2%: the engine counted 65,263 and 65,275
-per step of fan-out in two runs, the bare nursery 47,918 and 47,967. That takes a fixed hash
+instructions a run executes moves by less than 0.2%, beside a busy test suite too: the
+engine counted 61,607 per step of fan-out idle and 61,672 under load, the bare nursery
+47,918 to 47,968 in three runs. That takes a fixed hash
 seed, address randomization off (`setarch -R`: trio keeps tasks in sets, which hash by
 address), the cyclic collector off (`bench/overhead.py` measures with it on), and numpy's
 OpenBLAS held to one thread: its idle threads spin after import, callgrind counts the spin
