@@ -3,12 +3,12 @@
 Wall time on a shared machine swings by 25% from one minute to the next. The number of
 instructions a run executes moves by less than 0.2%, beside a busy test suite too: the
 engine counted 61,607 per step of fan-out idle and 61,672 under load, the bare nursery
-47,918 to 47,968 in three runs. That takes a fixed hash
-seed, address randomization off (`setarch -R`: trio keeps tasks in sets, which hash by
-address), the cyclic collector off (`bench/overhead.py` measures with it on), and numpy's
-OpenBLAS held to one thread: its idle threads spin after import, callgrind counts the spin
-for as long as its scheduler lets it run, and with them counts moved by 2-5%. So it tells
-a change of 1% from noise, which wall time cannot.
+47,918 to 47,968 in three runs. That takes a fixed hash seed, address randomization off
+(`setarch -R`: trio keeps tasks in sets, which hash by address), the cyclic collector off
+(`bench/overhead.py` measures with it on), and numpy's OpenBLAS held to one thread: its idle
+threads spin after import, callgrind counts the spin for as long as its scheduler lets it
+run, and with them counts moved by 2-5%. So it tells a change of 1% from noise, which wall
+time cannot.
 Each figure is (count of 2R runs - count of R runs) / (R x steps), so start-up and imports
 cancel out. Instructions are not time: an engine step and a bare nursery's task differ in
 memory traffic too (`--cache`), so `bench/overhead.py`'s wall ratio runs higher than this.
