@@ -205,7 +205,10 @@ async def call(
     task = trio.lowlevel.current_task()
     by_task[task] = None
     now = run.now
-    execution = Execution(scope, step.name, step.params, step.output, now(), not scope.confirmed)
+    start = now()
+    execution = Execution(
+        scope, step.name, step.params, step.output, start, not scope.confirmed, start
+    )
     observer = run.observer
     if observer is not None:
         observer.step_started(step.name, scope.path, execution.speculative)

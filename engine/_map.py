@@ -106,10 +106,17 @@ class Map(Expansion):
     ) -> tuple[Any, ...]:
         """Run the body once per item; the items' results in input order."""
         items = _as_list(kwargs[self.over], self.name, self.over)
+        at = run.now()
         split = Execution(
-            scope, f"{self.name}.split", self.params, None, run.now(), not scope.confirmed
+            scope,
+            f"{self.name}.split",
+            self.params,
+            None,
+            at,
+            not scope.confirmed,
+            at,
+            StepStatus.OK,
         )
-        split.status = StepStatus.OK
         run.executions.append(split)
         checkpoint = None if self.checkpoint is None else Checkpoint(self.checkpoint, self.name)
         keys = [] if checkpoint is None else [checkpoint.key(item) for item in items]
@@ -176,9 +183,17 @@ class Map(Expansion):
     def _resume(self, run: RunState, child: BodyScope, result: Any) -> None:
         """An item done by an earlier run: its saved result, in the trace as `cached`."""
         now = run.now()
-        resumed = Execution(child, f"{self.name}.resumed", (self.item,), self.result, now, False)
+        resumed = Execution(
+            child,
+            f"{self.name}.resumed",
+            (self.item,),
+            self.result,
+            now,
+            False,
+            now,
+            StepStatus.CACHED,
+        )
         resumed.speculative = not child.confirmed
-        resumed.status = StepStatus.CACHED
         run.executions.append(resumed)
         child.values[self.result] = result
         child.closed = True
@@ -272,11 +287,11 @@ class Earlier:
         earlier = same.pop(0)
         result = self.map.result
         done = self.by_scope.get(earlier, [])
+        at = run.now()
         taken = Execution(
-            child, f"{self.map.name}.reused", (self.map.item,), result, run.now(), False
+            child, f"{self.map.name}.reused", (self.map.item,), result, at, False, at, StepStatus.OK
         )
         taken.speculative = not child.confirmed
-        taken.status = StepStatus.OK
         taken.waits = [e for e in done if e.output == result and e.status in KEPT]
         if child.committed:
             # Work started on the wrong list that the right one used after all.

@@ -56,28 +56,28 @@ def build_trace(source: TraceSource) -> tuple[TraceEntry, ...]:
     """
     executions = _with_skipped(source.executions, source.skipped)
     parents = {scope: scope.parent for scope in source.scopes}
-    for index, execution in enumerate(executions):
-        execution.index = index
+    # Each record's place in the trace, which entries name what they waited on by.
+    places = {execution: index for index, execution in enumerate(executions)}
     # scope -> value name -> the index of the execution whose value the scope sees
     producers: dict[Scope, dict[str, int]] = {}
-    for execution in executions:
+    for index, execution in enumerate(executions):
         status = execution.status
         name = execution.output
         if name is not None and (status is OK or status is CACHED or status is RECOVERED):
             target: Scope | None = execution.scope
             while target is not None:
-                producers.setdefault(target, {})[name] = execution.index
+                producers.setdefault(target, {})[name] = index
                 parent = parents.get(target)
                 if not (target.chosen and parent and name in target.exports):
                     break
                 target = parent
         if execution.stream is not None and name is not None:
             # Its stream readers waited on it too (a stream never leaves its scope).
-            producers.setdefault(execution.scope, {})[stream_name(name)] = execution.index
+            producers.setdefault(execution.scope, {})[stream_name(name)] = index
     # A chosen branch waited on its router: for the values handed over and for its start.
     for scope in source.scopes:
         if scope.router_execution is not None:
-            router_index = scope.router_execution.index
+            router_index = places[scope.router_execution]
             own = producers.setdefault(scope, {})
             for name in scope.provides - scope.flow._produced:
                 own[name] = router_index
@@ -87,7 +87,7 @@ def build_trace(source: TraceSource) -> tuple[TraceEntry, ...]:
     for execution in executions:
         scope = execution.scope
         router = scope.router_execution
-        waited = [] if router is None else [router.index]
+        waited = [] if router is None else [places[router]]
         for name in execution.params:
             found_in = sources.get((scope, name), _UNKNOWN)
             if found_in is _UNKNOWN:
@@ -103,9 +103,10 @@ def build_trace(source: TraceSource) -> tuple[TraceEntry, ...]:
         if execution.waits:
             known = set(waited)
             for other in execution.waits:
-                if other.index not in known:
-                    known.add(other.index)
-                    waited.append(other.index)
+                place = places[other]
+                if place not in known:
+                    known.add(place)
+                    waited.append(place)
         entries.append(_entry(execution, committed[scope], tuple(waited)))
     return tuple(entries)
 

@@ -247,9 +247,8 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
         # The router runs while the predictor thinks; a late prediction is moot.
         concurrent = True
         answer: Prediction | str = "the router answered first"
-        asked = Execution(
-            scope, f"{node.name}.predict", node.step.params, None, trio.current_time(), True
-        )
+        at = trio.current_time()
+        asked = Execution(scope, f"{node.name}.predict", node.step.params, None, at, True, at)
         box.done = trio.Event()
         with trio.CancelScope() as predicting:
             box.predicting = predicting

@@ -64,9 +64,8 @@ class Execution:
     """One step execution as the scheduler records it (mutable: it is built on the per-step
     path; the frozen `TraceEntry` is made from it when the run ends).
 
-    The fields every execution sets are slots (its place in the trace too, which every one
-    gets when the trace is built); the ones few set are class attributes, and an execution
-    that sets one gets an instance dict for it. Building one is then a frame of
+    The fields every execution sets are slots; the ones few set are class attributes, and an
+    execution that sets one gets an instance dict for it. Building one is then a frame of
     nine slot stores (about 100 ns less than shared-key instance attributes), and a plain
     step builds it once, when it ends, with everything it knows.
     """
@@ -75,7 +74,6 @@ class Execution:
         "__dict__",
         "calls",
         "end",
-        "index",
         "name",
         "output",
         "params",
@@ -105,7 +103,7 @@ class Execution:
         output: str | None,
         start: float,
         speculative: bool,
-        end: float | None = None,
+        end: float,
         status: StepStatus = StepStatus.CANCELLED,
         calls: Any = None,
     ) -> None:
@@ -114,11 +112,10 @@ class Execution:
         self.params = params
         self.output = output
         self.start = start
-        self.end = start if end is None else end
+        self.end = end
         self.status = status
         self.speculative = speculative
         self.calls = calls
-        self.index = -1  # its place in the trace, set when the trace is built
 
 
 class Decision:
@@ -720,7 +717,6 @@ def skipped_executions(scope: Scope, at: float, *, speculative: bool) -> list[Ex
     """A record for each node of `scope` that never started (it closed at `at`)."""
     executions = []
     for step in unstarted_steps(scope):
-        execution = Execution(scope, step.name, step.params, None, at, speculative)
-        execution.status = SKIPPED
+        execution = Execution(scope, step.name, step.params, None, at, speculative, at, SKIPPED)
         executions.append(execution)
     return executions
