@@ -244,27 +244,11 @@ def test_one_function_in_two_branches_is_allowed() -> None:
 
 
 def test_unread_marks_the_plain_steps_whose_value_nothing_here_or_below_reads() -> None:
-    @step(output="v")
-    async def made(x: int) -> int:
-        return x
+    used = step(name="used", output="w")(polish.fn)  # reads `draft`, and nothing reads `w`
+    for_the_branch = step(name="for_the_branch", output="saved")(draft.fn)  # `reuse` reads it
+    timed = step(name="timed", output="t", timeout=1)(draft.fn)  # unread, but not plain
 
-    @step(output="w")
-    async def used(v: int) -> int:  # reads `v`: `v` is read here
-        return v
-
-    @step(output="branch_only")
-    async def for_the_branch(x: int) -> int:
-        return x
-
-    @step(output="seen")
-    async def in_branch(branch_only: int) -> int:
-        return branch_only
-
-    @step(output="timed", timeout=1)
-    async def timed(x: int) -> int:  # unread, but not plain: it takes the general path
-        return x
-
-    graph = Graph([made, used, for_the_branch, router(pick, {"a": [in_branch]}), timed])
+    graph = Graph([draft, used, for_the_branch, router(pick, {"a": [reuse]}), timed])
     unread = {
         node.name for node, flag in zip(graph.nodes, graph._tables.unread, strict=True) if flag
     }
