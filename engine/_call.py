@@ -156,7 +156,7 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
         if status is not OK:
             _fail(scope, step, error)
             return
-        if unread[index] and not scope.exports:
+        if unread[index] and not scope.exports and scope.writes_plainly:
             values[step.output] = value  # all `write` would do (see `Tables.unread`)
             scope.done += 1
             if scope.finished is not None and scope.done == len(scope.missing):

@@ -427,8 +427,9 @@ class Tables:
     # soon as it begins (its `launched` then, made in one step rather than bit by bit).
     ready_at_start: int
     # Per node: a plain step whose value nothing reads here (no node of this flow, and no
-    # branch or body under one), like a fan-out's sinks. In a scope that exports nothing,
-    # writing it only stores it: there is no reader to count down and no watcher to wake.
+    # branch or body under one), like a fan-out's sinks. In a scope that exports nothing and
+    # hooks no writes (`Scope.writes_plainly`), writing it only stores it: there is no reader
+    # to count down and no watcher to wake.
     unread: tuple[bool, ...]
 
 

@@ -354,6 +354,8 @@ class Iteration(BodyScope):
         )
         self.watches: list[tuple[frozenset[str], Callable[[], None]]] = []
 
+    writes_plainly = False  # every write may be one a `when_written` callback waits for
+
     def when_written(self, names: frozenset[str], callback: Callable[[], None]) -> None:
         """Call `callback` once, as soon as every value in `names` exists (now if they do)."""
         if names <= self.values.keys():

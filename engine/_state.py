@@ -355,6 +355,10 @@ class Scope:
         "watchers",
     )
 
+    # False in a subclass whose `write` does more (a loop's `Iteration` tells watchers of
+    # its values): then the step path never stores a value around `write` (`Tables.unread`).
+    writes_plainly = True
+
     def __init__(
         self,
         run: RunState,

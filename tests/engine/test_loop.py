@@ -596,3 +596,68 @@ async def test_a_verdict_other_than_true_refutes_the_guess(autojump_clock: MockC
     assert result.outputs["after"] == "d: looks fine"
     assert [(g.speculated, g.confirmed) for g in result.predicted_values] == [(True, False)]
     assert result.wall_time == 1.5 + 1
+
+
+async def test_a_carried_value_no_body_step_reads_still_starts_the_next_iteration(
+    autojump_clock: MockClock,
+) -> None:
+    # `critique` is read by no step of the body, only carried: the iteration's own write
+    # hook (not a reader) is what starts the speculative next iteration on it.
+    @step
+    async def gen(spec: str, prev: str | None = None) -> str:
+        await trio.sleep(1)
+        return spec if prev is None else prev + "+"
+
+    @step
+    async def critique(gen: str) -> str:
+        return gen
+
+    @step
+    async def check(gen: str) -> bool:
+        await trio.sleep(0.5)
+        return gen.count("+") >= 1
+
+    made = loop(
+        [gen, critique, check],
+        until="check",
+        into="out",
+        carry={"prev": "critique"},
+        max_iterations=3,
+        speculate=True,
+    )
+    result = await Flow([made]).run(spec="s", speculate=Always())
+    assert result.outputs["out"].iterations == 2
+    assert result.outputs["out"]["gen"] == "s+"
+    assert result.wall_time == 2.5  # the second draft started at 1 s, beside the first check
+
+
+async def test_a_body_value_nothing_reads_still_counts_for_the_predicted_valid(
+    autojump_clock: MockClock,
+) -> None:
+    # The predicted "valid" waits for every value of the first iteration but the verdict,
+    # `note` included, though no step reads it.
+    @step
+    async def draft(spec: str) -> str:
+        await trio.sleep(1)
+        return spec
+
+    @step
+    async def note(draft: str) -> str:
+        return draft + "!"
+
+    @step
+    async def verdict(draft: str) -> bool:
+        await trio.sleep(0.5)
+        return True
+
+    @step
+    async def after(out: LoopResult) -> str:
+        await trio.sleep(1)
+        return str(out["draft"])
+
+    made = loop(
+        [draft, note, verdict], until="verdict", into="out", max_iterations=2, speculate=True
+    )
+    result = await Flow([made, after]).run(spec="s", speculate=Always())
+    assert [(g.speculated, g.confirmed) for g in result.predicted_values] == [(True, True)]
+    assert result.wall_time == 2  # `after` started on the prediction at 1 s
