@@ -574,24 +574,38 @@ async def test_each_map_item_guesses_its_own_loops_valid(autojump_clock: MockClo
     assert (parallel.outputs, parallel.wall_time) == (result.outputs, 5.0)
 
 
-async def test_a_verdict_other_than_true_refutes_the_guess(autojump_clock: MockClock) -> None:
+def draft_then_verdict(verdict_value: object, *, note: bool = False) -> Flow:
+    """A speculating loop `[draft, verdict]` whose verdict returns `verdict_value`, then a
+    step `after` that reads the loop's value. With `note`, the body also has a step whose
+    value nothing reads."""
+
     @step
     async def draft(spec: str) -> str:
         await trio.sleep(1)
         return spec
 
+    @step(name="note")
+    async def noted(draft: str) -> str:
+        return draft + "!"
+
     @step
-    async def verdict(draft: str) -> str:
+    async def verdict(draft: str) -> object:
         await trio.sleep(0.5)
-        return "looks fine"  # truthy: the loop ends, but the guess said `True`
+        return verdict_value
 
     @step
     async def after(out: LoopResult) -> str:
         await trio.sleep(1)
         return f"{out['draft']}: {out['verdict']}"
 
-    made = loop([draft, verdict], until="verdict", into="out", max_iterations=2, speculate=True)
-    result = await Flow([made, after]).run(spec="d", speculate=Always())
+    body = [draft, noted, verdict] if note else [draft, verdict]
+    made = loop(body, until="verdict", into="out", max_iterations=2, speculate=True)
+    return Flow([made, after])
+
+
+async def test_a_verdict_other_than_true_refutes_the_guess(autojump_clock: MockClock) -> None:
+    # "looks fine" is truthy: the loop ends, but the guess said `True`.
+    result = await draft_then_verdict("looks fine").run(spec="d", speculate=Always())
     # What ran on the guess read `True`; the value the run returns reads the real verdict.
     assert result.outputs["after"] == "d: looks fine"
     assert [(g.speculated, g.confirmed) for g in result.predicted_values] == [(True, False)]
@@ -636,28 +650,7 @@ async def test_a_body_value_nothing_reads_still_counts_for_the_predicted_valid(
 ) -> None:
     # The predicted "valid" waits for every value of the first iteration but the verdict,
     # `note` included, though no step reads it.
-    @step
-    async def draft(spec: str) -> str:
-        await trio.sleep(1)
-        return spec
-
-    @step
-    async def note(draft: str) -> str:
-        return draft + "!"
-
-    @step
-    async def verdict(draft: str) -> bool:
-        await trio.sleep(0.5)
-        return True
-
-    @step
-    async def after(out: LoopResult) -> str:
-        await trio.sleep(1)
-        return str(out["draft"])
-
-    made = loop(
-        [draft, note, verdict], until="verdict", into="out", max_iterations=2, speculate=True
-    )
-    result = await Flow([made, after]).run(spec="s", speculate=Always())
+    result = await draft_then_verdict(True, note=True).run(spec="s", speculate=Always())
+    assert result.outputs["after"] == "s: True"
     assert [(g.speculated, g.confirmed) for g in result.predicted_values] == [(True, True)]
     assert result.wall_time == 2  # `after` started on the prediction at 1 s
