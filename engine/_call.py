@@ -158,20 +158,18 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
             return
         if unread[index] and not scope.exports and scope.writes_plainly:
             values[step.output] = value  # all `write` would do (see `Tables.unread`)
-            scope.done += 1
-            if scope.finished is not None and scope.done == len(scope.missing):
-                scope.finished.set()
-            return
-        run.tail_scope = scope
-        try:
-            scope.write(step.output, value)
-            scope.done += 1  # `node_done`, inline: one call fewer on every step
-            if scope.finished is not None and scope.done == len(scope.missing):
-                scope.finished.set()
-        finally:
-            index = run.tail_index  # `take_tail`, inline
-            run.tail_scope = None
-            run.tail_index = -1
+            index = -1  # and it makes nothing ready
+        else:
+            run.tail_scope = scope
+            try:
+                scope.write(step.output, value)
+            finally:
+                index = run.tail_index  # `take_tail`, inline
+                run.tail_scope = None
+                run.tail_index = -1
+        scope.done += 1  # `node_done`, inline: one call fewer on every step
+        if scope.finished is not None and scope.done == len(scope.missing):
+            scope.finished.set()
         if index < 0:
             return
         if scope.tables.routers_at[index]:
