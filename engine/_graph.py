@@ -423,9 +423,16 @@ class Tables:
     # Per node, how many of its reads this flow produces: all it waits for in a run's top
     # scope, which starts from the run's inputs alone (none of them a produced name).
     local_reads: tuple[int, ...]
-    # Bit i set: node i reads nothing this flow produces, so a run's top scope starts it as
-    # soon as it begins (its `launched` then, made in one step rather than bit by bit).
+    # The nodes that read nothing this flow produces: the only ones ready when a scope
+    # begins with no values of its own (a run's top scope, a branch nothing was handed to).
+    first: tuple[int, ...]
+    # Bit i set: node i is in `first` (a top scope's `launched` made in one step).
     ready_at_start: int
+    # (node, the names it reads from outside the flow), for the nodes that read any: what a
+    # branch or body scope looks up in its enclosing scopes when it begins.
+    outside: tuple[tuple[int, tuple[str, ...]], ...]
+    # Some node is an effect: a speculative scope may have to park it (see `Scope.begin`).
+    has_effects: bool
     # Per node: a plain step whose value nothing reads here (no node of this flow, and no
     # branch or body under one), like a fan-out's sinks. In a scope that exports nothing and
     # hooks no writes (`Scope.writes_plainly`), writing it only stores it: there is no reader
@@ -629,19 +636,25 @@ class Graph:
             for node in self.nodes
         )
         read_here = frozenset().union(*(_node_reads(node) for node in self.nodes))
+        first = tuple(index for index, (local, _) in enumerate(reads) if not local)
+        effects = tuple(
+            (node.step if isinstance(node, Router) else node).options.effect for node in self.nodes
+        )
         self._tables = Tables(
             consumers={name: tuple(users) for name, users in consumers.items()},
             reads=tuple(reads),
-            effects=tuple(
-                (node.step if isinstance(node, Router) else node).options.effect
-                for node in self.nodes
-            ),
+            effects=effects,
             routers_at=tuple(isinstance(node, Router) for node in self.nodes),
             plain=plain,
             serial=one_at_a_time(self.nodes, reads, plain),
             task_names=tuple(f"specroute node {node.name!r}" for node in self.nodes),
             local_reads=tuple(len(local) for local, _external in reads),
-            ready_at_start=sum(1 << index for index, (local, _) in enumerate(reads) if not local),
+            first=first,
+            ready_at_start=sum(1 << index for index in first),
+            outside=tuple(
+                (index, external) for index, (_, external) in enumerate(reads) if external
+            ),
+            has_effects=any(effects),
             unread=tuple(
                 is_plain and isinstance(node, Step) and node.output not in read_here
                 for is_plain, node in zip(plain, self.nodes, strict=True)

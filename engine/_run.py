@@ -43,7 +43,7 @@ from ._usage import RunMeter, StepUsage
 from .llm import observe_tools, record_usage
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine, Mapping
+    from collections.abc import Coroutine, Mapping, Sequence
 
     from specroute.cache import StepCache
 
@@ -108,12 +108,12 @@ class Run(RunState):
             run_router, self, scope, index, name=scope.tables.task_names[index]
         )
 
-    def start_ready(self, scope: Scope) -> None:
+    def start_ready(self, scope: Scope, ready: Sequence[int]) -> None:
         # `start_step` and `start_router` for each node, in one loop and one frame: a wide
         # flow starts hundreds of steps here, and a run's top scope knows the bits of
         # `launched` beforehand (setting them one by one costs as many as the flow is wide).
         if self.queue is not None or self.observer is not None:
-            super().start_ready(scope)
+            super().start_ready(scope, ready)
             return
         tables = scope.tables
         plain = tables.plain
@@ -123,9 +123,7 @@ class Run(RunState):
         top = scope.parent is None
         launched = tables.ready_at_start if top else 0
         tail = self.tail_scope is scope and self.tail_index < 0
-        for index, count in enumerate(scope.missing):
-            if count:
-                continue
+        for index in ready:
             if not top:
                 launched |= 1 << index
             if tail and (plain[index] or routers_at[index]):

@@ -28,7 +28,7 @@ from ._step import Step
 from ._trace import StepStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Coroutine, Mapping
+    from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 
     from specroute.cache import CacheMiss, StepCache
     from specroute.routes import LearnedState, Prediction, SpeculationPolicy
@@ -259,16 +259,15 @@ class RunState:
         """Start router `index` of `scope`, whose inputs all exist."""
         raise NotImplementedError
 
-    def start_ready(self, scope: Scope) -> None:
-        """Start every node of `scope`, which has just begun, whose inputs all exist.
+    def start_ready(self, scope: Scope, ready: Sequence[int]) -> None:
+        """Start the nodes `ready` of `scope`, which has just begun: each has all its inputs.
         Nothing is parked there and nothing runs meanwhile (see `Scope.begin`)."""
         routers_at = scope.tables.routers_at
-        for index, count in enumerate(scope.missing):
-            if count == 0:
-                if routers_at[index]:
-                    self.start_router(scope, index)
-                else:
-                    self.start_step(scope, index)
+        for index in ready:
+            if routers_at[index]:
+                self.start_router(scope, index)
+            else:
+                self.start_step(scope, index)
 
     def run_here(self, scope: Scope, index: int) -> Coroutine[Any, Any, None]:
         """Node `index` of `scope` to await in the calling task (a tail it took)."""
@@ -486,16 +485,17 @@ class Scope:
         for index in parked:
             self.ready(index)
 
-    def _count_missing(self) -> None:
-        # What each node waits for, in a scope whose values may already hold some of its
-        # reads (handed over, or the items of a map) and whose outside reads come from
-        # enclosing scopes that may not have them yet (those it watches for).
-        values = self.values
-        for local, external in self.tables.reads:
-            count = 0
-            for name in local:
-                if name not in values:
-                    count += 1
+    def _count_missing(self) -> Sequence[int]:
+        """Count what each node waits for; the nodes that wait for nothing.
+
+        A scope's own values when it begins (handed over by its router, a map's item, a
+        loop's carried values) are all names its flow reads from outside (each is checked
+        when the flow is built), so a node waits for all its local reads, and for each
+        outside read that the enclosing scope providing it does not hold yet (watched for).
+        """
+        tables = self.tables
+        missing = list(tables.local_reads)
+        for index, external in tables.outside:
             for name in external:
                 # A branch provides its handed-over values itself; the rest come from above.
                 provider: Scope | None = self
@@ -504,28 +504,32 @@ class Scope:
                 if provider is not None and name not in provider.values:
                     if provider.watchers is None:
                         provider.watchers = {}
-                    provider.watchers.setdefault(name, []).append((self, len(self.missing)))
+                    provider.watchers.setdefault(name, []).append((self, index))
                     self.waits_outside = True
-                    count += 1
-            self.missing.append(count)
+                    missing[index] += 1
+        self.missing = missing
+        # Only a node that reads nothing produced here can be ready.
+        return [index for index in tables.first if not missing[index]]
 
     def begin(self) -> None:
+        tables = self.tables
+        ready: Sequence[int]
         if self.parent is None:
             # A run's top scope: its values are the run's inputs, which `_check_inputs`
             # keeps to names no step of the flow produces, and its outside reads are those
             # inputs. So each node waits for exactly its local reads.
-            self.missing = list(self.tables.local_reads)
+            self.missing = list(tables.local_reads)
+            ready = tables.first
         else:
-            self._count_missing()
-        self.may_park = not self.confirmed and (self.limit is not None or any(self.tables.effects))
+            ready = self._count_missing()
+        self.may_park = not self.confirmed and (self.limit is not None or tables.has_effects)
         if self.may_park or self.doomed:
-            for index, count in enumerate(self.missing):
-                if count == 0:
-                    self.ready(index)
+            for index in ready:
+                self.ready(index)
             return
         # `ready` without its checks: nothing is parked here, and nothing runs (so nothing
         # is cancelled) while the ready nodes start.
-        self.run.start_ready(self)
+        self.run.start_ready(self, ready)
 
     def begin_taking_tail(self) -> int:
         """`begin`, keeping back for the calling task the first plain step or router it

@@ -126,6 +126,8 @@ def test_tables_mark_routers_effects_and_plain_steps() -> None:
     # What each node waits for in a run's top scope: the values this flow produces.
     assert tables.local_reads == (0, 1, 1)
     assert tables.ready_at_start == 0b001  # only the router reads nothing produced here
+    assert tables.first == (0,)
+    assert tables.has_effects
 
 
 def test_ready_at_start_has_a_bit_for_each_node_that_reads_only_inputs() -> None:
@@ -142,9 +144,15 @@ def test_ready_at_start_has_a_bit_for_each_node_that_reads_only_inputs() -> None
         return x + y
 
     graph = Graph([first, join, second])
-    mask = graph._tables.ready_at_start
+    tables = graph._tables
+    mask = tables.ready_at_start
     ready = {node.name for index, node in enumerate(graph.nodes) if mask >> index & 1}
     assert ready == {"first", "second"}
+    assert [graph.nodes[index].name for index in tables.first] == ["first", "second"]
+    # What a branch or body scope looks up outside when it begins: by node, in node order.
+    outside = [(graph.nodes[index].name, names) for index, names in tables.outside]
+    assert outside == [("first", ("x",)), ("second", ("x", "y"))]
+    assert not tables.has_effects
 
 
 def test_a_flow_is_serial_when_each_step_is_downstream_of_the_one_before() -> None:
