@@ -156,6 +156,19 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
         if status is not OK:
             _fail(scope, step, error)
             return
+        if scope.in_order:
+            # The next node in flow order is the one this value makes ready (see
+            # `Scope.in_order`), so `write` has no reader to count down: store, export.
+            values[step.output] = value
+            if scope.exports and scope.chosen and step.output in scope.exports:
+                scope.parent.write(step.output, value)  # type: ignore[union-attr]
+            scope.done += 1
+            index += 1
+            if index == len(nodes):
+                return
+            # If the scope was cancelled meanwhile, the next step's checkpoint skips it.
+            scope.launched |= 1 << index
+            continue
         if unread[index] and not scope.exports and scope.writes_plainly:
             values[step.output] = value  # all `write` would do (see `Tables.unread`)
             index = -1  # and it makes nothing ready

@@ -335,6 +335,7 @@ class Scope:
         "failure",
         "finished",
         "flow",
+        "in_order",
         "launched",
         "limit",
         "may_park",
@@ -397,6 +398,8 @@ class Scope:
         self.router_execution: Execution | None = None
         self.waits_outside = False
         self.may_park = False
+        # Set by `_run_serially`: only each node's predecessor makes it ready.
+        self.in_order = False
         # What this branch computed for the cache, stored only if the branch wins.
         self.pending_stores: list[PendingStore] = NOTHING
         if parent is None or router is None:
@@ -591,8 +594,15 @@ class Scope:
             if not self.enter(cancel_scope):
                 return
             index = self.begin_taking_tail()
+            # Each node reads the one before it (`one_at_a_time`), so when nothing can hold
+            # a node back (a value from an enclosing scope, a barrier) and `write` is only a
+            # write, a node is ready the moment the one before it ends: the step path then
+            # runs them one after another in flow order, counting no inputs (see
+            # `run_plain_step`, which a run with a cap or an observer does not use).
+            run = self.run
+            self.in_order = not (self.waits_outside or self.may_park) and self.writes_plainly
             if index >= 0:
-                await self.run.run_here(self, index)
+                await run.run_here(self, index)
             # A node made ready from elsewhere (a value from an enclosing scope, a parked
             # node released, a slot of the run's cap) was queued by `start_soon`.
             count = len(self.missing)

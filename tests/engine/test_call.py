@@ -10,6 +10,7 @@ import trio
 from specroute.engine import Flow, StepOptions, StepStatus, router, step
 from specroute.engine._step import DEFAULT_EFFECT_GRACE
 from specroute.routes import (
+    Branches,
     ConfigurationError,
     ConfigurationTypeError,
     Never,
@@ -326,3 +327,41 @@ async def test_a_value_only_a_branch_reads_reaches_the_branch_that_waits_for_it(
         result = await flow.run(topic="x", mode=mode)
     assert dict(result.outputs) == {"final": "DRAFT ON X", "tally": 1}
     assert result.finished - result.started == pytest.approx(1)
+
+
+async def test_a_branch_that_loses_as_a_step_ends_runs_no_further_step(
+    autojump_clock: MockClock,
+) -> None:
+    # Branch "b" is a chain, run one step after another in its own task (`Scope.in_order`).
+    # Its first step's wait ends in the instant the router answers "a", so the step returns
+    # its value after its branch has lost: the next step must be skipped, not run.
+    woken = trio.Event()
+    called: list[str] = []
+
+    async def pick(x: int) -> Route:
+        await trio.sleep(1)
+        woken.set()  # the branch's step is rescheduled, and runs after the router's answer
+        return Route("a")
+
+    @step(output="out")
+    async def fast(x: int) -> int:
+        return x
+
+    @step(output="first")
+    async def first(x: int) -> int:
+        await woken.wait()
+        return x
+
+    @step(output="out")
+    async def second(first: int) -> int:
+        called.append("second")
+        return first
+
+    branches = {"a": [fast], "b": [first, second]}
+    flow = Flow([router(step(pick), branches)], name="race", outputs=["out"])
+    result = await flow.run(x=1, mode="speculative", speculate=Branches({"pick": ["b"]}))
+    assert result.outputs == {"out": 1}
+    assert called == []
+    assert entry(result, "first").status is StepStatus.OK
+    assert entry(result, "first").wasted
+    assert entry(result, "second").status is StepStatus.SKIPPED
