@@ -156,7 +156,10 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
         if status is not OK:
             _fail(scope, step, error)
             return
-        if scope.in_order:
+        if unread[index] and not scope.exports and scope.writes_plainly:
+            values[step.output] = value  # all `write` would do (see `Tables.unread`)
+            index = -1  # and it makes nothing ready
+        elif scope.in_order:
             # The next node in flow order is the one this value makes ready (see
             # `Scope.in_order`), so `write` has no reader to count down: store, export.
             values[step.output] = value
@@ -169,9 +172,6 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
             # If the scope was cancelled meanwhile, the next step's checkpoint skips it.
             scope.launched |= 1 << index
             continue
-        if unread[index] and not scope.exports and scope.writes_plainly:
-            values[step.output] = value  # all `write` would do (see `Tables.unread`)
-            index = -1  # and it makes nothing ready
         else:
             run.tail_scope = scope
             try:
