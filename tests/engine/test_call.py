@@ -365,3 +365,33 @@ async def test_a_branch_that_loses_as_a_step_ends_runs_no_further_step(
     assert entry(result, "first").status is StepStatus.OK
     assert entry(result, "first").wasted
     assert entry(result, "second").status is StepStatus.SKIPPED
+
+
+@pytest.mark.parametrize("mode", ["parallel", "speculative"])
+async def test_a_chain_step_waits_for_a_value_its_branch_reads_from_above(
+    autojump_clock: MockClock, mode: str
+) -> None:
+    # The branch is a chain (`second` reads `first`), but `second` also reads `context`,
+    # which the top flow writes later: it must wait for it, not start when `first` ends.
+    @step
+    async def context(x: int) -> str:
+        await trio.sleep(2)
+        return "ctx"
+
+    async def pick(x: int) -> Route:
+        return Route("b")
+
+    @step
+    async def first(x: int) -> int:
+        return x + 1
+
+    @step(output="out")
+    async def second(first: int, context: str) -> str:
+        return f"{context}:{first}"
+
+    flow = Flow([context, router(step(pick), {"b": [first, second]})], outputs=["out"])
+    speculate = Branches({"pick": ["b"]}) if mode == "speculative" else None
+    result = await flow.run(x=1, mode=mode, speculate=speculate)
+    assert result.outputs == {"out": "ctx:2"}
+    assert entry(result, "first").start == 0
+    assert entry(result, "second").start == 2
