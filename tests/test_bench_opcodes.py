@@ -34,3 +34,18 @@ def test_the_bare_side_counts_only_trio_and_its_own_tasks() -> None:
     counts = bench.count(partial(overhead._bare, "fan-out", 20))
     assert not any(name.startswith("_call.py") for name in counts)
     assert counts["overhead.py:_bare_noop"] > 0
+
+
+@pytest.mark.parametrize("path", ["A", "B"])
+def test_a_planner_count_names_the_router_on_one_side_only(path: str) -> None:
+    concurrency: Any = sys.modules["concurrency"]
+    planners = concurrency.planners(0.0)
+    request = concurrency.REQUESTS[path]
+    engine = bench.count(partial(bench.planner_runs, planners["specroute"], request, 3))
+    by_hand = bench.count(partial(bench.planner_runs, planners["trio"], request, 3))
+    assert engine["_routing.py:run_router"] > 0
+    assert not any(name.startswith(("_routing.py", "_call.py")) for name in by_hand)
+    # Both sides await the same step bodies (the speculated branch's first step, cancelled
+    # on Path A, runs a different share of its body on each side).
+    assert engine["concurrency.py:PlannerSteps._work"] > 0
+    assert by_hand["concurrency.py:PlannerSteps._work"] > 0
