@@ -206,12 +206,15 @@ async def call(
     step: Step,
     found: CacheHit | CacheMiss | None = None,
     admitted: bool = False,
+    kwargs: dict[str, Any] | None = None,
 ) -> tuple[bool, Any, Execution]:
     """Run one step function (or serve it from the cache); record it; hand a failure to its
-    scope. `admitted` steps already hold a slot of the run's limiter.
+    scope. `admitted` steps already hold a slot of the run's limiter; `kwargs` are its
+    inputs if the caller has gathered them already (a router has, for its cache lookup).
 
     Returns (whether it produced a value, the value, its execution record)."""
-    kwargs = scope.gather(step.params)
+    if kwargs is None:
+        kwargs = scope.gather(step.params)
     by_task = run.meter.by_task
     task = trio.lowlevel.current_task()
     by_task[task] = None

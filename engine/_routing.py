@@ -72,8 +72,12 @@ def view(run: RunState, node: Router, prediction: Prediction | None = None) -> R
     )
 
 
-async def decide(run: RunState, scope: Scope, consulted: Consulted, box: Pending) -> None:
-    box.ok, box.value, box.execution = await call(run, scope, consulted.step, consulted.found)
+async def decide(
+    run: RunState, scope: Scope, consulted: Consulted, box: Pending, kwargs: dict[str, Any]
+) -> None:
+    box.ok, box.value, box.execution = await call(
+        run, scope, consulted.step, consulted.found, kwargs=kwargs
+    )
     box.answered = True
     if box.done is not None:
         box.done.set()
@@ -252,7 +256,7 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
         box.done = trio.Event()
         with trio.CancelScope() as predicting:
             box.predicting = predicting
-            nursery.start_soon(decide, run, scope, consulted, box)
+            nursery.start_soon(decide, run, scope, consulted, box, kwargs)
             answer = await predict(run, scope, node, kwargs, asked)
         if isinstance(answer, str):
             note = answer
@@ -290,7 +294,9 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
         if not box.answered:
             await box.done.wait()  # type: ignore[union-attr]
     else:
-        box.ok, box.value, box.execution = await call(run, scope, consulted.step, found)
+        box.ok, box.value, box.execution = await call(
+            run, scope, consulted.step, found, kwargs=kwargs
+        )
     if not box.ok:
         return
     route = close_decision(run, scope, node, record, box.value, kwargs, verifying, asked)

@@ -59,7 +59,7 @@ async def _router(run: RunState, scope: Scope, node: Router) -> bool:
     consulted = without_lookup(run, node) or await consult_cache(run, node, kwargs)
     found, verifying = consulted.found, consulted.verifying
     record = open_decision(run, scope, node, found, verifying)
-    ok, answer, execution = await call(run, scope, consulted.step, found)
+    ok, answer, execution = await call(run, scope, consulted.step, found, kwargs=kwargs)
     if not ok:
         return False
     route = close_decision(run, scope, node, record, answer, kwargs, verifying, None)

@@ -58,6 +58,7 @@ SKIPPED = StepStatus.SKIPPED
 # add. Every object a run keeps alive is more work for the cyclic collector while 1000
 # runs are in flight.
 NOTHING: Any = ()
+_NO_EXPORTS: frozenset[str] = frozenset()
 
 
 class Execution:
@@ -404,7 +405,7 @@ class Scope:
         self.pending_stores: list[PendingStore] = NOTHING
         if parent is None or router is None:
             self.path = ""
-            self.exports: frozenset[str] = frozenset()
+            self.exports = _NO_EXPORTS
             self.chosen = self.confirmed = True
             self.provides = provides or flow._produced
         else:

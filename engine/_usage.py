@@ -103,7 +103,9 @@ class StepUsage:
 _NONE = StepUsage()
 
 
-@attrs.define(eq=False)
+# No validation on assignment: a run makes one per run, and `max_records` is always None
+# here, so its `__init__` assigns its fields directly rather than through `object.__setattr__`.
+@attrs.define(eq=False, on_setattr=attrs.setters.NO_OP)
 class RunMeter(UsageMeter):
     """The run's meter: totals as any meter, plus the calls (and tool executions) of each
     running step task. It is the run's `ToolObserver` too: effect tools may run only in the
