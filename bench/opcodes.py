@@ -8,7 +8,9 @@ instructions: trio's C-level work (allocation, dict lookups, frames) is not in t
 opcode costs some tens of instructions; compare counts of one shape and side only.
 `--planner A|B` counts a seed-000 planner run on that path instead (`bench/concurrency.py`'s
 planners, speculative, every sleep zero), against the same planner written by hand in trio,
-per run (the mean of `--runs` runs).
+per run (the mean of `--runs` runs). Path B's count repeats to 0.01%; Path A's moves by up to
+3% from one process to the next, with how far the speculated branch gets before Discovery
+cancels it (trio may reverse a batch).
 Run: `python bench/opcodes.py [--shape fan-out|chain|map] [--mode ...] [--steps N]
 [--planner A|B] [--runs N] [--top K]`; a few seconds.
 """
