@@ -359,12 +359,16 @@ def _result(
             )
             error.trace = trace()
         raise error
-    if top.cancel_scope is not None and top.cancel_scope.cancelled_caught:
+    values = top.values
+    names = flow.outputs  # picked in C, not a comprehension: a wide flow has many
+    cancel_scope = top.cancel_scope
+    # A deadline noticed between two steps (`Scope.doomed` reads the clock) stops the rest
+    # with no task left to catch a `Cancelled`: the run then lacks some of its outputs.
+    unfinished = timeout is not None and not values.keys() >= set(names)
+    if cancel_scope is not None and (cancel_scope.cancelled_caught or unfinished):
         timed_out = RunTimeoutError(f"flow {flow.name!r} ran longer than its timeout of {timeout}s")
         timed_out.trace = trace()
         raise timed_out
-    values = top.values
-    names = flow.outputs  # picked in C, not a comprehension: a wide flow has many
     exact_evictions = semantic_evictions = 0
     # A minimal cache of the user's may keep no figures: then there is nothing to report.
     cache_figures = run.cache.statistics() if run.cache is not None else None

@@ -599,9 +599,17 @@ class Scope:
             # a node back (a value from an enclosing scope, a barrier) and `write` is only a
             # write, a node is ready the moment the one before it ends: the step path then
             # runs them one after another in flow order, counting no inputs (see
-            # `run_plain_step`, which a run with a cap or an observer does not use).
+            # `run_plain_step`, which a run with a cap or an observer does not use). Not
+            # under a run's timeout: trio notices a passed deadline only when it schedules,
+            # so a step that overran it without yielding would not stop the next one, where
+            # `ready` reads the clock (`doomed`).
             run = self.run
-            self.in_order = not (self.waits_outside or self.may_park) and self.writes_plainly
+            self.in_order = (
+                not (self.waits_outside or self.may_park)
+                and self.writes_plainly
+                and run.top is not None
+                and run.top.deadline is None
+            )
             if index >= 0:
                 await run.run_here(self, index)
             # A node made ready from elsewhere (a value from an enclosing scope, a parked

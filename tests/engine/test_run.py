@@ -236,6 +236,48 @@ async def test_run_timeout_cancels_everything(autojump_clock: MockClock) -> None
     assert running == 0
 
 
+@pytest.mark.parametrize("shape", ["chain", "chain in a branch", "not a chain"])
+@pytest.mark.parametrize("mode", ["parallel", "speculative"])
+async def test_a_step_that_overruns_the_timeout_without_yielding_stops_the_run(
+    autojump_clock: MockClock, shape: str, mode: str
+) -> None:
+    # `slow` passes the deadline without a checkpoint, so trio has not noticed it when
+    # `slow` ends: the run must notice it itself, start nothing more, and time out (not end
+    # short of its outputs, nor run `after` and return as if it had been in time).
+    called: list[str] = []
+
+    @step
+    async def slow(x: int) -> int:
+        await trio.sleep(1)
+        autojump_clock.jump(10)  # past the 5 s timeout, without yielding
+        return x
+
+    @step(output="out")
+    async def after(slow: int) -> int:
+        called.append("after")
+        return slow
+
+    @step
+    async def beside(x: int) -> int:
+        return x
+
+    async def pick(x: int) -> Route:
+        return Route("go")
+
+    nodes = {
+        "chain": [slow, after],
+        "chain in a branch": [router(step(pick), {"go": [slow, after]})],
+        "not a chain": [slow, after, beside],
+    }[shape]
+    flow = Flow(nodes, outputs=["out"])
+    with pytest.raises(RunTimeoutError, match=r"timeout of 5s") as info:
+        await flow.run(x=1, mode=mode, timeout=5)
+    assert called == []
+    statuses = {entry.step: entry.status for entry in info.value.trace}
+    assert statuses["slow"] is StepStatus.OK
+    assert statuses["after"] is StepStatus.SKIPPED
+
+
 async def test_outside_cancellation_propagates_and_leaves_nothing_running(
     autojump_clock: MockClock,
 ) -> None:
