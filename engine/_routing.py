@@ -256,7 +256,8 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
         box.done = trio.Event()
         with trio.CancelScope() as predicting:
             box.predicting = predicting
-            nursery.start_soon(decide, run, scope, consulted, box, kwargs)
+            # The router step's own inputs: what the predictor does with its own is its own.
+            nursery.start_soon(decide, run, scope, consulted, box, dict(kwargs))
             answer = await predict(run, scope, node, kwargs, asked)
         if isinstance(answer, str):
             note = answer

@@ -13,6 +13,7 @@ from specroute.routes import (
     HandoffError,
     Plan,
     PlanReason,
+    Prediction,
     Route,
     RouterView,
     UnknownBranchError,
@@ -255,3 +256,33 @@ async def test_a_corrected_near_match_is_stored_under_its_own_answer(exact: bool
             again = await flow.run(request="book a flight to Paris for monday!", cache=cache)
             assert (again.decisions[0].cache, again.outputs["out"]) == ("exact", "billing")
             assert len(calls) == 2
+
+
+async def test_a_predictor_that_changes_its_inputs_does_not_change_the_routers(
+    autojump_clock: MockClock,
+) -> None:
+    seen: list[Any] = []
+
+    class Rewriting:
+        async def predict(self, view: RouterView, inputs: Any) -> Any:
+            inputs["x"] = "rewritten"  # not a predictor's to change (a `Mapping`), but done
+            await trio.sleep(1)
+            return Prediction(probabilities={"a": 1.0}, source="test")
+
+        def observe(self, view: RouterView, inputs: Mapping[str, Any], label: str) -> None:
+            pass
+
+    @step
+    async def pick(x: int) -> Route:
+        seen.append(x)
+        await trio.lowlevel.checkpoint()
+        return Route("a")
+
+    @step(output="out")
+    async def take(x: int) -> int:
+        return x
+
+    flow = Flow([router(pick, {"a": [take]}, predictor=Rewriting())], outputs=["out"])
+    result = await flow.run(x=1, mode="speculative", speculate=Branches({"pick": ["a"]}))
+    assert seen == [1]
+    assert result.outputs == {"out": 1}
