@@ -308,13 +308,14 @@ class SerialNursery:
     __slots__ = ("queued", "wake")
 
     def __init__(self) -> None:
-        self.queued: list[tuple[Callable[..., Awaitable[None]], tuple[Any, ...]]] = []
+        # Most such scopes run in order and never queue a node (`Scope.in_order`).
+        self.queued: list[tuple[Callable[..., Awaitable[None]], tuple[Any, ...]]] = NOTHING
         self.wake: trio.Event | None = None
 
     def start_soon(
         self, node: Callable[..., Awaitable[None]], *args: Any, name: object = None
     ) -> None:
-        self.queued.append((node, args))
+        self.queued = add(self.queued, (node, args))
         if self.wake is not None:
             self.wake.set()
 
@@ -551,80 +552,95 @@ class Scope:
         if self.finished is not None and self.done == len(self.missing):
             self.finished.set()
 
-    async def run_nodes(self, speculated: bool = False) -> None:
+    def run_nodes(self, speculated: bool = False) -> Coroutine[Any, Any, None]:
         """Run every node of this scope's flow, each as its inputs appear; return when all
-        are done or the scope is cancelled.
+        are done or the scope is cancelled. Returns the coroutine to await: no frame of
+        ours in between, since every resume of a step passes through each frame its task
+        awaits in (and each stays alive while the scope runs).
 
         A `speculated` branch runs as a task of its own, and its router's node is done when
         the branch is: here if it was chosen before it ended, else when the router chooses
         it (see `run_router`)."""
+        if self.tables.serial:
+            return self._run_serially(speculated)
+        return self._run_in_nursery(speculated)
+
+    async def _run_in_nursery(self, speculated: bool) -> None:
+        """`run_nodes` for a flow whose nodes may run side by side: in a nursery."""
         try:
-            if self.tables.serial:
-                await self._run_serially()
-            else:
-                async with trio.open_nursery() as nursery:
-                    self.nursery = nursery
-                    if self.enter(nursery.cancel_scope):
-                        # The body runs the first ready node itself rather than idle in a task.
-                        index = self.begin_taking_tail()
-                        if index >= 0:
-                            await self.run.run_here(self, index)
-                        # Each started node is a task of this nursery, and a node's inputs are
-                        # written by tasks of this nursery before they end, so the nursery
-                        # itself waits for everything, unless a node waits on a value from an
-                        # enclosing scope, may be parked by a barrier, or queues for a slot of
-                        # the run's cap (the admitter is elsewhere): then wait for the last node.
-                        waits = self.waits_outside or self.may_park or self.run.limiter is not None
-                        if self.done < len(self.missing) and waits:
-                            self.finished = trio.Event()
-                            await self.finished.wait()
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                if self.enter(nursery.cancel_scope):
+                    # The body runs the first ready node itself rather than idle in a task.
+                    index = self.begin_taking_tail()
+                    if index >= 0:
+                        await self.run.run_here(self, index)
+                    # Each started node is a task of this nursery, and a node's inputs are
+                    # written by tasks of this nursery before they end, so the nursery
+                    # itself waits for everything, unless a node waits on a value from an
+                    # enclosing scope, may be parked by a barrier, or queues for a slot of
+                    # the run's cap (the admitter is elsewhere): then wait for the last node.
+                    waits = self.waits_outside or self.may_park or self.run.limiter is not None
+                    if self.done < len(self.missing) and waits:
+                        self.finished = trio.Event()
+                        await self.finished.wait()
         finally:
-            self.closed = True
-            if self.done < len(self.flow.nodes):
-                self._record_skipped()
+            self._close()
         if speculated and self.chosen:
             self.parent.node_done()  # type: ignore[union-attr]
 
-    async def _run_serially(self) -> None:
+    async def _run_serially(self, speculated: bool) -> None:
         """`run_nodes` for a flow whose nodes can only run one at a time (`Tables.serial`):
         each in this task, under a cancel scope of the scope's own and no nursery (a nursery
         costs two objects more, and a schedule point when it closes)."""
-        with trio.CancelScope() as cancel_scope:
-            serial = SerialNursery()
-            self.nursery = serial
-            if not self.enter(cancel_scope):
-                return
-            index = self.begin_taking_tail()
-            # Each node reads the one before it (`one_at_a_time`), so when nothing can hold
-            # a node back (a value from an enclosing scope, a barrier) and `write` is only a
-            # write, a node is ready the moment the one before it ends: the step path then
-            # runs them one after another in flow order, counting no inputs (see
-            # `run_plain_step`, which a run with a cap or an observer does not use). Not
-            # under a run's timeout: trio notices a passed deadline only when it schedules,
-            # so a step that overran it without yielding would not stop the next one, where
-            # `ready` reads the clock (`doomed`).
-            run = self.run
-            self.in_order = (
-                not (self.waits_outside or self.may_park)
-                and self.writes_plainly
-                and run.top is not None
-                and run.top.deadline is None
-            )
-            if index >= 0:
-                await run.run_here(self, index)
-            # A node made ready from elsewhere (a value from an enclosing scope, a parked
-            # node released, a slot of the run's cap) was queued by `start_soon`.
-            count = len(self.missing)
-            while self.done < count:
-                if not serial.queued:
-                    if self.doomed:  # nothing more starts here: do not wait for it
-                        return
-                    serial.wake = trio.Event()
-                    await serial.wake.wait()
-                    serial.wake = None
-                    continue
-                node, args = serial.queued.pop(0)
-                await node(*args)
+        try:
+            with trio.CancelScope() as cancel_scope:
+                serial = SerialNursery()
+                self.nursery = serial
+                if self.enter(cancel_scope):
+                    index = self.begin_taking_tail()
+                    # Each node reads the one before it (`one_at_a_time`), so when nothing
+                    # can hold a node back (a value from an enclosing scope, a barrier) and
+                    # `write` is only a write, a node is ready the moment the one before it
+                    # ends: the step path then runs them one after another in flow order,
+                    # counting no inputs (see `run_plain_step`, which a run with a cap or an
+                    # observer does not use). Not under a run's timeout: trio notices a
+                    # passed deadline only when it schedules, so a step that overran it
+                    # without yielding would not stop the next one, where `ready` reads the
+                    # clock (`doomed`).
+                    run = self.run
+                    self.in_order = (
+                        not (self.waits_outside or self.may_park)
+                        and self.writes_plainly
+                        and run.top is not None
+                        and run.top.deadline is None
+                    )
+                    if index >= 0:
+                        await run.run_here(self, index)
+                    # A node made ready from elsewhere (a value from an enclosing scope, a
+                    # parked node released, a slot of the run's cap) was queued by
+                    # `start_soon`.
+                    count = len(self.missing)
+                    while self.done < count:
+                        if not serial.queued:
+                            if self.doomed:  # nothing more starts here: do not wait for it
+                                break
+                            serial.wake = trio.Event()
+                            await serial.wake.wait()
+                            serial.wake = None
+                            continue
+                        node, args = serial.queued.pop(0)
+                        await node(*args)
+        finally:
+            self._close()
+        if speculated and self.chosen:
+            self.parent.node_done()  # type: ignore[union-attr]
+
+    def _close(self) -> None:
+        """Nothing more starts here; the nodes that never started are noted as skipped."""
+        self.closed = True
+        if self.done < len(self.flow.nodes):
+            self._record_skipped()
 
     def enter(self, cancel_scope: trio.CancelScope, *, shared: bool = False) -> bool:
         """Adopt the cancel scope the scope's nodes run under (`shared` with other scopes),
