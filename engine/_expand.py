@@ -27,7 +27,7 @@ from ._graph import Graph, _branch
 # scope `run_in_order` opens around it: items that are never cancelled one by one share one.
 from ._sequential import _nodes as run_nodes_in_order
 from ._sequential import run_in_order
-from ._state import Execution, Scope, add
+from ._state import Execution, Scope, add, start_each
 from ._step import Step
 from ._trace import StepStatus
 
@@ -216,12 +216,7 @@ async def run_together(
                 if limiter is not None and scope.doomed:
                     return
                 scope.missing = template if shared else template.copy()
-                routers_at = scope.tables.routers_at
-                for index in ready:
-                    if routers_at[index]:
-                        run.start_router(scope, index)
-                    else:
-                        run.start_step(scope, index)
+                start_each(run, scope, ready)
             if gathering.left:
                 await gathering.all_done.wait()
     finally:

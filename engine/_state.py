@@ -47,6 +47,7 @@ __all__ = [
     "add",
     "flush",
     "skipped_executions",
+    "start_each",
     "store",
     "unstarted_steps",
 ]
@@ -263,12 +264,7 @@ class RunState:
     def start_ready(self, scope: Scope, ready: Sequence[int]) -> None:
         """Start the nodes `ready` of `scope`, which has just begun: each has all its inputs.
         Nothing is parked there and nothing runs meanwhile (see `Scope.begin`)."""
-        routers_at = scope.tables.routers_at
-        for index in ready:
-            if routers_at[index]:
-                self.start_router(scope, index)
-            else:
-                self.start_step(scope, index)
+        start_each(self, scope, ready)
 
     def run_here(self, scope: Scope, index: int) -> Coroutine[Any, Any, None]:
         """Node `index` of `scope` to await in the calling task (a tail it took)."""
@@ -734,6 +730,16 @@ class Scope:
                 return False
             scope = scope.parent
         return True
+
+
+def start_each(run: RunState, scope: Scope, ready: Sequence[int]) -> None:
+    """Start the nodes `ready` of `scope` one by one (`start_step`, `start_router`)."""
+    routers_at = scope.tables.routers_at
+    for index in ready:
+        if routers_at[index]:
+            run.start_router(scope, index)
+        else:
+            run.start_step(scope, index)
 
 
 def add(items: list[Any], item: Any) -> list[Any]:
