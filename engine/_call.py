@@ -100,23 +100,25 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
     now = run.now
     nodes = scope.flow.nodes
     values = scope.values
-    unread = scope.tables.unread
+    tables = scope.tables
+    unread = tables.unread
+    picks = tables.picks if scope.parent is None else tables.nested_picks
+    # A step starts when the one before it in this task ended (nothing is awaited between
+    # them): one clock read a step.
+    start = now()
     while True:
         step: Step = nodes[index]  # type: ignore[assignment]
-        pick = step.pick
-        try:  # `gather`, inline, for the common case: every input is in this scope
+        pick = picks[index]
+        try:
             if pick is not None:
                 inputs = pick(values)  # by position (see `Step.pick`): one value, or a tuple
             else:
-                kwargs = {}
-                for name in step.params:
-                    kwargs[name] = values[name]
-        except KeyError:
+                kwargs = scope.gather(step.params)
+        except KeyError:  # an optional input not given: `gather` leaves it out
             pick = None
             kwargs = scope.gather(step.params)
         by_task[task] = None
         # The record is built once, when the step ends (see `Execution`).
-        start = now()
         speculative = not scope.confirmed
         error = None
         try:
@@ -139,6 +141,7 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
             status = FAILED
             error = exc
         finally:
+            end = now()
             execution = Execution(
                 scope,
                 step.name,
@@ -146,7 +149,7 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
                 step.output,
                 start,
                 speculative,
-                now(),
+                end,
                 status,
                 by_task.pop(task, None),
             )
@@ -171,6 +174,7 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
                 return
             # If the scope was cancelled meanwhile, the next step's checkpoint skips it.
             scope.launched |= 1 << index
+            start = end
             continue
         else:
             run.tail_scope = scope
@@ -185,9 +189,10 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
             scope.finished.set()
         if index < 0:
             return
-        if scope.tables.routers_at[index]:
+        if tables.routers_at[index]:
             await run.run_here(scope, index)
             return
+        start = end
 
 
 def _fail(scope: Scope, step: Step, error: BaseException | None) -> None:

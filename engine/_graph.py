@@ -28,7 +28,7 @@ from ._step import Step
 from ._stream import stream_name
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from specroute.routes import Predictor
 
@@ -433,6 +433,12 @@ class Tables:
     outside: tuple[tuple[int, tuple[str, ...]], ...]
     # Some node is an effect: a speculative scope may have to park it (see `Scope.begin`).
     has_effects: bool
+    # Per node, how a plain step's inputs are picked from its scope's values in one call
+    # (`Step.pick`), or None: gathered by name (`Scope.gather`). `nested_picks` is for a
+    # scope with a parent, where a name read from outside is in an enclosing scope, so a
+    # node that reads one is gathered (not picked, missed, then gathered).
+    picks: tuple[Callable[[Mapping[str, Any]], Any] | None, ...]
+    nested_picks: tuple[Callable[[Mapping[str, Any]], Any] | None, ...]
     # Per node: a plain step whose value nothing reads here (no node of this flow, and no
     # branch or body under one), like a fan-out's sinks. In a scope that exports nothing and
     # hooks no writes (`Scope.writes_plainly`), writing it only stores it: there is no reader
@@ -635,6 +641,10 @@ class Graph:
             and not isinstance(node, Expansion)
             for node in self.nodes
         )
+        picks = tuple(
+            node.pick if is_plain and isinstance(node, Step) else None
+            for is_plain, node in zip(plain, self.nodes, strict=True)
+        )
         read_here = frozenset().union(*(_node_reads(node) for node in self.nodes))
         first = tuple(index for index, (local, _) in enumerate(reads) if not local)
         effects = tuple(
@@ -655,6 +665,10 @@ class Graph:
                 (index, external) for index, (_, external) in enumerate(reads) if external
             ),
             has_effects=any(effects),
+            picks=picks,
+            nested_picks=tuple(
+                None if external else pick for pick, (_, external) in zip(picks, reads, strict=True)
+            ),
             unread=tuple(
                 is_plain and isinstance(node, Step) and node.output not in read_here
                 for is_plain, node in zip(plain, self.nodes, strict=True)

@@ -153,6 +153,12 @@ def test_ready_at_start_has_a_bit_for_each_node_that_reads_only_inputs() -> None
     outside = [(graph.nodes[index].name, names) for index, names in tables.outside]
     assert outside == [("first", ("x",)), ("second", ("x", "y"))]
     assert not tables.has_effects
+    # How each step's inputs are picked: in a run's top scope every plain step picks its
+    # own from the scope's values; nested, a step that reads from outside gathers them.
+    assert tables.picks == tuple(node.pick for node in graph.nodes)
+    nested = {node.name: pick for node, pick in zip(graph.nodes, tables.nested_picks, strict=True)}
+    assert nested == {"first": None, "second": None, "join": join.pick}
+    assert join.pick is not None
 
 
 def test_a_flow_is_serial_when_each_step_is_downstream_of_the_one_before() -> None:
