@@ -40,7 +40,7 @@ from ._sequential import run_in_order
 from ._state import RunState, Scope, flush
 from ._trace import RunResult
 from ._usage import RunMeter, StepUsage
-from .llm import observe_tools, record_usage
+from .llm import record_usage
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Mapping, Sequence
@@ -323,7 +323,8 @@ async def execute(
         started = trio.current_time()
         if timeout is not None:
             top.deadline = started + timeout
-        with record_usage(run.meter), observe_tools(run.meter):
+        # The run's meter is its tool observer too: one context variable set per run.
+        with record_usage(run.meter):
             # One frame fewer on every resume of every step: the run's own task runs the
             # top scope directly when nothing else (an admitter) must run beside it.
             if mode is Mode.SEQUENTIAL:

@@ -1,7 +1,8 @@
 """Who spent what: every LLM call of a run, attributed to the step execution that made it.
 
 One meter is active for the whole run (`record_usage`), so steps need not know about it.
-It also observes the run's tool executions (`observe_tools`): a tool loop reports each one
+It also observes the run's tool executions (a meter that is a `ToolObserver` does inside
+`record_usage`, with no `observe_tools` of its own): a tool loop reports each one
 from its step's task, so it lands in that step's records beside the model calls.
 When a call is recorded, the meter asks trio which task is running: each step execution
 runs in a task of its own, registered for the length of the step, so a call is attributed

@@ -240,6 +240,9 @@ class record_usage:  # lower case: used like the function it was, `with record_u
             await run_branch()  # cancelled if the router picks another branch
         wasted = branch_meter.statistics().cancelled_cost
 
+    A meter that is also a `ToolObserver` (the engine's run meter is) is told of every tool
+    execution in the block too, as with `observe_tools`.
+
     Args:
         meter: The meter to record into.
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextvars
 import json
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import attrs
 import trio
@@ -32,6 +32,7 @@ from ._client import DEFAULT_MAX_TOKENS
 from ._errors import LLMConfigError, LLMError
 from ._jsonschema import validate_json
 from ._messages import Message, ToolCall, as_messages
+from ._meter import active_meters
 from ._structured import DEFAULT_STRUCTURED_RETRIES, Expected
 from ._toolspec import OutputSchema, Tool
 
@@ -134,8 +135,14 @@ class ToolRecord:
         return self.end - self.start
 
 
+@runtime_checkable
 class ToolObserver(Protocol):
-    """What observes tool executions (a run does, to put them in its trace)."""
+    """What observes tool executions (a run does, to put them in its trace).
+
+    Made active with `observe_tools`; a meter made active with `record_usage` that is also
+    a `ToolObserver` (has both methods) observes them too, so a run sets one context
+    variable, not two.
+    """
 
     def tool_finished(self, record: ToolRecord) -> None:
         """Take one finished tool execution (called in the task that runs the loop)."""
@@ -144,6 +151,12 @@ class ToolObserver(Protocol):
     def effects_allowed(self) -> bool:
         """Whether the calling task may run effect tools now."""
         ...
+
+
+def _observers() -> tuple[ToolObserver, ...]:
+    """The active observers: `observe_tools`' and the active meters that observe tools."""
+    meters = [meter for meter in active_meters() if isinstance(meter, ToolObserver)]
+    return (*_OBSERVERS.get(), *meters)
 
 
 class observe_tools:  # lower case: used like the function it was
@@ -306,7 +319,7 @@ def _check_loop(tools: Sequence[Tool], max_rounds: int, on_tool_error: str) -> d
             raise LLMConfigError(f"two tools are named {item.name!r}; tool names must differ")
         by_name[item.name] = item
     effects = [t.name for t in tools if t.effect]
-    if effects and not all(o.effects_allowed() for o in _OBSERVERS.get()):
+    if effects and not all(o.effects_allowed() for o in _observers()):
         raise ToolEffectError(
             f"effect tool(s) {', '.join(map(repr, effects))} offered from a step that may run in"
             " a branch that loses; offer them from a step with `effect=True`, which runs only"
@@ -332,7 +345,7 @@ async def _run_round(
     finally:
         for record, _ in done:
             records.append(record)
-            for observer in _OBSERVERS.get():
+            for observer in _observers():
                 observer.tool_finished(record)
     if on_tool_error == "raise":
         for record, error in done:

@@ -25,8 +25,10 @@ from specroute.engine.llm import (
     ToolRecord,
     ToolRoundsExceededError,
     ToolSpec,
+    UsageMeter,
     call_dependencies,
     observe_tools,
+    record_usage,
     run_tool_loop,
     tool,
 )
@@ -295,6 +297,38 @@ async def test_an_effect_tool_is_refused_where_effects_are_not_allowed(
     with observe_tools(Watcher(allow=False)), pytest.raises(ToolEffectError, match="'send_order'"):
         await run_tool_loop(client, "x", tools=[lookup_price, send_order], model="gpt-4o-mini")
     assert seen == []  # refused before the model was called
+
+
+class WatchingMeter(UsageMeter):
+    """A meter that is a tool observer too, as a run's meter is."""
+
+    def __init__(self, allow: bool) -> None:
+        super().__init__()
+        self.watcher = Watcher(allow=allow)
+
+    def tool_finished(self, record: ToolRecord) -> None:
+        self.watcher.tool_finished(record)
+
+    def effects_allowed(self) -> bool:
+        return self.watcher.effects_allowed()
+
+
+async def test_a_meter_that_observes_tools_is_told_inside_record_usage(
+    make_client: MakeClient,
+) -> None:
+    seen: list[dict[str, Any]] = []
+    client = make_client(scripted([[("stock", '{"sku": "A1"}')], "x"], seen))
+    meter, plain = WatchingMeter(allow=True), UsageMeter()
+
+    with record_usage(plain), record_usage(meter):
+        await run_tool_loop(client, "x", tools=[stock_of], model="gpt-4o-mini", stream=False)
+
+    [record] = meter.watcher.records
+    assert (record.tool, record.status) == ("stock", "ok")
+    assert meter.statistics().calls == plain.statistics().calls == 2
+    with record_usage(WatchingMeter(allow=False)), pytest.raises(ToolEffectError):
+        await run_tool_loop(client, "x", tools=[send_order], model="gpt-4o-mini")
+    assert len(seen) == 2  # the effect tool was refused before the model was called
 
 
 # Inside a run: the trace, the effect rule, usage attribution and the cache key.
