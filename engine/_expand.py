@@ -101,6 +101,8 @@ class BodyScope(Scope):
 
     __slots__ = ("isolated",)
 
+    stops_with_parent = False  # an isolated item cancels itself when it fails
+
     def __init__(
         self,
         run: RunState,

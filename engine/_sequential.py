@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import trio
-
 from ._call import call
 from ._routing import close_decision, consult_cache, open_decision, without_lookup
 from ._state import Scope
@@ -26,9 +24,9 @@ __all__ = ["run_in_order"]
 
 async def run_in_order(run: RunState, scope: Scope) -> None:
     """Run every node of `scope`'s flow in order; stop at the first failure."""
-    with trio.CancelScope() as cancel_scope:
+    with scope.cancel_scope_here() as cancel_scope:
         try:
-            if scope.enter(cancel_scope):
+            if cancel_scope is None or scope.enter(cancel_scope):
                 await _nodes(run, scope)
         finally:
             scope.closed = True

@@ -18,6 +18,7 @@ by reference counting alone and leaves nothing for the cyclic garbage collector.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -29,6 +30,7 @@ from ._trace import StepStatus
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+    from contextlib import AbstractContextManager
 
     from specroute.cache import CacheMiss, StepCache
     from specroute.routes import LearnedState, Prediction, SpeculationPolicy
@@ -60,6 +62,8 @@ SKIPPED = StepStatus.SKIPPED
 # runs are in flight.
 NOTHING: Any = ()
 _NO_EXPORTS: frozenset[str] = frozenset()
+# What a scope that needs no cancel scope of its own runs under (see `Scope.cancel_scope_here`).
+_UNDER_ENCLOSING: AbstractContextManager[None] = contextlib.nullcontext()
 
 
 class Execution:
@@ -356,6 +360,9 @@ class Scope:
     # False in a subclass whose `write` does more (a loop's `Iteration` tells watchers of
     # its values): then the step path never stores a value around `write` (`Tables.unread`).
     writes_plainly = True
+    # False in a subclass that may cancel itself once chosen (an isolated map item does when
+    # it fails, a loop its iterations that are not needed), not only with an enclosing scope.
+    stops_with_parent = True
 
     def __init__(
         self,
@@ -587,13 +594,14 @@ class Scope:
 
     async def _run_serially(self, speculated: bool) -> None:
         """`run_nodes` for a flow whose nodes can only run one at a time (`Tables.serial`):
-        each in this task, under a cancel scope of the scope's own and no nursery (a nursery
-        costs two objects more, and a schedule point when it closes)."""
+        each in this task, under a cancel scope of the scope's own if it needs one
+        (`cancel_scope_here`) and no nursery (a nursery costs two objects more, and a
+        schedule point when it closes)."""
         try:
-            with trio.CancelScope() as cancel_scope:
+            with self.cancel_scope_here() as cancel_scope:
                 serial = SerialNursery()
                 self.nursery = serial
-                if self.enter(cancel_scope):
+                if cancel_scope is None or self.enter(cancel_scope):
                     index = self.begin_taking_tail()
                     # Each node reads the one before it (`one_at_a_time`), so when nothing
                     # can hold a node back (a value from an enclosing scope, a barrier) and
@@ -637,6 +645,15 @@ class Scope:
         self.closed = True
         if self.done < len(self.flow.nodes):
             self._record_skipped()
+
+    def cancel_scope_here(self) -> AbstractContextManager[trio.CancelScope | None]:
+        """A new cancel scope for this scope's nodes to run under, or none (`with` gives
+        None) for a branch its router chose before it started: nothing cancels it but an
+        enclosing scope (its failure fails its parent: see `fail`), whose cancel scope its
+        nodes run under already. A cancel scope costs some 400 bytecodes to open and close."""
+        if self.chosen and self.parent is not None and self.stops_with_parent:
+            return _UNDER_ENCLOSING
+        return trio.CancelScope()
 
     def enter(self, cancel_scope: trio.CancelScope, *, shared: bool = False) -> bool:
         """Adopt the cancel scope the scope's nodes run under (`shared` with other scopes),
