@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import trio
 from specroute.engine import Flow, _state, router, step
-from specroute.routes import Route
+from specroute.routes import Route, StepFailedError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -174,3 +174,61 @@ async def test_a_scope_sharing_a_cancelled_cancel_scope_is_doomed() -> None:
     assert not alone.doomed
     alone.cancel()
     assert alone.doomed
+
+
+async def test_only_a_branch_chosen_before_it_starts_runs_without_a_cancel_scope_of_its_own() -> (
+    None
+):
+    # Nothing but an enclosing scope cancels a chosen branch (its failure fails its parent),
+    # so it needs no cancel scope; a top scope, a branch that may lose and a body scope
+    # (an isolated map item cancels itself) each get one.
+    from specroute.engine._expand import BodyScope
+    from specroute.engine._graph import Router
+    from specroute.engine._usage import RunMeter
+    from specroute.routes import LearnedState
+
+    run = _state.RunState(None, None, None, "", None, LearnedState(), RunMeter())
+    top = _state.Scope(run, PLANNER, None, None, "", None)
+    node = PLANNER.nodes[0]
+    assert isinstance(node, Router)
+    reuse = node.branches["reuse"]
+    branch = _state.Scope(run, reuse, top, node, "reuse", None)
+    item = BodyScope(run, reuse, top, "item", frozenset(), isolated=True)
+    assert isinstance(top.cancel_scope_here(), trio.CancelScope)
+    assert isinstance(branch.cancel_scope_here(), trio.CancelScope)  # it may still lose
+    assert item.chosen
+    assert isinstance(item.cancel_scope_here(), trio.CancelScope)
+    branch.choose({})
+    with branch.cancel_scope_here() as cancel_scope:
+        assert cancel_scope is None
+
+
+@pytest.mark.parametrize("mode", ["parallel", "speculative"])
+async def test_a_chosen_branch_stops_when_the_run_fails_elsewhere(
+    autojump_clock: MockClock, mode: str
+) -> None:
+    # The branch runs under the run's cancel scope alone: the failure still stops it.
+    @step
+    async def pick(request: str) -> Route:
+        return Route("reuse")
+
+    @step(output="first")
+    async def slow(request: str) -> str:
+        await trio.sleep(2)
+        return request
+
+    @step(output="second")
+    async def after(first: str) -> str:
+        return first
+
+    @step(output="other")
+    async def boom(request: str) -> str:
+        await trio.sleep(1)
+        raise ValueError("no")
+
+    flow = Flow([router(pick, {"reuse": [slow, after]}), boom])
+    with pytest.raises(StepFailedError, match="boom") as caught:
+        await flow.run(request="x", mode=mode)
+    statuses = {entry.step: entry.status.value for entry in caught.value.trace}
+    assert statuses == {"pick": "ok", "slow": "cancelled", "after": "skipped", "boom": "failed"}
+    assert trio.current_time() == 1
