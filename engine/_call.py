@@ -100,9 +100,8 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
     now = run.now
     nodes = scope.flow.nodes
     values = scope.values
-    tables = scope.tables
-    unread = tables.unread
-    picks = tables.picks if scope.parent is None else tables.nested_picks
+    unread = scope.tables.unread
+    picks = scope.picks
     # A step starts when the one before it in this task ended (nothing is awaited between
     # them): one clock read a step.
     start = now()
@@ -114,7 +113,7 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
                 inputs = pick(values)  # by position (see `Step.pick`): one value, or a tuple
             else:
                 kwargs = scope.gather(step.params)
-        except KeyError:  # an optional input not given: `gather` leaves it out
+        except KeyError:  # an input not in this scope (or an optional one not given)
             pick = None
             kwargs = scope.gather(step.params)
         by_task[task] = None
@@ -141,7 +140,6 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
             status = FAILED
             error = exc
         finally:
-            end = now()
             execution = Execution(
                 scope,
                 step.name,
@@ -149,7 +147,7 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
                 step.output,
                 start,
                 speculative,
-                end,
+                now(),
                 status,
                 by_task.pop(task, None),
             )
@@ -174,7 +172,7 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
                 return
             # If the scope was cancelled meanwhile, the next step's checkpoint skips it.
             scope.launched |= 1 << index
-            start = end
+            start = execution.end
             continue
         else:
             run.tail_scope = scope
@@ -189,10 +187,10 @@ async def run_plain_step(run: RunState, scope: Scope, index: int) -> None:
             scope.finished.set()
         if index < 0:
             return
-        if tables.routers_at[index]:
+        if scope.tables.routers_at[index]:
             await run.run_here(scope, index)
             return
-        start = end
+        start = execution.end
 
 
 def _fail(scope: Scope, step: Step, error: BaseException | None) -> None:

@@ -324,6 +324,7 @@ class Scope:
     """One flow execution: the top level, or one branch (an overlay over its parent)."""
 
     __slots__ = (
+        "__dict__",
         "__weakref__",
         "cancel_requested",
         "cancel_scope",
@@ -331,10 +332,8 @@ class Scope:
         "chosen_children",
         "closed",
         "confirmed",
-        "deadline",
         "done",
         "exports",
-        "failure",
         "finished",
         "flow",
         "in_order",
@@ -344,9 +343,8 @@ class Scope:
         "missing",
         "nursery",
         "parent",
-        "parked",
         "path",
-        "pending_stores",
+        "picks",
         "provides",
         "router_execution",
         "run",
@@ -356,6 +354,17 @@ class Scope:
         "waits_outside",
         "watchers",
     )
+
+    # What few scopes ever set are class attributes, as in `Execution`: a scope that sets one
+    # gets an instance dict for it, and every other scope (one per map item) stores fewer.
+    # A run's timeout, on its top scope.
+    deadline: float | None = None
+    # Why this branch failed before it was chosen (see `fail`).
+    failure: SpecrouteError | None = None
+    # Nodes held by a barrier (see `ready`), sorted when released.
+    parked: list[int] = NOTHING
+    # What this branch computed for the cache, stored only if the branch wins.
+    pending_stores: list[PendingStore] = NOTHING
 
     # False in a subclass whose `write` does more (a loop's `Iteration` tells watchers of
     # its values): then the step path never stores a value around `write` (`Tables.unread`).
@@ -377,7 +386,7 @@ class Scope:
         self.run = run
         run.scopes.append(self)
         self.flow = flow
-        self.tables = flow._tables
+        self.tables = tables = flow._tables
         self.parent = parent
         self.limit = limit
         self.values: dict[str, Any] = {}
@@ -386,7 +395,6 @@ class Scope:
         self.missing: list[int] = []
         # Bit i set: node i was started (an int: no list per scope for the collector).
         self.launched = 0
-        self.parked: list[int] = NOTHING
         self.done = 0
         self.finished: trio.Event | None = None
         # The nursery's own cancel scope, once it is open; until then a cancel or a
@@ -395,29 +403,30 @@ class Scope:
         self.cancel_requested = False
         # Its cancel scope is also other scopes' (map items): another's `cancel` cancels it.
         self.shares_cancel_scope = False
-        self.deadline: float | None = None
         self.nursery: trio.Nursery | SerialNursery | None = None
         self.chosen_children: list[Scope] = NOTHING
-        self.failure: SpecrouteError | None = None
         self.closed = False
         self.router_execution: Execution | None = None
         self.waits_outside = False
         self.may_park = False
         # Set by `_run_serially`: only each node's predecessor makes it ready.
         self.in_order = False
-        # What this branch computed for the cache, stored only if the branch wins.
-        self.pending_stores: list[PendingStore] = NOTHING
         if parent is None or router is None:
             self.path = ""
             self.exports = _NO_EXPORTS
             self.chosen = self.confirmed = True
             self.provides = provides or flow._produced
+            # A body scope's outside reads are mostly its own values (a map's item, a loop's
+            # carried values): picked, and only a read from further out misses and gathers.
+            self.picks = tables.picks
         else:
             prefix = f"{parent.path}/" if parent.path else ""
             self.path = f"{prefix}{router.name}:{label}"
             self.exports = router.outputs
             self.chosen = self.confirmed = False
             self.provides = router._provides[label]
+            # A branch's outside reads are mostly its enclosing scopes' values: gathered.
+            self.picks = tables.nested_picks
 
     @property
     def where(self) -> str:
