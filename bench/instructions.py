@@ -17,7 +17,10 @@ batches of `--batch` (1000) concurrent seed-000 planner runs, specroute against 
 by hand in trio, per run, each batch in its own `trio.run` after `gc.collect()` and with the
 cyclic collector on, as `bench/concurrency.py` times it (the collector's passes over the runs
 in flight are part of a batch's cost). The wall ratio of a batch swings by a third on this
-machine; this count does not, so it tells whether a change made a batch cheaper.
+machine; this count hardly does, so it tells whether a change made a batch cheaper. Compare
+counts made with the same R: when the collector's full passes fall depends on every batch
+before, so a count moves with R (Path B, 993k instructions a run at R=1 and 995k from 1 and
+3 batches; Path A, 778k and 925k).
 Needs `valgrind` (not installed by the Makefile). Run: `python bench/instructions.py
 [--shape fan-out|chain|map] [--mode parallel|speculative|sequential] [--runs R] [--cache]
 [--planner A|B [--batch N]]`; about two minutes (`--cache`: first-level data cache misses
