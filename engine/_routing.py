@@ -29,7 +29,6 @@ from specroute.routes import (
     Route,
     RouterView,
     RunError,
-    SpeculationPlan,
     UnknownBranchError,
     UnknownRouteError,
 )
@@ -54,8 +53,8 @@ __all__ = [
     "without_lookup",
 ]
 
-# What a plan from a plain mapping gives as its reasons: one shared empty view, not one per run.
-_NO_REASONS: Mapping[str, Any] = MappingProxyType({})
+# An empty plan, or a plain mapping's reasons: one shared empty view, not one per run.
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 def view(run: RunState, node: Router, prediction: Prediction | None = None) -> RouterView:
@@ -231,7 +230,8 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
     prediction: Prediction | None = None
     asked: Execution | None = None
     note = ""
-    plan: SpeculationPlan = {}
+    limits: Mapping[str, int | None] = _EMPTY
+    reasons: Mapping[str, Any] = _EMPTY
     concurrent = False
     # What runs beside the router (its predictor's rival, speculated branches) is a task of
     # the router's own scope: no nursery of its own, so a router costs one cancel scope and
@@ -267,9 +267,14 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
     if speculate:
         assert run.policy is not None
         plan = run.policy.plan(view(run, node, prediction))
+        if isinstance(plan, Plan):
+            # Frozen already: its limits are recorded as they are, with its reasons.
+            limits, reasons = plan.limits, plan.reasons
+        else:
+            limits = MappingProxyType(dict(plan))
         if verifying is not None:
-            plan = {**plan, verifying.value.label: None}
-        for label, limit in plan.items():
+            limits, reasons = MappingProxyType({**limits, verifying.value.label: None}), _EMPTY
+        for label, limit in limits.items():
             if label not in node.branches:
                 scope.fail(
                     UnknownBranchError(
@@ -289,8 +294,8 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
     record = open_decision(run, scope, node, found, verifying)
     record.prediction = prediction
     record.note = note
-    record.plan = MappingProxyType(dict(plan))
-    record.reasons = plan.reasons if isinstance(plan, Plan) else _NO_REASONS
+    record.plan = limits
+    record.reasons = reasons
     if concurrent:
         if not box.answered:
             await box.done.wait()  # type: ignore[union-attr]

@@ -83,6 +83,9 @@ class Plan(Mapping[str, "int | None"]):
         return len(self.limits)
 
 
+_NO_PLAN = Plan()
+
+
 class SpeculationPolicy(Protocol):
     """Decides, per router execution, which branches to speculate and how far.
 
@@ -198,6 +201,13 @@ class Branches:
     """
 
     plans: Mapping[str, SpeculationPlan] = attrs.field(converter=_normalize)
+    # Each router's plan made once: a run records a `Plan`'s frozen limits as they are,
+    # where it copies any other mapping.
+    _made: Mapping[str, Plan] = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        made = {router: Plan(limits=plan) for router, plan in self.plans.items()}
+        object.__setattr__(self, "_made", made)
 
     def check(self, routers: Mapping[str, tuple[str, ...]]) -> None:
         """Raise `UnknownBranchError` naming the first unknown router or label."""
@@ -216,5 +226,5 @@ class Branches:
                     )
 
     def plan(self, router: RouterView) -> SpeculationPlan:
-        """Return the plan named for `router`, or nothing."""
-        return self.plans.get(router.name, {})
+        """Return the plan named for `router` (a `Plan` with no reasons), or nothing."""
+        return self._made.get(router.name, _NO_PLAN)

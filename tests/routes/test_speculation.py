@@ -42,6 +42,13 @@ def test_branches_plans_only_the_router_it_names() -> None:
     assert policy.plan(view("pick")) == {"right": None}
     assert policy.plan(view("inner")) == {"x": 1}
     assert Branches({"inner": ["x"]}).plan(view("pick")) == {}
+    # Made once, frozen: a run records its limits without copying them.
+    made = policy.plan(view("pick"))
+    assert isinstance(made, Plan)
+    assert made is policy.plan(view("pick"))
+    assert made.reasons == {}
+    with pytest.raises(TypeError):
+        made.limits["left"] = 1  # type: ignore[index]
 
 
 def test_branches_refuses_a_bare_string_and_bad_limits() -> None:
