@@ -12,7 +12,7 @@ from ._usage import StepUsage
 from .llm import ToolRecord
 
 if TYPE_CHECKING:
-    from ._state import Execution, RunState, Scope
+    from ._state import Decision, Execution, RunState, Scope
 
 __all__ = [
     "TraceSource",
@@ -161,9 +161,15 @@ def _entry(execution: Execution, committed: bool, waited: tuple[int, ...]) -> Tr
     )
 
 
+def _order(decision: Decision) -> int:
+    return decision.order  # type: ignore[return-value]  # only answered decisions are sorted
+
+
 def build_routes(run: RunState) -> tuple[RouteTaken, ...]:
     """The routes on the winning path, in the order the routers answered."""
-    taken = [decision for decision in run.answered if decision.scope.committed]
+    taken = [d for d in run.decisions if d.order is not None and d.scope.committed]
+    if len(taken) > 1:
+        taken.sort(key=_order)
     return tuple(
         RouteTaken(
             router=decision.router,

@@ -209,7 +209,8 @@ def close_decision(
     label = answer.label
     record.label = label
     record.at = trio.current_time()
-    run.answered = add(run.answered, record)
+    record.order = run.answers
+    run.answers += 1
     prediction = record.prediction
     if asked is not None:
         # A prediction's own cost is waste unless it named the branch the router chose.

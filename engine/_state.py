@@ -134,6 +134,7 @@ class Decision:
         "handoff_confirmed",
         "label",
         "note",
+        "order",
         "plan",
         "prediction",
         "reasons",
@@ -153,6 +154,8 @@ class Decision:
         self.similarity: float | None = None
         self.label: str | None = None
         self.at: float | None = None
+        # Its place among the run's answers (None: it never answered).
+        self.order: int | None = None
         self.handoff_confirmed: bool | None = None
 
 
@@ -192,7 +195,7 @@ class RunState:
 
     __slots__ = (
         "__weakref__",
-        "answered",
+        "answers",
         "cache",
         "cache_hits",
         "cache_misses",
@@ -246,7 +249,8 @@ class RunState:
         # only if the trace is built.
         self.skipped: list[tuple[int, Scope, float, bool]] = NOTHING
         self.decisions: list[Decision] = NOTHING
-        self.answered: list[Decision] = NOTHING
+        # How many routers have answered: each answer's place in that order (`Decision.order`).
+        self.answers = 0
         self.failures: list[SpecrouteError] = NOTHING
         self.confirmed_stores: list[PendingStore] = NOTHING
         # Semantic near matches used as predicted values (`_predicted.Guess`).
@@ -295,7 +299,7 @@ class RunState:
             scope.watchers = None
             scope.nursery = None
         self.scopes = self.executions = self.skipped = NOTHING
-        self.decisions = self.answered = self.confirmed_stores = self.guesses = NOTHING
+        self.decisions = self.confirmed_stores = self.guesses = NOTHING
         self.top = None
         # A guarded observer holds this run's `fail`: a cycle through the run otherwise.
         self.observer = None
