@@ -223,11 +223,12 @@ async def run_together(
                 await gathering.all_done.wait()
     finally:
         for scope in scopes[:started]:
+            # `Scope.close`, inline: one call fewer per map item.
             scope.closed = True
-            # No cycle through the gathering outlives the run.
-            scope.finished = None
             if scope.done < len(scope.flow.nodes):
                 scope._record_skipped()
+            # No cycle through the gathering outlives the run.
+            scope.finished = None
 
 
 async def run_in_sequence(
@@ -262,9 +263,7 @@ async def run_in_sequence(
                             scope.write(step.output, value)
                             scope.done += 1
                 finally:
-                    scope.closed = True
-                    if scope.done < count:
-                        scope._record_skipped()
+                    scope.close()
                 if scope.done < count:
                     # A failure has cancelled an enclosing scope: stop here.
                     await trio.lowlevel.checkpoint_if_cancelled()

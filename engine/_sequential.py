@@ -29,9 +29,7 @@ async def run_in_order(run: RunState, scope: Scope) -> None:
             if cancel_scope is None or scope.enter(cancel_scope):
                 await _nodes(run, scope)
         finally:
-            scope.closed = True
-            if scope.done < len(scope.flow.nodes):
-                scope._record_skipped()
+            scope.close()
 
 
 async def _nodes(run: RunState, scope: Scope) -> None:

@@ -601,7 +601,7 @@ class Scope:
                         self.finished = trio.Event()
                         await self.finished.wait()
         finally:
-            self._close()
+            self.close()
         if speculated and self.chosen:
             self.parent.node_done()  # type: ignore[union-attr]
 
@@ -649,11 +649,11 @@ class Scope:
                         node, args = serial.queued.pop(0)
                         await node(*args)
         finally:
-            self._close()
+            self.close()
         if speculated and self.chosen:
             self.parent.node_done()  # type: ignore[union-attr]
 
-    def _close(self) -> None:
+    def close(self) -> None:
         """Nothing more starts here; the nodes that never started are noted as skipped."""
         self.closed = True
         if self.done < len(self.flow.nodes):
