@@ -2,11 +2,14 @@
 
 Shapes: N no-op sinks reading one run input (fan-out), and a chain (step i reads step i-1).
 Each step is a plain `async def noop(<input>)`, as a flow author writes one.
-A sample is `time.perf_counter` around one `trio.run` of several runs (flows built beforehand);
-we report the median sample / (runs x steps). Samples are interleaved: each engine mode's
-sample is paired with a bare-nursery sample taken right beside it (engine, bare, engine,
-bare, ...; the pair's order flips each round), and its ratio is to the median of those bare
-samples, so machine drift hits both sides of a ratio alike. Targets (issue 11): parallel and
+A sample is `time.perf_counter` around one `trio.run` of several runs (flows built beforehand),
+divided by (runs x steps). Samples are interleaved: each engine mode's sample is paired with a
+bare-nursery sample taken right beside it (engine, bare, engine, bare, ...; the pair's order
+flips each round), so machine drift hits both sides alike. The ratio, which the targets judge,
+is of each side's best sample: noise on a shared machine only ever adds time (here one side's
+samples spread up to 2x within a minute), so the fastest sample is the best estimate of what
+the code costs, as `timeit`'s documentation advises. The ratio of medians is reported beside
+it, since it is what a noisy machine makes of the same code. Targets (issue 11): parallel and
 speculative <= 1.5x a bare nursery, sequential (a CapacityLimiter(1)) <= 2x. The bare chain
 has each task start the next in one nursery, as the engine starts a step when its input is
 written (an Event per value would add waits the engine does not make).
@@ -47,7 +50,9 @@ SEQUENTIAL_TARGET = 2.0
 MAP_TARGET = 2.0
 WARMUPS = 2
 MODES = ("parallel", "speculative", "sequential")
-COLUMNS = ("shape", "mode", "engine_us", "bare_us", "ratio", "build_ms", "within_target")
+COLUMNS = (
+    "shape", "mode", "engine_us", "bare_us", "ratio", "median_ratio", "build_ms", "within_target",
+)  # fmt: skip
 BASELINES = {
     "fan-out": "start_soon(noop) x N",
     "chain": "each task start_soon()s the next",
@@ -132,8 +137,9 @@ def sample_us(body: Body, steps: int, runs: int) -> float:
 
 def per_step_us(
     bodies: dict[str, Body], bare: Body, steps: int, runs: int, repeat: int
-) -> dict[tuple[str, str], float]:
-    """Median us per step, by (body, side): its `engine` samples and the `bare` ones beside them."""
+) -> dict[tuple[str, str], list[float]]:
+    """Samples of us per step, by (body, side): its `engine` samples and the `bare` ones beside
+    them, in the order taken."""
     samples: dict[tuple[str, str], list[float]] = {}
     for index in range(WARMUPS + repeat):
         for name, body in bodies.items():
@@ -142,7 +148,12 @@ def per_step_us(
                 us = sample_us(body if side == "engine" else bare, steps, runs)
                 if index >= WARMUPS:
                     samples.setdefault((name, side), []).append(us)
-    return {key: statistics.median(got) for key, got in samples.items()}
+    return samples
+
+
+def median_ratio(mine: list[float], theirs: list[float]) -> float:
+    """What a noisy machine makes of a ratio: median sample over median sample."""
+    return statistics.median(mine) / statistics.median(theirs)
 
 
 def measure(steps: int, repeat: int) -> list[dict[str, Any]]:
@@ -156,11 +167,16 @@ def measure(steps: int, repeat: int) -> list[dict[str, Any]]:
         bodies: dict[str, Body] = {mode: partial(flow.run, x=x, mode=mode) for mode in MODES}
         us = per_step_us(bodies, partial(_bare, shape, steps), steps, runs, repeat)
         for mode in MODES:
-            mine, bare = us[mode, "engine"], us[mode, "bare"]
+            got = {side: us[mode, side] for side in ("engine", "bare")}
+            mine, bare = min(got["engine"]), min(got["bare"])
             ratio = mine / bare
-            cells = (shape, mode, *(round(x, 2) for x in (mine, bare, ratio, build_ms)))
+            typical = median_ratio(got["engine"], got["bare"])
+            numbers = (mine, bare, ratio, typical, build_ms)
+            cells = (shape, mode, *(round(x, 2) for x in numbers))
             within = ratio <= target(mode, shape)
-            rows.append(dict(zip(COLUMNS, (*cells, within), strict=True)))
+            row = dict(zip(COLUMNS, (*cells, within), strict=True))
+            row["samples"] = {side: [round(x, 3) for x in values] for side, values in got.items()}
+            rows.append(row)
     return sorted(rows, key=lambda row: row["mode"] == "sequential")
 
 
@@ -169,17 +185,20 @@ def render(rows: list[dict[str, Any]], steps: int, repeat: int) -> Table:
     bases = "; ".join(f"{shape}: {text}" for shape, text in BASELINES.items())
     caption = (
         f"target: <= {TARGET:g}x bare (dim: sequential, <= {SEQUENTIAL_TARGET:g}x; map, "
-        f"<= {MAP_TARGET:g}x per item); each ratio "
-        f"is to bare samples interleaved with its own. Bare nursery: {bases}"
+        f"<= {MAP_TARGET:g}x per item), judged on the best samples; each side's samples are "
+        f"interleaved with the other's. Bare nursery: {bases}"
     )
-    table = Table(title=f"Overhead: {steps} no-op steps, median of {repeat}", caption=caption)
-    for name in ("shape", "mode", "engine µs/step", "bare µs/step", "ratio", "build ms"):
+    title = f"Overhead: {steps} no-op steps, best of {repeat}"
+    table = Table(title=title, caption=caption)
+    columns = ("engine µs/step", "bare µs/step", "ratio", "median ratio", "build ms")
+    for name in ("shape", "mode", *columns):
         table.add_column(name, justify="left" if name in ("shape", "mode") else "right")
     for row in rows:
         colour = "green" if row["within_target"] else "red"
         numbers = [f"{row[key]:.2f}" for key in COLUMNS[2:4]]
         ratio = f"[{colour}]{row['ratio']:.2f}x[/{colour}]"
-        cells = [row["shape"], row["mode"], *numbers, ratio, f"{row['build_ms']:.1f}"]
+        typical = f"{row['median_ratio']:.2f}x"
+        cells = [row["shape"], row["mode"], *numbers, ratio, typical, f"{row['build_ms']:.1f}"]
         table.add_row(*cells, style="dim" if row["mode"] == "sequential" else None)
     return table
 

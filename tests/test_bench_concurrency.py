@@ -72,3 +72,22 @@ def test_memory_sees_the_runs_in_flight() -> None:
     # Its sampler checkpoints without end, so a MockClock would never jump: zero sleeps here.
     used = bench.memory_in_child("trio", "B", 1000, 0.0)
     assert used.peak > used.before
+
+
+def test_times_are_judged_on_best_samples_and_memory_on_medians() -> None:
+    # Noise only adds time, so a time's ratio is of each side's fastest sample; RSS is not a
+    # time (its spread is which objects a fresh process happens to hold), so it is the median.
+    samples = {}
+    for path in bench.REQUESTS:
+        for figure in (*bench.TARGETS, "rss_retained"):
+            samples[path, figure, "specroute"] = [30.0, 10.0, 30.0]
+            samples[path, figure, "trio"] = [40.0, 9.0, 8.0]
+    rows = {(row["path"], row["figure"]): row for row in bench.rows(samples)}
+    wall = rows["B", "wall"]
+    assert (wall["specroute"], wall["trio"], wall["ratio"]) == (10.0, 8.0, 1.25)
+    assert wall["median_ratio"] == round(30 / 9, 3)
+    assert wall["within_target"] is True
+    rss = rows["A", "rss"]
+    assert (rss["specroute"], rss["trio"], rss["ratio"]) == (30.0, 9.0, round(30 / 9, 3))
+    assert rss["within_target"] is False
+    assert rows["A", "zero_sleep"]["ratio"] == 1.25
