@@ -9,10 +9,18 @@ or the engine itself) and gathered here, the way `trio` and `httpx` present one 
 
 from specroute.cache import CacheConfigError as CacheConfigError
 from specroute.cache import CacheError as CacheError
+from specroute.cache import CacheHit as CacheHit
+from specroute.cache import CacheMiss as CacheMiss
 from specroute.cache import CacheOptions as CacheOptions
+from specroute.cache import CacheStatistics as CacheStatistics
+from specroute.cache import ComputationFailedError as ComputationFailedError
 from specroute.cache import EmbeddingError as EmbeddingError
+from specroute.cache import RedisUnavailableError as RedisUnavailableError
 from specroute.cache import SemanticInputError as SemanticInputError
+from specroute.cache import SingleFlightClosedError as SingleFlightClosedError
+from specroute.cache import StepCache as StepCache
 from specroute.cache import UncacheableValueError as UncacheableValueError
+from specroute.cache import UndecodableValueError as UndecodableValueError
 from specroute.cache import UnencodableInputError as UnencodableInputError
 from specroute.cache import open_cache as open_cache
 from specroute.routes import Always as Always
@@ -49,6 +57,7 @@ from specroute.routes import StepTimeoutError as StepTimeoutError
 from specroute.routes import UnknownBranchError as UnknownBranchError
 from specroute.routes import UnknownInputError as UnknownInputError
 from specroute.routes import UnknownRouteError as UnknownRouteError
+from specroute.routes import ValuePolicy as ValuePolicy
 from specroute.routes import ValueView as ValueView
 from specroute.routes import WasteBudget as WasteBudget
 from specroute.routes import process_learned_state as process_learned_state
@@ -86,8 +95,23 @@ from ._trace import RunResult as RunResult
 from ._trace import StepStatus as StepStatus
 from ._trace import TraceEntry as TraceEntry
 from ._usage import StepUsage as StepUsage
+from .llm import FailoverExhaustedError as FailoverExhaustedError
+from .llm import LLMConfigError as LLMConfigError
 from .llm import LLMError as LLMError
 from .llm import Provider as Provider
+from .llm import ProviderConnectionError as ProviderConnectionError
+from .llm import ProviderHTTPError as ProviderHTTPError
+from .llm import ProviderResponseError as ProviderResponseError
+from .llm import ProviderTimeoutError as ProviderTimeoutError
+from .llm import RetryBudgetExceededError as RetryBudgetExceededError
+from .llm import SpendCapExceededError as SpendCapExceededError
+from .llm import StreamInterruptedError as StreamInterruptedError
+from .llm import StructuredOutputError as StructuredOutputError
+from .llm import ToolEffectError as ToolEffectError
+from .llm import ToolFailedError as ToolFailedError
+from .llm import ToolLoopError as ToolLoopError
+from .llm import ToolRoundsExceededError as ToolRoundsExceededError
+from .llm import UnknownModelPriceWarning as UnknownModelPriceWarning
 from .llm import open_llm_client as open_llm_client
 
 __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_exports.py checks
@@ -100,7 +124,11 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_exports.py
     "Branches",
     "CacheConfigError",
     "CacheError",
+    "CacheHit",
+    "CacheMiss",
     "CacheOptions",
+    "CacheStatistics",
+    "ComputationFailedError",
     "ConfigurationError",
     "ConfigurationTypeError",
     "CycleError",
@@ -108,10 +136,12 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_exports.py
     "DEFAULT_STREAM_BUFFER",
     "DuplicateProducerError",
     "EmbeddingError",
+    "FailoverExhaustedError",
     "Flow",
     "FlowError",
     "HandoffError",
     "ItemFailed",
+    "LLMConfigError",
     "LLMError",
     "LearnedState",
     "Loop",
@@ -130,6 +160,12 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_exports.py
     "PredictivePolicy",
     "Predictor",
     "Provider",
+    "ProviderConnectionError",
+    "ProviderHTTPError",
+    "ProviderResponseError",
+    "ProviderTimeoutError",
+    "RedisUnavailableError",
+    "RetryBudgetExceededError",
     "Route",
     "RouteStatistics",
     "RouteTaken",
@@ -142,9 +178,12 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_exports.py
     "RunResult",
     "RunTimeoutError",
     "SemanticInputError",
+    "SingleFlightClosedError",
     "SpecrouteError",
     "SpeculationPolicy",
+    "SpendCapExceededError",
     "Step",
+    "StepCache",
     "StepDefinitionError",
     "StepFailedError",
     "StepMemory",
@@ -153,13 +192,22 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_exports.py
     "StepTimeoutError",
     "StepUsage",
     "StreamAbortedError",
+    "StreamInterruptedError",
     "StreamReader",
+    "StructuredOutputError",
+    "ToolEffectError",
+    "ToolFailedError",
+    "ToolLoopError",
+    "ToolRoundsExceededError",
     "TraceEntry",
     "UncacheableValueError",
+    "UndecodableValueError",
     "UnencodableInputError",
     "UnknownBranchError",
     "UnknownInputError",
+    "UnknownModelPriceWarning",
     "UnknownRouteError",
+    "ValuePolicy",
     "ValueView",
     "WasteBudget",
     "asyncio_portal",

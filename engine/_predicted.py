@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from specroute.routes import ValueView
+from specroute.routes import ValuePolicy, ValueView
 
 from ._state import Scope, add
 
@@ -111,8 +111,7 @@ def predict(
         # One node runs in one place: two overlays holding it could both be kept.
         guess.note = "steps downstream already run on another predicted value"
         return guess
-    decide = getattr(policy, "speculate_value", None)
-    if decide is None:
+    if not isinstance(policy, ValuePolicy):
         guess.note = "the speculation policy has no speculate_value"
         return guess
     memory = run.learned.step(name)
@@ -127,7 +126,7 @@ def predict(
         now=run.now(),
     )
     try:
-        speculate = bool(decide(view))
+        speculate = bool(policy.speculate_value(view))
     except Exception as exc:  # noqa: BLE001 -- a broken policy only costs the speculation
         guess.note = f"speculate_value failed: {type(exc).__name__}: {exc}"
         return guess

@@ -239,6 +239,10 @@ def _admission(admit: object) -> bool:
     return admit == "longest"
 
 
+# What the engine calls on a cache (`StepCache`).
+_CACHE = ("lookup", "compute_once", "store", "statistics")
+
+
 def _check_arguments(
     timeout: float | None, cache: StepCache | None, observer: object, learned: LearnedState
 ) -> None:
@@ -249,12 +253,11 @@ def _check_arguments(
             raise ConfigurationTypeError(message)
         if not timeout > 0:  # also refuses nan
             raise ConfigurationError(message)
-    if cache is not None and not all(
-        callable(getattr(cache, name, None)) for name in ("lookup", "store", "compute_once")
-    ):
+    if cache is not None and not all(callable(getattr(cache, name, None)) for name in _CACHE):
+        lacking = [name for name in _CACHE if not callable(getattr(cache, name, None))]
         raise ConfigurationTypeError(
             f"`cache` must be a cache (from `async with open_cache() as cache`, or any "
-            f"StepCache), got {cache!r}"
+            f"StepCache), got {cache!r}, which has no method {', '.join(lacking)}"
         )
     if observer is not None:
         check_observer(observer)
@@ -371,7 +374,7 @@ def _result(
         timed_out.trace = trace()
         raise timed_out
     exact_evictions = semantic_evictions = 0
-    # A minimal cache of the user's may keep no figures: then there is nothing to report.
+    # A cache of the user's may return other figures: then there is nothing to report.
     cache_figures = run.cache.statistics() if run.cache is not None else None
     if isinstance(cache_figures, CacheStatistics):
         exact_evictions = cache_figures.exact_evictions

@@ -38,6 +38,7 @@ from ._speculation import Plan as Plan
 from ._speculation import PlanReason as PlanReason
 from ._speculation import SpeculationPlan as SpeculationPlan
 from ._speculation import SpeculationPolicy as SpeculationPolicy
+from ._speculation import ValuePolicy as ValuePolicy
 from ._view import Prediction as Prediction
 from ._view import RouterView as RouterView
 from ._view import ValueView as ValueView
@@ -80,6 +81,7 @@ __all__ = [
     "UnknownBranchError",
     "UnknownInputError",
     "UnknownRouteError",
+    "ValuePolicy",
     "ValueView",
     "WasteBudget",
     "process_learned_state",

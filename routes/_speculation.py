@@ -9,9 +9,10 @@ only if and when their router picks them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 
@@ -28,6 +29,7 @@ __all__ = [
     "PlanReason",
     "SpeculationPlan",
     "SpeculationPolicy",
+    "ValuePolicy",
 ]
 
 #: Branch label -> how many of its steps may start before the route is known (None: all).
@@ -57,6 +59,19 @@ def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
 
 
+def _frozen_reasons(value: Mapping[str, PlanReason]) -> Mapping[str, PlanReason]:
+    # Checked here, where a policy builds them: the run log stores reasons as `PlanReason`s,
+    # and a run that wrote anything else would leave a log no one can read back.
+    for label, reason in value.items():
+        if not isinstance(reason, PlanReason):
+            raise ConfigurationTypeError(
+                f"the reason for branch {label!r} of a `Plan` must be a PlanReason, got "
+                f"{reason!r} (write PlanReason(probability=..., steps=..., saving=..., "
+                "waste=..., note=...))"
+            )
+    return MappingProxyType(dict(value))
+
+
 # Equality is the mapping's (label -> limit), so a plan equals the dict it stands for.
 @attrs.frozen(eq=False)
 class Plan(Mapping[str, "int | None"]):
@@ -71,7 +86,7 @@ class Plan(Mapping[str, "int | None"]):
     """
 
     limits: Mapping[str, int | None] = attrs.field(factory=dict, converter=_frozen_mapping)
-    reasons: Mapping[str, PlanReason] = attrs.field(factory=dict, converter=_frozen_mapping)
+    reasons: Mapping[str, PlanReason] = attrs.field(factory=dict, converter=_frozen_reasons)
 
     def __getitem__(self, label: str) -> int | None:
         return self.limits[label]
@@ -89,10 +104,9 @@ _NO_PLAN = Plan()
 class SpeculationPolicy(Protocol):
     """Decides, per router execution, which branches to speculate and how far.
 
-    A policy may also define `speculate_value(view: ValueView) -> bool`: whether a
-    semantic cache near match on a step starts the steps downstream of it before the step
-    returns (a predicted value). Without it, predicted values are never speculated: the
-    step computes, and its downstream steps start on its real value.
+    A policy that is also a `ValuePolicy` (it defines `speculate_value`) decides whether
+    predicted values start work early too. Without it, predicted values are never
+    speculated: the step computes, and its downstream steps start on its real value.
     """
 
     def check(self, routers: Mapping[str, tuple[str, ...]]) -> None:
@@ -103,6 +117,16 @@ class SpeculationPolicy(Protocol):
 
     def plan(self, router: RouterView) -> SpeculationPlan:
         """Return the branches to start beside `router`, each with its step limit."""
+
+
+@runtime_checkable
+class ValuePolicy(Protocol):
+    """A speculation policy that also decides on predicted values (`Never`, `Always` and
+    `PredictivePolicy` are ones)."""
+
+    def speculate_value(self, value: ValueView) -> bool:
+        """Whether a predicted value (a semantic cache near match on a step, a loop's
+        predicted "valid") starts the steps downstream of it before the step returns."""
 
 
 def _check_limit(name: str, limit: int | None) -> None:
@@ -124,7 +148,7 @@ class Never:
 
     def plan(self, router: RouterView) -> SpeculationPlan:
         """Return an empty plan."""
-        return {}
+        return _NO_PLAN
 
     def speculate_value(self, value: ValueView) -> bool:
         """Never start downstream steps on a predicted value."""
@@ -149,12 +173,18 @@ class Always:
 
     def plan(self, router: RouterView) -> SpeculationPlan:
         """Return every label of `router` with this policy's limit."""
-        return dict.fromkeys(router.labels, self.limit)
+        return _every_label(router.labels, self.limit)
 
     def speculate_value(self, value: ValueView) -> bool:
         """Always start downstream steps on a predicted value (the real value still decides
         what the run returns; a refuted prediction's downstream work is wasted)."""
         return True
+
+
+@functools.lru_cache(maxsize=256)
+def _every_label(labels: tuple[str, ...], limit: int | None) -> Plan:
+    # One `Plan` per router's labels, not one per router execution.
+    return Plan(dict.fromkeys(labels, limit))
 
 
 def _normalize(

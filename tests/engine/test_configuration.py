@@ -58,6 +58,17 @@ def shown(value: object) -> str:
 
 # -- run arguments: checked before any step runs, in every mode --------------------------------
 
+
+class _CacheWithoutStatistics:
+    """A cache missing the one method the engine calls after the run: refused before it."""
+
+    async def lookup(self, *args: object) -> None: ...
+
+    async def compute_once(self, *args: object) -> None: ...
+
+    async def store(self, *args: object, **kwargs: object) -> None: ...
+
+
 RUN_CASES = [
     *(
         pytest.param(
@@ -112,8 +123,14 @@ RUN_CASES = [
         {"cache": "yes"},
         ConfigurationTypeError,
         r"`cache` must be a cache \(from `async with open_cache\(\) as cache`, or any "
-        r"StepCache\), got 'yes'",
+        r"StepCache\), got 'yes', which has no method lookup, compute_once, store, statistics",
         id="cache='yes'",
+    ),
+    pytest.param(
+        {"cache": _CacheWithoutStatistics()},
+        ConfigurationTypeError,
+        r"StepCache\), got <.*_CacheWithoutStatistics.*>, which has no method statistics$",
+        id="cache without statistics",
     ),
     pytest.param(
         {"observer": "progress"},

@@ -11,6 +11,7 @@ from specroute.routes import (
     PlanReason,
     RouterView,
     UnknownBranchError,
+    ValuePolicy,
 )
 
 ROUTERS = {"pick": ("left", "right"), "inner": ("x",)}
@@ -24,11 +25,28 @@ def view(name: str = "pick") -> RouterView:
 def test_never_plans_nothing_and_checks_nothing() -> None:
     Never().check({})
     assert Never().plan(view()) == {}
+    assert isinstance(Never().plan(view()), Plan)
 
 
 def test_always_plans_every_label_with_its_limit() -> None:
     assert Always().plan(view()) == {"left": None, "right": None}
     assert Always(limit=2).plan(view()) == {"left": 2, "right": 2}
+    # One `Plan` per router's labels and limit, made once.
+    assert Always(limit=2).plan(view()) is Always(limit=2).plan(view())
+    assert isinstance(Always().plan(view("inner")), Plan)
+
+
+def test_only_policies_that_decide_on_predicted_values_are_value_policies() -> None:
+    assert isinstance(Never(), ValuePolicy)
+    assert isinstance(Always(), ValuePolicy)
+    assert not isinstance(Branches({"pick": ["left"]}), ValuePolicy)
+
+
+def test_a_plan_refuses_a_reason_that_is_not_a_plan_reason() -> None:
+    # The run log stores reasons as `PlanReason`s: anything else would make a log that
+    # cannot be read back, so the plan refuses it where the policy builds it.
+    with pytest.raises(TypeError, match=r"reason for branch 'left' of a `Plan` must be a Plan"):
+        Plan({"left": 1}, {"left": "likely"})  # type: ignore[dict-item]
 
 
 @pytest.mark.parametrize("limit", [0, -1, 1.5, "2"])
