@@ -57,6 +57,23 @@ def test_flow_authors_import_from_the_engine(attr: str) -> None:
     assert attr in importlib.import_module("specroute.engine").__all__
 
 
+@pytest.mark.parametrize("name", ["specroute.engine.llm", "specroute.routes", "specroute.cache"])
+def test_every_error_and_the_cache_protocol_are_gathered_by_the_engine(name: str) -> None:
+    # An error a run raises, or one it chains as a failed step's cause (a spend cap, Redis
+    # down), or a warning it emits, is caught by importing it from the one namespace.
+    # (`specroute.engine.report`'s `RunLogError` comes from reading a log, not from a run.)
+    engine = set(importlib.import_module("specroute.engine").__all__)
+    module = importlib.import_module(name)
+    errors = {
+        attr
+        for attr in module.__all__
+        if inspect.isclass(getattr(module, attr))
+        and issubclass(getattr(module, attr), BaseException)
+    }
+    assert errors - engine == set()
+    assert {"StepCache", "CacheHit", "CacheMiss", "CacheStatistics"} <= engine
+
+
 @pytest.mark.parametrize("name", PACKAGES)
 def test_reprs_show_the_public_module(name: str) -> None:
     module = importlib.import_module(name)
