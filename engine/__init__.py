@@ -51,6 +51,7 @@ from specroute.routes import RunTimeoutError as RunTimeoutError
 from specroute.routes import SpecrouteError as SpecrouteError
 from specroute.routes import SpeculationPolicy as SpeculationPolicy
 from specroute.routes import StepDefinitionError as StepDefinitionError
+from specroute.routes import StepEstimate as StepEstimate
 from specroute.routes import StepFailedError as StepFailedError
 from specroute.routes import StepMemory as StepMemory
 from specroute.routes import StepTimeoutError as StepTimeoutError
@@ -185,6 +186,7 @@ __all__ = [  # noqa: RUF022 -- plain sorted() order, which tests/test_exports.py
     "Step",
     "StepCache",
     "StepDefinitionError",
+    "StepEstimate",
     "StepFailedError",
     "StepMemory",
     "StepOptions",

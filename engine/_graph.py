@@ -22,6 +22,7 @@ from specroute.routes import (
     MissingInputError,
     SpeculationPolicy,
     StepDefinitionError,
+    StepEstimate,
 )
 
 from ._step import Step
@@ -76,7 +77,7 @@ class Router:
     handoff: Mapping[str, frozenset[str]]
     outputs: frozenset[str]
     predictor: Predictor | None = None
-    estimates: Mapping[str, tuple[tuple[float, float], ...]] = attrs.Factory(dict)
+    estimates: Mapping[str, tuple[StepEstimate, ...]] = attrs.Factory(dict)
     # What every run shows a policy of this router (`RouterView`): worked out once here,
     # not per router execution.
     _labels: tuple[str, ...] = attrs.field(init=False)
@@ -254,9 +255,9 @@ def check_policy(policy: object, routers: Mapping[str, tuple[str, ...]]) -> None
     policy.check(routers)  # type: ignore[attr-defined]
 
 
-def _estimate(node: Node) -> tuple[float, float]:
+def _estimate(node: Node) -> StepEstimate:
     options = (node.step if isinstance(node, Router) else node).options
-    return (options.estimated_seconds or 0.0, options.estimated_dollars or 0.0)
+    return StepEstimate(options.estimated_seconds or 0.0, options.estimated_dollars or 0.0)
 
 
 def _node_reads(node: Node) -> frozenset[str]:
@@ -401,7 +402,7 @@ class Downstream:
     graph: Graph
     indices: tuple[int, ...]
     steps: tuple[str, ...]
-    estimates: tuple[tuple[float, float], ...]
+    estimates: tuple[StepEstimate, ...]
 
 
 @attrs.frozen(slots=True)

@@ -41,6 +41,7 @@ from ._speculation import SpeculationPolicy as SpeculationPolicy
 from ._speculation import ValuePolicy as ValuePolicy
 from ._view import Prediction as Prediction
 from ._view import RouterView as RouterView
+from ._view import StepEstimate as StepEstimate
 from ._view import ValueView as ValueView
 
 __all__ = [
@@ -75,6 +76,7 @@ __all__ = [
     "SpeculationPlan",
     "SpeculationPolicy",
     "StepDefinitionError",
+    "StepEstimate",
     "StepFailedError",
     "StepMemory",
     "StepTimeoutError",

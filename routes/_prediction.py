@@ -17,15 +17,18 @@ The policy picks the `k` with the largest `saving - waste`, and none when no `k`
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from ._errors import ConfigurationTypeError
 from ._speculation import Plan, PlanReason
-from ._view import Prediction
+from ._view import Prediction, StepEstimate
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Hashable, Mapping
+    from collections.abc import Callable, Hashable
 
     from ._view import RouterView, ValueView
 
@@ -182,6 +185,25 @@ class WasteBudget:
         return True
 
 
+def _estimates_by_step(costs: Mapping[str, Any]) -> Mapping[str, StepEstimate]:
+    if not isinstance(costs, Mapping):
+        raise ConfigurationTypeError(
+            f"`costs` must be a mapping step name -> (seconds, dollars), got {costs!r} "
+            "(`measured_costs(records)` makes one)"
+        )
+    estimates = {}
+    for name, cost in costs.items():
+        try:
+            seconds, dollars = cost
+            estimates[name] = StepEstimate(float(seconds), float(dollars))
+        except (TypeError, ValueError):
+            raise ConfigurationTypeError(
+                f"the cost of step {name!r} in `costs` must be a pair (seconds, dollars), "
+                f"got {cost!r}"
+            ) from None
+    return MappingProxyType(estimates)
+
+
 @attrs.frozen(kw_only=True)
 class PredictivePolicy:
     """Speculate what is likely: each branch as deep as its expected saving beats its waste.
@@ -190,14 +212,15 @@ class PredictivePolicy:
         value_of_time: Dollars one second of latency is worth to you.
         budget: A `WasteBudget` capping expected waste per minute (shared process-wide).
         min_probability: Branches less likely than this are never speculated.
-        costs: Step name -> (seconds, dollars) measured in practice, used instead of the
+        costs: Step name -> (seconds, dollars) measured in practice (`StepEstimate`s or
+            plain pairs), used instead of the
             steps' own estimates (see `specroute.engine.report.measured_costs`).
     """
 
     value_of_time: float = attrs.field(validator=attrs.validators.ge(0.0))
     budget: WasteBudget | None = None
     min_probability: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
-    costs: Mapping[str, tuple[float, float]] = attrs.field(factory=dict)
+    costs: Mapping[str, StepEstimate] = attrs.field(factory=dict, converter=_estimates_by_step)
 
     def check(self, routers: Mapping[str, tuple[str, ...]]) -> None:
         """Nothing to check: the policy names no router."""
@@ -250,7 +273,7 @@ class PredictivePolicy:
             return False
         return self.budget is None or self.budget.spend(waste, value.now)
 
-    def _estimates(self, router: RouterView, label: str) -> tuple[tuple[float, float], ...]:
+    def _estimates(self, router: RouterView, label: str) -> tuple[StepEstimate, ...]:
         """The branch's step estimates, measured costs taking precedence."""
         estimates = router.branch_estimates.get(label, ())
         if not self.costs:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 
@@ -14,7 +14,7 @@ from ._errors import ConfigurationTypeError
 if TYPE_CHECKING:
     from collections.abc import MutableMapping
 
-__all__ = ["Prediction", "RouterView", "ValueView"]
+__all__ = ["Prediction", "RouterView", "StepEstimate", "ValueView"]
 
 
 def _probabilities(values: Mapping[str, float]) -> Mapping[str, float]:
@@ -37,6 +37,18 @@ def _handoff_values(values: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Map
                 f"`values[{label!r}]` must map handoff names to predicted values, got {handed!r}"
             )
     return MappingProxyType({label: MappingProxyType(dict(v)) for label, v in values.items()})
+
+
+class StepEstimate(NamedTuple):
+    """What one step is expected to cost: a tuple, so `seconds, dollars = estimate` works.
+
+    Attributes:
+        seconds: Its expected duration.
+        dollars: Its expected cost.
+    """
+
+    seconds: float
+    dollars: float
 
 
 @attrs.frozen(kw_only=True)
@@ -79,7 +91,7 @@ class RouterView:
         labels: The router's branch labels, in declaration order.
         branch_sizes: Label -> number of steps (and nested routers) in that branch.
         prediction: What the router's predictor (or a semantic cache hit) expects, if any.
-        branch_estimates: Label -> (seconds, dollars) expected for each step of the branch,
+        branch_estimates: Label -> what each step of the branch is expected to cost,
             in its order (from `StepOptions.estimated_seconds` / `estimated_dollars`).
         branch_steps: Label -> the names of the branch's steps, in the same order.
         router_seconds: The router step's expected duration: the most speculation can hide.
@@ -92,7 +104,7 @@ class RouterView:
     labels: tuple[str, ...]
     branch_sizes: Mapping[str, int]
     prediction: Prediction | None = None
-    branch_estimates: Mapping[str, tuple[tuple[float, float], ...]] = attrs.field(factory=dict)
+    branch_estimates: Mapping[str, tuple[StepEstimate, ...]] = attrs.field(factory=dict)
     branch_steps: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
     router_seconds: float = 0.0
     now: float = 0.0
@@ -113,7 +125,7 @@ class ValueView:
         step_seconds: The step's expected duration: the most speculation can hide.
         downstream_steps: The names of the steps that would start on the prediction, in
             topological order.
-        downstream_estimates: (seconds, dollars) expected for each of them, in that order.
+        downstream_estimates: What each of them is expected to cost, in that order.
         now: `trio.current_time()` when the prediction was made.
     """
 
@@ -123,5 +135,5 @@ class ValueView:
     settled: int
     step_seconds: float = 0.0
     downstream_steps: tuple[str, ...] = ()
-    downstream_estimates: tuple[tuple[float, float], ...] = ()
+    downstream_estimates: tuple[StepEstimate, ...] = ()
     now: float = 0.0

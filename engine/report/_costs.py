@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from specroute.engine import StepStatus
+from specroute.engine import StepEstimate, StepStatus
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["measured_costs"]
 
 
-def measured_costs(records: Iterable[RunRecord]) -> dict[str, tuple[float, float]]:
+def measured_costs(records: Iterable[RunRecord]) -> dict[str, StepEstimate]:
     """Mean seconds and dollars of each step that ran to the end, by step name.
 
     Only executions that returned (`ok`) count: a cancelled or cached one says nothing
@@ -36,6 +36,6 @@ def measured_costs(records: Iterable[RunRecord]) -> dict[str, tuple[float, float
                 seconds[entry.step].append(entry.duration)
                 dollars[entry.step].append(entry.cost)
     return {
-        name: (sum(taken) / len(taken), sum(dollars[name]) / len(taken))
+        name: StepEstimate(sum(taken) / len(taken), sum(dollars[name]) / len(taken))
         for name, taken in seconds.items()
     }

@@ -44,6 +44,7 @@ def test_router_names_branches_outputs_and_estimates() -> None:
     assert list(node.branches) == ["gen", "plain"]
     assert node.outputs == {"out"}
     assert node.estimates == {"gen": ((2.0, 0.01), (0.0, 0.0)), "plain": ((0.0, 0.0),)}
+    assert node.estimates["gen"][0].seconds == 2.0  # a `StepEstimate`, read by name
     assert repr(node) == "<Router 'pick' branches ['gen', 'plain']>"
 
 

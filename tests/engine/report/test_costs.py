@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 from report_records import entry, run
 from specroute.engine.report import measured_costs
-from specroute.routes import Prediction, PredictivePolicy, RouterView
+from specroute.routes import (
+    ConfigurationTypeError,
+    Prediction,
+    PredictivePolicy,
+    RouterView,
+    StepEstimate,
+)
 
 
 def test_costs_are_means_of_the_steps_that_completed() -> None:
@@ -17,6 +23,8 @@ def test_costs_are_means_of_the_steps_that_completed() -> None:
     costs = measured_costs(records)
     assert costs["plan"] == pytest.approx((0.5, 0.003))
     assert costs["write"] == pytest.approx((0.5, 0.0))  # the cancelled one does not count
+    assert isinstance(costs["plan"], StepEstimate)
+    assert costs["plan"].dollars == pytest.approx(0.003)
 
 
 def test_policy_prefers_measured_costs_to_estimates() -> None:
@@ -33,3 +41,24 @@ def test_policy_prefers_measured_costs_to_estimates() -> None:
     # Measured, the first step is dear: speculating it no longer pays.
     dear = PredictivePolicy(value_of_time=0.001, costs={"plan": (0.4, 0.01)})
     assert dear.plan(router) == {}
+
+
+def test_policy_costs_are_step_estimates_from_pairs_or_estimates() -> None:
+    policy = PredictivePolicy(
+        value_of_time=0.001, costs={"plan": (0.4, 0.01), "write": StepEstimate(1, 0)}
+    )
+    assert policy.costs == {"plan": StepEstimate(0.4, 0.01), "write": StepEstimate(1.0, 0.0)}
+    assert policy.costs["plan"].seconds == 0.4
+
+
+@pytest.mark.parametrize(
+    ("costs", "message"),
+    [
+        ({"plan": 0.4}, r"the cost of step 'plan' in `costs` must be a pair \(seconds, dollars\)"),
+        ({"plan": ("a", 1)}, r"the cost of step 'plan' .* got \('a', 1\)"),
+        ([("plan", 0.4)], r"`costs` must be a mapping step name -> \(seconds, dollars\)"),
+    ],
+)
+def test_policy_refuses_costs_that_are_not_pairs(costs: object, message: str) -> None:
+    with pytest.raises(ConfigurationTypeError, match=message):
+        PredictivePolicy(value_of_time=0.001, costs=costs)  # type: ignore[arg-type]
