@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ._state import RunState, Scope
     from ._step import Step
 
-__all__ = ["call", "lookup", "run_plain_step", "run_step"]
+__all__ = ["Called", "call", "lookup", "run_plain_step", "run_step"]
 
 OK, FAILED, CACHED, RECOVERED, SKIPPED, CANCELLED = (
     StepStatus.OK,
@@ -76,9 +76,9 @@ async def run_step(run: RunState, scope: Scope, index: int, token: object | None
         run.limiter.release_on_behalf_of(token)  # type: ignore[union-attr]
         token = None
     try:
-        ok, value, _ = await call(run, scope, step, admitted=token is not None)
-        if ok:
-            scope.write(step.output, value)
+        called = await call(run, scope, step, admitted=token is not None)
+        if called.ok:
+            scope.write(step.output, called.value)
             scope.node_done()
     finally:
         if token is not None:
@@ -203,6 +203,17 @@ def _fail(scope: Scope, step: Step, error: BaseException | None) -> None:
     scope.fail(failure)
 
 
+class Called:
+    """What `call` gives back: whether the step produced a value, the value, its record."""
+
+    __slots__ = ("execution", "ok", "value")
+
+    def __init__(self, ok: bool, value: Any, execution: Execution) -> None:
+        self.ok = ok
+        self.value = value
+        self.execution = execution
+
+
 async def call(
     run: RunState,
     scope: Scope,
@@ -210,12 +221,10 @@ async def call(
     found: CacheHit | CacheMiss | None = None,
     admitted: bool = False,
     kwargs: dict[str, Any] | None = None,
-) -> tuple[bool, Any, Execution]:
+) -> Called:
     """Run one step function (or serve it from the cache); record it; hand a failure to its
     scope. `admitted` steps already hold a slot of the run's limiter; `kwargs` are its
-    inputs if the caller has gathered them already (a router has, for its cache lookup).
-
-    Returns (whether it produced a value, the value, its execution record)."""
+    inputs if the caller has gathered them already (a router has, for its cache lookup)."""
     if kwargs is None:
         kwargs = scope.gather(step.params)
     by_task = run.meter.by_task
@@ -245,8 +254,8 @@ async def call(
                 run.cache_hits += 1
                 run.cache_saved += found.seconds
                 if step.streamed:  # the stored items replay at once as a stream
-                    return True, _replay(scope, step, found.value, execution), execution
-                return True, found.value, execution
+                    return Called(True, _replay(scope, step, found.value, execution), execution)
+                return Called(True, found.value, execution)
         execution.status = SKIPPED
         await _checkpoint_if_cancelled()
         execution.status = CANCELLED
@@ -264,7 +273,7 @@ async def call(
         if guess is not None:
             settle(run, guess, value, options.agree)  # type: ignore[union-attr]
             guess = None
-        return True, value, execution
+        return Called(True, value, execution)
     except Exception as exc:  # noqa: BLE001 -- the step boundary: wrapped and re-raised by `execute`
         execution.status = FAILED
         execution.error = exc
@@ -283,7 +292,7 @@ async def call(
                 execution.error = fallback_error
             else:
                 execution.status = RECOVERED
-                return True, value, execution
+                return Called(True, value, execution)
     finally:
         if guess is not None:
             drop(run, guess, f"step {step.name!r} ended {execution.status.value}")
@@ -295,7 +304,7 @@ async def call(
         if observer is not None:
             observer.step_finished(step.name, scope.path, execution.status, end - execution.start)
     _fail(scope, step, execution.error)
-    return False, None, execution
+    return Called(False, None, execution)
 
 
 async def _compute(

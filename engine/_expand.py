@@ -257,10 +257,10 @@ async def run_in_sequence(
                             if run.failures:
                                 break
                             scope.launched |= 1 << index
-                            ok, value, _ = await call(run, scope, step)
-                            if not ok:
+                            called = await call(run, scope, step)
+                            if not called.ok:
                                 break
-                            scope.write(step.output, value)
+                            scope.write(step.output, called.value)
                             scope.done += 1
                 finally:
                     scope.close()

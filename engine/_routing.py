@@ -33,7 +33,7 @@ from specroute.routes import (
     UnknownRouteError,
 )
 
-from ._call import call, lookup
+from ._call import Called, call, lookup
 from ._state import Decision, Execution, Scope, add, flush
 from ._trace import StepStatus
 
@@ -74,9 +74,7 @@ def view(run: RunState, node: Router, prediction: Prediction | None = None) -> R
 async def decide(
     run: RunState, scope: Scope, consulted: Consulted, box: Pending, kwargs: dict[str, Any]
 ) -> None:
-    box.ok, box.value, box.execution = await call(
-        run, scope, consulted.step, consulted.found, kwargs=kwargs
-    )
+    box.called = await call(run, scope, consulted.step, consulted.found, kwargs=kwargs)
     box.answered = True
     if box.done is not None:
         box.done.set()
@@ -301,12 +299,12 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
         if not box.answered:
             await box.done.wait()  # type: ignore[union-attr]
     else:
-        box.ok, box.value, box.execution = await call(
-            run, scope, consulted.step, found, kwargs=kwargs
-        )
-    if not box.ok:
+        box.called = await call(run, scope, consulted.step, found, kwargs=kwargs)
+    called = box.called
+    assert called is not None  # answered
+    if not called.ok:
         return
-    route = close_decision(run, scope, node, record, box.value, kwargs, verifying, asked)
+    route = close_decision(run, scope, node, record, called.value, kwargs, verifying, asked)
     if route is None:
         return
     for other, child in children.items():
@@ -326,7 +324,7 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
     started = winner is not None
     if winner is None:
         winner = Scope(run, node.branches[route.label], scope, node, route.label, None)
-    winner.router_execution = box.execution
+    winner.router_execution = called.execution
     winner.choose(handed)
     # A speculated winner's task counts the router done when it ends, unless it has ended
     # already (decided here, before anything is awaited, so it is counted once).
@@ -402,15 +400,13 @@ def learn(
 class Pending:
     """A router's answer, filled in by whichever task ran the router step."""
 
-    __slots__ = ("answered", "done", "execution", "ok", "predicting", "value")
+    __slots__ = ("answered", "called", "done", "predicting")
 
     def __init__(self) -> None:
         self.answered = False
         # Made only when a predictor runs beside the router and must be told it answered.
         self.done: trio.Event | None = None
-        self.ok = False
-        self.value: Any = None
-        self.execution: Execution | None = None
+        self.called: Called | None = None
         self.predicting: trio.CancelScope | None = None
 
 

@@ -43,10 +43,10 @@ async def _nodes(run: RunState, scope: Scope) -> None:
                 return
         else:
             step: Step = node  # type: ignore[assignment]
-            ok, value, _ = await call(run, scope, step)
-            if not ok:
+            called = await call(run, scope, step)
+            if not called.ok:
                 return
-            scope.write(step.output, value)
+            scope.write(step.output, called.value)
         scope.done += 1
 
 
@@ -55,14 +55,14 @@ async def _router(run: RunState, scope: Scope, node: Router) -> bool:
     consulted = without_lookup(run, node) or await consult_cache(run, node, kwargs)
     found, verifying = consulted.found, consulted.verifying
     record = open_decision(run, scope, node, found, verifying)
-    ok, answer, execution = await call(run, scope, consulted.step, found, kwargs=kwargs)
-    if not ok:
+    called = await call(run, scope, consulted.step, found, kwargs=kwargs)
+    if not called.ok:
         return False
-    route = close_decision(run, scope, node, record, answer, kwargs, verifying, None)
+    route = close_decision(run, scope, node, record, called.value, kwargs, verifying, None)
     if route is None:
         return False
     branch = Scope(run, node.branches[route.label], scope, node, route.label, None)
-    branch.router_execution = execution
+    branch.router_execution = called.execution
     branch.choose(route.values)
     await run_in_order(run, branch)
     return not run.failures and branch.done == len(branch.flow.nodes)
