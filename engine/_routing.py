@@ -92,6 +92,12 @@ async def predict(
     task = trio.lowlevel.current_task()
     by_task[task] = None
     run.executions.append(execution)
+    # Shown as a step: a progress display or metrics see what the prediction takes. (It
+    # holds no slot of the run's cap: it runs beside its router, which it must not delay;
+    # its model calls wait for the provider's own limits.)
+    observer = run.observer
+    if observer is not None:
+        observer.step_started(execution.name, scope.path, execution.speculative)
     try:
         prediction = await node.predictor.predict(view(run, node), kwargs)
     except Exception as exc:  # noqa: BLE001 -- reported in the router's decision record
@@ -102,8 +108,12 @@ async def predict(
         execution.status = StepStatus.OK
         return prediction
     finally:
-        execution.end = trio.current_time()
+        execution.end = end = trio.current_time()
         execution.calls = by_task.pop(task, None)
+        if observer is not None:
+            observer.step_finished(
+                execution.name, scope.path, execution.status, end - execution.start
+            )
 
 
 @attrs.frozen

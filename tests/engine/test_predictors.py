@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
-from specroute.engine import Flow, router, step
+from specroute.engine import Flow, StepStatus, router, step
 from specroute.routes import Prediction, PredictivePolicy, Route, RouterView, RouteStatistics
 
 if TYPE_CHECKING:
@@ -119,3 +119,26 @@ async def test_nothing_is_speculated_once_the_router_has_answered(
     assert [entry.step for entry in result.trace if entry.wasted] == ["decide.predict"]
     assert result.wasted_time == pytest.approx(1.0)
     assert result.outputs == {"answer": "reused"}
+
+
+async def test_an_observer_sees_the_prediction_as_a_step(autojump_clock: MockClock) -> None:
+    seen: list[tuple[str, ...]] = []
+
+    class Watching:
+        def step_started(self, step: str, branch: str, speculative: bool) -> None:
+            seen.append(("started", step, str(speculative)))
+
+        def step_finished(self, step: str, branch: str, status: StepStatus, seconds: float) -> None:
+            seen.append(("finished", step, status.value, f"{seconds:.1f}"))
+
+    await make_flow(SlowThinker(0.2, "slow")).run(
+        request="old", speculate=POLICY, observer=Watching()
+    )
+    assert ("started", "decide.predict", "True") in seen
+    assert ("finished", "decide.predict", "ok", "0.2") in seen
+    # A prediction cut short by its router's answer is shown ending, cancelled.
+    seen.clear()
+    await make_flow(SlowThinker(5, "slow")).run(
+        request="new", speculate=POLICY, observer=Watching()
+    )
+    assert ("finished", "decide.predict", "cancelled", "1.0") in seen
