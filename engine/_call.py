@@ -34,8 +34,7 @@ from .llm import no_hedging
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Awaitable
 
-    from ._predicted import Guess
-    from ._state import RunState, Scope
+    from ._state import Guess, RunState, Scope
     from ._step import Step
 
 __all__ = ["Called", "call", "lookup", "run_plain_step", "run_step"]

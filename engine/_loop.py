@@ -47,8 +47,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from ._graph import Graph
-    from ._predicted import Guess
-    from ._state import Execution, RunState, Scope
+    from ._state import Execution, Guess, RunState, Scope
     from ._step import Step
 
 __all__ = ["Loop", "LoopLimitError", "LoopResult", "loop"]

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from specroute.routes import ValuePolicy, ValueView
 
-from ._state import Scope, add
+from ._state import Guess, Scope, add
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -38,44 +38,10 @@ if TYPE_CHECKING:
     from ._state import RunState
     from ._step import Step
 
-__all__ = ["Guess", "decide", "drop", "open_guess", "predict", "settle"]
+__all__ = ["decide", "drop", "open_guess", "predict", "settle"]
 
 # Added to a retired node's count of missing inputs, so no write makes it ready again.
 _RETIRED = 1 << 40
-
-
-class Guess:
-    """One predicted value: a near match, or a loop's predicted "valid" (built into a public
-    `PredictedValue`)."""
-
-    __slots__ = (
-        "adopted",
-        "at",
-        "child",
-        "confirmed",
-        "downstream",
-        "finished",
-        "note",
-        "scope",
-        "similarity",
-        "speculated",
-        "step",
-        "value",
-    )
-
-    def __init__(self, scope: Scope, step: str, value: Any, similarity: float) -> None:
-        self.scope = scope
-        self.step = step
-        self.value = value
-        self.similarity = similarity
-        self.speculated = False
-        self.confirmed: bool | None = None
-        self.at: float | None = None
-        self.note = ""
-        self.child: Scope | None = None
-        self.downstream: Downstream | None = None
-        self.adopted = False
-        self.finished = False
 
 
 def open_guess(

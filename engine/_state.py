@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from specroute.cache import CacheMiss, StepCache
     from specroute.routes import LearnedState, Prediction, SpeculationPolicy
 
-    from ._graph import Graph, Router
+    from ._graph import Downstream, Graph, Router
     from ._observer import RunObserver
     from ._usage import RunMeter
 
@@ -43,6 +43,7 @@ __all__ = [
     "NOTHING",
     "Decision",
     "Execution",
+    "Guess",
     "PendingStore",
     "RunState",
     "Scope",
@@ -122,6 +123,40 @@ class Execution:
         self.status = status
         self.speculative = speculative
         self.calls = calls
+
+
+class Guess:
+    """One predicted value: a near match, or a loop's predicted "valid" (built into a public
+    `PredictedValue`)."""
+
+    __slots__ = (
+        "adopted",
+        "at",
+        "child",
+        "confirmed",
+        "downstream",
+        "finished",
+        "note",
+        "scope",
+        "similarity",
+        "speculated",
+        "step",
+        "value",
+    )
+
+    def __init__(self, scope: Scope, step: str, value: Any, similarity: float) -> None:
+        self.scope = scope
+        self.step = step
+        self.value = value
+        self.similarity = similarity
+        self.speculated = False
+        self.confirmed: bool | None = None
+        self.at: float | None = None
+        self.note = ""
+        self.child: Scope | None = None
+        self.downstream: Downstream | None = None
+        self.adopted = False
+        self.finished = False
 
 
 class Decision:
@@ -254,7 +289,7 @@ class RunState:
         self.failures: list[SpecrouteError] = NOTHING
         self.confirmed_stores: list[PendingStore] = NOTHING
         # Semantic near matches used as predicted values (`_predicted.Guess`).
-        self.guesses: list[Any] = NOTHING
+        self.guesses: list[Guess] = NOTHING
         # While a plain step's task writes its value, the one plain step of the same scope
         # that the write makes ready may run next in that task (see `run_plain_step`).
         self.tail_scope: Scope | None = None
