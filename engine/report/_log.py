@@ -143,20 +143,25 @@ def log_line(
         record_inputs: Keep the raw inputs too (they may hold user data).
         label: A name for the configuration (e.g. `"parallel-start"`); default the mode.
         run_id: The run's id; default a new uuid4.
-        time: When the run is logged; default now, in UTC.
+        time: When the run is logged, timezone-aware (stored in UTC); default now.
 
     Returns:
         The object, ready for `json.dumps`.
 
     Raises:
-        ValueError: `record_inputs` without `inputs`.
+        ValueError: `record_inputs` without `inputs`, or a `time` without a timezone.
     """
     if record_inputs and inputs is None:
         raise ValueError("`record_inputs=True` needs `inputs`: pass the run's inputs too")
+    if time is not None and time.utcoffset() is None:
+        raise ValueError(
+            f"`time` must be timezone-aware, got {time!r} (write datetime.now(datetime.UTC))"
+        )
     record = RunRecord(
         result=result,
         id=run_id or uuid.uuid4().hex,
-        time=(time or _utc_now()).isoformat(),
+        # In UTC, as the schema says: logs sort and compare by moment.
+        time=(_utc_now() if time is None else time.astimezone(datetime.UTC)).isoformat(),
         label=label or result.mode.value,
         inputs_digest=None if inputs is None else inputs_digest(inputs),
         inputs=json.loads(_canonical_text(dict(inputs)))

@@ -8,6 +8,7 @@ summarizes in memory that grows by a few hundred bytes a run.
 
 from __future__ import annotations
 
+import datetime
 import sys
 from collections import defaultdict
 from typing import TYPE_CHECKING
@@ -191,6 +192,21 @@ class _CacheTally:
         )
 
 
+_NO_MOMENT = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+
+
+def _moment(time: str) -> tuple[datetime.datetime, str]:
+    """A logged time as a moment to order by; a time without an offset is UTC, and one
+    that is no ISO 8601 time at all (a hand-written log) orders first, by its text."""
+    try:
+        moment = datetime.datetime.fromisoformat(time)
+    except ValueError:
+        return _NO_MOMENT, time
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment, time
+
+
 def _roi(routes: Sequence[RouteSummary], unpriced: int) -> RoiSummary:
     if not routes:
         return RoiSummary()
@@ -354,8 +370,9 @@ class Summarizer:
         return Summary(
             runs=total,
             flows=tuple(sorted({run.flow for run in runs})),
-            first=min((run.time for run in runs), default=None),
-            last=max((run.time for run in runs), default=None),
+            # By moment: a log written before times were stored in UTC may hold offsets.
+            first=min((run.time for run in runs), key=_moment, default=None),
+            last=max((run.time for run in runs), key=_moment, default=None),
             wall=Distribution.of([run.wall_ms for run in runs]),
             sequential=Distribution.of([run.sequential_ms for run in runs]),
             saved_ms=mean_of(run.saved_ms for run in runs),
