@@ -1,5 +1,6 @@
-"""`RedisCache` against a real redis-server: the `StepCache` contract, keys, TTL, bounds,
-faults, semantic sync between two caches, and single flight across caches."""
+"""`RedisCache` against a real redis-server: the `StepCache` contract, keys, TTL, bounds and
+faults. Single flight across caches is in `test_redis_flight.py`, the semantic index kept in
+sync between caches in `test_redis_semantic.py`."""
 
 from __future__ import annotations
 
@@ -14,13 +15,11 @@ from specroute.cache import (
     CacheHit,
     CacheMiss,
     CacheOptions,
-    ComputationFailedError,
     RedisCacheConfig,
     StepIdentity,
     open_redis,
     open_redis_cache,
 )
-from specroute.routes import Route
 
 from tests.cache.test_contract import (
     hit_for,
@@ -189,136 +188,6 @@ async def _answer() -> str:
     return "computed"
 
 
-async def test_a_semantic_store_on_one_worker_hits_on_another(
-    redis_server: RedisServer, config: RedisCacheConfig
-) -> None:
-    options = CacheOptions(exact=False, semantic="question")
-    question = {"question": "How do I reset my password?"}
-    async with (
-        redis_cache(redis_server.url, config) as writer,
-        redis_cache(redis_server.url, config) as reader,
-    ):
-        miss = await writer.lookup(StepIdentity("faq"), options, "acme", question)
-        assert isinstance(miss, CacheMiss)
-        assert isinstance(
-            await reader.lookup(StepIdentity("faq"), options, "acme", question), CacheMiss
-        )
-        await writer.store(miss, Route("account"), seconds=0.5)
-        with trio.fail_after(2):
-            while reader.statistics().semantic_entries == 0:  # noqa: ASYNC110  # polls Redis
-                await trio.sleep(0.005)
-        near = {"question": "how do I reset my password"}
-        hit = await reader.lookup(StepIdentity("faq"), options, "acme", near)
-    assert isinstance(hit, CacheHit)
-    assert (hit.kind, hit.value, hit.matched_key) == ("semantic", Route("account"), miss.key)
-
-
-async def test_a_late_worker_catches_up_and_expired_entries_leave(
-    redis_server: RedisServer, redis_prefix: str
-) -> None:
-    config = RedisCacheConfig(prefix=redis_prefix, ttl=1.5)
-    options = CacheOptions(exact=False, semantic="question")
-    question = {"question": "Where is my order?"}
-    async with redis_cache(redis_server.url, config) as writer:
-        miss = await writer.lookup(StepIdentity("faq"), options, "acme", question)
-        assert isinstance(miss, CacheMiss)
-        await writer.store(miss, "in transit", seconds=0.5)
-    async with redis_cache(redis_server.url, config) as late:
-        with trio.fail_after(2):
-            while late.statistics().semantic_entries == 0:  # noqa: ASYNC110  # polls Redis
-                await trio.sleep(0.005)
-        assert isinstance(
-            await late.lookup(StepIdentity("faq"), options, "acme", question), CacheHit
-        )
-        await trio.sleep(1.6)
-        assert isinstance(
-            await late.lookup(StepIdentity("faq"), options, "acme", question), CacheMiss
-        )
-        assert late.statistics().semantic_entries == 0
-
-
-async def test_concurrent_misses_in_two_workers_compute_once(
-    redis_server: RedisServer, config: RedisCacheConfig
-) -> None:
-    calls = 0
-    results: list[object] = []
-
-    async def discover() -> list[str]:
-        nonlocal calls
-        calls += 1
-        await trio.sleep(0.3)
-        return ["route"]
-
-    async with (
-        redis_cache(redis_server.url, config) as one,
-        redis_cache(redis_server.url, config) as two,
-    ):
-
-        async def caller(cache: RedisCache) -> None:
-            miss = await miss_for(cache, 1)
-            results.append(await cache.compute_once(miss.key, discover))
-
-        async with trio.open_nursery() as nursery:
-            for cache in (one, two, one, two):
-                nursery.start_soon(caller, cache)
-        flights = [one.shared_statistics().flight, two.shared_statistics().flight]
-    assert calls == 1
-    assert results == [["route"]] * 4
-    assert sum(f.computed for f in flights) == 1
-    assert sum(f.handed_off for f in flights) == 1
-
-
-async def test_a_failure_is_not_handed_off_and_the_other_worker_computes(
-    redis_server: RedisServer, config: RedisCacheConfig
-) -> None:
-    calls = 0
-
-    async def fails_first() -> str:
-        nonlocal calls
-        calls += 1
-        await trio.sleep(0.2)
-        if calls == 1:
-            raise LookupError("no route")
-        return "second try"
-
-    outcomes: list[object] = []
-    async with (
-        redis_cache(redis_server.url, config) as one,
-        redis_cache(redis_server.url, config) as two,
-    ):
-
-        async def caller(cache: RedisCache, delay: float) -> None:
-            await trio.sleep(delay)
-            miss = await miss_for(cache, 1)
-            try:
-                outcomes.append(await cache.compute_once(miss.key, fails_first))
-            except ComputationFailedError as failed:
-                outcomes.append(type(failed.__cause__))
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(caller, one, 0.0)
-            nursery.start_soon(caller, two, 0.05)
-        assert one.statistics().stores == two.statistics().stores == 0
-    assert calls == 2
-    assert sorted(map(str, outcomes)) == sorted(map(str, [LookupError, "second try"]))
-
-
-async def test_a_dead_holders_lock_frees_after_its_ttl(
-    redis_server: RedisServer, redis_prefix: str
-) -> None:
-    config = RedisCacheConfig(prefix=redis_prefix, lock_ttl=0.3)
-    async with redis_cache(redis_server.url, config) as cache:
-        miss = await miss_for(cache, 1)
-        async with open_redis(redis_server.url) as redis:
-            lock = f"{{{redis_prefix}:acme}}:lock:{miss.key.digest}"
-            # A worker that took the lock and died: nobody renews or releases it.
-            await redis.run(lambda r: r.set(lock, b"dead-worker", px=300))
-        start = trio.current_time()
-        assert await cache.compute_once(miss.key, _answer) == "computed"
-        waited = trio.current_time() - start
-    assert 0.2 < waited < 2.0
-
-
 async def test_a_users_exception_leaves_the_blocks_unwrapped(
     redis_server: RedisServer, config: RedisCacheConfig
 ) -> None:
@@ -326,55 +195,3 @@ async def test_a_users_exception_leaves_the_blocks_unwrapped(
         async with redis_cache(redis_server.url, config):
             raise KeyError("mine")
     assert type(info.value) is KeyError
-
-
-async def test_an_evicted_semantic_entry_leaves_every_workers_index(
-    redis_server: RedisServer, redis_prefix: str
-) -> None:
-    config = RedisCacheConfig(prefix=redis_prefix, max_entries=1)
-    options = CacheOptions(exact=False, semantic="question")
-    first = {"question": "Where is my order?"}
-    second = {"question": "Cancel my subscription"}
-
-    async def lookup(cache: RedisCache, inputs: dict[str, str]) -> CacheHit | CacheMiss:
-        return await cache.lookup(StepIdentity("faq"), options, "acme", inputs)
-
-    async with (
-        redis_cache(redis_server.url, config) as writer,
-        redis_cache(redis_server.url, config) as reader,
-    ):
-        for inputs, value in ((first, "in transit"), (second, "cancelled")):
-            miss = await lookup(writer, inputs)
-            assert isinstance(miss, CacheMiss)
-            await writer.store(miss, value, seconds=0.5)  # the second evicts the first
-            with trio.fail_after(2):
-                while not isinstance(await lookup(reader, inputs), CacheHit):  # noqa: ASYNC110
-                    await trio.sleep(0.005)  # until the stream reached the reader
-        assert isinstance(await lookup(reader, first), CacheMiss)
-        assert reader.statistics().semantic_entries == 1
-        assert writer.statistics().evictions == 1
-
-
-async def test_a_cancelled_holder_frees_its_waiters_at_once(
-    redis_server: RedisServer, redis_prefix: str
-) -> None:
-    config = RedisCacheConfig(prefix=redis_prefix, lock_ttl=30.0)
-    started = trio.Event()
-
-    async def never_finishes() -> str:
-        started.set()
-        await trio.sleep_forever()
-        raise AssertionError("unreachable")
-
-    async with (
-        redis_cache(redis_server.url, config) as holder,
-        redis_cache(redis_server.url, config) as waiter,
-    ):
-        key = (await miss_for(holder, 1)).key
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(holder.compute_once, key, never_finishes)
-            await started.wait()
-            nursery.cancel_scope.cancel()  # the holder's branch lost: nobody wants its value
-        with trio.fail_after(5):  # far below the lock's 30 s
-            assert await waiter.compute_once(key, _answer) == "computed"
-        assert holder.statistics().in_flight == 0

@@ -22,12 +22,11 @@ from specroute.cache._sketch_scan import (
     scan,
 )
 
+from tests.cache.sketch_codes import counted, packed
+
 needs_numba = pytest.mark.skipif(
     importlib.util.find_spec("numba") is None, reason="numba is not installed"
 )
-# The compiled loop's blocks (`_sketch_kernel._BLOCK`): rows are checked one by one only in
-# a block whose least count is within the bound.
-KERNEL_BLOCK = 64
 
 
 def codes_near(query: np.ndarray, size: int, seed: int) -> np.ndarray:
@@ -35,21 +34,7 @@ def codes_near(query: np.ndarray, size: int, seed: int) -> np.ndarray:
     counts fall on every side of the bounds (and on them)."""
     rng = np.random.default_rng(seed)
     flips = rng.random((size, 64 * WORDS)) < rng.random((size, 1))
-    return _packed(query, flips)
-
-
-def _packed(query: np.ndarray, flips: np.ndarray) -> np.ndarray:
-    bits = np.unpackbits(query.view(np.uint8), bitorder="little") ^ flips
-    packed = np.packbits(bits, axis=1, bitorder="little").view(np.uint64)
-    return np.ascontiguousarray(packed.T)
-
-
-def counted(codes: np.ndarray, size: int, asked: SketchQuery) -> list[int]:
-    """The rows `asked` keeps, by a direct count of differing bits."""
-    differing = np.bitwise_count(codes[:, :size] ^ asked.code[:, None]).astype(int)
-    first = differing[: asked.words].sum(axis=0) <= asked.first_bound
-    full = differing.sum(axis=0) <= asked.full_bound
-    return np.flatnonzero(first & full).tolist()
+    return packed(query, flips)
 
 
 queries = st.builds(
@@ -92,25 +77,6 @@ def test_compiled_keeps_the_same_rows_as_numpy(drawn: tuple[int, int, int, float
     kept = compiled_scan(codes, size, asked)
     assert kept.dtype == np.intp
     assert kept.tolist() == numpy_scan(codes, size, asked).tolist()
-
-
-@needs_numba
-@pytest.mark.parametrize("words", [1, 2])
-def test_one_row_at_the_bound_is_found_at_every_place_in_a_block(words: int) -> None:
-    # Every other row differs in every bit, so the only block with a row within the bound
-    # is the planted row's: at each position of a block, and in the tail past the last.
-    size = 3 * KERNEL_BLOCK + 5
-    query = np.zeros(WORDS, dtype=np.uint64)
-    bound = 10
-    for place in range(2 * KERNEL_BLOCK, size):
-        for differing, expected in ((bound, [place]), (bound + 1, [])):
-            flips = np.ones((size, 64 * WORDS), dtype=bool)
-            flips[place] = False
-            flips[place, :differing] = True  # all within the first word
-            codes = _packed(query, flips)
-            asked = SketchQuery(query, words, bound, bound)
-            assert compiled_scan(codes, size, asked).tolist() == expected, (place, differing)
-            assert numpy_scan(codes, size, asked).tolist() == expected
 
 
 @pytest.mark.parametrize("chosen", [numpy_scan, pytest.param(compiled_scan, marks=needs_numba)])

@@ -1,5 +1,6 @@
 """`ProviderLimits(strict=True)`: never more than the limit in any sliding minute (issue 13),
-against the token bucket's 2N; and the sliding-window log it rests on (`_sliding.py`)."""
+against the token bucket's 2N. The sliding-window log it rests on is tested in
+`test_sliding.py`."""
 
 from __future__ import annotations
 
@@ -9,12 +10,8 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 import trio
-import trio.testing
-from hypothesis import example, given
-from hypothesis import strategies as st
 from llm_mocks import MakeClient, openai_answer
 from specroute.engine.llm import LLMConfigError, Provider, ProviderLimits
-from specroute.engine.llm._sliding import SlidingWindowLog, StrictBudget
 
 if TYPE_CHECKING:
     from trio.testing import MockClock
@@ -96,49 +93,3 @@ async def test_strict_tokens_count_what_was_used(
 def test_strict_limits_validate_their_flag() -> None:
     with pytest.raises(TypeError):
         ProviderLimits(strict="yes")  # type: ignore[arg-type]
-
-
-def test_the_log_carries_across_trio_runs() -> None:
-    seconds = [1000.0]
-    budget = StrictBudget(3, 60.0, wall=lambda: seconds[0])
-
-    async def take(amount: int) -> float:
-        await budget.take(amount)
-        return budget.level()
-
-    async def jump_then_take(amount: int) -> float:
-        await trio.sleep(500)  # this run's clock is far ahead of the last one's
-        return await take(amount)
-
-    assert trio.run(take, 3, clock=trio.testing.MockClock(autojump_threshold=0)) == 0
-    seconds[0] += 30
-    assert trio.run(jump_then_take, 0, clock=trio.testing.MockClock(autojump_threshold=0)) == 0
-    seconds[0] += 31  # 61 s of wall time since the admissions: they have left
-    assert trio.run(take, 0, clock=trio.testing.MockClock(autojump_threshold=0)) == 3
-
-
-@given(
-    st.lists(
-        st.tuples(st.floats(min_value=0, max_value=30), st.integers(min_value=1, max_value=5)),
-        max_size=60,
-    ),
-    st.integers(min_value=5, max_value=20),
-)
-# Found by hypothesis: the wait to an admission's expiry, added back, fell 2e-15 s short.
-@example(arrivals=[(1.2070010007339829, 1), (1.0, 5)], capacity=5)
-def test_no_window_holds_more_than_the_capacity(
-    arrivals: list[tuple[float, int]], capacity: int
-) -> None:
-    """Admit each arrival as soon as `wait` allows: every 10 s window holds <= capacity."""
-    log = SlidingWindowLog(capacity, 10.0)
-    admitted: list[tuple[float, int]] = []
-    now = 0.0
-    for gap, amount in arrivals:
-        now += gap
-        now += log.wait(now, amount)
-        assert log.wait(now, amount) == 0
-        log.admit(now, amount)
-        admitted.append((now, amount))
-    for start, _ in admitted:
-        inside = sum(a for t, a in admitted if start <= t < start + 10.0)
-        assert inside <= capacity

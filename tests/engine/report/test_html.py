@@ -7,7 +7,6 @@ import re
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING
 
-import pytest
 from hypothesis import given
 from report_records import entry, hostile_run, hostile_text, run, writer_run
 from specroute.engine.report import RunRecord, log_line, pick_run, render_html, summarize
@@ -97,19 +96,6 @@ def test_self_contained_no_network() -> None:
         summarize(records), records, run=records[0]
     )
     assert parsed(chosen).bars[0]["data-status"] == "failed"
-
-
-def test_pick_run_by_position_or_id() -> None:
-    records = [run(wall=1, sequential=1, run_id="ab" * 16), run(wall=5, sequential=5)]
-    assert pick_run(records) is records[1]
-    assert pick_run(records, "1") is records[0]
-    assert pick_run(records, "abab") is records[0]
-    with pytest.raises(ValueError, match="`--run` must be between 1 and 2, got 3"):
-        pick_run(records, "3")
-    with pytest.raises(ValueError, match="no run id starts with 'ff'"):
-        pick_run(records, "ff")
-    with pytest.raises(ValueError, match="no readable runs"):
-        pick_run([])
 
 
 def test_empty_log_still_renders() -> None:
