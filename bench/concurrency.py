@@ -462,7 +462,7 @@ def child(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000, help="concurrent runs a batch (1000)")
-    parser.add_argument("--repeat", type=int, default=3, help="samples per figure (3)")
+    parser.add_argument("--repeat", type=int, default=21, help="samples per figure (21)")
     parser.add_argument("--scale", type=float, default=0.002, help="x seed latency (0.002)")
     parser.add_argument("--single", type=int, default=300, help="zero-sleep runs a sample (300)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")

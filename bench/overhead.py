@@ -206,7 +206,7 @@ def render(rows: list[dict[str, Any]], steps: int, repeat: int) -> Table:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000, help="steps per flow (1000)")
-    parser.add_argument("--repeat", type=int, default=11, help="timed samples per cell (11)")
+    parser.add_argument("--repeat", type=int, default=25, help="timed samples per cell (25)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     args = parser.parse_args()
     if args.steps < 1 or args.repeat < 1:
