@@ -15,8 +15,8 @@ Figures, per path, over `--repeat` samples each (after one warm-up sample each).
 judged on each side's best sample: noise on a shared machine only ever adds time (here a
 side's samples spread up to 2x within a minute), so the fastest sample is the best estimate
 of what the code costs, as `timeit`'s documentation advises; the ratio of medians is
-reported beside it, as what a noisy machine makes of the same code. RSS is the median:
-
+reported beside it, as what a noisy machine makes of the same code. Memory and garbage are
+not times: they are each side's median. The figures:
 
 - wall and CPU: one `trio.run` per sample running `--runs` planner runs concurrently,
   timed inside the `trio.run` (`time.perf_counter`, `time.process_time`) after `gc.collect()`;
@@ -428,11 +428,11 @@ def render(table_rows: list[dict[str, Any]], runs: int, repeat: int, scale: floa
     caption = (
         f"A batch is {runs} runs; sleeps are the seed's latencies x {scale:g} (critical path "
         f"{critical}). Targets: specroute / hand-written trio <= the ratio shown; cyclic garbage "
-        "0 per run. Times: best sample (median ratio beside it). RSS: median peak growth in a "
-        "fresh process per sample (dim: left after the batch)"
+        "0 per run. Times: best samples (the ratio of medians beside them). RSS: median peak "
+        "growth in a fresh process per sample (dim: left after the batch)"
     )
     table = Table(title=title, caption=caption)
-    columns = ("specroute", "trio by hand", "ratio", "median ratio", "target")
+    columns = ("specroute", "trio by hand", "ratio", "ratio of medians", "target")
     for name in ("path", "figure", "unit", *columns):
         table.add_column(name, justify="left" if name in ("path", "figure", "unit") else "right")
     for row in table_rows:

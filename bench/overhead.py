@@ -5,7 +5,8 @@ Each step is a plain `async def noop(<input>)`, as a flow author writes one.
 A sample is `time.perf_counter` around one `trio.run` of several runs (flows built beforehand),
 divided by (runs x steps). Samples are interleaved: each engine mode's sample is paired with a
 bare-nursery sample taken right beside it (engine, bare, engine, bare, ...; the pair's order
-flips each round), so machine drift hits both sides alike. The ratio, which the targets judge,
+flips each round), so both sides are sampled across the same stretch of the machine's
+quiet and noisy spells. The ratio, which the targets judge,
 is of each side's best sample: noise on a shared machine only ever adds time (here one side's
 samples spread up to 2x within a minute), so the fastest sample is the best estimate of what
 the code costs, as `timeit`'s documentation advises. The ratio of medians is reported beside
@@ -190,7 +191,7 @@ def render(rows: list[dict[str, Any]], steps: int, repeat: int) -> Table:
     )
     title = f"Overhead: {steps} no-op steps, best of {repeat}"
     table = Table(title=title, caption=caption)
-    columns = ("engine µs/step", "bare µs/step", "ratio", "median ratio", "build ms")
+    columns = ("engine µs/step", "bare µs/step", "ratio", "ratio of medians", "build ms")
     for name in ("shape", "mode", *columns):
         table.add_column(name, justify="left" if name in ("shape", "mode") else "right")
     for row in rows:

@@ -31,7 +31,7 @@ from specroute.routes import (
 )
 
 from ._call import run_plain_step, run_step
-from ._graph import check_policy
+from ._graph import _has_methods, check_policy
 from ._mode import Mode
 from ._observer import GuardedObserver, check_observer
 from ._results import TraceSource, build_decisions, build_predicted_values, build_routes
@@ -253,7 +253,7 @@ def _check_arguments(
             raise ConfigurationTypeError(message)
         if not timeout > 0:  # also refuses nan
             raise ConfigurationError(message)
-    if cache is not None and not all(callable(getattr(cache, name, None)) for name in _CACHE):
+    if cache is not None and not _has_methods(cache, *_CACHE):
         lacking = [name for name in _CACHE if not callable(getattr(cache, name, None))]
         raise ConfigurationTypeError(
             f"`cache` must be a cache (from `async with open_cache() as cache`, or any "

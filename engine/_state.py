@@ -288,7 +288,7 @@ class RunState:
         self.answers = 0
         self.failures: list[SpecrouteError] = NOTHING
         self.confirmed_stores: list[PendingStore] = NOTHING
-        # Semantic near matches used as predicted values (`_predicted.Guess`).
+        # Semantic near matches used as predicted values (`Guess`).
         self.guesses: list[Guess] = NOTHING
         # While a plain step's task writes its value, the one plain step of the same scope
         # that the write makes ready may run next in that task (see `run_plain_step`).

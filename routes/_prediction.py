@@ -17,13 +17,12 @@ The policy picks the `k` with the largest `saving - waste`, and none when no `k`
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from types import MappingProxyType
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from ._errors import ConfigurationTypeError
+from ._errors import ConfigurationError, ConfigurationTypeError
 from ._speculation import Plan, PlanReason
 from ._view import Prediction, StepEstimate
 
@@ -185,7 +184,8 @@ class WasteBudget:
         return True
 
 
-def _estimates_by_step(costs: Mapping[str, Any]) -> Mapping[str, StepEstimate]:
+def _estimates_by_step(costs: Mapping[str, Any]) -> dict[str, StepEstimate]:
+    # A plain dict (the policy is frozen), so a policy still copies and pickles.
     if not isinstance(costs, Mapping):
         raise ConfigurationTypeError(
             f"`costs` must be a mapping step name -> (seconds, dollars), got {costs!r} "
@@ -193,15 +193,21 @@ def _estimates_by_step(costs: Mapping[str, Any]) -> Mapping[str, StepEstimate]:
         )
     estimates = {}
     for name, cost in costs.items():
+        message = (
+            f"the cost of step {name!r} in `costs` must be a pair (seconds, dollars) of "
+            f"numbers >= 0, got {cost!r}"
+        )
+        if isinstance(cost, str | bytes) or not isinstance(cost, Iterable):
+            raise ConfigurationTypeError(message)
         try:
-            seconds, dollars = cost
-            estimates[name] = StepEstimate(float(seconds), float(dollars))
+            seconds, dollars = (float(number) for number in cost)
         except (TypeError, ValueError):
-            raise ConfigurationTypeError(
-                f"the cost of step {name!r} in `costs` must be a pair (seconds, dollars), "
-                f"got {cost!r}"
-            ) from None
-    return MappingProxyType(estimates)
+            raise ConfigurationTypeError(message) from None
+        # Refused as `StepOptions` refuses such estimates: a negative cost makes waste a gain.
+        if not (0.0 <= seconds < math.inf and 0.0 <= dollars < math.inf):
+            raise ConfigurationError(message)
+        estimates[name] = StepEstimate(seconds, dollars)
+    return estimates
 
 
 @attrs.frozen(kw_only=True)

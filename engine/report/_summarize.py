@@ -192,19 +192,23 @@ class _CacheTally:
         )
 
 
-_NO_MOMENT = datetime.datetime.min.replace(tzinfo=datetime.UTC)
-
-
-def _moment(time: str) -> tuple[datetime.datetime, str]:
-    """A logged time as a moment to order by; a time without an offset is UTC, and one
-    that is no ISO 8601 time at all (a hand-written log) orders first, by its text."""
-    try:
-        moment = datetime.datetime.fromisoformat(time)
-    except ValueError:
-        return _NO_MOMENT, time
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment, time
+def _first_and_last(times: Sequence[str]) -> tuple[str | None, str | None]:
+    """The earliest and latest of logged times, by moment. A time without an offset is read
+    as UTC (a log is written in UTC; `log_line` refuses a naive time only because it cannot
+    know what the caller meant). Text that is no ISO 8601 time (a hand-written line) counts
+    only when no time in the log is one."""
+    moments = []
+    for time in times:
+        try:
+            moment = datetime.datetime.fromisoformat(time)
+        except ValueError:
+            continue
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        moments.append((moment, time))
+    if moments:
+        return min(moments)[1], max(moments)[1]
+    return min(times, default=None), max(times, default=None)
 
 
 def _roi(routes: Sequence[RouteSummary], unpriced: int) -> RoiSummary:
@@ -366,13 +370,14 @@ class Summarizer:
             key=lambda route: (-route.runs, route.route),
         )
         baseline = sum(run.sequential_ms for run in runs)
+        first, last = _first_and_last([run.time for run in runs])
         wasted_unpriced = sum(run.wasted_unpriced_calls for run in runs)
         return Summary(
             runs=total,
             flows=tuple(sorted({run.flow for run in runs})),
             # By moment: a log written before times were stored in UTC may hold offsets.
-            first=min((run.time for run in runs), key=_moment, default=None),
-            last=max((run.time for run in runs), key=_moment, default=None),
+            first=first,
+            last=last,
             wall=Distribution.of([run.wall_ms for run in runs]),
             sequential=Distribution.of([run.sequential_ms for run in runs]),
             saved_ms=mean_of(run.saved_ms for run in runs),

@@ -49,9 +49,12 @@ class Computation:
         self.result = result
         self.seconds = seconds
         self.calls = 0
+        # Set when it starts: its worker holds the lock by then (no race on a loaded machine).
+        self.started = trio.Event()
 
     async def __call__(self) -> object:
         self.calls += 1
+        self.started.set()
         await trio.sleep(self.seconds)
         return self.result
 
@@ -218,7 +221,7 @@ async def test_a_result_that_cannot_be_shared_is_the_holders_and_the_waiter_comp
             results["holder"] = await one.run(lock, handoff, unshareable)
 
         async def waiter() -> None:
-            await trio.sleep(0.1)  # the holder has the lock by now
+            await unshareable.started.wait()  # the holder has the lock
             results["waiter"] = await two.run(lock, handoff, own)
 
         async with trio.open_nursery() as nursery:
@@ -266,16 +269,17 @@ async def test_a_lock_is_renewed_while_its_holder_computes(
 ) -> None:
     """A computation far longer than `lock_ttl` keeps its lock: the waiter never computes."""
     lock, handoff = f"{redis_prefix}:lock", f"{redis_prefix}:done"
-    slow = Computation("slow result", seconds=1.0)
+    slow = Computation("slow result", seconds=2.0)
     own = Computation("duplicate work")
     results: list[object] = []
+    # Renewed every 0.2 s: a renewal may run 0.4 s late on a loaded machine before it fails.
     async with (
-        open_flight(redis_server.url, lock_ttl=0.3) as one,
-        open_flight(redis_server.url, lock_ttl=0.3) as two,
+        open_flight(redis_server.url, lock_ttl=0.6) as one,
+        open_flight(redis_server.url, lock_ttl=0.6) as two,
     ):
 
         async def waiter() -> None:
-            await trio.sleep(0.1)
+            await slow.started.wait()
             results.append(await two.run(lock, handoff, own))
 
         async with trio.open_nursery() as nursery:
@@ -304,7 +308,7 @@ async def test_a_waiter_never_reads_a_failure_older_than_the_computation_it_wait
             await one.run(lock, handoff, fails)  # leaves a `failed` mark for `handoff_ttl`
 
         async def waiter() -> None:
-            await trio.sleep(0.1)  # the second worker holds the lock by now
+            await slow.started.wait()  # the second worker holds the lock
             results.append(await three.run(lock, handoff, Computation("duplicate work")))
 
         async with trio.open_nursery() as nursery:

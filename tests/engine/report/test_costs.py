@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import math
+import pickle
+
 import pytest
 from report_records import entry, run
 from specroute.engine.report import measured_costs
 from specroute.routes import (
-    ConfigurationTypeError,
+    ConfigurationError,
     Prediction,
     PredictivePolicy,
     RouterView,
@@ -51,14 +55,27 @@ def test_policy_costs_are_step_estimates_from_pairs_or_estimates() -> None:
     assert policy.costs["plan"].seconds == 0.4
 
 
+def test_a_policy_with_costs_copies_and_pickles() -> None:
+    policy = PredictivePolicy(value_of_time=0.001, costs={"plan": (0.4, 0.01)})
+    assert copy.deepcopy(policy) == policy
+    assert pickle.loads(pickle.dumps(policy)) == policy
+
+
 @pytest.mark.parametrize(
-    ("costs", "message"),
+    ("costs", "error", "message"),
     [
-        ({"plan": 0.4}, r"the cost of step 'plan' in `costs` must be a pair \(seconds, dollars\)"),
-        ({"plan": ("a", 1)}, r"the cost of step 'plan' .* got \('a', 1\)"),
-        ([("plan", 0.4)], r"`costs` must be a mapping step name -> \(seconds, dollars\)"),
+        ({"plan": 0.4}, TypeError, r"the cost of step 'plan' in `costs` must be a pair"),
+        ({"plan": "12"}, TypeError, r"must be a pair \(seconds, dollars\) of numbers >= 0"),
+        ({"plan": ("a", 1)}, TypeError, r"the cost of step 'plan' .* got \('a', 1\)"),
+        ({"plan": (1, 2, 3)}, TypeError, r"the cost of step 'plan' .* got \(1, 2, 3\)"),
+        ({"plan": (0.4, -0.01)}, ValueError, r"of numbers >= 0, got \(0.4, -0.01\)"),
+        ({"plan": (math.nan, 0)}, ValueError, r"of numbers >= 0, got \(nan, 0\)"),
+        ([("plan", 0.4)], TypeError, r"`costs` must be a mapping step name -> \(seconds"),
     ],
 )
-def test_policy_refuses_costs_that_are_not_pairs(costs: object, message: str) -> None:
-    with pytest.raises(ConfigurationTypeError, match=message):
+def test_policy_refuses_costs_that_are_not_pairs_of_amounts(
+    costs: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message) as raised:
         PredictivePolicy(value_of_time=0.001, costs=costs)  # type: ignore[arg-type]
+    assert isinstance(raised.value, ConfigurationError)

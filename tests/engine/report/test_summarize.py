@@ -255,8 +255,11 @@ def test_first_and_last_order_logs_written_with_offsets_by_moment() -> None:
     records = [attrs.evolve(run(wall=1), time=time) for time in times]
     summary = summarize(records)
     assert (summary.first, summary.last) == (times[1], times[0])
+    # A line whose time is no ISO 8601 time counts only when no line's time is one.
     summary = summarize([*records, attrs.evolve(run(wall=1), time="yesterday")])
-    assert summary.first == "yesterday"
+    assert (summary.first, summary.last) == (times[1], times[0])
+    hand_written = [attrs.evolve(run(wall=1), time=time) for time in ("monday", "friday")]
+    assert (summarize(hand_written).first, summarize(hand_written).last) == ("friday", "monday")
 
 
 def test_a_time_without_a_timezone_is_refused() -> None:
