@@ -262,6 +262,9 @@ async def run_router(run: RunState, scope: Scope, index: int) -> None:
         answer: Prediction | str = "the router answered first"
         at = trio.current_time()
         asked = Execution(scope, f"{node.name}.predict", node.step.params, None, at, True, at)
+        # Waste unless the router's answer shows it named the chosen branch (a router that
+        # fails, or answers no valid route, chooses none).
+        asked.wasted = True
         box.done = trio.Event()
         with trio.CancelScope() as predicting:
             box.predicting = predicting

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
-from specroute.engine import Flow, StepStatus, router, step
+from specroute.engine import Flow, StepFailedError, StepStatus, router, step
 from specroute.routes import Prediction, PredictivePolicy, Route, RouterView, RouteStatistics
 
 if TYPE_CHECKING:
@@ -142,3 +142,24 @@ async def test_an_observer_sees_the_prediction_as_a_step(autojump_clock: MockClo
         request="new", speculate=POLICY, observer=Watching()
     )
     assert ("finished", "decide.predict", "cancelled", "1.0") in seen
+
+
+async def test_a_prediction_is_waste_when_the_router_fails(autojump_clock: MockClock) -> None:
+    # It named a branch, and the router chose none.
+    @step(estimated_seconds=1.0)
+    async def decide(request: str) -> Route:
+        await trio.sleep(1)
+        raise LookupError("no route")
+
+    @step(output="answer", estimated_seconds=2.0, estimated_dollars=0.001)
+    async def generate(request: str) -> str:
+        await trio.sleep(2)
+        return "generated"
+
+    branches = {"slow": Flow([generate]), "fast": Flow([generate], name="fast")}
+    flow = Flow([router(decide, branches, predictor=SlowThinker(0.2, "slow"))])
+    with pytest.raises(StepFailedError) as failed:
+        await flow.run(request="new", speculate=POLICY)
+    (predict,) = [entry for entry in failed.value.trace if entry.step == "decide.predict"]
+    assert predict.status is StepStatus.OK
+    assert predict.wasted
