@@ -97,6 +97,11 @@ class Plan(Mapping[str, "int | None"]):
     def __len__(self) -> int:
         return len(self.limits)
 
+    def __reduce__(self) -> tuple[type[Plan], tuple[dict[str, int | None], dict[str, PlanReason]]]:
+        # Its read-only views do not pickle: it is rebuilt from plain copies (so a policy
+        # that holds plans copies, pickles and crosses to a worker process).
+        return Plan, (dict(self.limits), dict(self.reasons))
+
 
 _NO_PLAN = Plan()
 
@@ -258,3 +263,7 @@ class Branches:
     def plan(self, router: RouterView) -> SpeculationPlan:
         """Return the plan named for `router` (a `Plan` with no reasons), or nothing."""
         return self._made.get(router.name, _NO_PLAN)
+
+    def __reduce__(self) -> tuple[type[Branches], tuple[dict[str, dict[str, int | None]]]]:
+        # Rebuilt from plain copies of its plans, as `Plan` is.
+        return Branches, ({router: dict(plan) for router, plan in self.plans.items()},)

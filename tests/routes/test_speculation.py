@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 from specroute.routes import (
     Always,
@@ -113,3 +116,21 @@ def test_a_plan_is_read_only_and_copies_what_it_was_given() -> None:
     with pytest.raises(TypeError):
         plan.limits["left"] = 2  # type: ignore[index]
     assert Plan() == {}
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        Plan({"left": 1}, {"left": PlanReason(probability=0.7, steps=1, saving=0.1, waste=0.0)}),
+        Branches({"pick": {"left": 2, "right": None}, "inner": ["x"]}),
+        Always(limit=2),
+        Never(),
+    ],
+)
+def test_policies_and_plans_copy_and_pickle(policy: object) -> None:
+    # Definitions are values: a worker process or a test gets an equal copy.
+    for copied in (copy.deepcopy(policy), pickle.loads(pickle.dumps(policy))):
+        assert copied == policy
+        assert type(copied) is type(policy)
+        if isinstance(policy, Plan):
+            assert copied.reasons == policy.reasons  # type: ignore[attr-defined]
